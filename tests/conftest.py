@@ -1,0 +1,20 @@
+"""Test session set-up shared by the three tiers.
+
+- ``tests/unit``: plain Python, no Airflow, no server.
+- ``tests/dags``: imports Airflow; every DAG parses with no Connection defined.
+- ``tests/integration``: real local servers (PostgreSQL, Dovecot, SMTP relay, MLLP peer, DMP
+  endpoint), each started by a fixture on ephemeral ports.
+
+Fixture modules live in ``tests/pfi_fixtures`` (one per partner) and are registered here.
+"""
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("PFI_SHARED_DIR", ROOT.parent / "shared"))
+
+pytest_plugins = [
+    "pfi_fixtures.paths",
+    "pfi_fixtures.postgres",
+]
