@@ -1,0 +1,43 @@
+# PFI on Airflow — one command per action. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install run stop test test-unit lint bench pin clean
+
+help: ## List the commands
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt scripts/install.sh
+	@scripts/install.sh "$(PYTHON)" "$(VENV)"
+	@touch $(STAMP)
+
+install: $(STAMP) ## Install what is missing: Debian packages, venv, pinned Python packages
+
+run: install ## Start PostgreSQL, the local partner servers and Airflow; print the UI address
+	@scripts/run.sh
+
+stop: ## Stop everything `make run` started
+	@scripts/stop.sh
+
+test: install ## Run the whole test suite (unit, DAG, integration)
+	@$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install ## Run the unit tier only (no server, no Airflow)
+	@$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: install ## Lint (ruff, including the no-Airflow-in-include/pfi rule)
+	@$(VENV)/bin/ruff check .
+
+bench: install ## Run the benchmarks (speed and memory; never in the test suite)
+	@$(PY) -m bench
+
+pin: ## Re-resolve requirements*.in in a scratch venv and freeze requirements*.txt
+	@scripts/pin.sh "$(PYTHON)"
+
+clean: stop ## Remove the venv and the local state (var/)
+	rm -rf $(VENV) var

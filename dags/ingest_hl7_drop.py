@@ -1,0 +1,69 @@
+"""Ingest HL7 v2 files dropped by the DPI, the SGL and the RIS.
+
+Every minute, for each configured HL7 source:
+
+1. **claim_files** — claims the settled files of the source's drop directory (atomic rename into
+   its work directory), records each one in the ledger with its SHA-256 **before** anything else,
+   and splits the ledger ids into bounded batches;
+2. **acknowledge_batch** — one mapped task per batch (never one per message): reads each file,
+   answers the producer with the HL7 technical ACK (written to the source's outbound folder),
+   archives the original by date, or quarantines it with the reason beside it.
+
+XCom carries ledger ids only. Replaying a batch is safe: items already acknowledged are skipped.
+Outcomes, reasons and the event trail are in the ledger (``pfi intake run SOURCE`` does the same
+without Airflow).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import dag, task
+
+BATCH_SIZE = 50
+MAX_FILES_PER_RUN = 5000
+
+default_args = {
+    "owner": "pfi",
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+}
+
+
+@dag(
+    schedule=timedelta(minutes=1),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["pfi", "intake", "hl7"],
+    default_args=default_args,
+    doc_md=__doc__,
+)
+def ingest_hl7_drop():
+    @task
+    def claim_files() -> list[dict]:
+        from pfi.intake import claim_and_record
+        from pfi_airflow.hooks import LedgerHook
+        from pfi_airflow.runtime import actor, site_settings
+
+        settings = site_settings()
+        ledger = LedgerHook(settings.ledger_connection_id).get_conn()
+        return claim_and_record(
+            ledger, settings, batch_size=BATCH_SIZE, limit=MAX_FILES_PER_RUN, actor=actor()
+        )
+
+    @task(max_active_tis_per_dagrun=4)
+    def acknowledge_batch(batch: dict) -> dict:
+        from pfi.intake import acknowledge_items
+        from pfi_airflow.hooks import LedgerHook
+        from pfi_airflow.runtime import actor, site_settings
+
+        settings = site_settings()
+        ledger = LedgerHook(settings.ledger_connection_id).get_conn()
+        return acknowledge_items(ledger, settings, batch, actor=actor())
+
+    acknowledge_batch.expand(batch=claim_files())
+
+
+ingest_hl7_drop()

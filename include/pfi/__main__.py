@@ -1,0 +1,5 @@
+import sys
+
+from pfi.cli import main
+
+sys.exit(main())

@@ -1,0 +1,166 @@
+"""The ``pfi`` command: every step of the PFI without Airflow.
+
+::
+
+    pfi config check [--settings FILE]        validate the site settings, list what is missing
+    pfi ledger upgrade [--url URL]            apply the ledger migrations
+    pfi ledger current [--url URL]            print the ledger's migration revision
+    pfi intake run SOURCE [--url URL]         claim a source's files, record them, write ACKs
+    pfi devkit up|down|status [--state DIR]   local partner servers for the demo
+
+Connections (the ledger URL…) come from options or from the same ``AIRFLOW_CONN_<ID>``
+environment variables Airflow reads, so a support engineer can run a step by hand with the
+demo's env file sourced. Exit codes: 0 ok, 1 the step found problems, 2 usage or settings error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pfi.errors import ConfigurationError, PfiError
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def connection_url(conn_id: str) -> str | None:
+    """The URL of an Airflow Connection given as ``AIRFLOW_CONN_<ID>`` (URI or JSON form)."""
+    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+    if not raw:
+        return None
+    if raw.lstrip().startswith("{"):
+        data = json.loads(raw)
+        user = data.get("login") or ""
+        password = f":{data['password']}" if data.get("password") else ""
+        auth = f"{user}{password}@" if user else ""
+        port = f":{data['port']}" if data.get("port") else ""
+        return f"postgresql://{auth}{data.get('host', '')}{port}/{data.get('schema', '')}"
+    return raw.replace("postgres://", "postgresql://", 1)
+
+
+def _ledger_url(args: argparse.Namespace) -> str:
+    url = args.url or os.environ.get("PFI_LEDGER_URL") or connection_url("pfi_ledger")
+    if not url:
+        raise ConfigurationError(
+            "no ledger URL: pass --url, or set PFI_LEDGER_URL or AIRFLOW_CONN_PFI_LEDGER"
+        )
+    return url
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from pfi.settings import check_settings
+
+    settings, problems = check_settings(args.settings)
+    if settings is not None:
+        print(f"site: {settings.site.name} (FINESS juridique {settings.site.finess_juridique})")
+        print(f"HL7 sources: {', '.join(s.name for s in settings.sources) or 'none'}")
+        print(f"mailboxes: {', '.join(m.name for m in settings.mailboxes) or 'none'}")
+        for conn_id in settings.connection_ids:
+            where = "environment" if os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}") else None
+            state = f"found in the {where}" if where else "not in the environment (check Airflow)"
+            print(f"connection {conn_id}: {state}")
+    for problem in problems:
+        print(f"problem: {problem}")
+    print("settings OK" if not problems else f"{len(problems)} problem(s)")
+    return 0 if not problems else 1
+
+
+def cmd_ledger_upgrade(args: argparse.Namespace) -> int:
+    from pfi.ledger import current_revision, upgrade
+
+    url = _ledger_url(args)
+    upgrade(url)
+    print(f"ledger at revision {current_revision(url)}")
+    return 0
+
+
+def cmd_ledger_current(args: argparse.Namespace) -> int:
+    from pfi.ledger import current_revision
+
+    print(current_revision(_ledger_url(args)) or "empty (no migration applied)")
+    return 0
+
+
+def cmd_intake_run(args: argparse.Namespace) -> int:
+    from pfi.intake import acknowledge_claimed, claim
+    from pfi.ledger import Ledger
+    from pfi.settings import load_settings
+
+    settings = load_settings(args.settings)
+    source = settings.source(args.source)
+    ledger = Ledger.from_url(_ledger_url(args))
+    files = claim(source)
+    outcomes = acknowledge_claimed(ledger, settings, source, [str(f.path) for f in files])
+    for outcome in outcomes:
+        print(json.dumps(outcome))
+    return 0 if all(o["status"] != "failed" for o in outcomes) else 1
+
+
+def cmd_devkit(args: argparse.Namespace) -> int:
+    from pfi_devkit import stack
+
+    state = Path(args.state)
+    if args.action == "up":
+        info = stack.up(state)
+        print(json.dumps(info, indent=2))
+    elif args.action == "down":
+        stack.down(state)
+        print("devkit stopped")
+    else:
+        info = stack.status(state)
+        print(json.dumps(info, indent=2) if info else "devkit not running")
+        return 0 if info else 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pfi", description=__doc__.split("\n")[0])
+    parser.add_argument("--settings", help="settings file (default: $PFI_SETTINGS)")
+    groups = parser.add_subparsers(dest="group", required=True)
+
+    config = groups.add_parser("config", help="site settings").add_subparsers(
+        dest="action", required=True
+    )
+    config.add_parser("check", help="validate the settings").set_defaults(func=cmd_config_check)
+
+    ledger = groups.add_parser("ledger", help="the ledger database").add_subparsers(
+        dest="action", required=True
+    )
+    for name, func in (("upgrade", cmd_ledger_upgrade), ("current", cmd_ledger_current)):
+        sub = ledger.add_parser(name)
+        sub.add_argument("--url", help="ledger database URL (default: AIRFLOW_CONN_PFI_LEDGER)")
+        sub.set_defaults(func=func)
+
+    intake = groups.add_parser("intake", help="HL7 drop directories").add_subparsers(
+        dest="action", required=True
+    )
+    run = intake.add_parser("run", help="claim, record and acknowledge a source's files")
+    run.add_argument("source")
+    run.add_argument("--url", help="ledger database URL (default: AIRFLOW_CONN_PFI_LEDGER)")
+    run.set_defaults(func=cmd_intake_run)
+
+    devkit = groups.add_parser("devkit", help="local partner servers (demo, tests)")
+    devkit.add_argument("action", choices=("up", "down", "status"))
+    devkit.add_argument("--state", default=os.environ.get("PFI_DEVKIT_STATE", "var/devkit"))
+    devkit.set_defaults(func=cmd_devkit)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigurationError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    except PfiError as exc:
+        print(f"error {exc.code}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

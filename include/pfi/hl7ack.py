@@ -1,0 +1,193 @@
+"""HL7 v2 technical acknowledgements (ACK) to the producer.
+
+Structure ``MSH [{SFT}] [UAC] MSA [{ERR}]`` (CI-SIS volet "Transmission de document(s) CDA en
+HL7v2", ``profils-messages.md`` §ACK; HL7 v2.6 chapter 2):
+
+- MSH-3..6 are the original's MSH-5/6/3/4 (swapped), MSH-9 ``ACK^<event>^ACK``, MSH-12 the
+  version of the acknowledged message, MSH-18 its character set.
+- MSA-1 ``AA`` accepted, ``AE`` error (the message is wrong), ``AR`` reject (the receiver cannot
+  take it now, it may be sent again); MSA-2 is the original MSH-10.
+- ERR-2 location, ERR-3 HL7 table 0357 condition, ERR-4 severity (table 0516), ERR-5 the
+  application error code when ERR-3 is ``207``.
+
+:func:`read_header` reads just enough of MSH to answer even a message the full parser refuses.
+It never raises on bad content: what it cannot read stays empty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+#: MSH-18 values of the volet → Python codecs.
+CHARSETS = {
+    "": None,
+    "8859/1": "iso-8859-1",
+    "8859/15": "iso-8859-15",
+    "UNICODE UTF-8": "utf-8",
+    "UTF-8": "utf-8",
+    "ASCII": "ascii",
+}
+
+#: HL7 table 0357 "message error condition" codes used in ERR-3.
+ERR_SEGMENT_SEQUENCE = ("100", "Segment sequence error")
+ERR_REQUIRED_FIELD_MISSING = ("101", "Required field missing")
+ERR_DATA_TYPE = ("102", "Data type error")
+ERR_UNSUPPORTED_MESSAGE_TYPE = ("200", "Unsupported message type")
+ERR_UNSUPPORTED_EVENT = ("201", "Unsupported event code")
+ERR_UNSUPPORTED_VERSION = ("203", "Unsupported version id")
+ERR_APPLICATION = ("207", "Application internal error")
+
+
+@dataclass(frozen=True)
+class MessageHeader:
+    """What MSH says about a message: enough to acknowledge it. No patient data here."""
+
+    field_separator: str = "|"
+    encoding_characters: str = "^~\\&"
+    sending_application: str = ""
+    sending_facility: str = ""
+    receiving_application: str = ""
+    receiving_facility: str = ""
+    message_code: str = ""
+    trigger_event: str = ""
+    control_id: str = ""
+    processing_id: str = "P"
+    version: str = "2.6"
+    charset: str = ""
+
+    @property
+    def message_type(self) -> str:
+        return f"{self.message_code}^{self.trigger_event}" if self.trigger_event else self.message_code
+
+
+@dataclass(frozen=True)
+class AckError:
+    """One ERR segment: an HL7 table 0357 condition and, for 207, an application code."""
+
+    condition: tuple[str, str] = ERR_APPLICATION
+    location: str = ""
+    severity: str = "E"
+    application_code: str = ""
+    application_text: str = ""
+    application_table: str = ""
+
+
+def split_segments(text: str) -> list[str]:
+    """Split on CR, LF or CRLF (the official examples use LF, HL7 requires CR)."""
+    return [s for s in text.replace("\r\n", "\r").replace("\n", "\r").split("\r") if s.strip()]
+
+
+def read_header(raw: bytes) -> MessageHeader:
+    """Read MSH from the first message of ``raw`` (FHS/BHS batch headers are skipped)."""
+    text = raw.decode("latin-1", errors="replace")  # MSH is ASCII in practice; safe to peek
+    segments = split_segments(text)
+    msh = next((s for s in segments if s.startswith("MSH")), None)
+    if msh is None or len(msh) < 8:
+        return MessageHeader()
+    sep = msh[3]
+    fields = msh.split(sep)
+    # fields[0] = "MSH", fields[1] = encoding characters; MSH-n is fields[n - 1].
+
+    def get(n: int) -> str:
+        return fields[n - 1].strip() if len(fields) > n - 1 else ""
+
+    comp = get(2)[:1] or "^"
+    msg_type = get(9).split(comp)
+    return MessageHeader(
+        field_separator=sep,
+        encoding_characters=get(2) or "^~\\&",
+        sending_application=get(3),
+        sending_facility=get(4),
+        receiving_application=get(5),
+        receiving_facility=get(6),
+        message_code=msg_type[0] if msg_type else "",
+        trigger_event=msg_type[1] if len(msg_type) > 1 else "",
+        control_id=get(10),
+        processing_id=get(11) or "P",
+        version=get(12).split(comp)[0] or "2.6",
+        charset=get(18),
+    )
+
+
+def codec_for(charset: str, default: str = "iso-8859-1") -> str:
+    """The Python codec for an MSH-18 value (unknown values fall back to ``default``)."""
+    return CHARSETS.get(charset.strip().upper(), None) or default
+
+
+def escape(value: str, encoding_characters: str = "^~\\&", field_separator: str = "|") -> str:
+    """Escape delimiters in a text value (HL7 v2.6 §2.7.4)."""
+    comp, rep, esc, sub = (encoding_characters + "^~\\&")[:4]
+    out = value.replace(esc, f"{esc}E{esc}")
+    for char, code in ((field_separator, "F"), (comp, "S"), (sub, "T"), (rep, "R")):
+        out = out.replace(char, f"{esc}{code}{esc}")
+    return out.replace("\r", " ").replace("\n", " ")
+
+
+def technical_ack(
+    original: MessageHeader,
+    code: str,
+    *,
+    control_id: str,
+    now: datetime,
+    errors: tuple[AckError, ...] = (),
+    text: str = "",
+) -> str:
+    """Build the ACK for ``original`` (segments joined by CR, as HL7 requires).
+
+    ``control_id`` is the ACK's own MSH-10 (the caller makes it unique and stable across retries,
+    e.g. from the ledger id). ``text`` goes to MSA-3 and must hold no patient data.
+    """
+    if code not in ("AA", "AE", "AR"):
+        raise ValueError(f"acknowledgement code must be AA, AE or AR, not {code!r}")
+    sep = original.field_separator or "|"
+    enc = original.encoding_characters or "^~\\&"
+    comp = enc[0]
+    event = original.trigger_event
+    msh = sep.join(
+        [
+            "MSH",
+            enc,
+            original.receiving_application,
+            original.receiving_facility,
+            original.sending_application,
+            original.sending_facility,
+            now.strftime("%Y%m%d%H%M%S"),
+            "",
+            f"ACK{comp}{event}{comp}ACK" if event else "ACK",
+            control_id,
+            original.processing_id or "P",
+            original.version or "2.6",
+            "",
+            "",
+            "",
+            "",
+            "FRA",
+            original.charset,
+        ]
+    )
+    msa = sep.join(["MSA", code, original.control_id] + ([escape(text, enc, sep)] if text else []))
+    segments = [msh, msa]
+    for err in errors:
+        condition = comp.join([err.condition[0], err.condition[1], "messageErrorCondition"])
+        application = ""
+        if err.application_code:
+            application = comp.join(
+                [err.application_code, escape(err.application_text, enc, sep), err.application_table]
+            )
+        fields = ["ERR", "", err.location, condition, err.severity]
+        if application:
+            fields.append(application)
+        segments.append(sep.join(fields))
+    return "\r".join(segments) + "\r"
+
+
+__all__ = [
+    "AckError",
+    "MessageHeader",
+    "codec_for",
+    "escape",
+    "read_header",
+    "split_segments",
+    "technical_ack",
+]
