@@ -28,7 +28,7 @@ ENV_DATA_DIR = "PFI_DATA_DIR"
 INS_ENVIRONMENTS = ("production", "test")
 HL7_SOURCE_KINDS = ("DPI", "SGL", "RIS", "OTHER")
 
-_FINESS = re.compile(r"^\d{2}[0-9AB]\d{6}$")
+_FINESS = re.compile(r"^(\d{2}|2A|2B)\d{7}$")
 _OID = re.compile(r"^[0-2](\.(0|[1-9]\d*))+$")
 _MAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -37,7 +37,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 def finess_key_ok(finess: str) -> bool:
     """Check the Luhn key of a 9-character FINESS number.
 
-    Corsican numbers (``2A``/``2B`` in third position) carry no checkable key and are accepted as
+    Corsican numbers (département ``2A``/``2B``) carry no checkable key and are accepted as
     long as they have the right shape.
     """
     if not _FINESS.match(finess):

@@ -1,0 +1,75 @@
+"""Technical ACK: built from the original MSH per the volet (official example as golden sample)."""
+
+from datetime import datetime
+
+import pytest
+
+from pfi.hl7ack import (
+    ERR_UNSUPPORTED_VERSION,
+    AckError,
+    codec_for,
+    escape,
+    read_header,
+    split_segments,
+    technical_ack,
+)
+
+# Source: ansforge/hl7V2-exemples, Vague 2/Trans_Doc-CDA-HL7V2/.../MDM/Remplacement MDM/
+# message_MDM_CR_Radio_RPLC_N1.er7 (MSH only) and its ack.er7.
+MSH = (
+    b"MSH|^~\\&|RIS-Y|Organisation-Y|PFI-Y|Organisation-Y|202106060931||MDM^T10^MDM_T02|015|P|2.6"
+    b"|||||FRA|UNICODE UTF-8|||2.1^CISIS_CDA_HL7_V2\nEVN||20211005152908\n"
+)
+OFFICIAL_ACK = (
+    "MSH|^~\\&|PFI-Y|Organisation-Y|RIS-Y|Organisation-Y|202106060932||ACK^T10^ACK|016|P|2.6"
+    "|||||FRA|UNICODE UTF-8\rMSA|AA|015\r"
+)
+
+
+def test_header_is_read_whatever_the_segment_separator():
+    for raw in (MSH, MSH.replace(b"\n", b"\r"), MSH.replace(b"\n", b"\r\n")):
+        header = read_header(raw)
+        assert header.control_id == "015"
+        assert header.message_type == "MDM^T10"
+        assert header.charset == "UNICODE UTF-8"
+        assert header.version == "2.6"
+
+
+def test_ack_matches_the_official_example():
+    ack = technical_ack(
+        read_header(MSH), "AA", control_id="016", now=datetime(2021, 6, 6, 9, 32)
+    )
+    # MSH-7 is written to the second; the example stops at the minute.
+    assert ack.replace("202106060932" + "00", "202106060932") == OFFICIAL_ACK
+
+
+def test_error_ack_carries_err_segment_and_escapes_text():
+    ack = technical_ack(
+        read_header(MSH),
+        "AE",
+        control_id="017",
+        now=datetime(2021, 6, 6, 9, 32),
+        errors=(AckError(condition=ERR_UNSUPPORTED_VERSION, location="MSH^1^12"),),
+        text="bad | value",
+    )
+    segments = split_segments(ack)
+    assert segments[1] == "MSA|AE|015|bad \\F\\ value"
+    assert segments[2] == "ERR||MSH^1^12|203^Unsupported version id^messageErrorCondition|E"
+
+
+def test_garbage_gives_an_empty_header_not_an_exception():
+    header = read_header(b"\x00\x01 not hl7")
+    assert header.control_id == ""
+    assert technical_ack(header, "AE", control_id="1", now=datetime(2026, 1, 1)).startswith("MSH|")
+
+
+def test_ack_code_is_checked():
+    with pytest.raises(ValueError):
+        technical_ack(read_header(MSH), "OK", control_id="1", now=datetime(2026, 1, 1))
+
+
+def test_charsets_and_escape():
+    assert codec_for("8859/1") == "iso-8859-1"
+    assert codec_for("UNICODE UTF-8") == "utf-8"
+    assert codec_for("", default="utf-8") == "utf-8"
+    assert escape("a^b~c\\d&e") == "a\\S\\b\\R\\c\\E\\d\\T\\e"
