@@ -1,0 +1,238 @@
+"""The local demo set-up behind ``make run``: databases, settings, one Airflow env file, samples.
+
+Everything lives under ``var/`` of the clone and every step is idempotent (a second ``make run``
+after a kill reuses the databases, the secrets, the PKI and the chosen port).
+
+Airflow reads its whole configuration from **one env file** (``var/airflow/airflow.env``) that
+``scripts/run.sh`` sources before starting each component and before any ``airflow`` CLI call:
+a call with a different environment silently loads 100+ example DAGs into the database.
+
+::
+
+    python -m pfi_devkit.demo prepare      # databases, secrets, settings, env file; prints its path
+    python -m pfi_devkit.demo samples      # drop a few official ANS examples into the drop dirs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+from pfi_devkit.postgres import find_or_start
+
+ROOT = Path(__file__).resolve().parents[2]
+UI_PORTS = range(8080, 8180)
+DEMO_MAILBOX = "pfi@ch-demo.mssante.test"
+ERROR_MAILBOX = "integration@ch-demo.mssante.test"
+PROFESSIONAL_MAILBOX = "dr.test@ch-demo.mssante.test"
+
+#: Official examples dropped by ``samples`` (paths under ../shared/fixtures/ans-hl7v2-exemples).
+SAMPLES = {
+    "dpi": [
+        "Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/"
+        "Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7",
+    ],
+    "ris": [
+        "Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/"
+        "Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7",
+    ],
+}
+
+
+def _free_port(candidates: range, keep: int | None = None) -> int:
+    if keep is not None:
+        return keep
+    for port in candidates:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {candidates.start}-{candidates.stop - 1}")
+
+
+def airflow_env(
+    *,
+    root: Path,
+    home: Path,
+    database_url: str,
+    ledger_url: str,
+    port: int,
+    jwt_secret: str,
+    fernet_key: str,
+    settings_file: Path,
+    connections: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment of every Airflow component and CLI call of the local demo."""
+    env = {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__FERNET_KEY": fernet_key,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        "AIRFLOW__CORE__PARALLELISM": "8",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database_url.replace(
+            "postgresql://", "postgresql+psycopg2://", 1
+        ),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "20",
+        "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "PYTHONPATH": f"{root / 'include'}:{root / 'plugins'}",
+        "PFI_SETTINGS": str(settings_file),
+        "AIRFLOW_CONN_PFI_LEDGER": ledger_url,
+    }
+    for conn_id, uri in (connections or {}).items():
+        env[f"AIRFLOW_CONN_{conn_id.upper()}"] = uri
+    return env
+
+
+def demo_settings(var: Path) -> str:
+    """The demo site's settings (TOML): three HL7 sources and one application mailbox."""
+    sources = "\n".join(
+        f"""
+[[hl7_source]]
+name = "{name}"
+kind = "{kind}"
+finess_geo = "{finess}"
+drop_dir = "{var / 'demo' / 'hl7' / name / 'in'}"
+outbound_dir = "{var / 'demo' / 'hl7' / name / 'out'}"
+settle_seconds = 1
+"""
+        for name, kind, finess in (
+            ("dpi", "DPI", "010000032"),
+            ("sgl", "SGL", "010000032"),
+            ("ris", "RIS", "010000040"),
+        )
+    )
+    return f"""# Demo settings written by `make run` (pfi_devkit.demo). See config/pfi.example.toml.
+[site]
+name = "CH de Démonstration"
+finess_juridique = "010000024"
+structure_oid = "1.2.250.1.71.4.2.2"
+ins_environment = "test"
+
+[[site.finess_geo]]
+finess = "010000032"
+name = "Site principal"
+
+[[site.finess_geo]]
+finess = "010000040"
+name = "Site de consultations externes"
+
+[paths]
+data_dir = "{var / 'demo' / 'data'}"
+{sources}
+[[mailbox]]
+name = "pfi"
+address = "{DEMO_MAILBOX}"
+connection_id = "pfi_mss_pfi"
+finess_geo = "010000032"
+error_mailbox = "{ERROR_MAILBOX}"
+"""
+
+
+def prepare(root: Path = ROOT, connections: dict[str, str] | None = None) -> Path:
+    """Create (once) the databases, secrets, settings and env file; return the env file path."""
+    var = root / "var"
+    home = var / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    server = find_or_start(var / "devkit")
+    database_url = server.create_database("pfi_airflow", exist_ok=True)
+    ledger_url = server.create_database("pfi_ledger", exist_ok=True)
+
+    secrets_file = home / "secrets.json"
+    if secrets_file.exists():
+        kept = json.loads(secrets_file.read_text())
+    else:
+        from cryptography.fernet import Fernet
+
+        kept = {
+            "jwt_secret": secrets.token_urlsafe(32),
+            "fernet_key": Fernet.generate_key().decode(),
+        }
+        secrets_file.write_text(json.dumps(kept))
+        secrets_file.chmod(0o600)
+    port_file = home / "port"
+    port = _free_port(UI_PORTS, int(port_file.read_text()) if port_file.exists() else None)
+    port_file.write_text(str(port))
+
+    passwords = home / "passwords.json"
+    if not passwords.exists():
+        passwords.write_text(json.dumps({"admin": "admin"}))
+
+    settings_file = var / "demo" / "pfi.toml"
+    settings_file.parent.mkdir(parents=True, exist_ok=True)
+    settings_file.write_text(demo_settings(var), encoding="utf-8")
+
+    env = airflow_env(
+        root=root,
+        home=home,
+        database_url=database_url,
+        ledger_url=ledger_url,
+        port=port,
+        jwt_secret=kept["jwt_secret"],
+        fernet_key=kept["fernet_key"],
+        settings_file=settings_file,
+        connections=connections,
+    )
+    env_file = home / "airflow.env"
+    env_file.write_text(
+        "# Written by `make run` (pfi_devkit.demo). Source it before any airflow command:\n"
+        "#   set -a; . var/airflow/airflow.env; set +a\n"
+        + "".join(f"{key}='{value}'\n" for key, value in env.items())
+    )
+    env_file.chmod(0o600)
+    return env_file
+
+
+def drop_samples(root: Path = ROOT, shared: Path | None = None) -> list[Path]:
+    """Copy a few official ANS examples into the demo's drop directories."""
+    examples = (shared or root.parent / "shared") / "fixtures" / "ans-hl7v2-exemples"
+    dropped = []
+    for source, paths in SAMPLES.items():
+        target_dir = root / "var" / "demo" / "hl7" / source / "in"
+        target_dir.mkdir(parents=True, exist_ok=True)
+        for rel in paths:
+            sample = examples / rel
+            if sample.is_file():
+                target = target_dir / sample.name
+                shutil.copyfile(sample, target)
+                dropped.append(target)
+    return dropped
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pfi_devkit.demo")
+    parser.add_argument("action", choices=("prepare", "samples"))
+    parser.add_argument("--root", type=Path, default=ROOT)
+    parser.add_argument(
+        "--connections", type=Path, help="JSON file {conn_id: uri} of the partner servers"
+    )
+    args = parser.parse_args(argv)
+    if args.action == "prepare":
+        connections = json.loads(args.connections.read_text()) if args.connections else None
+        print(prepare(args.root, connections))
+    else:
+        for path in drop_samples(args.root):
+            print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# `make run`: PostgreSQL, the local partner servers, Airflow (api-server, scheduler,
+# dag-processor, triggerer; LocalExecutor), the demo settings and a few sample messages.
+# Idempotent: components already running are left alone; killed ones are started again.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+PY=.venv/bin/python
+RUN=var/run
+LOG=var/log
+mkdir -p "$RUN" "$LOG"
+
+echo "1/5 local partner servers (IMAP/SMTP with client certificates, MLLP DPI, DMP endpoint)"
+.venv/bin/pfi devkit up --state var/devkit >/dev/null
+
+echo "2/5 databases, settings and the Airflow env file"
+ENV_FILE=$($PY -m pfi_devkit.demo prepare --connections var/devkit/connections.json)
+set -a; . "$ENV_FILE"; set +a
+
+echo "3/5 migrations (Airflow metadata, PFI ledger)"
+.venv/bin/airflow db migrate >"$LOG/db-migrate.log" 2>&1 || { tail -20 "$LOG/db-migrate.log"; exit 1; }
+.venv/bin/pfi ledger upgrade >/dev/null
+
+echo "4/5 Airflow components"
+alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+for component in api-server scheduler dag-processor triggerer; do
+  if alive "$component"; then
+    echo "    $component already running (pid $(cat "$RUN/$component.pid"))"
+  else
+    setsid nohup .venv/bin/airflow "$component" >"$LOG/$component.log" 2>&1 < /dev/null &
+    echo $! >"$RUN/$component.pid"
+    echo "    $component started (pid $!)"
+  fi
+done
+
+URL="http://127.0.0.1:${AIRFLOW__API__PORT}"
+for _ in $(seq 1 90); do
+  if curl -fsS "$URL/api/v2/monitor/health" >/dev/null 2>&1; then break; fi
+  sleep 1
+done
+curl -fsS "$URL/api/v2/monitor/health" >/dev/null 2>&1 || {
+  echo "Airflow did not become healthy; see $LOG/api-server.log"; tail -20 "$LOG/api-server.log"; exit 1; }
+
+echo "5/5 sample messages"
+$PY -m pfi_devkit.demo samples | sed 's/^/    dropped /'
+
+cat <<TXT
+
+PFI on Airflow is running.
+  UI:     $URL   (login: admin / admin)
+  DAGs are paused at creation: unpause them in the UI (e.g. ingest_hl7_drop).
+  Drop HL7 files into var/demo/hl7/<dpi|sgl|ris>/in; acknowledgements appear in .../out.
+  Logs:   $LOG/    Settings: var/demo/pfi.toml    Env: $ENV_FILE
+  Stop:   make stop
+TXT

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# `make stop`: stop what `make run` started (Airflow components, partner servers, and the
+# private PostgreSQL cluster if make run had to create one). Idempotent.
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+RUN=var/run
+for component in api-server scheduler dag-processor triggerer; do
+  pidfile="$RUN/$component.pid"
+  [ -f "$pidfile" ] || continue
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    echo "stopped $component"
+  fi
+  rm -f "$pidfile"
+done
+if [ -x .venv/bin/pfi ]; then
+  .venv/bin/pfi devkit down --state var/devkit >/dev/null 2>&1 && echo "stopped the partner servers"
+fi
