@@ -1,0 +1,91 @@
+"""docker-compose.yaml cannot run on our machines: keep it consistent with `make run` by reading it.
+
+Checked: the Airflow 3 components and a Celery worker with Redis, PostgreSQL with a separate ledger
+database, the partner servers; dags/plugins/include mounted; the same Airflow settings that
+`pfi_devkit.demo.airflow_env` gives the local demo (no examples, one JWT secret for every
+component, include/ and plugins/ on PYTHONPATH, the ledger connection, the settings file).
+"""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pfi_devkit.demo import airflow_env
+
+ROOT = Path(__file__).resolve().parents[2]
+AIRFLOW_SERVICES = {
+    "airflow-apiserver": "api-server",
+    "airflow-scheduler": "scheduler",
+    "airflow-dag-processor": "dag-processor",
+    "airflow-triggerer": "triggerer",
+    "airflow-worker": "celery worker",
+}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+
+
+def test_services(compose):
+    services = compose["services"]
+    for name, command in AIRFLOW_SERVICES.items():
+        assert services[name]["command"] == command
+        assert services[name]["depends_on"]["airflow-init"]["condition"] == (
+            "service_completed_successfully"
+        )
+    assert {"postgres", "redis", "airflow-init", "pfi-devkit"} <= set(services)
+    assert "pfi ledger upgrade" in " ".join(services["airflow-init"]["command"])
+
+
+def test_mounts_and_image_are_shared(compose):
+    for name in [*AIRFLOW_SERVICES, "airflow-init", "pfi-devkit"]:
+        volumes = compose["services"][name]["volumes"]
+        for folder in ("dags", "plugins", "include"):
+            assert f"./{folder}:/opt/airflow/{folder}" in volumes
+        assert compose["services"][name]["image"] == "pfi-airflow:0.1.0"
+
+
+def test_environment_matches_the_local_demo(compose):
+    env = compose["services"]["airflow-scheduler"]["environment"]
+    demo = airflow_env(
+        root=Path("/opt/airflow"),
+        home=Path("/opt/airflow"),
+        database_url="postgresql://x@y/airflow",
+        ledger_url="postgresql://x@y/pfi_ledger",
+        port=8080,
+        jwt_secret="s",
+        fernet_key="k",
+        settings_file=Path("/opt/airflow/config/pfi.toml"),
+    )
+    same_value = [
+        "AIRFLOW__CORE__LOAD_EXAMPLES",
+        "AIRFLOW__CORE__DAGS_FOLDER",
+        "AIRFLOW__CORE__PLUGINS_FOLDER",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION",
+        "PFI_SETTINGS",
+    ]
+    for key in same_value:
+        assert str(env[key]) == demo[key], key
+    present = [
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__CORE__FERNET_KEY",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "AIRFLOW_CONN_PFI_LEDGER",
+    ]
+    for key in present:
+        assert key in env and key in demo, key
+    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert env["AIRFLOW__CELERY__BROKER_URL"].startswith("redis://redis")
+    assert set(env["PYTHONPATH"].split(":")) == {"/opt/airflow/include", "/opt/airflow/plugins"}
+    assert env["AIRFLOW_CONN_PFI_LEDGER"].endswith("/pfi_ledger")
+
+
+def test_the_ledger_database_is_not_airflows(compose):
+    env = compose["services"]["airflow-scheduler"]["environment"]
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].rsplit("/", 1)[1] == "airflow"
+    init_sql = (ROOT / "scripts/docker/create-ledger-db.sql").read_text()
+    assert "CREATE DATABASE pfi_ledger" in init_sql
