@@ -20,7 +20,7 @@ def dagbag(monkeypatch_module):
     from airflow.dag_processing.dagbag import DagBag
 
     monkeypatch_module.delenv("PFI_SETTINGS", raising=False)
-    return DagBag(dag_folder=str(DAGS_DIR), include_examples=False)
+    return DagBag(dag_folder=str(DAGS_DIR))
 
 
 @pytest.fixture(scope="module")
