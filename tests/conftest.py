@@ -17,4 +17,5 @@ SHARED = Path(os.environ.get("PFI_SHARED_DIR", ROOT.parent / "shared"))
 pytest_plugins = [
     "pfi_fixtures.paths",
     "pfi_fixtures.postgres",
+    "pfi_fixtures.mail",
 ]
