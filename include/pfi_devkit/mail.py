@@ -105,8 +105,8 @@ class MailServers:
     """Dovecot + SMTP relay for the given mailboxes; ``start()``/``stop()`` or ``with``.
 
     ``application_mailboxes`` authenticate with their client certificate from ``pki.clients``;
-    ``human_mailboxes`` (address → password) with a password. Ports default to free ephemeral
-    ones on 127.0.0.1; the attributes below are valid once started.
+    ``human_mailboxes`` (address → password) with a password. Each start takes free ephemeral
+    ports on 127.0.0.1; the port and socket attributes are valid while started.
     """
 
     host = HOST
@@ -259,10 +259,17 @@ def _lower_keys(mapping: Mapping[str, Any]) -> dict[str, Any]:
     return {k.lower(): v for k, v in mapping.items()}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+def _free_ports(count: int) -> list[int]:
+    """Distinct free ports for a server that needs numbers in its config (Dovecot).
+
+    Held open together so the kernel cannot hand the same port twice; a race with another
+    process binding it before Dovecot does is handled by retrying the start.
+    """
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind((HOST, 0))
+        return [s.getsockname()[1] for s in sockets]
 
 
 def _accepts(port: int) -> bool:
@@ -310,26 +317,31 @@ class Dovecot:
         for folder in (self.servers.state_dir, self.dir):
             folder.chmod(stat.S_IMODE(folder.stat().st_mode) | 0o711)
         for attempt in range(3):
+            # Sockets live in a short folder of our own: unix socket paths are limited to 107
+            # bytes, and Dovecot's unprivileged processes must be able to enter it.
             self.run_dir = Path(tempfile.mkdtemp(prefix="pfi-dovecot-", dir="/tmp"))
             self.run_dir.chmod(0o755)
-            self.imaps_port, self.imap_port = _free_port(), _free_port()
-            self._write_files()
-            with open(self.log_path, "ab") as log:
-                self._proc = subprocess.Popen(
-                    [self.dovecot_bin, "-F", "-c", str(self.conf_path)],
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            atexit.register(self.stop)
+            self.imaps_port, self.imap_port = _free_ports(2)
             try:
+                self._write_files()
+                with open(self.log_path, "ab") as log:
+                    self._proc = subprocess.Popen(
+                        [self.dovecot_bin, "-F", "-c", str(self.conf_path)],
+                        stdin=subprocess.DEVNULL,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                atexit.register(self.stop)
                 self._wait_ready()
                 return
             except MailServerError as error:
                 self.stop()
                 if "Address already in use" not in str(error) or attempt == 2:
                     raise
+            except BaseException:
+                self.stop()
+                raise
 
     def _wait_ready(self) -> None:
         assert self._proc is not None
@@ -337,11 +349,7 @@ class Dovecot:
         while time.monotonic() < deadline:
             if self._proc.poll() is not None:
                 raise MailServerError(f"Dovecot exited ({self._proc.returncode}):\n{self._tail()}")
-            if (
-                _accepts(self.imaps_port)
-                and _accepts(self.imap_port)
-                and self.lmtp_socket.exists()
-            ):
+            if _accepts(self.imaps_port) and _accepts(self.imap_port) and self.lmtp_socket.exists():
                 return
             time.sleep(0.02)
         raise MailServerError(f"Dovecot not ready after {START_TIMEOUT} s:\n{self._tail()}")
@@ -360,6 +368,7 @@ class Dovecot:
                 proc.wait(timeout=5)
         if self.run_dir is not None:
             shutil.rmtree(self.run_dir, ignore_errors=True)
+            self.run_dir = None
 
     @staticmethod
     def _mail_owner() -> tuple[pwd.struct_passwd, grp.struct_group]:
@@ -415,14 +424,15 @@ class Dovecot:
         _write_private(self.dir / "users.passwd", users)
         (self.dir / "lib").mkdir(exist_ok=True)
 
+        # As root: the auth processes read the passwd-files of the state folder, so run as root.
+        # Not root (untested here: CI and tests run as root): every process runs as the user and
+        # login processes cannot chroot.
         run_as = (
             "service auth {\n  user = root\n}\nservice auth-worker {\n  user = root\n}\n"
             if as_root
-            else (
-                f"default_internal_user = {user}\ndefault_login_user = {user}\n"
-                "service imap-login {\n  chroot =\n}\n"
-            )
+            else f"default_internal_user = {user}\ndefault_login_user = {user}\n"
         )
+        login_chroot = "" if as_root else "  chroot =\n"
         conf = f"""\
 # Generated by pfi_devkit.mail at each start: edits are lost.
 base_dir = {self.run_dir}
@@ -495,7 +505,7 @@ userdb {{
   }}
 }}
 service imap-login {{
-  inet_listener imap {{
+{login_chroot}  inet_listener imap {{
     address = {HOST}
     port = {self.imap_port}
   }}
@@ -699,11 +709,13 @@ class SmtpRelay:
         if loop is None:
             return
         with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(self._close(), loop).result(10)
+            asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)
         if self._thread is not None:
             self._thread.join(10)
         loop.close()
+        # A later start() takes new ephemeral ports; set_state() keeps them (clients know them).
+        self.starttls_port = self.tls_port = 0
 
     def set_state(self, state: RelayState) -> None:
         if state not in ("up", "refuse", "421"):
@@ -767,6 +779,14 @@ class SmtpRelay:
             server.close()
         for server in listeners:
             await server.wait_closed()
+
+    async def _shutdown(self) -> None:
+        """Close the listeners and end the sessions still open, so the loop closes cleanly."""
+        await self._close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 __all__ = [

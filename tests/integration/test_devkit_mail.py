@@ -7,14 +7,17 @@ test PKI and presenting a client certificate, as the project's hooks will.
 import email
 import imaplib
 import json
+import shutil
 import smtplib
 import ssl
+import tempfile
 import uuid
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 
-from pfi_devkit.mail import client_ssl_context
+from pfi_devkit.mail import MailServerError, MailServers, client_ssl_context
 from pfi_fixtures.mail import APPLICATION_MAILBOXES, HUMAN_MAILBOXES
 
 pytestmark = pytest.mark.integration
@@ -103,6 +106,20 @@ def test_human_sends_with_auth_plain_over_implicit_tls(mail_servers, test_pki) -
     ctx = client_ssl_context(test_pki)
     with smtplib.SMTP_SSL(mail_servers.host, mail_servers.smtps_port, context=ctx) as smtp:
         smtp.login(HUMAN, HUMAN_MAILBOXES[HUMAN])
+        assert smtp.send_message(msg) == {}
+    imap = _imaps_external(mail_servers, test_pki, APP_A)
+    try:
+        assert subject in _subjects_in_inbox(imap)
+    finally:
+        imap.logout()
+
+
+def test_application_sends_over_implicit_tls_with_its_certificate_only(
+    mail_servers, test_pki
+) -> None:
+    msg, subject = _message(APP_B, [APP_A])
+    ctx = client_ssl_context(test_pki, test_pki.clients[APP_B])
+    with smtplib.SMTP_SSL(mail_servers.host, mail_servers.smtps_port, context=ctx) as smtp:
         assert smtp.send_message(msg) == {}
     imap = _imaps_external(mail_servers, test_pki, APP_A)
     try:
@@ -216,3 +233,33 @@ def test_describe_is_json_with_what_a_client_needs(mail_servers) -> None:
     assert set(described["application_mailboxes"]) == set(APPLICATION_MAILBOXES)
     app = described["application_mailboxes"][APP_A]
     assert app["password"] == mail_servers.password_for(APP_A)
+
+
+def test_restart_on_the_same_state_keeps_mail_and_passwords(test_pki) -> None:
+    """What ``make run`` does at every start: same state folder, new ports, same mailboxes."""
+    state = Path(tempfile.mkdtemp(prefix="pfi-mail-restart-", dir="/tmp"))
+    try:
+        with MailServers(state, test_pki, [APP_A, APP_B]) as first:
+            password = first.password_for(APP_B)
+            msg, subject = _message(APP_A, [APP_B])
+            ctx = client_ssl_context(test_pki, test_pki.clients[APP_A])
+            with _smtp_starttls(first, ctx) as smtp:
+                assert smtp.send_message(msg) == {}
+        with MailServers(state, test_pki, [APP_A, APP_B]) as second:
+            assert second.password_for(APP_B) == password
+            imap = _imaps_external(second, test_pki, APP_B)
+            try:
+                assert subject in _subjects_in_inbox(imap)
+            finally:
+                imap.logout()
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def test_state_folder_the_mail_user_cannot_enter_is_reported(test_pki, tmp_path) -> None:
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    servers = MailServers(private / "state", test_pki, [APP_A])
+    with pytest.raises(MailServerError, match="cannot enter"):
+        servers.start()
+    assert servers.dovecot.pid is None
