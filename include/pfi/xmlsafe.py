@@ -1,0 +1,93 @@
+"""Safe XML parsing: the one lxml parser every PFI module uses for XML from outside.
+
+Everything the PFI parses (CDA documents from producers and from mails, XDM ``METADATA.XML``,
+partner SOAP answers) is untrusted. libxml2's defaults are not safe enough for that, so this
+module fixes one configuration and one entry point:
+
+- **no entity expansion** (``resolve_entities=False``) and **no DOCTYPE at all**: a document that
+  declares a DTD is refused. CDA R2 (CI-SIS), ebRIM 3.0 and SOAP never need one, and refusing it
+  closes XXE (external entities reading local files), "billion laughs" expansion and external
+  DTD fetching at once;
+- **no network** (``no_network=True``) and no DTD loading or validation;
+- **huge_tree off**: libxml2 keeps its limits (text nodes ≤ 10 MB, depth ≤ 256). A CDA N1 whose
+  base64 PDF exceeds 10 MB (a PDF of about 7.5 MB) is therefore refused as too large;
+- a **byte size bound** checked before parsing.
+
+Errors are :class:`~pfi.errors.InvalidInput` with a code built from the caller's prefix
+(``CDA_NOT_XML``, ``XDM_METADATA_NOT_XML``…) and a message that never quotes the document.
+"""
+
+from __future__ import annotations
+
+from lxml import etree
+
+from pfi.errors import InvalidInput
+
+#: Default bound on the size of an XML document, before parsing (bytes).
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+
+
+def make_parser() -> etree.XMLParser:
+    """A new lxml parser with the safe settings (parsers are not thread-safe: one per call)."""
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        attribute_defaults=False,
+        huge_tree=False,
+        collect_ids=False,
+        recover=False,
+    )
+
+
+def parse(
+    data: bytes | bytearray | memoryview,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    code_prefix: str = "XML",
+    what: str = "document",
+) -> etree._Element:
+    """Parse ``data`` safely and return the root element.
+
+    Codes raised (``<prefix>`` is ``code_prefix``): ``<prefix>_TOO_LARGE`` (over ``max_bytes`` or
+    over a libxml2 limit), ``<prefix>_NOT_XML`` (empty, not bytes or not well-formed),
+    ``<prefix>_DTD_FORBIDDEN`` (a DOCTYPE is present). ``what`` names the document in messages.
+    """
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise InvalidInput(f"the {what} must be given as bytes", code=f"{code_prefix}_NOT_XML")
+    size = len(data)
+    if size > max_bytes:
+        raise InvalidInput(
+            f"the {what} is {size} bytes, over the limit of {max_bytes}",
+            code=f"{code_prefix}_TOO_LARGE",
+        )
+    if not bytes(data[:4096]).strip():
+        raise InvalidInput(f"the {what} is empty", code=f"{code_prefix}_NOT_XML")
+    try:
+        root = etree.fromstring(bytes(data), make_parser())
+    except etree.XMLSyntaxError as exc:
+        # The libxml2 message gives a position and a reason, never document content.
+        reason = str(exc.msg if getattr(exc, "msg", None) else exc)
+        code = "TOO_LARGE" if "Resource limit" in reason or "huge" in reason.lower() else "NOT_XML"
+        raise InvalidInput(
+            f"the {what} is not well-formed XML: {_first_line(reason)}",
+            code=f"{code_prefix}_{code}",
+        ) from None
+    if root is None:
+        raise InvalidInput(f"the {what} has no root element", code=f"{code_prefix}_NOT_XML")
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        raise InvalidInput(
+            f"the {what} declares a DTD (DOCTYPE), which is not allowed",
+            code=f"{code_prefix}_DTD_FORBIDDEN",
+        )
+    return root
+
+
+def _first_line(text: str, limit: int = 160) -> str:
+    line = text.splitlines()[0] if text else "unknown error"
+    return line[:limit]
+
+
+__all__ = ["DEFAULT_MAX_BYTES", "make_parser", "parse"]
