@@ -18,4 +18,5 @@ pytest_plugins = [
     "pfi_fixtures.paths",
     "pfi_fixtures.postgres",
     "pfi_fixtures.mail",
+    "pfi_fixtures.partners",
 ]
