@@ -64,6 +64,11 @@ def parse(
         )
     if not bytes(data[:4096]).strip():
         raise InvalidInput(f"the {what} is empty", code=f"{code_prefix}_NOT_XML")
+    if _prolog_has_doctype(bytes(data[:_PROLOG_SCAN])):
+        raise InvalidInput(
+            f"the {what} declares a DTD (DOCTYPE), which is not allowed",
+            code=f"{code_prefix}_DTD_FORBIDDEN",
+        )
     try:
         root = etree.fromstring(bytes(data), make_parser())
     except etree.XMLSyntaxError as exc:
@@ -83,6 +88,41 @@ def parse(
             code=f"{code_prefix}_DTD_FORBIDDEN",
         )
     return root
+
+
+_PROLOG_SCAN = 256 * 1024
+_BOMS = (
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\xfe\xff", "utf-16-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\x00<", "utf-16-be"),
+    (b"<\x00", "utf-16-le"),
+)
+
+
+def _prolog_has_doctype(head: bytes) -> bool:
+    """Whether the XML prolog (before the root element) holds a ``<!DOCTYPE``.
+
+    Checked before libxml2 sees the document, so that a DTD is refused by rule, before any
+    entity or DTD processing (XML 1.0 §2.8: ``prolog ::= XMLDecl? Misc* (doctypedecl Misc*)?``).
+    """
+    encoding = next((enc for bom, enc in _BOMS if head.startswith(bom)), "latin-1")
+    text = head.decode(encoding, errors="ignore").lstrip("\ufeff")
+    pos = 0
+    while True:
+        while pos < len(text) and text[pos] in " \t\r\n":
+            pos += 1
+        if text.startswith("<?", pos):
+            closing = "?>"
+        elif text.startswith("<!--", pos):
+            closing = "-->"
+        else:
+            return text.startswith("<!DOCTYPE", pos) or text.startswith("<!doctype", pos)
+        end = text.find(closing, pos)
+        if end < 0:
+            return False
+        pos = end + len(closing)
 
 
 def _first_line(text: str, limit: int = 160) -> str:
