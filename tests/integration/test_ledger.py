@@ -1,0 +1,641 @@
+"""The ledger against a real PostgreSQL: migrations, idempotent recording, claims, trail, stats.
+
+Each test gets its own fresh database (created on the session's server, migrated, dropped at
+the end), so tests are independent of one another and of the session's ``ledger_url``.
+Concurrency is exercised with threads and explicit locks, never with sleeps or timings.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import psycopg2
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from pfi.errors import ConfigurationError
+from pfi.ledger import (
+    Ledger,
+    MonthlyCount,
+    current_revision,
+    downgrade,
+    head_revision,
+    upgrade,
+)
+from pfi.ledger.schema import VERSION_TABLE, metadata
+
+pytestmark = pytest.mark.integration
+
+LEDGER_TABLES = {"inbound_item", "document", "delivery", "event"}
+SHA_A = "a" * 64
+SHA_B = "b" * 64
+GEO_A = "750712184"
+GEO_B = "920000650"
+BIO = "11502-2"  # CR d'examens biologiques
+IMG = "18748-4"  # CR d'imagerie médicale
+INS = "279035121518989"  # official test INS (DMP test patient)
+INS_OID_TEST = "1.2.250.1.213.1.4.10"
+
+
+@dataclass(frozen=True)
+class Db:
+    url: str
+    name: str
+
+
+@pytest.fixture
+def empty_db(postgres_server) -> Iterator[Db]:
+    url = postgres_server.create_database()
+    name = url.rsplit("/", 1)[1]
+    yield Db(url, name)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def ledger(empty_db: Db) -> Iterator[Ledger]:
+    upgrade(empty_db.url)
+    ledger = Ledger.from_url(empty_db.url)
+    yield ledger
+    ledger.dispose()
+
+
+def tables(url: str) -> set[str]:
+    engine = create_engine(url)
+    try:
+        return set(inspect(engine).get_table_names())
+    finally:
+        engine.dispose()
+
+
+def a_document(ledger: Ledger, unique_id: str = "1.2.250.1.999.1^1", **fields) -> int:
+    values = {"type_code": BIO, "finess_geo": GEO_A} | fields
+    document_id, _ = ledger.upsert_document(unique_id=unique_id, **values)
+    return document_id
+
+
+# --- migrations ----------------------------------------------------------------------------------
+
+
+def test_migrations_go_from_empty_to_head_idempotently_and_back_to_base(empty_db: Db):
+    assert current_revision(empty_db.url) is None
+
+    upgrade(empty_db.url)
+    assert current_revision(empty_db.url) == head_revision()
+    assert LEDGER_TABLES | {VERSION_TABLE} <= tables(empty_db.url)
+    assert "alembic_version" not in tables(empty_db.url)  # Airflow's name is left alone
+
+    upgrade(empty_db.url)  # a second run changes nothing
+    assert current_revision(empty_db.url) == head_revision()
+
+    downgrade(empty_db.url, "base")
+    assert current_revision(empty_db.url) is None
+    assert not LEDGER_TABLES & tables(empty_db.url)
+
+    upgrade(empty_db.url)
+    assert LEDGER_TABLES <= tables(empty_db.url)
+
+
+def test_the_schema_module_matches_the_migrations(ledger: Ledger):
+    with ledger.engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "version_table": VERSION_TABLE}
+        )
+        assert compare_metadata(context, metadata) == []
+
+
+def test_two_processes_upgrading_at_once_apply_each_revision_once(empty_db: Db):
+    start = threading.Barrier(3)
+
+    def run() -> None:
+        start.wait()
+        upgrade(empty_db.url)
+
+    with ThreadPoolExecutor(3) as pool:
+        for future in [pool.submit(run) for _ in range(3)]:
+            future.result()
+    assert current_revision(empty_db.url) == head_revision()
+
+
+def test_upgrade_refuses_airflows_metadata_database(empty_db: Db):
+    engine = create_engine(empty_db.url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE dag_run (id integer)"))
+    engine.dispose()
+
+    with pytest.raises(ConfigurationError, match="its own database"):
+        upgrade(empty_db.url)
+    assert current_revision(empty_db.url) is None
+
+
+# --- inbound items -------------------------------------------------------------------------------
+
+
+def test_recording_the_same_bytes_twice_gives_one_item(ledger: Ledger):
+    first = ledger.record_inbound(
+        kind="hl7_file",
+        source="dpi",
+        finess_geo=GEO_A,
+        original_ref="a.hl7",
+        checksum=SHA_A,
+        size=120,
+        storage_path="/work/a.hl7",
+        actor="test",
+    )
+    again = ledger.record_inbound(
+        kind="hl7_file",
+        source="dpi",
+        finess_geo=GEO_A,
+        original_ref="a-copy.hl7",
+        checksum=SHA_A.upper(),
+        size=120,
+        storage_path="/work/a-copy.hl7",
+        actor="test",
+    )
+    assert first == (first[0], True)
+    assert again == (first[0], False)
+
+    item = ledger.get_inbound(first[0])
+    assert (item.status, item.original_ref, item.storage_path) == (
+        "received",
+        "a.hl7",
+        "/work/a.hl7",
+    )
+    assert ledger.already_seen("dpi", "hl7_file", SHA_A) == item
+    assert ledger.already_seen("sgl", "hl7_file", SHA_A) is None
+    assert [e.kind for e in ledger.events(inbound_item_id=item.id)] == ["inbound.recorded"]
+
+    # Same bytes from another source, or as another kind, are other items.
+    assert ledger.record_inbound(kind="hl7_file", source="sgl", checksum=SHA_A)[1] is True
+    assert ledger.record_inbound(kind="mail", source="dpi", checksum=SHA_A)[1] is True
+
+
+def test_concurrent_recordings_of_the_same_bytes_create_one_item(ledger: Ledger):
+    start = threading.Barrier(6)
+
+    def record(_: int) -> tuple[int, bool]:
+        start.wait()
+        return ledger.record_inbound(kind="mail", source="bal_imagerie", checksum=SHA_B)
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(record, range(6)))
+    assert len({item_id for item_id, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+
+
+def test_a_status_change_is_recorded_with_its_event(ledger: Ledger):
+    file_id, _ = ledger.record_inbound(kind="hl7_file", source="dpi", checksum=SHA_A)
+    message_id, _ = ledger.record_inbound(
+        kind="hl7_message",
+        source="dpi",
+        checksum=SHA_B,
+        parent_id=file_id,
+        control_id="MSG0001",
+        message_type="MDM^T02^MDM_T02",
+    )
+    ledger.set_inbound_status(message_id, "processing", actor="dag/task/run")
+    item = ledger.set_inbound_status(
+        message_id,
+        "rejected",
+        reason_code="HL7_NO_MSH",
+        reason_text="MSH-10 missing",
+        storage_path="/quarantine/a.hl7",
+        actor="dag/task/run",
+    )
+    assert (item.status, item.reason_code, item.storage_path) == (
+        "rejected",
+        "HL7_NO_MSH",
+        "/quarantine/a.hl7",
+    )
+    assert item.control_id == "MSG0001"  # kept when not given
+
+    trail = ledger.events(inbound_item_id=message_id, kind="inbound.status")
+    assert [(e.detail["from"], e.detail["to"]) for e in trail] == [
+        ("received", "processing"),
+        ("processing", "rejected"),
+    ]
+    assert trail[-1].actor == "dag/task/run"
+    assert trail[-1].detail["reason_code"] == "HL7_NO_MSH"
+
+    assert ledger.find_inbound(source="dpi", control_id="MSG0001") == [item]
+    assert [i.id for i in ledger.find_inbound(parent_id=file_id)] == [message_id]
+    done = ledger.set_inbound_status(message_id, "done")
+    assert done.reason_code is None  # the reason describes the current status
+
+    with pytest.raises(ValueError):
+        ledger.set_inbound_status(message_id, "lost")
+    with pytest.raises(LookupError):
+        ledger.set_inbound_status(10**9, "done")
+
+
+# --- documents -----------------------------------------------------------------------------------
+
+
+def test_a_document_is_recorded_once_and_keeps_only_the_ins(ledger: Ledger):
+    item_id, _ = ledger.record_inbound(kind="hl7_message", source="dpi", checksum=SHA_A)
+    document_id, created = ledger.upsert_document(
+        unique_id="1.2.250.1.999.1^1",
+        set_id="1.2.250.1.999.2^1",
+        version=1,
+        type_code=IMG,
+        type_display="CR d'imagerie médicale",
+        finess_geo=GEO_A,
+        effective_time=datetime(2026, 1, 5, 9, 30, tzinfo=UTC),
+        ins_matricule=INS,
+        ins_oid=INS_OID_TEST,
+        ins_qualified=True,
+        content_sha256=SHA_B,
+        inbound_item_id=item_id,
+    )
+    assert created
+    assert ledger.upsert_document(unique_id="1.2.250.1.999.1^1", type_code=BIO) == (
+        document_id,
+        False,
+    )
+    document = ledger.get_document(document_id)
+    assert (document.type_code, document.ins_matricule, document.ins_qualified) == (
+        IMG,
+        INS,
+        True,
+    )
+    assert INS not in repr(document)  # logging a document never logs the INS
+
+    replacement_id, _ = ledger.upsert_document(
+        unique_id="1.2.250.1.999.1^2",
+        set_id="1.2.250.1.999.2^1",
+        version=2,
+        replaces_unique_id="1.2.250.1.999.1^1",
+    )
+    assert ledger.get_document(replacement_id).replaces_document_id == document_id
+    assert ledger.find_document("1.2.250.1.999.1^2").id == replacement_id
+    assert ledger.find_document("unknown^1") is None
+    assert [e.kind for e in ledger.events(document_id=document_id)] == ["document.recorded"]
+
+
+# --- deliveries ----------------------------------------------------------------------------------
+
+
+def test_a_delivery_is_created_once_with_a_fixed_request_id(ledger: Ledger):
+    document_id = a_document(ledger, ins_matricule=INS, ins_oid=INS_OID_TEST, ins_qualified=True)
+
+    dmp_id, created = ledger.ensure_delivery(document_id, "dmp")
+    assert created
+    assert ledger.ensure_delivery(document_id, "dmp") == (dmp_id, False)
+    mail_id, _ = ledger.ensure_delivery(document_id, "mss_professional", "Dr.Martin@Hop.MSSante.fr")
+    assert ledger.ensure_delivery(document_id, "mss_professional", " dr.martin@hop.mssante.fr") == (
+        mail_id,
+        False,
+    )
+    replace_id, created = ledger.ensure_delivery(document_id, "dmp", action="replace")
+    assert created and replace_id != dmp_id
+
+    first = ledger.get_delivery(dmp_id)
+    assert (first.status, first.attempts, first.qualified_ins) == ("pending", 0, True)
+    assert (first.finess_geo, first.type_code) == (GEO_A, BIO)
+    assert first.next_attempt_at is not None
+    ledger.mark_delivery(dmp_id, "pending", attempted=True, reason_code="DMP_UNREACHABLE")
+    assert ledger.get_delivery(dmp_id).request_id == first.request_id
+    assert len({d.request_id for d in ledger.deliveries_of(document_id)}) == 3
+
+    held_id, _ = ledger.ensure_delivery(document_id, "mss_patient", status="held")
+    assert ledger.get_delivery(held_id).next_attempt_at is None
+
+    with pytest.raises(ValueError, match="needs the recipient"):
+        ledger.ensure_delivery(document_id, "mss_professional")
+    with pytest.raises(ValueError, match="INS"):
+        ledger.ensure_delivery(document_id, "mss_patient", f"{INS}@patient.mssante.fr")
+    with pytest.raises(ValueError, match="historical"):
+        ledger.ensure_delivery(document_id, "mss_professional", "a@b.fr", historical=True)
+    with pytest.raises(LookupError):
+        ledger.ensure_delivery(10**9, "dmp")
+
+
+def test_the_database_itself_refuses_a_second_identical_delivery(ledger: Ledger):
+    document_id = a_document(ledger)
+    ledger.ensure_delivery(document_id, "dmp")
+    insert = text(
+        "INSERT INTO delivery (document_id, channel, action, status, next_attempt_at, request_id)"
+        " VALUES (:d, 'dmp', 'new', 'pending', now(), gen_random_uuid())"
+    )
+    with pytest.raises(IntegrityError), ledger.engine.begin() as conn:
+        conn.execute(insert, {"d": document_id})  # NULL recipients are not distinct
+
+
+def test_marking_a_delivery_counts_attempts_and_never_resends(ledger: Ledger):
+    document_id = a_document(ledger, unique_id="1.2.3^9")
+    delivery_id, _ = ledger.ensure_delivery(document_id, "dmp")
+    retry_at = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+    waiting = ledger.mark_delivery(
+        delivery_id,
+        "pending",
+        attempted=True,
+        next_attempt_at=retry_at,
+        reason_code="TRANSIENT",
+        reason_text="DMP endpoint unreachable",
+        actor="dmp/submit/r1",
+    )
+    assert (waiting.attempts, waiting.next_attempt_at, waiting.reason_code) == (
+        1,
+        retry_at,
+        "TRANSIENT",
+    )
+    assert not ledger.delivery_done("1.2.3^9", "dmp")
+
+    sent = ledger.mark_delivery(delivery_id, "sent", partner_ref="DMP-REQ-1", actor="dmp/submit/r2")
+    assert (sent.status, sent.attempts, sent.partner_ref, sent.reason_code) == (
+        "sent",
+        2,
+        "DMP-REQ-1",
+        None,
+    )
+    assert sent.sent_at is not None and sent.next_attempt_at is None
+    assert ledger.delivery_done("1.2.3^9", "dmp")
+    assert not ledger.delivery_done("1.2.3^9", "dmp", action="delete")
+
+    assert ledger.mark_delivery(delivery_id, "sent", partner_ref="DMP-REQ-1") == sent  # replay
+    for status in ("pending", "held"):
+        with pytest.raises(ValueError, match="no second send"):
+            ledger.mark_delivery(delivery_id, status)
+
+    trail = ledger.events(delivery_id=delivery_id)
+    assert [e.kind for e in trail] == ["delivery.created", "delivery.status", "delivery.status"]
+    assert [(e.detail["from"], e.detail["to"]) for e in trail[1:]] == [
+        ("pending", "pending"),
+        ("pending", "sent"),
+    ]
+    assert trail[-1].detail["partner_ref"] == "DMP-REQ-1"
+
+
+def test_a_late_bounce_turns_a_sent_mail_into_a_failure(ledger: Ledger):
+    document_id = a_document(ledger, unique_id="1.2.3^10")
+    delivery_id, _ = ledger.ensure_delivery(document_id, "mss_professional", "dr@hop.mssante.fr")
+    ledger.mark_delivery(delivery_id, "sent", partner_ref="<m1@pfi>")
+    bounced = ledger.mark_delivery(
+        delivery_id, "failed", attempted=False, reason_code="SMTP_5.1.1", reason_text="DSN"
+    )
+    assert (bounced.status, bounced.attempts, bounced.partner_ref) == ("failed", 1, "<m1@pfi>")
+    assert not ledger.delivery_done("1.2.3^10", "mss_professional", "dr@hop.mssante.fr")
+
+
+def _due_deliveries(ledger: Ledger, count: int, channel: str = "dmp") -> list[int]:
+    ids = []
+    for index in range(count):
+        document_id = a_document(ledger, unique_id=f"1.2.250.1.999.7^{index}")
+        due = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=index)
+        ids.append(ledger.ensure_delivery(document_id, channel, next_attempt_at=due)[0])
+    return ids
+
+
+def test_two_workers_claiming_at_once_never_get_the_same_delivery(ledger: Ledger, empty_db: Db):
+    ids = _due_deliveries(ledger, 20)
+    other_channel = a_document(ledger, unique_id="other^1")
+    ledger.ensure_delivery(other_channel, "mss_patient")  # another channel: not taken
+    now = datetime(2026, 2, 1, tzinfo=UTC)
+    workers = [Ledger.from_url(empty_db.url) for _ in range(2)]  # two connections, two pools
+    start = threading.Barrier(2)
+
+    def claim(worker: Ledger) -> list[int]:
+        start.wait()
+        return [d.id for d in worker.claim_due_deliveries("dmp", now, 8, actor="worker")]
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(claim, workers)
+    for worker in workers:
+        worker.dispose()
+    assert len(first) == len(second) == 8
+    assert not set(first) & set(second)
+
+    rest = [d.id for d in ledger.claim_due_deliveries("dmp", now, 50)]
+    assert sorted(first + second + rest) == ids  # each due delivery was taken exactly once
+    assert ledger.claim_due_deliveries("dmp", now, 50) == []  # all leased
+
+
+def test_a_claim_skips_rows_locked_by_another_worker_without_waiting(ledger: Ledger, empty_db: Db):
+    ids = _due_deliveries(ledger, 4)
+    other = psycopg2.connect(empty_db.url)
+    try:
+        with other.cursor() as cur:  # another worker's claim, not yet committed
+            cur.execute("SELECT id FROM delivery WHERE id = ANY(%s) FOR UPDATE", (ids[:2],))
+        # Without SKIP LOCKED the claim would wait for the lock and hit lock_timeout.
+        impatient = Ledger.from_url(empty_db.url, connect_args={"options": "-c lock_timeout=5s"})
+        claimed = impatient.claim_due_deliveries("dmp", datetime(2026, 2, 1, tzinfo=UTC), 10)
+        impatient.dispose()
+    finally:
+        other.rollback()
+        other.close()
+    assert [d.id for d in claimed] == ids[2:]
+
+
+def test_a_claim_is_a_lease_that_expires(ledger: Ledger):
+    (delivery_id,) = _due_deliveries(ledger, 1)
+    now = datetime(2026, 2, 1, tzinfo=UTC)
+    lease = timedelta(minutes=5)
+
+    (claimed,) = ledger.claim_due_deliveries("dmp", now, 10, lease=lease, actor="w1")
+    assert (claimed.id, claimed.next_attempt_at, claimed.claimed_by) == (
+        delivery_id,
+        now + lease,
+        "w1",
+    )
+    assert ledger.claim_due_deliveries("dmp", now + lease - timedelta(seconds=1), 10) == []
+    (again,) = ledger.claim_due_deliveries("dmp", now + lease, 10, actor="w2")
+    assert (again.id, again.request_id, again.claimed_by) == (delivery_id, claimed.request_id, "w2")
+    assert [e.actor for e in ledger.events(delivery_id=delivery_id, kind="delivery.claimed")] == [
+        "w1",
+        "w2",
+    ]
+
+
+def test_held_and_sent_deliveries_are_never_claimed(ledger: Ledger):
+    held_doc, sent_doc = a_document(ledger, "held^1"), a_document(ledger, "sent^1")
+    ledger.ensure_delivery(held_doc, "dmp", status="held")
+    sent_id, _ = ledger.ensure_delivery(sent_doc, "dmp")
+    ledger.mark_delivery(sent_id, "sent")
+    assert ledger.claim_due_deliveries("dmp", datetime(2100, 1, 1, tzinfo=UTC), 10) == []
+
+
+# --- event trail ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE event SET kind = 'rewritten'",
+        "UPDATE event SET detail = '{}'::jsonb WHERE id = :id",
+        "DELETE FROM event WHERE id = :id",
+        "TRUNCATE event",
+    ],
+)
+def test_the_event_trail_is_append_only(ledger: Ledger, statement: str):
+    event_id = ledger.add_event("operator.note", actor="cli", detail={"ticket": "INC-42"})
+    with pytest.raises(DBAPIError, match="append-only"), ledger.engine.begin() as conn:
+        conn.execute(text(statement), {"id": event_id})
+    (kept,) = ledger.events(kind="operator.note")
+    assert (kept.id, kept.detail) == (event_id, {"ticket": "INC-42"})
+
+
+def test_deleting_a_row_the_trail_points_to_is_refused(ledger: Ledger):
+    item_id, _ = ledger.record_inbound(kind="mail", source="bal", checksum=SHA_A)
+    with pytest.raises(IntegrityError), ledger.engine.begin() as conn:
+        conn.execute(text("DELETE FROM inbound_item WHERE id = :id"), {"id": item_id})
+
+
+# --- statistics ----------------------------------------------------------------------------------
+
+JAN, FEB = date(2026, 1, 1), date(2026, 2, 1)
+
+
+def at(day: int, month: int = 1) -> datetime:
+    return datetime(2026, month, day, 10, 0, tzinfo=UTC)
+
+
+def _sum(counts: list[MonthlyCount], **where: object) -> int:
+    def keep(row: MonthlyCount) -> bool:
+        for name, wanted in where.items():
+            value = getattr(row, name)
+            if isinstance(wanted, tuple | set | frozenset):
+                if value not in wanted:
+                    return False
+            elif value != wanted:
+                return False
+        return True
+
+    return sum(row.count for row in counts if keep(row))
+
+
+FAILED = ("failed", "refused")
+
+#: The numerators of SC.STAT/ES.02 (spec-digest §7) as filters over monthly_counts rows: what the
+#: statistics module sums per FINESS géographique × document type × month.
+INDICATORS: dict[str, dict[str, object]] = {
+    "dmp_flow_succeeded": {"channel": "dmp", "historical": False, "status": "sent"},
+    "dmp_flow_failed": {"channel": "dmp", "historical": False, "status": FAILED},
+    "dmp_historical_succeeded": {"channel": "dmp", "historical": True, "status": "sent"},
+    "mss_ps_succeeded": {"channel": "mss_professional", "status": "sent"},
+    "mss_ps_failed": {"channel": "mss_professional", "status": FAILED},
+    "mss_ps_qualified_ins_succeeded": {
+        "channel": "mss_professional",
+        "qualified_ins": True,
+        "status": "sent",
+    },
+    "mss_ps_qualified_ins_failed": {
+        "channel": "mss_professional",
+        "qualified_ins": True,
+        "status": FAILED,
+    },
+    "mss_ps_updated_sent": {"channel": "mss_professional", "action": "replace", "status": "sent"},
+    "mss_ps_deleted_sent": {"channel": "mss_professional", "action": "delete", "status": "sent"},
+    "mss_patient_succeeded": {"channel": "mss_patient", "status": "sent"},
+    "mss_patient_failed": {"channel": "mss_patient", "status": FAILED},
+    "mails_to_dpi_succeeded": {"channel": "dpi", "status": "sent"},
+    "mails_to_dpi_failed": {"channel": "dpi", "status": FAILED},
+    "update_or_delete_mails_received": {"channel": "dpi", "action": ("replace", "delete")},
+}
+
+
+def _deliver(
+    ledger: Ledger,
+    document_id: int,
+    channel: str,
+    outcome: str,
+    when: datetime,
+    recipient: str | None = None,
+    action: str = "new",
+    historical: bool = False,
+) -> None:
+    delivery_id, _ = ledger.ensure_delivery(
+        document_id, channel, recipient, action, historical=historical
+    )
+    ledger.mark_delivery(delivery_id, outcome, at=when, reason_code=None)
+
+
+def test_monthly_counts_give_every_indicator_of_the_statistics(ledger: Ledger):
+    qualified = {"ins_matricule": INS, "ins_oid": INS_OID_TEST, "ins_qualified": True}
+    dr1, dr2 = "dr.un@hop.mssante.fr", "dr.deux@hop.mssante.fr"
+
+    cr1 = a_document(ledger, "cr^1", **qualified)
+    _deliver(ledger, cr1, "dmp", "sent", at(10))
+    _deliver(ledger, cr1, "mss_professional", "sent", at(10), dr1)
+    _deliver(ledger, cr1, "mss_professional", "failed", at(11), dr2)
+    _deliver(ledger, cr1, "mss_patient", "sent", at(10))
+    _deliver(ledger, cr1, "dmp", "sent", at(25), action="delete")
+    _deliver(ledger, cr1, "mss_professional", "sent", at(25), dr1, action="delete")
+
+    cr2 = a_document(ledger, "cr^2")  # no INS: the DMP refuses it, professionals still get it
+    _deliver(ledger, cr2, "dmp", "refused", at(12))
+    _deliver(ledger, cr2, "mss_professional", "sent", at(12), dr1)
+    _deliver(ledger, cr2, "mss_patient", "failed", at(12))
+
+    old = a_document(ledger, "old^1", **qualified)  # backfill of a 2022 document
+    _deliver(ledger, old, "dmp", "sent", at(15), historical=True)
+
+    cr1_v2 = a_document(ledger, "cr^1v2", replaces_unique_id="cr^1", **qualified)
+    _deliver(ledger, cr1_v2, "dmp", "sent", at(20), action="replace")
+    _deliver(ledger, cr1_v2, "mss_professional", "sent", at(20), dr1, action="replace")
+
+    for unique_id, action, outcome in [
+        ("mail^1", "new", "sent"),
+        ("mail^2", "new", "refused"),
+        ("mail^3", "replace", "sent"),
+        ("mail^4", "delete", "failed"),
+    ]:
+        _deliver(ledger, a_document(ledger, unique_id), "dpi", outcome, at(5), action=action)
+
+    other_site = a_document(ledger, "img^1", type_code=IMG, finess_geo=GEO_B, **qualified)
+    _deliver(ledger, other_site, "dmp", "sent", at(10))
+    # 23:30 UTC on 31 January is 00:30 on 1 February in Paris: a February delivery.
+    _deliver(ledger, other_site, "mss_patient", "sent", datetime(2026, 1, 31, 23, 30, tzinfo=UTC))
+    ledger.ensure_delivery(a_document(ledger, "pending^1"), "dmp")  # not sent yet: no outcome
+
+    january = ledger.monthly_counts(JAN, FEB)
+    assert {row.month for row in january} == {JAN}
+    site_a_bio = [row for row in january if (row.finess_geo, row.type_code) == (GEO_A, BIO)]
+    found = {name: _sum(site_a_bio, **where) for name, where in INDICATORS.items()}
+    assert found == {
+        "dmp_flow_succeeded": 3,  # new, delete and replace of cr^1
+        "dmp_flow_failed": 1,
+        "dmp_historical_succeeded": 1,
+        "mss_ps_succeeded": 4,
+        "mss_ps_failed": 1,
+        "mss_ps_qualified_ins_succeeded": 3,
+        "mss_ps_qualified_ins_failed": 1,
+        "mss_ps_updated_sent": 1,
+        "mss_ps_deleted_sent": 1,
+        "mss_patient_succeeded": 1,
+        "mss_patient_failed": 1,
+        "mails_to_dpi_succeeded": 2,
+        "mails_to_dpi_failed": 2,
+        "update_or_delete_mails_received": 2,
+    }
+    site_b = [row for row in january if row.finess_geo == GEO_B]
+    assert [(r.type_code, r.channel, r.status, r.count) for r in site_b] == [
+        (IMG, "dmp", "sent", 1),
+    ]
+
+    february = ledger.monthly_counts(FEB, date(2026, 3, 1))
+    assert [(r.finess_geo, r.channel, r.status, r.count) for r in february] == [
+        (GEO_B, "mss_patient", "sent", 1),
+    ]
+    assert ledger.monthly_counts(date(2025, 1, 1), JAN) == []
+
+
+def test_monthly_inbound_counts_show_what_was_received(ledger: Ledger):
+    ok, _ = ledger.record_inbound(kind="mail", source="bal", finess_geo=GEO_A, checksum=SHA_A)
+    bad, _ = ledger.record_inbound(kind="mail", source="bal", finess_geo=GEO_A, checksum=SHA_B)
+    ledger.set_inbound_status(ok, "done")
+    ledger.set_inbound_status(bad, "rejected", reason_code="XDM_BROKEN_ZIP")
+    this_month = ledger.get_inbound(ok).received_at.astimezone(UTC).date().replace(day=1)
+    counts = ledger.monthly_inbound_counts(
+        this_month - timedelta(days=1), this_month + timedelta(40)
+    )
+    assert {(row.source, row.kind, row.status, row.count) for row in counts} == {
+        ("bal", "mail", "done", 1),
+        ("bal", "mail", "rejected", 1),
+    }
