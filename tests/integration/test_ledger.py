@@ -8,6 +8,7 @@ Concurrency is exercised with threads and explicit locks, never with sleeps or t
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -58,10 +59,35 @@ def empty_db(postgres_server) -> Iterator[Db]:
     postgres_server.drop_database(name)
 
 
+@pytest.fixture(scope="module")
+def migrated_template(postgres_server) -> Iterator[str]:
+    """A database migrated once, copied for each test (a file copy is ~4x faster than migrating)."""
+    url = postgres_server.create_database()
+    upgrade(url)
+    name = url.rsplit("/", 1)[1]
+    yield name
+    postgres_server.drop_database(name)
+
+
 @pytest.fixture
-def ledger(empty_db: Db) -> Iterator[Ledger]:
-    upgrade(empty_db.url)
-    ledger = Ledger.from_url(empty_db.url)
+def migrated_db(postgres_server, migrated_template: str) -> Iterator[Db]:
+    name = f"pfi_test_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(postgres_server.admin_url)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(
+                f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}" STRATEGY FILE_COPY'
+            )
+    finally:
+        admin.close()
+    yield Db(postgres_server.url_for(name), name)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def ledger(migrated_db: Db) -> Iterator[Ledger]:
+    ledger = Ledger.from_url(migrated_db.url)
     yield ledger
     ledger.dispose()
 
@@ -393,12 +419,12 @@ def _due_deliveries(ledger: Ledger, count: int, channel: str = "dmp") -> list[in
     return ids
 
 
-def test_two_workers_claiming_at_once_never_get_the_same_delivery(ledger: Ledger, empty_db: Db):
+def test_two_workers_claiming_at_once_never_get_the_same_delivery(ledger: Ledger, migrated_db: Db):
     ids = _due_deliveries(ledger, 20)
     other_channel = a_document(ledger, unique_id="other^1")
     ledger.ensure_delivery(other_channel, "mss_patient")  # another channel: not taken
     now = datetime(2026, 2, 1, tzinfo=UTC)
-    workers = [Ledger.from_url(empty_db.url) for _ in range(2)]  # two connections, two pools
+    workers = [Ledger.from_url(migrated_db.url) for _ in range(2)]  # two connections, two pools
     start = threading.Barrier(2)
 
     def claim(worker: Ledger) -> list[int]:
@@ -417,14 +443,16 @@ def test_two_workers_claiming_at_once_never_get_the_same_delivery(ledger: Ledger
     assert ledger.claim_due_deliveries("dmp", now, 50) == []  # all leased
 
 
-def test_a_claim_skips_rows_locked_by_another_worker_without_waiting(ledger: Ledger, empty_db: Db):
+def test_a_claim_skips_rows_locked_by_another_worker_without_waiting(
+    ledger: Ledger, migrated_db: Db
+):
     ids = _due_deliveries(ledger, 4)
-    other = psycopg2.connect(empty_db.url)
+    other = psycopg2.connect(migrated_db.url)
     try:
         with other.cursor() as cur:  # another worker's claim, not yet committed
             cur.execute("SELECT id FROM delivery WHERE id = ANY(%s) FOR UPDATE", (ids[:2],))
         # Without SKIP LOCKED the claim would wait for the lock and hit lock_timeout.
-        impatient = Ledger.from_url(empty_db.url, connect_args={"options": "-c lock_timeout=5s"})
+        impatient = Ledger.from_url(migrated_db.url, connect_args={"options": "-c lock_timeout=5s"})
         claimed = impatient.claim_due_deliveries("dmp", datetime(2026, 2, 1, tzinfo=UTC), 10)
         impatient.dispose()
     finally:
