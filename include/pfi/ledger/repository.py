@@ -28,9 +28,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Date,
-    DateTime,
-    String,
-    Uuid,
     and_,
     create_engine,
     exists,
@@ -421,42 +418,33 @@ class Ledger:
         _one_of("status", status, ("pending", "held"))
         if historical and channel != "dmp":
             raise ValueError("only DMP deliveries can be historical (backfill)")
-        due: ColumnElement[Any] = literal(None, DateTime(timezone=True))
-        if status == "pending":
-            due = func.now() if next_attempt_at is None else literal(next_attempt_at, due.type)
-        qualified: ColumnElement[Any] = (
-            document.c.ins_qualified if qualified_ins is None else literal(bool(qualified_ins))
-        )
-        source = select(
-            document.c.id,
-            literal(channel),
-            literal(recipient, String()),
-            literal(action),
-            literal(status),
-            due,
-            literal(uuid.uuid4(), Uuid()),
-            literal(historical),
-            qualified,
-            document.c.finess_geo,
-            document.c.type_code,
-        ).where(document.c.id == document_id)
-        columns = [
-            "document_id",
-            "channel",
-            "recipient",
-            "action",
-            "status",
-            "next_attempt_at",
-            "request_id",
-            "historical",
-            "qualified_ins",
-            "finess_geo",
-            "type_code",
-        ]
+        if status == "pending" and next_attempt_at is None:
+            next_attempt_at_value: Any = func.now()
+        else:
+            next_attempt_at_value = next_attempt_at if status == "pending" else None
         with self.engine.begin() as conn:
+            source = conn.execute(
+                select(document.c.finess_geo, document.c.type_code, document.c.ins_qualified).where(
+                    document.c.id == document_id
+                )
+            ).first()
+            if source is None:
+                raise LookupError(f"no document {document_id} in the ledger")
             delivery_id = conn.execute(
                 insert(delivery)
-                .from_select(columns, source)
+                .values(
+                    document_id=document_id,
+                    channel=channel,
+                    recipient=recipient,
+                    action=action,
+                    status=status,
+                    next_attempt_at=next_attempt_at_value,
+                    request_id=uuid.uuid4(),
+                    historical=historical,
+                    qualified_ins=source.ins_qualified if qualified_ins is None else qualified_ins,
+                    finess_geo=source.finess_geo,
+                    type_code=source.type_code,
+                )
                 .on_conflict_do_nothing(
                     index_elements=["document_id", "channel", "recipient", "action"]
                 )
@@ -481,9 +469,7 @@ class Ledger:
                 select(delivery.c.id).where(
                     self._key_clause(document_id, channel, recipient, action)
                 )
-            ).scalar()
-            if delivery_id is None:
-                raise LookupError(f"no document {document_id} in the ledger")
+            ).scalar_one()
             return delivery_id, False
 
     @staticmethod
