@@ -8,7 +8,6 @@ Concurrency is exercised with threads and explicit locks, never with sleeps or t
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -60,36 +59,31 @@ def empty_db(postgres_server) -> Iterator[Db]:
 
 
 @pytest.fixture(scope="module")
-def migrated_template(postgres_server) -> Iterator[str]:
-    """A database migrated once, copied for each test (a file copy is ~4x faster than migrating)."""
+def migrated_db(postgres_server) -> Iterator[Db]:
+    """One migrated database for the module's tests; each test starts from empty tables."""
     url = postgres_server.create_database()
     upgrade(url)
     name = url.rsplit("/", 1)[1]
-    yield name
-    postgres_server.drop_database(name)
-
-
-@pytest.fixture
-def migrated_db(postgres_server, migrated_template: str) -> Iterator[Db]:
-    name = f"pfi_test_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(postgres_server.admin_url)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(
-                f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}" STRATEGY FILE_COPY'
-            )
-    finally:
-        admin.close()
-    yield Db(postgres_server.url_for(name), name)
+    yield Db(url, name)
     postgres_server.drop_database(name)
 
 
 @pytest.fixture
 def ledger(migrated_db: Db) -> Iterator[Ledger]:
+    _empty_the_tables(migrated_db.url)
     ledger = Ledger.from_url(migrated_db.url)
     yield ledger
     ledger.dispose()
+
+
+def _empty_the_tables(url: str) -> None:
+    # The trail refuses TRUNCATE; a superuser session in replica mode fires no trigger, which is
+    # the (deliberately privileged) way to purge a ledger.
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        conn.execute(text(f"TRUNCATE {', '.join(sorted(LEDGER_TABLES))} RESTART IDENTITY"))
+    engine.dispose()
 
 
 def tables(url: str) -> set[str]:

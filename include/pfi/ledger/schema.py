@@ -23,7 +23,8 @@ Four tables, one per question the ledger answers:
     action); the unique constraint is what makes "nothing sent twice" hold across replays.
 ``event``
     *What happened, in order, and why?* Append-only: a trigger refuses UPDATE, DELETE and
-    TRUNCATE.
+    TRUNCATE, whatever the role. The one way round it is deliberately privileged: a superuser
+    session with ``session_replication_role = replica`` (a retention purge, the test suite).
 
 Statuses and codes are ``text`` columns with CHECK constraints, not PostgreSQL enums: a CHECK is
 dropped and recreated inside one transactional migration, while ``ALTER TYPE … ADD VALUE`` cannot
