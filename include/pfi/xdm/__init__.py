@@ -1,0 +1,47 @@
+"""IHE XDM packages (``IHE_XDM.ZIP``, IHE ITI-32) as exchanged over MSSanté.
+
+::
+
+    from pfi.xdm import read_xdm, pack_xdm
+
+    package = read_xdm(zip_bytes)            # InvalidInput XDM_UNSAFE_PATH, XDM_HASH_MISMATCH …
+    for doc in package.documents:            # XdmDocument(entry=DocumentEntry, content=bytes)
+        ...
+    data = pack_xdm([(entry, cda_bytes)], submission_set, date_time=(2024, 1, 16, 15, 11, 12))
+
+Model (:mod:`pfi.xdm.model`), reader (:mod:`pfi.xdm.reader`: archive checks, METADATA.XML
+parsing), packer (:mod:`pfi.xdm.packer`: METADATA.XML generation, zip layout), identifiers
+(:mod:`pfi.xdm.constants`: XDS.b scheme UUIDs). Spec: IHE ITI TF-2b §3.32, TF-3 §4.2; spec-facts
+§4 (XDM for MSSanté).
+"""
+
+from pfi.xdm.model import (
+    Association,
+    Author,
+    Coded,
+    DocumentEntry,
+    SubmissionSet,
+    XdmDocument,
+    XdmPackage,
+    xds_time,
+)
+from pfi.xdm.packer import build_metadata, finalize_entries, pack_xdm
+from pfi.xdm.reader import XdmLimits, parse_metadata, read_xdm, unsafe_name_reason
+
+__all__ = [
+    "Association",
+    "Author",
+    "Coded",
+    "DocumentEntry",
+    "SubmissionSet",
+    "XdmDocument",
+    "XdmLimits",
+    "XdmPackage",
+    "build_metadata",
+    "finalize_entries",
+    "pack_xdm",
+    "parse_metadata",
+    "read_xdm",
+    "unsafe_name_reason",
+    "xds_time",
+]
