@@ -86,18 +86,21 @@ def cmd_ledger_current(args: argparse.Namespace) -> int:
 
 
 def cmd_intake_run(args: argparse.Namespace) -> int:
-    from pfi.intake import acknowledge_claimed, claim
+    from pfi.intake import acknowledge_items, claim_and_record
     from pfi.ledger import Ledger
     from pfi.settings import load_settings
 
     settings = load_settings(args.settings)
-    source = settings.source(args.source)
+    settings.source(args.source)  # unknown source: a clear error before anything is claimed
     ledger = Ledger.from_url(_ledger_url(args))
-    files = claim(source)
-    outcomes = acknowledge_claimed(ledger, settings, source, [str(f.path) for f in files])
-    for outcome in outcomes:
-        print(json.dumps(outcome))
-    return 0 if all(o["status"] != "failed" for o in outcomes) else 1
+    batches = claim_and_record(
+        ledger, settings, batch_size=100, limit=args.limit, actor="cli", sources=[args.source]
+    )
+    for batch in batches:
+        print(json.dumps(acknowledge_items(ledger, settings, batch, actor="cli")))
+    if not batches:
+        print(json.dumps({"source": args.source, "claimed": 0}))
+    return 0
 
 
 def cmd_devkit(args: argparse.Namespace) -> int:
@@ -140,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run = intake.add_parser("run", help="claim, record and acknowledge a source's files")
     run.add_argument("source")
+    run.add_argument("--limit", type=int, default=1000, help="at most this many files")
     run.add_argument("--url", help="ledger database URL (default: AIRFLOW_CONN_PFI_LEDGER)")
     run.set_defaults(func=cmd_intake_run)
 

@@ -58,7 +58,9 @@ class MessageHeader:
 
     @property
     def message_type(self) -> str:
-        return f"{self.message_code}^{self.trigger_event}" if self.trigger_event else self.message_code
+        return (
+            f"{self.message_code}^{self.trigger_event}" if self.trigger_event else self.message_code
+        )
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,11 @@ def technical_ack(
         application = ""
         if err.application_code:
             application = comp.join(
-                [err.application_code, escape(err.application_text, enc, sep), err.application_table]
+                [
+                    err.application_code,
+                    escape(err.application_text, enc, sep),
+                    err.application_table,
+                ]
             )
         fields = ["ERR", "", err.location, condition, err.severity]
         if application:

@@ -181,7 +181,9 @@ def check_settings(path: str | os.PathLike[str] | None = None) -> tuple[Settings
     if settings is not None:
         for source in settings.sources:
             if not source.drop_dir.is_dir():
-                problems.append(f"hl7_source {source.name}: drop_dir {source.drop_dir} does not exist")
+                problems.append(
+                    f"hl7_source {source.name}: drop_dir {source.drop_dir} does not exist"
+                )
     return settings, problems
 
 
@@ -207,7 +209,9 @@ def _parse(raw: Mapping[str, Any], *, base: Path) -> tuple[Settings | None, list
     if not site.name:
         problems.append("site.name is empty")
     if not finess_key_ok(site.finess_juridique):
-        problems.append("site.finess_juridique is not a valid FINESS number (9 characters, Luhn key)")
+        problems.append(
+            "site.finess_juridique is not a valid FINESS number (9 characters, Luhn key)"
+        )
     if not geos:
         problems.append("site.finess_geo: declare at least one FINESS géographique")
     for geo in geos:

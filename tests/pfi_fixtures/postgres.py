@@ -20,3 +20,16 @@ def ledger_url(postgres_server) -> Iterator[str]:
     url = postgres_server.create_database()
     yield url
     postgres_server.drop_database(url.rsplit("/", 1)[1])
+
+
+@pytest.fixture
+def fresh_ledger(postgres_server):
+    """A migrated ledger in a database of its own, dropped after the test."""
+    from pfi.ledger import Ledger, upgrade
+
+    url = postgres_server.create_database()
+    upgrade(url)
+    ledger = Ledger.from_url(url)
+    yield ledger
+    ledger.dispose()
+    postgres_server.drop_database(url.rsplit("/", 1)[1])

@@ -1,0 +1,141 @@
+"""The vertical slice without Airflow: drop → claim → ledger → ACK → archive/quarantine.
+
+Golden samples: the official v2.1 MDM examples (ansforge/hl7V2-exemples, Vague 2/
+Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM), which use LF separators.
+"""
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+from pfi.hl7ack import read_header, split_segments
+from pfi.intake import acknowledge_items, claim_and_record
+from pfi.settings import load_settings
+
+pytestmark = pytest.mark.integration
+
+MDM = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM"
+INITIAL = f"{MDM}/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
+REPLACEMENT = f"{MDM}/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7"
+
+
+@pytest.fixture
+def settings(tmp_path):
+    path = tmp_path / "pfi.toml"
+    path.write_text(
+        f"""
+[site]
+name = "CH"
+finess_juridique = "010000024"
+structure_oid = "1.2.250.1.71.4.2.2"
+[[site.finess_geo]]
+finess = "010000032"
+name = "A"
+[paths]
+data_dir = "{tmp_path / "data"}"
+[[hl7_source]]
+name = "ris"
+kind = "RIS"
+drop_dir = "{tmp_path / "in"}"
+outbound_dir = "{tmp_path / "out"}"
+settle_seconds = 0
+"""
+    )
+    return load_settings(path)
+
+
+def drop(settings, sample: Path, name: str | None = None) -> Path:
+    source = settings.source("ris")
+    source.drop_dir.mkdir(parents=True, exist_ok=True)
+    target = source.drop_dir / (name or sample.name)
+    shutil.copyfile(sample, target)
+    past = time.time() - 5
+    os.utime(target, (past, past))
+    return target
+
+
+def run(ledger, settings):
+    batches = claim_and_record(ledger, settings, batch_size=2, limit=100, actor="test")
+    return batches, [acknowledge_items(ledger, settings, b, actor="test") for b in batches]
+
+
+def acks(settings) -> dict[str, list[str]]:
+    out = settings.source("ris").outbound_dir
+    return {p.name: split_segments(p.read_text("utf-8")) for p in sorted(out.glob("ACK_*"))}
+
+
+def test_official_examples_are_recorded_acknowledged_and_archived(
+    fresh_ledger, settings, fixtures_dir
+):
+    drop(settings, fixtures_dir / INITIAL)
+    drop(settings, fixtures_dir / REPLACEMENT)
+    (settings.source("ris").drop_dir / "garbage.hl7").write_bytes(b"this is not HL7")
+    os.utime(settings.source("ris").drop_dir / "garbage.hl7", (time.time() - 5,) * 2)
+
+    batches, results = run(fresh_ledger, settings)
+
+    assert [len(b["item_ids"]) for b in batches] == [2, 1]  # bounded batches
+    assert sum(r["acknowledged"] for r in results) == 2
+    assert sum(r["rejected"] for r in results) == 1
+    answers = acks(settings)
+    msa = sorted(segments[1] for segments in answers.values())
+    expected_ids = {
+        read_header((fixtures_dir / p).read_bytes()).control_id for p in (INITIAL, REPLACEMENT)
+    }
+    assert {line for line in msa if line.startswith("MSA|AA|")} == {
+        f"MSA|AA|{c}" for c in expected_ids
+    }
+    assert any(line.startswith("MSA|AE|") for line in msa)
+
+    items = fresh_ledger.find_inbound(source="ris")
+    assert sorted(i.status for i in items) == ["done", "done", "rejected"]
+    rejected = next(i for i in items if i.status == "rejected")
+    assert rejected.reason_code == "HL7_NO_MSH"
+    assert Path(rejected.storage_path).read_bytes() == b"this is not HL7"
+    assert Path(rejected.storage_path + ".reason.txt").read_text().startswith("HL7_NO_MSH")
+    for item in items:
+        assert Path(item.storage_path).is_file()  # nothing lost
+    assert not list(settings.source("ris").work_dir.iterdir())
+
+
+def test_replaying_a_batch_does_nothing_twice(fresh_ledger, settings, fixtures_dir):
+    drop(settings, fixtures_dir / INITIAL)
+    batches, _ = run(fresh_ledger, settings)
+    again = acknowledge_items(fresh_ledger, settings, batches[0], actor="test")
+    assert again["skipped"] == 1 and again["acknowledged"] == 0
+    assert len(acks(settings)) == 1
+
+
+def test_the_same_file_dropped_again_is_kept_and_answered_again(
+    fresh_ledger, settings, fixtures_dir
+):
+    drop(settings, fixtures_dir / INITIAL)
+    run(fresh_ledger, settings)
+    ack_dir = settings.source("ris").outbound_dir
+    for ack in ack_dir.iterdir():
+        ack.unlink()  # the producer consumed its ACK... and drops the message again
+    drop(settings, fixtures_dir / INITIAL, name="again.er7")
+    batches, _ = run(fresh_ledger, settings)
+
+    assert batches == []  # nothing new to process
+    items = fresh_ledger.find_inbound(source="ris")
+    assert len(items) == 1
+    assert [s[1][:7] for s in acks(settings).values()] == ["MSA|AA|"]
+    events = fresh_ledger.events(inbound_item_id=items[0].id, kind="inbound.duplicate_drop")
+    assert len(events) == 1
+    assert (
+        Path(events[0].detail["archived_copy"]).read_bytes()
+        == (fixtures_dir / INITIAL).read_bytes()
+    )
+
+
+def test_a_crash_after_claiming_is_finished_by_the_next_run(fresh_ledger, settings, fixtures_dir):
+    drop(settings, fixtures_dir / INITIAL)
+    claim_and_record(fresh_ledger, settings, batch_size=10, limit=100, actor="test")
+    # ... the worker died here: the file is in the work folder, the item is "received"
+    batches, results = run(fresh_ledger, settings)
+    assert results[0]["acknowledged"] == 1
+    assert [i.status for i in fresh_ledger.find_inbound(source="ris")] == ["done"]
