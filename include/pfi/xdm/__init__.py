@@ -25,7 +25,7 @@ from pfi.xdm.model import (
     XdmPackage,
     xds_time,
 )
-from pfi.xdm.packer import build_metadata, finalize_entries, pack_xdm
+from pfi.xdm.packer import build_metadata, finalize_entries, metadata_from_cda, pack_xdm
 from pfi.xdm.reader import XdmLimits, parse_metadata, read_xdm, unsafe_name_reason
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "XdmPackage",
     "build_metadata",
     "finalize_entries",
+    "metadata_from_cda",
     "pack_xdm",
     "parse_metadata",
     "read_xdm",
