@@ -371,6 +371,10 @@ def test_cda_with_xxe_is_refused(tmp_path, n1_bytes):
         (b'<relatedDocument typeCode="RPLC">', b'<relatedDocument typeCode="XFRM">',
          "CDA_RELATED_DOCUMENT"),
         (b"<title>", b"<title/><!--", "CDA_NO_TITLE"),
+        (b'<typeId root="2.16.840.1.113883.1.3" extension="POCD_HD000040"/>', b"",
+         "CDA_TYPE_ID"),
+        (b'<signatureCode code="S"/>', b'<signatureCode code="X"/>',
+         "CDA_NO_LEGAL_AUTHENTICATOR"),
     ],
 )
 def test_each_defect_is_detected(n1_bytes, old, new, code):
@@ -379,6 +383,30 @@ def test_each_defect_is_detected(n1_bytes, old, new, code):
         data = mutate(data, b"</title>", b"-->")
     defects = check_header(read_cda(data))
     assert [d.code for d in defects] == code.split()
+
+
+@pytest.mark.parametrize(
+    ("pattern", "code"),
+    [
+        (rb"<componentOf>.*</componentOf>", "CDA_NO_ENCOUNTER"),
+        (rb"<documentationOf>.*</documentationOf>", "CDA_NO_SERVICE_EVENT"),
+        (rb"<legalAuthenticator>.*</legalAuthenticator>", "CDA_NO_LEGAL_AUTHENTICATOR"),
+        (rb"<custodian .*</custodian>", "CDA_NO_CUSTODIAN"),
+        (rb"<author>.*</author>", "CDA_NO_AUTHOR"),
+        (rb"<recordTarget>.*</recordTarget>", "CDA_NO_RECORD_TARGET"),
+    ],
+)
+def test_each_missing_part_is_detected(n1_bytes, pattern, code):
+    data, count = re.subn(pattern, b"", n1_bytes, count=1, flags=re.S)
+    assert count == 1
+    assert [d.code for d in check_header(read_cda(data))] == [code]
+
+
+def test_name_qualifiers_are_checked_without_ins_too(n1_bytes):
+    data = mutate(n1_bytes, b'root="1.2.250.1.213.1.4.10"', b'root="1.2.3.4"')
+    data = mutate(data, b'<family qualifier="CL">', b'<family qualifier="SP">')
+    assert [d.code for d in check_header(read_cda(data))] == ["CDA_NAME_QUALIFIER"]
+    assert read_cda(data).patient.ins is None
 
 
 def test_require_valid_header_ignore_list(fixtures_dir):

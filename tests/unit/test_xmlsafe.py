@@ -4,6 +4,7 @@ import socket
 import threading
 
 import pytest
+from lxml import etree
 
 from pfi import xmlsafe
 from pfi.errors import InvalidInput
@@ -101,10 +102,12 @@ def test_not_xml(data):
     assert refused(data).code == "XML_NOT_XML"
 
 
-def test_parser_factory_settings():
-    parser = xmlsafe.make_parser()
-    assert parser.resolvers is not None
-    assert parser is not xmlsafe.make_parser()
+def test_the_factory_parser_never_expands_entities_on_its_own():
+    """Even used directly (without the DOCTYPE refusal of parse()), it leaves entities alone."""
+    data = b'<!DOCTYPE r [<!ENTITY e "EXPANDED">]><r>&e;</r>'
+    root = etree.fromstring(data, xmlsafe.make_parser())
+    assert "EXPANDED" not in etree.tostring(root).decode().split("]>")[-1]
+    assert xmlsafe.make_parser() is not xmlsafe.make_parser()
 
 
 @pytest.mark.parametrize(

@@ -87,6 +87,8 @@ class Participant:
     organization: Organization | None = None
     #: ``assignedAuthoringDevice/softwareName`` when the author is a system.
     device_name: str | None = None
+    #: ``signatureCode/@code`` (legal authenticator: ``S`` = signed).
+    signature_code: str | None = None
 
     @property
     def person_id(self) -> Identifier | None:
@@ -198,6 +200,7 @@ class CdaDocument:
     confidentiality_code: Code | None
     language_code: str | None
     realm_code: str | None
+    type_id: Identifier | None
     template_ids: tuple[Identifier, ...]
     level: Literal[1, 3]
     authors: tuple[Participant, ...]

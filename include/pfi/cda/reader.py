@@ -91,6 +91,7 @@ def read_cda(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> CdaDocument:
         confidentiality_code=_code(_one(root, "confidentialityCode")),
         language_code=_attr(_one(root, "languageCode"), "code"),
         realm_code=_attr(_one(root, "realmCode"), "code"),
+        type_id=_ii(_one(root, "typeId")),
         template_ids=tuple(filter(None, (_ii(t) for t in _all(root, "templateId")))),
         level=1 if non_xml is not None else 3,
         authors=tuple(_author(a) for a in _all(root, "author")),
@@ -134,9 +135,17 @@ def check_header(doc: CdaDocument) -> list[Defect]:
     roots = doc.template_roots
     if doc.realm_code != c.REALM_FR:
         add("CDA_REALM", "realmCode must be FR", "§3.1 skeleton")
+    if doc.type_id != Identifier(c.TYPE_ID_ROOT, c.TYPE_ID_EXTENSION):
+        add("CDA_TYPE_ID", "typeId must be 2.16.840.1.113883.1.3 / POCD_HD000040", "§3.1")
     missing = sorted(c.REQUIRED_TEMPLATE_IDS - set(roots))
     if missing:
         add("CDA_TEMPLATE_IDS", f"missing header templateId(s) {', '.join(missing)}", "§3.1")
+    elif not set(roots) - c.REQUIRED_TEMPLATE_IDS:
+        add(
+            "CDA_TEMPLATE_IDS",
+            "no document-model templateId besides the two header ones (N1: XDS-SD)",
+            "§3.1",
+        )
     if doc.level == 1 and (len(roots) != 3 or set(roots) != c.N1_TEMPLATE_IDS):
         add(
             "CDA_N1_TEMPLATE_IDS",
@@ -171,8 +180,20 @@ def check_header(doc: CdaDocument) -> list[Defect]:
         add("CDA_NO_AUTHOR", "no author", "§3.2")
     if doc.custodian is None:
         add("CDA_NO_CUSTODIAN", "no custodian organisation", "§3.2")
-    if doc.legal_authenticator is None:
-        add("CDA_NO_LEGAL_AUTHENTICATOR", "no legalAuthenticator", "§3.2")
+    if doc.legal_authenticator is None or doc.legal_authenticator.signature_code != "S":
+        add(
+            "CDA_NO_LEGAL_AUTHENTICATOR", "no legalAuthenticator with signatureCode S", "§3.2"
+        )
+    if not doc.service_events:
+        add("CDA_NO_SERVICE_EVENT", "no documentationOf/serviceEvent", "§3.2")
+    elif doc.service_events[0].start is None and doc.service_events[0].stop is None:
+        add(
+            "CDA_NO_SERVICE_EVENT",
+            "the first documentationOf/serviceEvent has no effectiveTime",
+            "§3.2",
+        )
+    if doc.encounter is None:
+        add("CDA_NO_ENCOUNTER", "no componentOf/encompassingEncounter", "§3.2")
     if len(doc.related_documents) > 1 or any(
         r.type_code != c.RELATED_REPLACE or not r.parent_ids for r in doc.related_documents
     ):
@@ -191,6 +212,18 @@ def _check_patient(patient: Patient | None, add: Callable[[str, str, str], None]
     if patient is None:
         add("CDA_NO_RECORD_TARGET", "recordTarget/patientRole is missing", "§3.2")
         return
+    found = {f"family {p.qualifier}" for p in patient.name.family if p.qualifier} | {
+        f"given {p.qualifier}" for p in patient.name.given if p.qualifier
+    }
+    bad = sorted(
+        found - {f"{part} {q}" for part in ("family", "given") for q in c.ALLOWED_NAME_QUALIFIERS}
+    )
+    if bad:
+        add(
+            "CDA_NAME_QUALIFIER",
+            f"patient name parts may only be qualified BR or CL (found {', '.join(bad)})",
+            "§3.3 INS traits",
+        )
     ins = patient.ins
     if ins is None:
         return
@@ -200,21 +233,6 @@ def _check_patient(patient: Patient | None, add: Callable[[str, str, str], None]
             f"the INS id under {ins.root} must carry a {c.INS_MATRICULE_LENGTH}-character "
             "matricule in @extension",
             "§3.3 INS",
-        )
-    bad_family = sorted(
-        {p.qualifier or "(none)" for p in patient.name.family}
-        - c.ALLOWED_NAME_QUALIFIERS
-    )
-    bad_given = sorted(
-        {p.qualifier for p in patient.name.given if p.qualifier}
-        - c.ALLOWED_NAME_QUALIFIERS
-    )
-    if bad_family or bad_given:
-        found = ", ".join([f"family {q}" for q in bad_family] + [f"given {q}" for q in bad_given])
-        add(
-            "CDA_NAME_QUALIFIER",
-            f"with an INS, name parts must be qualified BR or CL (found {found})",
-            "§3.3 INS traits",
         )
     missing = [
         label
@@ -412,6 +430,7 @@ def _legal_authenticator(el: etree._Element | None) -> Participant | None:
         name=_name(_path(entity, "assignedPerson", "name")),
         specialty=_code(_one(entity, "code")),
         organization=_organization(_one(entity, "representedOrganization")),
+        signature_code=_attr(_one(el, "signatureCode"), "code"),
     )
 
 
