@@ -427,7 +427,7 @@ def _oid_of(segment: _Segment, field: int, rep: int, comp: int) -> str:
 def _dispatch(reader: _Reader, header: MessageHeader) -> Hl7Message:
     code, event = header.message_code, header.trigger_event
     builder: Callable[[_Reader, MessageHeader], Hl7Message] | None = None
-    if code == c.MSG_MDM and event in _MDM_EVENTS or code == c.MSG_ORU and event == c.EVENT_ORU:
+    if (code == c.MSG_MDM and event in _MDM_EVENTS) or (code, event) == (c.MSG_ORU, c.EVENT_ORU):
         builder = _request
     elif code == c.MSG_ACK:
         builder = _ack
@@ -437,7 +437,7 @@ def _dispatch(reader: _Reader, header: MessageHeader) -> Hl7Message:
         known = code in (c.MSG_MDM, c.MSG_ORU, c.MSG_ZAM)
         raise _fail(
             HL7_UNSUPPORTED_EVENT,
-            f"{code or '(empty)'}^{event or '(empty)'} is not a message of the volet "
+            f"{code[:10] or '(empty)'}^{event[:10] or '(empty)'} is not a message of the volet "
             "Transmission de document(s) CDA en HL7v2",
             "MSH^1^9",
             ERR_UNSUPPORTED_EVENT if known else ERR_UNSUPPORTED_MESSAGE_TYPE,
