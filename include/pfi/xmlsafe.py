@@ -19,6 +19,8 @@ Errors are :class:`~pfi.errors.InvalidInput` with a code built from the caller's
 
 from __future__ import annotations
 
+import re
+
 from lxml import etree
 
 from pfi.errors import InvalidInput
@@ -125,9 +127,14 @@ def _prolog_has_doctype(head: bytes) -> bool:
         pos = end + len(closing)
 
 
+_RAW_BYTES = re.compile(r"\s*Bytes:(\s*0x[0-9A-Fa-f]{2})+")
+
+
 def _first_line(text: str, limit: int = 160) -> str:
+    """The first line of a libxml2 message, without the raw bytes it sometimes quotes
+    (``Input is not proper UTF-8 … Bytes: 0xE9 0x20``: a piece of the document)."""
     line = text.splitlines()[0] if text else "unknown error"
-    return line[:limit]
+    return _RAW_BYTES.sub("", line)[:limit]
 
 
 __all__ = ["DEFAULT_MAX_BYTES", "make_parser", "parse"]

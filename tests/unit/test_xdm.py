@@ -434,6 +434,17 @@ def test_metadata_attacks_are_refused(good):
     refused(no_unique_id, "XDM_METADATA_INVALID")
 
 
+def test_one_patient_per_package(samples):
+    other = "146026322000196^^^&1.2.250.1.213.1.4.10&ISO^NH"
+    two_patients = pack_xdm(
+        [(full_entry(), samples["n1"]), (full_entry(entry_id="D2", patient_id=other), b"x")],
+        submission(),
+    )
+    refused(two_patients, "XDM_PATIENT_MISMATCH")
+    refused(pack_xdm([(full_entry(), b"x")], submission(patient_id=other)),
+            "XDM_PATIENT_MISMATCH")
+
+
 def test_unsafe_name_reason():
     assert unsafe_name_reason("IHE_XDM/SUBSET01/DOC0001.XML") is None
     assert unsafe_name_reason("IHE_XDM/") is None

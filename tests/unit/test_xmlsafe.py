@@ -131,3 +131,9 @@ def test_doctype_in_utf16_is_found():
 def test_doctype_text_inside_the_document_is_harmless():
     root = xmlsafe.parse(b"<r><![CDATA[<!DOCTYPE x>]]><!-- <!DOCTYPE y> --></r>")
     assert root.text == "<!DOCTYPE x>"
+
+
+def test_messages_do_not_quote_document_bytes():
+    err = refused("<r>PAT-TROIS Hélène</r>".encode("latin-1"))
+    assert err.code == "XML_NOT_XML"
+    assert "0x" not in str(err) and "PAT" not in str(err)

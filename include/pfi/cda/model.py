@@ -214,7 +214,7 @@ class CdaDocument:
     media_type: str | None = None
     #: ``nonXMLBody/text/@representation`` (``B64`` for base64).
     representation: str | None = field(default=None, repr=False)
-    _body_text: str | None = field(default=None, repr=False, compare=False)
+    _body_text: str | None = field(default=None, repr=False)
     #: Size of the CDA document in bytes, as received.
     size: int = 0
 

@@ -26,6 +26,7 @@ name members by their index, never by their name (file names may carry a patient
 ``XDM_METADATA_*``             METADATA.XML not XML, with a DTD, too large (:mod:`pfi.xmlsafe`)
 ``XDM_METADATA_INVALID``       not an ebRIM ``SubmitObjectsRequest`` with a SubmissionSet and
                                DocumentEntries each carrying a uniqueId
+``XDM_PATIENT_MISMATCH``       entries and submission set do not share one ``patientId``
 ``XDM_NO_URI``                 a DocumentEntry without its ``URI`` slot (required in XDM)
 ``XDM_UNSAFE_URI``             a ``URI`` that is absolute, has a scheme or climbs with ``..``
 ``XDM_DOCUMENT_MISSING``       a ``URI`` naming no member of the archive
@@ -115,6 +116,7 @@ def read_xdm(
             what="XDM METADATA.XML",
         )
         submission_set, entries, associations = parse_metadata(metadata)
+        _check_single_patient(submission_set, entries)
         documents = tuple(
             _document(archive, members, subset, index, entry)
             for index, entry in enumerate(entries, start=1)
@@ -292,6 +294,18 @@ def _find_metadata(members: dict[str, zipfile.ZipInfo]) -> tuple[zipfile.ZipInfo
         )
     info = found[0]
     return info, info.filename.rsplit("/", 1)[0]
+
+
+def _check_single_patient(ss: SubmissionSet, entries: tuple[DocumentEntry, ...]) -> None:
+    """One patient per package: the entries' patientId match each other and the submission
+    set's (ITI TF-3 §4.1.4; MSSanté: one mail concerns one patient, SC.MSS/CONF.23)."""
+    ids = {e.patient_id for e in entries} | ({ss.patient_id} if ss.patient_id else set())
+    if len(ids) > 1 or "" in ids:
+        raise InvalidInput(
+            "the XDM package does not concern exactly one patient "
+            "(patientId missing or different between entries and submission set)",
+            code="XDM_PATIENT_MISMATCH",
+        )
 
 
 def _document(
