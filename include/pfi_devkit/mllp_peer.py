@@ -87,7 +87,9 @@ APPLICATION_ERRORS = {
     "901": "Auteur non autorisé à remplacer ou supprimer un document",
     "902": "Identifiant patient inconnu",
     "903": "INS non présent dans le document",
-    "904": "L'INS transmis ne correspond pas exactement à celui stocké dans la base du consommateur",
+    "904": (
+        "L'INS transmis ne correspond pas exactement à celui stocké dans la base du consommateur"
+    ),
     "905": "L'INS transmis n'est pas complet",
     "906": "Erreur 'Autre'",
 }
