@@ -90,7 +90,7 @@ CDA_PATIENT_DIFFERS_FROM_PID = {
 }
 
 ACKS = [
-    (f"{V21}/MDM/Transmission initiale MDM/../Remplacement MDM/ack.er7", "ACK^T10", "AA", ""),
+    (f"{V21}/MDM/Remplacement MDM/ack.er7", "ACK^T10", "AA", ""),
     (f"{V21}/MDM/Suppression MDM/ack.er7", "ACK^T04", "AA", ""),
     (f"{VOLETS}/V1.2/MDM/ack.hl7", "ACK^T02", "AA", ""),
     (f"{VOLETS}/V1.2/ORU/ack.hl7", "ACK^R01", "AA", ""),
@@ -127,6 +127,11 @@ PDF = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
 @pytest.fixture(scope="session")
 def examples(fixtures_dir) -> Path:
     return fixtures_dir / "ans-hl7v2-exemples"
+
+
+def example_id(path: str) -> str:
+    version = next((v for v in ("V1.2", "V2.0") if f"/{v}/" in path), "V2.1")
+    return f"{version}/{'/'.join(path.rsplit('/', 2)[-2:])}"
 
 
 def read(examples: Path, relative: str) -> bytes:
@@ -205,7 +210,7 @@ def error_of(raw: bytes, **kwargs) -> Hl7Error:
 
 @pytest.mark.parametrize(
     ("path", "message_type", "action", "oid", "formats", "flags", "acks"), EXAMPLES,
-    ids=[e[0].rsplit("/", 2)[-2] + "/" + e[0].rsplit("/", 1)[-1] for e in EXAMPLES],
+    ids=[example_id(e[0]) for e in EXAMPLES],
 )
 def test_official_examples(examples, path, message_type, action, oid, formats, flags, acks):
     request = parse_message(read(examples, path))
