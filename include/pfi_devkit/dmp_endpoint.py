@@ -270,6 +270,13 @@ class RegistryError:
     location: str = ""
 
 
+class _Errors(list[RegistryError]):
+    """The registry errors of one request, collected so that the answer lists them all."""
+
+    def add(self, code: str, context: str, location: str = "") -> None:
+        self.append(RegistryError(code, context, location))
+
+
 @dataclass(frozen=True)
 class Refusal:
     """Why a request was refused (for tests and the demo): fault subcode or registry codes."""
@@ -289,9 +296,15 @@ class SoapFault(Exception):
 
 
 class RegistryFailure(Exception):
+    """Metadata or documents refused: answered as ``rs:RegistryResponse`` Failure (HTTP 200)."""
+
     def __init__(self, errors: Sequence[RegistryError]):
         super().__init__("; ".join(f"{e.code}: {e.context}" for e in errors))
         self.errors = tuple(errors)
+
+    @classmethod
+    def one(cls, code: str, context: str, location: str = "") -> RegistryFailure:
+        return cls([RegistryError(code, context, location)])
 
 
 # -- parsing the HTTP body ------------------------------------------------------------------------
@@ -522,14 +535,9 @@ def _submission_set(objects: etree._Element) -> _Package:
                 _external_id(package, SS_PATIENT_ID),
                 _external_id(package, SS_SOURCE_ID),
             )
-    raise RegistryFailure(
-        [
-            RegistryError(
-                XDS_REGISTRY_METADATA_ERROR,
-                "no RegistryPackage classified as "
-                "XDSSubmissionSet (classificationNode " + SUBMISSION_SET_NODE + ")",
-            )
-        ]
+    raise RegistryFailure.one(
+        XDS_REGISTRY_METADATA_ERROR,
+        f"no RegistryPackage classified as XDSSubmissionSet ({SUBMISSION_SET_NODE})",
     )
 
 
@@ -558,27 +566,19 @@ def _document_bytes(document: etree._Element, attachments: Mapping[str, bytes]) 
     if include is not None:
         cid = _cid(include.get("href", ""))
         if cid not in attachments:
-            raise RegistryFailure(
-                [
-                    RegistryError(
-                        XDS_MISSING_DOCUMENT,
-                        f"xop:Include cid:{cid} has no MIME part",
-                        document.get("id", ""),
-                    )
-                ]
+            raise RegistryFailure.one(
+                XDS_MISSING_DOCUMENT,
+                f"xop:Include cid:{cid} has no MIME part",
+                document.get("id", ""),
             )
         return attachments[cid]
     try:
         return base64.b64decode("".join((document.text or "").split()), validate=True)
     except binascii.Error as exc:
-        raise RegistryFailure(
-            [
-                RegistryError(
-                    XDS_REPOSITORY_METADATA_ERROR,
-                    f"xds:Document is not base64: {exc}",
-                    document.get("id", ""),
-                )
-            ]
+        raise RegistryFailure.one(
+            XDS_REPOSITORY_METADATA_ERROR,
+            f"xds:Document is not base64: {exc}",
+            document.get("id", ""),
         ) from exc
 
 
@@ -690,6 +690,8 @@ class DmpEndpoint:
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._revert: threading.Timer | None = None
+        self._mode_lock = threading.Lock()
+        self._generation = 0  # bumped at each mode change: a stale revert timer does nothing
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[ssl.SSLSocket] = set()
@@ -710,7 +712,11 @@ class DmpEndpoint:
     def stop(self) -> None:
         """Stop listening, sever open connections, cancel a pending mode revert. Fast."""
         self._stopping.set()
-        self._cancel_revert()
+        with self._mode_lock:
+            self._generation += 1
+            if self._revert is not None:
+                self._revert.cancel()
+                self._revert = None
         self._unlisten()
         self._sever_connections()
         self.port = self._requested_port
@@ -751,7 +757,21 @@ class DmpEndpoint:
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
-        self._cancel_revert()
+        with self._mode_lock:
+            self._apply_mode(mode, error_code, error_text, delay, duration)
+
+    def _apply_mode(
+        self,
+        mode: Mode,
+        error_code: str | None = None,
+        error_text: str | None = None,
+        delay: float | None = None,
+        duration: float | None = None,
+    ) -> None:
+        self._generation += 1
+        if self._revert is not None:
+            self._revert.cancel()
+            self._revert = None
         if mode == "fail":
             self.fail_code = error_code or DEFAULT_FAIL_CODE
             self.fail_text = error_text or f"{self.fail_code} (devkit fail mode)"
@@ -764,14 +784,16 @@ class DmpEndpoint:
         elif mode != "down" and previous == "down" and not self._stopping.is_set():
             self._listen()
         if duration is not None and mode != "normal":
-            self._revert = threading.Timer(float(duration), self.set_mode, ("normal",))
+            self._revert = threading.Timer(
+                float(duration), self._revert_to_normal, (self._generation,)
+            )
             self._revert.daemon = True
             self._revert.start()
 
-    def _cancel_revert(self) -> None:
-        timer, self._revert = self._revert, None
-        if timer is not None and timer is not threading.current_thread():
-            timer.cancel()
+    def _revert_to_normal(self, generation: int) -> None:
+        with self._mode_lock:
+            if generation == self._generation:  # no set_mode since this timer was armed
+                self._apply_mode("normal")
 
     # -- what tests and the demo use --------------------------------------------------------------
 
@@ -824,13 +846,12 @@ class DmpEndpoint:
 
     def handle(self, path: str, content_type: str, body: bytes, client_cn: str | None) -> _Response:
         """Answer one SOAP request; faults and registry failures are answers, not exceptions."""
-        message_id = None
         try:
             return self._handle(path, content_type, body, client_cn)
         except Exception as exc:  # a devkit bug must answer, not hang up: show it to the client
             fault = SoapFault("Receiver", None, f"devkit DMP endpoint error: {exc!r}")
             self._refused(Refusal("fault", ("Receiver",), fault.reason))
-            return _Response(500, fault_envelope(fault, message_id))
+            return _Response(500, fault_envelope(fault))
 
     def _handle(
         self, path: str, content_type: str, body: bytes, client_cn: str | None
@@ -877,7 +898,7 @@ class DmpEndpoint:
 
     def _fail_mode(self) -> None:
         if self.mode == "fail":
-            raise RegistryFailure([RegistryError(self.fail_code, self.fail_text)])
+            raise RegistryFailure.one(self.fail_code, self.fail_text)
 
     def _provide_and_register(
         self, envelope: etree._Element, attachments: Mapping[str, bytes], ctx: _Context
@@ -894,18 +915,12 @@ class DmpEndpoint:
                 "/rim:RegistryObjectList",
             )
         package = _submission_set(objects)
-        errors: list[RegistryError] = []
+        errors = _Errors()
         if not package.unique_id:
-            errors.append(
-                RegistryError(
-                    XDS_REGISTRY_METADATA_ERROR, "XDSSubmissionSet.uniqueId missing", package.id
-                )
-            )
+            errors.add(XDS_REGISTRY_METADATA_ERROR, "XDSSubmissionSet.uniqueId missing", package.id)
         if not package.patient_id:
-            errors.append(
-                RegistryError(
-                    XDS_REGISTRY_METADATA_ERROR, "XDSSubmissionSet.patientId missing", package.id
-                )
+            errors.add(
+                XDS_REGISTRY_METADATA_ERROR, "XDSSubmissionSet.patientId missing", package.id
             )
         documents: dict[str, bytes] = {}
         for document in request.iterfind("xds:Document", NSMAP):
@@ -916,12 +931,10 @@ class DmpEndpoint:
         extrinsics = list(objects.iterfind("rim:ExtrinsicObject", NSMAP))
         extrinsic_ids = {e.get("id", "") for e in extrinsics}
         for doc_id in documents.keys() - extrinsic_ids:
-            errors.append(
-                RegistryError(
-                    XDS_MISSING_DOCUMENT_METADATA,
-                    f"xds:Document {doc_id} has no rim:ExtrinsicObject",
-                    doc_id,
-                )
+            errors.add(
+                XDS_MISSING_DOCUMENT_METADATA,
+                f"xds:Document {doc_id} has no rim:ExtrinsicObject",
+                doc_id,
             )
         associations = _associations(objects)
         members = {
@@ -941,12 +954,10 @@ class DmpEndpoint:
                 elif stored.sha1 == entry.sha1:
                     duplicates.append(entry.unique_id)
                 else:
-                    errors.append(
-                        RegistryError(
-                            XDS_NON_IDENTICAL_HASH,
-                            f"uniqueId {entry.unique_id} already stored with other content",
-                            extrinsic.get("id", ""),
-                        )
+                    errors.add(
+                        XDS_NON_IDENTICAL_HASH,
+                        f"uniqueId {entry.unique_id} already stored with other content",
+                        extrinsic.get("id", ""),
                     )
             replaced = self._check_replacements(associations, extrinsics, new_entries, errors)
             if self.require_signature_document:
@@ -985,7 +996,7 @@ class DmpEndpoint:
         package: _Package,
         members: set[str],
         seen: set[str],
-        errors: list[RegistryError],
+        errors: _Errors,
     ) -> DocumentEntry | None:
         """One ExtrinsicObject against its bytes; None (and ``errors`` extended) when wrong."""
         oid = extrinsic.get("id", "")
@@ -994,79 +1005,51 @@ class DmpEndpoint:
         patient_id = _external_id(extrinsic, DE_PATIENT_ID)
         slots = _slots(extrinsic)
         if extrinsic.get("objectType") != OBJECT_TYPE_STABLE_ENTRY:
-            errors.append(
-                RegistryError(
-                    XDS_REGISTRY_METADATA_ERROR,
-                    f"objectType is not {OBJECT_TYPE_STABLE_ENTRY}",
-                    oid,
-                )
+            errors.add(
+                XDS_REGISTRY_METADATA_ERROR, f"objectType is not {OBJECT_TYPE_STABLE_ENTRY}", oid
             )
         if not unique_id:
-            errors.append(
-                RegistryError(
-                    XDS_REPOSITORY_METADATA_ERROR, "XDSDocumentEntry.uniqueId missing", oid
-                )
-            )
+            errors.add(XDS_REPOSITORY_METADATA_ERROR, "XDSDocumentEntry.uniqueId missing", oid)
         elif unique_id in seen:
-            errors.append(
-                RegistryError(
-                    XDS_DUPLICATE_UNIQUE_ID_IN_MESSAGE,
-                    f"uniqueId {unique_id} twice in the request",
-                    oid,
-                )
+            errors.add(
+                XDS_DUPLICATE_UNIQUE_ID_IN_MESSAGE,
+                f"uniqueId {unique_id} twice in the request",
+                oid,
             )
         seen.add(unique_id)
         if not patient_id or patient_id != package.patient_id:
-            errors.append(
-                RegistryError(
-                    XDS_PATIENT_ID_DOES_NOT_MATCH,
-                    f"XDSDocumentEntry.patientId {patient_id!r} ≠ submission set's "
-                    f"{package.patient_id!r}",
-                    oid,
-                )
+            errors.add(
+                XDS_PATIENT_ID_DOES_NOT_MATCH,
+                f"XDSDocumentEntry.patientId {patient_id!r} ≠ the submission set's "
+                f"{package.patient_id!r}",
+                oid,
             )
         if oid not in members:
-            errors.append(
-                RegistryError(
-                    XDS_REGISTRY_METADATA_ERROR,
-                    "entry is not a HasMember of the submission set",
-                    oid,
-                )
+            errors.add(
+                XDS_REGISTRY_METADATA_ERROR, "entry is not a HasMember of the submission set", oid
             )
         content = documents.get(oid)
         if content is None:
-            errors.append(
-                RegistryError(
-                    XDS_MISSING_DOCUMENT, f"no xds:Document for ExtrinsicObject {oid}", oid
-                )
-            )
+            errors.add(XDS_MISSING_DOCUMENT, f"no xds:Document for ExtrinsicObject {oid}", oid)
             return None
-        sha1 = hashlib.sha1(content).hexdigest()  # noqa: S324 - XDS metadata is SHA-1
+        sha1 = hashlib.sha1(content).hexdigest()  # XDS metadata's hash is SHA-1
         declared_hash = (slots.get("hash") or ("",))[0].lower()
         if declared_hash and not re.fullmatch(r"[0-9a-f]{40}", declared_hash):
-            errors.append(
-                RegistryError(
-                    XDS_REPOSITORY_METADATA_ERROR, "hash slot is not 40 hex digits of SHA-1", oid
-                )
+            errors.add(
+                XDS_REPOSITORY_METADATA_ERROR, "hash slot is not 40 hex digits of SHA-1", oid
             )
         elif declared_hash and declared_hash != sha1:
-            errors.append(
-                RegistryError(
-                    XDS_NON_IDENTICAL_HASH,
-                    f"hash slot {declared_hash} ≠ SHA-1 {sha1} of the bytes",
-                    oid,
-                )
+            errors.add(
+                XDS_NON_IDENTICAL_HASH,
+                f"hash slot {declared_hash} ≠ SHA-1 {sha1} of the bytes",
+                oid,
             )
         declared_size = (slots.get("size") or ("",))[0]
         if declared_size and not declared_size.isdigit():
-            errors.append(
-                RegistryError(XDS_REPOSITORY_METADATA_ERROR, "size slot is not an integer", oid)
-            )
+            errors.add(XDS_REPOSITORY_METADATA_ERROR, "size slot is not an integer", oid)
         elif declared_size and int(declared_size) != len(content):
-            errors.append(
-                RegistryError(
-                    XDS_NON_IDENTICAL_SIZE, f"size slot {declared_size} ≠ {len(content)} bytes", oid
-                )
+            errors.add(
+                XDS_NON_IDENTICAL_SIZE, f"size slot {declared_size} ≠ {len(content)} bytes", oid
             )
         if len(errors) > before:
             return None
@@ -1093,7 +1076,7 @@ class DmpEndpoint:
         associations: Sequence[_Association],
         extrinsics: Sequence[etree._Element],
         new_entries: Sequence[DocumentEntry],
-        errors: list[RegistryError],
+        errors: _Errors,
     ) -> list[tuple[DocumentEntry, DocumentEntry]]:
         """RPLC associations: (stored target, new entry) pairs, targets found by entryUUID."""
         unique_by_id = {e.get("id", ""): _external_id(e, DE_UNIQUE_ID) for e in extrinsics}
@@ -1110,36 +1093,28 @@ class DmpEndpoint:
             if assoc.source in unique_by_id and new is None:
                 continue  # the replacing entry is a duplicate or already refused
             if new is None:
-                errors.append(
-                    RegistryError(
-                        XDS_REGISTRY_METADATA_ERROR,
-                        f"RPLC source {assoc.source} is not an entry of this submission",
-                        assoc.source,
-                    )
+                errors.add(
+                    XDS_REGISTRY_METADATA_ERROR,
+                    f"RPLC source {assoc.source} is not an entry of this submission",
+                    assoc.source,
                 )
             elif target is None:
-                errors.append(
-                    RegistryError(
-                        UNRESOLVED_REFERENCE,
-                        f"RPLC target {assoc.target} is not a stored entry (entryUUID expected)",
-                        assoc.target,
-                    )
+                errors.add(
+                    UNRESOLVED_REFERENCE,
+                    f"RPLC target {assoc.target} is not a stored entry (entryUUID expected)",
+                    assoc.target,
                 )
             elif target.status != STATUS_APPROVED:
-                errors.append(
-                    RegistryError(
-                        XDS_REGISTRY_METADATA_ERROR,
-                        f"RPLC target {assoc.target} is {target.status}",
-                        assoc.target,
-                    )
+                errors.add(
+                    XDS_REGISTRY_METADATA_ERROR,
+                    f"RPLC target {assoc.target} is {target.status}",
+                    assoc.target,
                 )
             elif target.patient_id != new.patient_id:
-                errors.append(
-                    RegistryError(
-                        XDS_PATIENT_ID_DOES_NOT_MATCH,
-                        "RPLC target belongs to another patient",
-                        assoc.target,
-                    )
+                errors.add(
+                    XDS_PATIENT_ID_DOES_NOT_MATCH,
+                    "RPLC target belongs to another patient",
+                    assoc.target,
                 )
             else:
                 pairs.append((target, new))
@@ -1150,7 +1125,7 @@ class DmpEndpoint:
         associations: Sequence[_Association],
         extrinsics: Sequence[etree._Element],
         package: _Package,
-        errors: list[RegistryError],
+        errors: _Errors,
     ) -> None:
         signatures = {
             e.get("id", "")
@@ -1162,13 +1137,11 @@ class DmpEndpoint:
             for a in associations
         )
         if not signatures or not signs:
-            errors.append(
-                RegistryError(
-                    XDS_REGISTRY_METADATA_ERROR,
-                    f"no signature document (classCode {SIGNATURE_CLASS_CODE}) with a "
-                    f"{ASSOC_SIGNS} association to the submission set",
-                    package.id,
-                )
+            errors.add(
+                XDS_REGISTRY_METADATA_ERROR,
+                f"no signature document (classCode {SIGNATURE_CLASS_CODE}) with a "
+                f"{ASSOC_SIGNS} association to the submission set",
+                package.id,
             )
 
     def _update_document_set(self, envelope: etree._Element, ctx: _Context) -> None:
@@ -1178,14 +1151,12 @@ class DmpEndpoint:
                 "Sender", None, "body is not lcm:SubmitObjectsRequest/rim:RegistryObjectList"
             )
         package = _submission_set(objects)
-        errors: list[RegistryError] = []
+        errors = _Errors()
         updates = [a for a in _associations(objects) if a.type == ASSOC_UPDATE_STATUS]
         if not updates:
-            errors.append(
-                RegistryError(
-                    XDS_METADATA_UPDATE_ERROR,
-                    f"no {ASSOC_UPDATE_STATUS} association (other metadata updates not simulated)",
-                )
+            errors.add(
+                XDS_METADATA_UPDATE_ERROR,
+                f"no {ASSOC_UPDATE_STATUS} association (other metadata updates not simulated)",
             )
         with self._lock:
             planned: list[tuple[DocumentEntry, str, str]] = []
@@ -1194,44 +1165,32 @@ class DmpEndpoint:
                 new = (assoc.slots.get("NewStatus") or ("",))[0]
                 target = self.entry_by_uuid(assoc.target)
                 if assoc.source != package.id:
-                    errors.append(
-                        RegistryError(
-                            XDS_METADATA_UPDATE_ERROR,
-                            "association source is not the submission set",
-                            assoc.source,
-                        )
+                    errors.add(
+                        XDS_METADATA_UPDATE_ERROR,
+                        "association source is not the submission set",
+                        assoc.source,
                     )
                 elif target is None:
-                    errors.append(
-                        RegistryError(
-                            UNRESOLVED_REFERENCE,
-                            f"{assoc.target} is not a stored entry (entryUUID expected)",
-                            assoc.target,
-                        )
+                    errors.add(
+                        UNRESOLVED_REFERENCE,
+                        f"{assoc.target} is not a stored entry (entryUUID expected)",
+                        assoc.target,
                     )
                 elif original != target.status:
-                    errors.append(
-                        RegistryError(
-                            XDS_METADATA_UPDATE_ERROR,
-                            f"OriginalStatus {original!r} ≠ current status {target.status}",
-                            assoc.target,
-                        )
+                    errors.add(
+                        XDS_METADATA_UPDATE_ERROR,
+                        f"OriginalStatus {original!r} ≠ current status {target.status}",
+                        assoc.target,
                     )
                 elif new not in ITI57_NEW_STATUSES:
-                    errors.append(
-                        RegistryError(
-                            XDS_METADATA_UPDATE_ERROR,
-                            f"NewStatus {new!r} not supported",
-                            assoc.target,
-                        )
+                    errors.add(
+                        XDS_METADATA_UPDATE_ERROR, f"NewStatus {new!r} not supported", assoc.target
                     )
                 elif package.patient_id and package.patient_id != target.patient_id:
-                    errors.append(
-                        RegistryError(
-                            XDS_PATIENT_ID_DOES_NOT_MATCH,
-                            "target belongs to another patient",
-                            assoc.target,
-                        )
+                    errors.add(
+                        XDS_PATIENT_ID_DOES_NOT_MATCH,
+                        "target belongs to another patient",
+                        assoc.target,
                     )
                 else:
                     planned.append((target, original, new))

@@ -272,6 +272,7 @@ class MllpPeer:
         self.ack_code: str = ack_code
         self.ack_error = ack_error
         self.policy = policy
+        self._mode: Mode = "ack"
         self.mode = mode
         self.exchanges: list[Exchange] = []
         self.errors: list[str] = []
@@ -288,8 +289,6 @@ class MllpPeer:
     def start(self) -> MllpPeer:
         if self._thread is not None:
             return self
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}")
         if self.store_dir:
             self.store_dir.mkdir(parents=True, exist_ok=True)
         self._loop = asyncio.new_event_loop()
@@ -323,7 +322,7 @@ class MllpPeer:
         thread, loop = self._thread, self._loop
         if thread is None or loop is None:
             return
-        with contextlib.suppress(RuntimeError, TimeoutError, Exception):
+        with contextlib.suppress(Exception):  # a loop already gone: nothing left to close
             asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(5)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
@@ -344,6 +343,17 @@ class MllpPeer:
         with self._cond:
             self.exchanges.clear()
             self.errors.clear()
+
+    @property
+    def mode(self) -> Mode:
+        """``"ack"``, ``"silent"`` or ``"close"`` (see the class docstring)."""
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: Mode) -> None:
+        if value not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {value!r}")
+        self._mode = value
 
     # -- what tests and the demo use -------------------------------------------------------
 

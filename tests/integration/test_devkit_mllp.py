@@ -203,3 +203,5 @@ def test_ack_builder_and_charset_helpers_are_pure():
     assert charset_of(fake_mdm("X", charset="8859/15").encode()) == "iso-8859-15"
     with pytest.raises(ValueError):
         build_ack(message, "OK", control_id="ACK2")
+    with pytest.raises(ValueError):
+        MllpPeer(mode="quiet")  # a typo must not silently mean "close"
