@@ -345,22 +345,18 @@ def split_mtom(body: bytes, content_type: str) -> tuple[bytes, dict[str, bytes]]
         parts.append((headers, content))
     if not parts:
         raise SoapFault("Sender", None, "multipart/related body without parts")
-    by_cid = {_cid(h.get("Content-ID", "")): c for h, c in parts if h.get("Content-ID")}
+    root_index = 0
     if isinstance(start, str) and start:
-        root = by_cid.get(_cid(start))
-        if root is None:
+        ids = [_cid(h.get("Content-ID", "")) for h, _ in parts]
+        if _cid(start) not in ids:
             raise SoapFault("Sender", None, f"no MIME part for start={start}")
-    else:
-        root = parts[0][1]
-        start = parts[0][0].get("Content-ID", "")
-    root_type = ""
-    for headers, content in parts:
-        if content is root:
-            root_type = headers.get_content_type()
-    if root_type != "application/xop+xml":
-        raise SoapFault("Sender", None, f"MTOM root part is {root_type}, not application/xop+xml")
-    attachments = {cid: c for cid, c in by_cid.items() if cid != _cid(str(start))}
-    return root, attachments
+        root_index = ids.index(_cid(start))
+    root_headers, root = parts.pop(root_index)
+    if root_headers.get_content_type() != "application/xop+xml":
+        raise SoapFault(
+            "Sender", None, f"MTOM root part is {root_headers.get_content_type()}, not xop+xml"
+        )
+    return root, {_cid(h.get("Content-ID", "")): c for h, c in parts if h.get("Content-ID")}
 
 
 def _cid(value: str) -> str:
@@ -1408,39 +1404,27 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(endpoint.handle(path, self.headers.get("Content-Type", ""), body, cn))
 
     def _control(self, path: str, body: bytes) -> None:
+        """``POST /_devkit/mode`` (JSON: mode, error_code, error_text, delay, duration) and
+        ``POST /_devkit/reset``; answers ``describe()`` once the change is applied."""
         endpoint = self.server.endpoint
-        try:
-            if path == CONTROL_PATH + "/mode":
-                order = json.loads(body or b"{}")
-                mode = order.pop("mode")
-                if mode not in MODES:
-                    raise ValueError(f"mode must be one of {MODES}")
-                kwargs = {
-                    k: order[k]
-                    for k in ("error_code", "error_text", "delay", "duration")
-                    if k in order
-                }
-            elif path == CONTROL_PATH + "/reset":
-                mode, kwargs = None, {}
-            else:
-                self._send(_Response(404, b"unknown control\n", "text/plain"))
-                return
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            self._send(_Response(400, f"bad control request: {exc}\n".encode(), "text/plain"))
+        if path not in (CONTROL_PATH + "/mode", CONTROL_PATH + "/reset"):
+            self._send(_Response(404, b"unknown control\n", "text/plain"))
             return
-        if mode is None:
-            endpoint.reset()
-        elif mode != "down":
-            endpoint.set_mode(mode, **kwargs)
-        state = endpoint.describe()
-        if mode == "down":  # answer first: going down severs this connection too
-            state.update(mode="down", listening=False)
-        self._send(_Response(200, json.dumps(state).encode(), "application/json"))
-        if mode == "down":
-            self.close_connection = True
-            threading.Thread(
-                target=endpoint.set_mode, args=("down",), kwargs=kwargs, daemon=True
-            ).start()
+        # Spared from "down" severing open connections: this one carries the answer.
+        with endpoint._lock:
+            endpoint._connections.discard(self.connection)
+        self.close_connection = True
+        try:
+            if path.endswith("/reset"):
+                endpoint.reset()
+            else:
+                order = json.loads(body or b"{}")
+                known = ("error_code", "error_text", "delay", "duration")
+                endpoint.set_mode(order["mode"], **{k: order[k] for k in known if k in order})
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            self._send(_Response(400, f"bad control request: {exc!r}\n".encode(), "text/plain"))
+            return
+        self._send(_Response(200, json.dumps(endpoint.describe()).encode(), "application/json"))
 
 
 def main(argv: list[str] | None = None) -> None:

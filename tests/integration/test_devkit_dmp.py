@@ -648,19 +648,34 @@ def test_drop_and_down_modes_then_back_up_on_the_same_port(dmp_endpoint, test_pk
 
 def test_control_path_drives_the_mode_from_another_process(dmp_endpoint, test_pki):
     control = dmp_endpoint.describe()["control_url"]
+    request = iti41([Doc("1.2.250.1.999.1.7401", cda("x"))])
     with session(test_pki) as s:
         answer = s.post(f"{control}/mode", json={"mode": "fail", "error_code": "X"}, timeout=5)
         assert answer.json()["mode"] == "fail"
+        assert registry_result(post(test_pki, dmp_endpoint.repository_url, request), request) == (
+            FAILURE,
+            ["X"],
+        )
+        assert s.post(f"{control}/mode", json={"mode": "bogus"}, timeout=5).status_code == 400
+        assert (
+            s.post(f"{control}/mode", json={"mode": "slow", "delay": "x"}, timeout=5).status_code
+            == 400
+        )
         answer = s.post(f"{control}/mode", json={"mode": "down", "duration": 0.5}, timeout=5)
-        assert answer.json()["listening"] is False
+        assert answer.json()["mode"] == "down" and answer.json()["listening"] is False
 
-    deadline = time.monotonic() + 10
+    with pytest.raises(requests.exceptions.ConnectionError):
+        post(test_pki, dmp_endpoint.repository_url, request)
+    deadline = time.monotonic() + 10  # the revert timer brings it back: wait for it, not a sleep
     while not dmp_endpoint.describe()["listening"] and time.monotonic() < deadline:
         time.sleep(0.05)
     with session(test_pki) as s:
         state = s.get(f"{control}/state", timeout=5).json()
-        assert state["mode"] == "normal" and state["listening"] is True
-        assert s.post(f"{control}/mode", json={"mode": "bogus"}, timeout=5).status_code == 400
+    assert state["mode"] == "normal" and state["listening"] is True
+    assert registry_result(post(test_pki, dmp_endpoint.repository_url, request), request) == (
+        SUCCESS,
+        [],
+    )
 
 
 # -- VIHF signature -------------------------------------------------------------------------------
