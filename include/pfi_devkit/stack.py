@@ -1,0 +1,228 @@
+"""All local partner servers in one background process, for the demo (``pfi devkit up|down``).
+
+``serve`` runs in the foreground: it builds the test PKI (once), starts Dovecot + the SMTP relay
+(MSSanté stand-in), the MLLP peer (the DPI) and the DMP endpoint, then writes into the state
+folder ``stack.json`` (what runs where) and ``connections.json`` (the Airflow Connections that
+reach them, read by ``pfi_devkit.demo prepare``), and waits for SIGTERM.
+
+``up`` starts ``serve`` detached and waits for ``stack.json``; ``down`` stops it (and the private
+PostgreSQL cluster, if the demo had to create one). Both are idempotent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from pfi_devkit.demo import DEMO_MAILBOX, ERROR_MAILBOX, PROFESSIONAL_MAILBOX
+from pfi_devkit.postgres import stop_private_cluster
+
+STACK_FILE = "stack.json"
+CONNECTIONS_FILE = "connections.json"
+HUMAN_PASSWORD = "demo"
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):  # our own child: reap it if it has exited
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def status(state: Path) -> dict[str, Any] | None:
+    """What runs (``stack.json``) if the serving process is alive, else None."""
+    file = state / STACK_FILE
+    if not file.exists():
+        return None
+    info = json.loads(file.read_text())
+    return info if _alive(int(info.get("pid", 0))) else None
+
+
+def up(state: Path, *, timeout: float = 60.0) -> dict[str, Any]:
+    """Start the servers in a detached process unless they already run; return ``stack.json``."""
+    running = status(state)
+    if running:
+        return running
+    state.mkdir(parents=True, exist_ok=True)
+    (state / STACK_FILE).unlink(missing_ok=True)
+    log = (state / "stack.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pfi_devkit.stack", "serve", "--state", str(state)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = status(state)
+        if info:
+            return info
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    process.terminate()
+    tail = (state / "stack.log").read_text(errors="replace")[-2000:]
+    raise RuntimeError(f"the partner servers did not start; end of {state / 'stack.log'}:\n{tail}")
+
+
+def down(state: Path, *, timeout: float = 20.0) -> None:
+    """Stop the serving process (SIGTERM, then SIGKILL) and our private PostgreSQL if any."""
+    file = state / STACK_FILE
+    if file.exists():
+        pid = int(json.loads(file.read_text()).get("pid", 0))
+        if pid and _alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+        file.unlink(missing_ok=True)
+    stop_private_cluster(state / "postgres")
+
+
+def connections(mail: Any, mllp: Any, dmp: Any, pki: Any) -> dict[str, str]:
+    """Airflow Connections (JSON form) reaching the local servers, keyed by connection id."""
+    mailbox = {
+        "conn_type": "imap",
+        "host": mail.host,
+        "port": mail.imap_port,
+        "login": DEMO_MAILBOX,
+        "password": mail.password_for(DEMO_MAILBOX),
+        "extra": {
+            "imap_port": mail.imap_port,
+            "imaps_port": mail.imaps_port,
+            "smtp_port": mail.smtp_port,
+            "smtps_port": mail.smtps_port,
+            "client_cert": str(pki.clients[DEMO_MAILBOX].cert_path),
+            "client_key": str(pki.clients[DEMO_MAILBOX].key_path),
+            "ca_bundle": str(pki.ca_bundle),
+        },
+    }
+    dpi = {"conn_type": "mllp", "host": mllp.host, "port": mllp.port}
+    dmp_conn = {
+        "conn_type": "http",
+        "host": dmp.host,
+        "port": dmp.port,
+        "schema": "https",
+        "extra": {
+            "repository_url": dmp.repository_url,
+            "registry_url": dmp.registry_url,
+            "client_cert": str(pki.establishment.cert_path),
+            "client_key": str(pki.establishment.key_path),
+            "ca_bundle": str(pki.ca_bundle),
+            "signing_cert": str(pki.signing.cert_path),
+            "signing_key": str(pki.signing.key_path),
+        },
+    }
+    return {
+        "pfi_mss_pfi": json.dumps(mailbox),
+        "pfi_dpi_mllp": json.dumps(dpi),
+        "pfi_dmp": json.dumps(dmp_conn),
+    }
+
+
+#: Ports used with ``--fixed-ports`` (docker-compose publishes them).
+FIXED_PORTS = {"dpi_mllp": 2575, "dmp": 8443}
+
+
+def serve(state: Path, *, host: str = "127.0.0.1", fixed_ports: bool = False) -> int:
+    """Run every partner server until SIGTERM or SIGINT.
+
+    ``host`` is where the MLLP peer and the DMP endpoint listen (``0.0.0.0`` in a container,
+    with ``fixed_ports``); the mail servers always listen on loopback.
+    """
+    from pfi_devkit.dmp_endpoint import DmpEndpoint
+    from pfi_devkit.mail import MailServers
+    from pfi_devkit.mllp_peer import MllpPeer
+    from pfi_devkit.pki import build_test_pki
+
+    state = state.resolve()
+    state.mkdir(parents=True, exist_ok=True)
+    state.chmod(0o755)  # Dovecot's own users must be able to enter (see pfi_devkit.mail)
+    hostnames = ("localhost", "127.0.0.1", *([] if host == "127.0.0.1" else [os.uname().nodename]))
+    pki = build_test_pki(state / "pki", [DEMO_MAILBOX], hostnames=hostnames)
+    ports = FIXED_PORTS if fixed_ports else {"dpi_mllp": 0, "dmp": 0}
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    with contextlib.ExitStack() as servers:
+        mail = servers.enter_context(
+            MailServers(
+                state / "mail",
+                pki,
+                [DEMO_MAILBOX],
+                {ERROR_MAILBOX: HUMAN_PASSWORD, PROFESSIONAL_MAILBOX: HUMAN_PASSWORD},
+            )
+        )
+        mllp = servers.enter_context(
+            MllpPeer(host=host, port=ports["dpi_mllp"], store_dir=state / "dpi-received")
+        )
+        dmp = servers.enter_context(
+            DmpEndpoint(
+                pki.server,
+                pki.ca_bundle,
+                crl_bundle=pki.crl_bundle,
+                host=host,
+                port=ports["dmp"],
+                store_dir=state / "dmp-accepted",
+            )
+        )
+        (state / CONNECTIONS_FILE).write_text(json.dumps(connections(mail, mllp, dmp, pki)))
+        (state / CONNECTIONS_FILE).chmod(0o600)
+        info = {
+            "pid": os.getpid(),
+            "mail": mail.describe(),
+            "dpi_mllp": mllp.describe(),
+            "dmp": dmp.describe(),
+            "pki": pki.describe(),
+            "human_mailboxes": {
+                ERROR_MAILBOX: HUMAN_PASSWORD,
+                PROFESSIONAL_MAILBOX: HUMAN_PASSWORD,
+            },
+        }
+        (state / STACK_FILE).write_text(json.dumps(info, indent=2, default=str))
+        stop.wait()
+    (state / STACK_FILE).unlink(missing_ok=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pfi_devkit.stack")
+    parser.add_argument("action", choices=("serve", "up", "down", "status"))
+    parser.add_argument("--state", type=Path, default=Path("var/devkit"))
+    parser.add_argument("--host", default="127.0.0.1", help="serve: MLLP and DMP listen here")
+    parser.add_argument("--fixed-ports", action="store_true", help=f"serve: use {FIXED_PORTS}")
+    args = parser.parse_args(argv)
+    if args.action == "serve":
+        return serve(args.state, host=args.host, fixed_ports=args.fixed_ports)
+    if args.action == "up":
+        print(json.dumps(up(args.state), indent=2, default=str))
+    elif args.action == "down":
+        down(args.state)
+    else:
+        info = status(args.state)
+        print(json.dumps(info, indent=2, default=str) if info else "not running")
+        return 0 if info else 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""``pfi devkit up|status|down``: the demo's partner servers in one detached process."""
+
+import json
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from pfi.cli import main
+from pfi_devkit import stack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def state():
+    # Not under pytest's 0700 temp root: Dovecot's unprivileged users must enter the folder.
+    folder = Path(tempfile.mkdtemp(prefix="pfi-devkit-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_up_is_idempotent_and_down_stops_everything(state, capsys):
+    first = stack.up(state)
+    try:
+        assert stack.up(state)["pid"] == first["pid"]  # already running: left alone
+        assert main(["devkit", "status", "--state", str(state)]) == 0
+        connections = json.loads((state / stack.CONNECTIONS_FILE).read_text())
+        assert set(connections) == {"pfi_mss_pfi", "pfi_dpi_mllp", "pfi_dmp"}
+        dpi = json.loads(connections["pfi_dpi_mllp"])
+        with socket.create_connection((dpi["host"], dpi["port"]), timeout=5):
+            pass
+        dmp = json.loads(connections["pfi_dmp"])
+        assert dmp["extra"]["repository_url"].startswith("https://127.0.0.1:")
+    finally:
+        stack.down(state)
+    assert stack.status(state) is None
+    with pytest.raises(OSError):
+        socket.create_connection((dpi["host"], dpi["port"]), timeout=2).close()
+    capsys.readouterr()
+    assert main(["devkit", "status", "--state", str(state)]) == 1
