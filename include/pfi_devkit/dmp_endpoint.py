@@ -795,7 +795,9 @@ class DmpEndpoint:
 
     @property
     def base_url(self) -> str:
-        return f"https://{self.host}:{self.port}"
+        # A wildcard bind (0.0.0.0, in a container) is reached on loopback from this machine.
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host  # noqa: S104
+        return f"https://{host}:{self.port}"
 
     @property
     def repository_url(self) -> str:
