@@ -59,7 +59,7 @@ def up(state: Path, *, timeout: float = 60.0) -> dict[str, Any]:
     if running:
         return running
     state.mkdir(parents=True, exist_ok=True)
-    (state / STACK_FILE).unlink(missing_ok=True)
+    _stop_leftovers(state)
     log = (state / "stack.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "pfi_devkit.stack", "serve", "--state", str(state)],
@@ -81,6 +81,18 @@ def up(state: Path, *, timeout: float = 60.0) -> dict[str, Any]:
     raise RuntimeError(f"the partner servers did not start; end of {state / 'stack.log'}:\n{tail}")
 
 
+def _stop_leftovers(state: Path) -> None:
+    """After a SIGKILL of ``serve``, its Dovecot still runs: stop it before starting again."""
+    file = state / STACK_FILE
+    if not file.exists():
+        return
+    pid = json.loads(file.read_text()).get("mail", {}).get("dovecot_pid")
+    if pid and _alive(int(pid)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(int(pid), signal.SIGTERM)
+    file.unlink(missing_ok=True)
+
+
 def down(state: Path, *, timeout: float = 20.0) -> None:
     """Stop the serving process (SIGTERM, then SIGKILL) and our private PostgreSQL if any."""
     file = state / STACK_FILE
@@ -94,7 +106,7 @@ def down(state: Path, *, timeout: float = 20.0) -> None:
             if _alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGKILL)
-        file.unlink(missing_ok=True)
+        _stop_leftovers(state)
     stop_private_cluster(state / "postgres")
 
 

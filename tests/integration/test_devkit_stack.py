@@ -42,3 +42,27 @@ def test_up_is_idempotent_and_down_stops_everything(state, capsys):
         socket.create_connection((dpi["host"], dpi["port"]), timeout=2).close()
     capsys.readouterr()
     assert main(["devkit", "status", "--state", str(state)]) == 1
+
+
+def test_up_after_a_kill_stops_the_orphaned_dovecot(state):
+    import os
+    import signal
+    import time
+
+    first = stack.up(state)
+    dovecot = first["mail"]["dovecot_pid"]
+    os.kill(first["pid"], signal.SIGKILL)  # Dovecot survives its parent
+    for _ in range(50):
+        if stack.status(state) is None:
+            break
+        time.sleep(0.1)
+    second = stack.up(state)
+    try:
+        assert second["pid"] != first["pid"]
+        for _ in range(50):
+            if not stack._alive(dovecot):
+                break
+            time.sleep(0.1)
+        assert not stack._alive(dovecot)
+    finally:
+        stack.down(state)
