@@ -22,20 +22,30 @@ def run() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
         source = Hl7Source(
-            name="bench", kind="DPI", finess_geo="010000032", drop_dir=base / "in",
-            outbound_dir=base / "out", archive_dir=base / "archive",
-            quarantine_dir=base / "quarantine", work_dir=base / "work", settle_seconds=0,
+            name="bench",
+            kind="DPI",
+            finess_geo="010000032",
+            drop_dir=base / "in",
+            outbound_dir=base / "out",
+            archive_dir=base / "archive",
+            quarantine_dir=base / "quarantine",
+            work_dir=base / "work",
+            settle_seconds=0,
         )
         source.drop_dir.mkdir(parents=True)
         for n in range(FILES):
-            (source.drop_dir / f"m{n:05d}.hl7").write_bytes(MESSAGE.replace(b"{n}", str(n).encode()))
+            (source.drop_dir / f"m{n:05d}.hl7").write_bytes(
+                MESSAGE.replace(b"{n}", str(n).encode())
+            )
         started = time.perf_counter()
         claimed = claim_ready_files(source, limit=FILES)
         claim_s = time.perf_counter() - started
         started = time.perf_counter()
         now = datetime.now(UTC)
         for index, item in enumerate(claimed):
-            ack = technical_ack(read_header(item.read_bytes()), "AA", control_id=str(index), now=now)
+            ack = technical_ack(
+                read_header(item.read_bytes()), "AA", control_id=str(index), now=now
+            )
             (source.outbound_dir / f"{index}.ack").write_text(ack)
             archive(source, item, when=now)
         ack_s = time.perf_counter() - started

@@ -8,6 +8,8 @@
     pfi intake run SOURCE [--url URL]         claim a source's files, record them, write ACKs
     pfi devkit up|down|status [--state DIR]   local partner servers for the demo
 
+and the groups defined in :mod:`pfi.commands` (one module per group).
+
 Connections (the ledger URL…) come from options or from the same ``AIRFLOW_CONN_<ID>``
 environment variables Airflow reads, so a support engineer can run a step by hand with the
 demo's env file sourced. Exit codes: 0 ok, 1 the step found problems, 2 usage or settings error.
@@ -42,7 +44,7 @@ def connection_url(conn_id: str) -> str | None:
     return raw.replace("postgres://", "postgresql://", 1)
 
 
-def _ledger_url(args: argparse.Namespace) -> str:
+def ledger_url(args: argparse.Namespace) -> str:
     url = args.url or os.environ.get("PFI_LEDGER_URL") or connection_url("pfi_ledger")
     if not url:
         raise ConfigurationError(
@@ -72,7 +74,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 def cmd_ledger_upgrade(args: argparse.Namespace) -> int:
     from pfi.ledger import current_revision, upgrade
 
-    url = _ledger_url(args)
+    url = ledger_url(args)
     upgrade(url)
     print(f"ledger at revision {current_revision(url)}")
     return 0
@@ -81,7 +83,7 @@ def cmd_ledger_upgrade(args: argparse.Namespace) -> int:
 def cmd_ledger_current(args: argparse.Namespace) -> int:
     from pfi.ledger import current_revision
 
-    print(current_revision(_ledger_url(args)) or "empty (no migration applied)")
+    print(current_revision(ledger_url(args)) or "empty (no migration applied)")
     return 0
 
 
@@ -92,7 +94,7 @@ def cmd_intake_run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.settings)
     settings.source(args.source)  # unknown source: a clear error before anything is claimed
-    ledger = Ledger.from_url(_ledger_url(args))
+    ledger = Ledger.from_url(ledger_url(args))
     batches = claim_and_record(
         ledger, settings, batch_size=100, limit=args.limit, actor="cli", sources=[args.source]
     )
@@ -151,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     devkit.add_argument("action", choices=("up", "down", "status"))
     devkit.add_argument("--state", default=os.environ.get("PFI_DEVKIT_STATE", "var/devkit"))
     devkit.set_defaults(func=cmd_devkit)
+
+    from pfi.commands import register_all
+
+    register_all(groups)
     return parser
 
 

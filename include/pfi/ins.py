@@ -196,7 +196,10 @@ def _comparable(identity: InsIdentity, attribute: str) -> str:
 
 
 def compare_identities(
-    first: InsIdentity, second: InsIdentity, *, first_label: str = "HL7 PID",
+    first: InsIdentity,
+    second: InsIdentity,
+    *,
+    first_label: str = "HL7 PID",
     second_label: str = "CDA header",
 ) -> list[RuleFailure]:
     """Every strict trait that differs between two views of the patient (empty list: same).

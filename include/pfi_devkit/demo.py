@@ -110,8 +110,8 @@ def demo_settings(var: Path) -> str:
 name = "{name}"
 kind = "{kind}"
 finess_geo = "{finess}"
-drop_dir = "{var / 'demo' / 'hl7' / name / 'in'}"
-outbound_dir = "{var / 'demo' / 'hl7' / name / 'out'}"
+drop_dir = "{var / "demo" / "hl7" / name / "in"}"
+outbound_dir = "{var / "demo" / "hl7" / name / "out"}"
 settle_seconds = 1
 """
         for name, kind, finess in (
@@ -136,7 +136,7 @@ finess = "010000040"
 name = "Site de consultations externes"
 
 [paths]
-data_dir = "{var / 'demo' / 'data'}"
+data_dir = "{var / "demo" / "data"}"
 {sources}
 [[mailbox]]
 name = "pfi"

@@ -121,7 +121,17 @@ def start_private_cluster(data_dir: Path, port: int = PRIVATE_PORT) -> PostgresS
     if not (data_dir / "PG_VERSION").exists():
         subprocess.run(
             _as_postgres_user(
-                [_pg_bin("initdb"), "-D", str(data_dir), "-A", "trust", "-U", "postgres", "-E", "UTF8"]
+                [
+                    _pg_bin("initdb"),
+                    "-D",
+                    str(data_dir),
+                    "-A",
+                    "trust",
+                    "-U",
+                    "postgres",
+                    "-E",
+                    "UTF8",
+                ]
             ),
             check=True,
             capture_output=True,
@@ -162,4 +172,10 @@ def _port_in_use(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-__all__ = ["PostgresServer", "answers", "find_or_start", "start_private_cluster", "stop_private_cluster"]
+__all__ = [
+    "PostgresServer",
+    "answers",
+    "find_or_start",
+    "start_private_cluster",
+    "stop_private_cluster",
+]

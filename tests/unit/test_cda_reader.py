@@ -30,52 +30,125 @@ RPLC_IMG = "90E1C8EC-F951-4B26-A305-A34848818DD6"
 #: templateIds).
 GOOD = {
     "ans-cda-examples/BIO-CR-BIO_2021.01_CDA-R2-Niveau-1.xml": (
-        1, "11502-2", "1.2.250.1.213.1.1.1.55.2021.3.1", "1.2.250.1.213.1.1.1.55.2021.3", 1,
-        None, INS_TEST_IPP, N1_TEMPLATES,
+        1,
+        "11502-2",
+        "1.2.250.1.213.1.1.1.55.2021.3.1",
+        "1.2.250.1.213.1.1.1.55.2021.3",
+        1,
+        None,
+        INS_TEST_IPP,
+        N1_TEMPLATES,
     ),
     "ans-cda-examples/BIO-CR-BIO_2024.01_Electrophorese.xml": (
-        3, "11502-2", "1.2.250.1.213.1.1.1.55.2024.5.1", "1.2.250.1.213.1.1.1.55.2024.5", 1,
-        None, INS_TEST_IPP, [*HEADER, "1.3.6.1.4.1.19376.1.3.3", "1.2.250.1.213.1.1.1.55"],
+        3,
+        "11502-2",
+        "1.2.250.1.213.1.1.1.55.2024.5.1",
+        "1.2.250.1.213.1.1.1.55.2024.5",
+        1,
+        None,
+        INS_TEST_IPP,
+        [*HEADER, "1.3.6.1.4.1.19376.1.3.3", "1.2.250.1.213.1.1.1.55"],
     ),
     "ans-cda-examples/DOC_NON_STRUCTURE_CDA-R2-N1.xml": (
-        1, "11502-2", "1.3.6.1.4.1.19376.1.2.20.12345.1.1", "1.3.6.1.4.1.19376.1.2.20.12345.1",
-        1, None, INS_TEST_IPP, N1_TEMPLATES,
+        1,
+        "11502-2",
+        "1.3.6.1.4.1.19376.1.2.20.12345.1.1",
+        "1.3.6.1.4.1.19376.1.2.20.12345.1",
+        1,
+        None,
+        INS_TEST_IPP,
+        N1_TEMPLATES,
     ),
     "ans-cda-examples/IMG_CR_IMG_2024.01.xml": (
-        3, "18748-4", "1.2.250.1.213.1.1.1.45.2024.1.1", "1.2.250.1.213.1.1.1.45.2024.1", 2,
-        RPLC_IMG, INS_TEST_IPP,
-        [*HEADER, "1.2.840.10008.9.1", "1.2.840.10008.9.20", "1.2.840.10008.9.21",
-         "1.2.250.1.213.1.1.1.45"],
+        3,
+        "18748-4",
+        "1.2.250.1.213.1.1.1.45.2024.1.1",
+        "1.2.250.1.213.1.1.1.45.2024.1",
+        2,
+        RPLC_IMG,
+        INS_TEST_IPP,
+        [
+            *HEADER,
+            "1.2.840.10008.9.1",
+            "1.2.840.10008.9.20",
+            "1.2.840.10008.9.21",
+            "1.2.250.1.213.1.1.1.45",
+        ],
     ),
     "ans-cda-examples/IMG_CR_IMG_2024.01_CDA-R2-Niveau-1.xml": (
-        1, "18748-4", "1.2.250.1.213.1.1.1.45.2024.2.1", "1.2.250.1.213.1.1.1.45.2024.2", 2,
-        RPLC_IMG, INS_TEST_IPP, N1_TEMPLATES,
+        1,
+        "18748-4",
+        "1.2.250.1.213.1.1.1.45.2024.2.1",
+        "1.2.250.1.213.1.1.1.45.2024.2",
+        2,
+        RPLC_IMG,
+        INS_TEST_IPP,
+        N1_TEMPLATES,
     ),
     "ans-cda-examples/LDL-EES_2022.01.xml": (
-        3, "18761-7", "1.2.250.1.213.1.1.1.21.2022.1.1", "1.2.250.1.213.1.1.1.21.2022.1", 1,
-        None, INS_TEST_IPP, [*HEADER, "1.2.250.1.213.1.1.1.21"],
+        3,
+        "18761-7",
+        "1.2.250.1.213.1.1.1.21.2022.1.1",
+        "1.2.250.1.213.1.1.1.21.2022.1",
+        1,
+        None,
+        INS_TEST_IPP,
+        [*HEADER, "1.2.250.1.213.1.1.1.21"],
     ),
     "ans-cda-examples/LDL-SES_2022.01.xml": (
-        3, "11490-0", "1.2.250.1.213.1.1.1.29.2022.1.1", "1.2.250.1.213.1.1.1.29.2022.1", 1,
-        None, INS_TEST_IPP, [*HEADER, "1.2.250.1.213.1.1.1.29"],
+        3,
+        "11490-0",
+        "1.2.250.1.213.1.1.1.29.2022.1.1",
+        "1.2.250.1.213.1.1.1.29.2022.1",
+        1,
+        None,
+        INS_TEST_IPP,
+        [*HEADER, "1.2.250.1.213.1.1.1.29"],
     ),
     "ans-cda-examples/eP-MED-DM_2024.01_PosoStruct.xml": (
-        3, "57833-6", "1.2.250.1.213.1.1.1.39.2024.2.1", "1.2.250.1.213.1.1.1.39.2024.2", 1,
-        None, INS_TEST_IPP,
-        [*HEADER, "1.3.6.1.4.1.19376.1.9.1.1.1", "1.3.6.1.4.1.19376.1.5.3.1.1.1",
-         "1.2.250.1.213.1.1.1.39"],
+        3,
+        "57833-6",
+        "1.2.250.1.213.1.1.1.39.2024.2.1",
+        "1.2.250.1.213.1.1.1.39.2024.2",
+        1,
+        None,
+        INS_TEST_IPP,
+        [
+            *HEADER,
+            "1.3.6.1.4.1.19376.1.9.1.1.1",
+            "1.3.6.1.4.1.19376.1.5.3.1.1.1",
+            "1.2.250.1.213.1.1.1.39",
+        ],
     ),
     "ans-hl7v2-exemples/Vague 2/RIS/transmission_initiale_cr_imagerie.xml": (
-        1, "18748-4", "1.2.250.1.213.4.5.4.402", "D52DE737-001D-4031-B571-0A0ED7C42300", 1,
-        None, INS_TEST_RIS, N1_TEMPLATES,
+        1,
+        "18748-4",
+        "1.2.250.1.213.4.5.4.402",
+        "D52DE737-001D-4031-B571-0A0ED7C42300",
+        1,
+        None,
+        INS_TEST_RIS,
+        N1_TEMPLATES,
     ),
     "ans-hl7v2-exemples/Vague 2/RIS/remplacement_cr_imagerie.xml": (
-        1, "18748-4", "1.2.250.1.213.4.5.4.403", "D52DE737-001D-4031-B571-0A0ED7C42300", 2,
-        "1.2.250.1.213.4.5.4.402", INS_TEST_RIS, N1_TEMPLATES,
+        1,
+        "18748-4",
+        "1.2.250.1.213.4.5.4.403",
+        "D52DE737-001D-4031-B571-0A0ED7C42300",
+        2,
+        "1.2.250.1.213.4.5.4.402",
+        INS_TEST_RIS,
+        N1_TEMPLATES,
     ),
     "ans-hl7v2-exemples/Vague 2/RIS/suppression_cr_imagerie.xml": (
-        1, "18748-4", "1.2.250.1.213.4.5.4.403", "D52DE737-001D-4031-B571-0A0ED7C42300", 2,
-        "1.2.250.1.213.4.5.4.402", INS_TEST_RIS, N1_TEMPLATES,
+        1,
+        "18748-4",
+        "1.2.250.1.213.4.5.4.403",
+        "D52DE737-001D-4031-B571-0A0ED7C42300",
+        2,
+        "1.2.250.1.213.4.5.4.402",
+        INS_TEST_RIS,
+        N1_TEMPLATES,
     ),
 }
 
@@ -88,7 +161,8 @@ LPS11 = (
 )
 DEFECTIVE = {
     f"{V21}/MDM/Transmission initiale MDM/CR_Radio_CDAN1_v1.XML": {
-        "CDA_NO_SETID", "CDA_NAME_QUALIFIER"
+        "CDA_NO_SETID",
+        "CDA_NAME_QUALIFIER",
     },
     f"{V21}/MDM/Remplacement MDM/CR_Radio_CDAN1_v2.XML": {"CDA_NO_SETID", "CDA_NAME_QUALIFIER"},
     f"{V21}/ORU/Transmission initiale ORU/SEGUR_CR-BIO_2023.01_Electrophorese.xml": {
@@ -181,9 +255,7 @@ def test_encounter_service_event_and_practice_setting(read):
     assert doc.author.name.family[0].value == "BIDEAULT"
 
 
-@pytest.mark.parametrize(
-    "rel", [r for r, facts in sorted(GOOD.items()) if facts[0] == 1]
-)
+@pytest.mark.parametrize("rel", [r for r, facts in sorted(GOOD.items()) if facts[0] == 1])
 def test_n1_embedded_document_is_the_pdf(read, rel):
     doc = read(rel)
     assert doc.has_embedded_document
@@ -267,7 +339,10 @@ def test_cda_payloads_of_hl7_examples_are_read_and_reported(fixtures_dir):
             defects = {d.code for d in check_header(doc)}
             assert defects, f"{path.name}: the MANIFEST lists this payload as defective"
             assert defects <= {
-                "CDA_NO_SETID", "CDA_NAME_QUALIFIER", "CDA_N1_TEMPLATE_IDS", "CDA_INS_TRAITS"
+                "CDA_NO_SETID",
+                "CDA_NAME_QUALIFIER",
+                "CDA_N1_TEMPLATE_IDS",
+                "CDA_INS_TRAITS",
             }, (path.name, defects)
             if doc.level == 1:
                 assert doc.embedded_document().startswith(b"%PDF")
@@ -278,14 +353,22 @@ def test_cda_payloads_of_hl7_examples_are_read_and_reported(fixtures_dir):
 @pytest.mark.parametrize(
     ("rel", "expected"),
     [
-        (f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7",
-         {"CDA_NO_SETID", "CDA_NAME_QUALIFIER"}),
-        (f"{V21}/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7",
-         {"CDA_NAME_QUALIFIER"}),
-        (f"{V21}/ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N3_SEGUR.hl7",
-         {"CDA_NAME_QUALIFIER"}),
-        (f"{LPS11}/Transmission initiale MDM/message_MDM__LPS_MSS_CR_Radio_INIT_N1_Base64.er7",
-         {"CDA_NO_SETID"}),
+        (
+            f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7",
+            {"CDA_NO_SETID", "CDA_NAME_QUALIFIER"},
+        ),
+        (
+            f"{V21}/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7",
+            {"CDA_NAME_QUALIFIER"},
+        ),
+        (
+            f"{V21}/ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N3_SEGUR.hl7",
+            {"CDA_NAME_QUALIFIER"},
+        ),
+        (
+            f"{LPS11}/Transmission initiale MDM/message_MDM__LPS_MSS_CR_Radio_INIT_N1_Base64.er7",
+            {"CDA_NO_SETID"},
+        ),
     ],
 )
 def test_vague2_payload_defects(fixtures_dir, rel, expected):
@@ -355,26 +438,35 @@ def test_cda_with_xxe_is_refused(tmp_path, n1_bytes):
         (b'<family qualifier="CL">', b'<family qualifier="SP">', "CDA_NAME_QUALIFIER"),
         (b'<given qualifier="CL">', b'<given qualifier="XX">', "CDA_NAME_QUALIFIER"),
         (b'<family qualifier="BR">', b'<family qualifier="CL">', "CDA_INS_TRAITS"),
-        (b'<templateId root="1.3.6.1.4.1.19376.1.2.20"/>',
-         b'<templateId root="1.2.250.1.213.1.1.1.45"/>', "CDA_N1_TEMPLATE_IDS"),
-        (b'<templateId root="1.3.6.1.4.1.19376.1.2.20"/>',
-         b'<templateId root="1.3.6.1.4.1.19376.1.2.20"/><templateId root="1.2.3"/>',
-         "CDA_N1_TEMPLATE_IDS"),
-        (b'<templateId root="1.2.250.1.213.1.1.1.1"/>', b'<templateId root="1.2.3"/>',
-         "CDA_TEMPLATE_IDS CDA_N1_TEMPLATE_IDS"),
+        (
+            b'<templateId root="1.3.6.1.4.1.19376.1.2.20"/>',
+            b'<templateId root="1.2.250.1.213.1.1.1.45"/>',
+            "CDA_N1_TEMPLATE_IDS",
+        ),
+        (
+            b'<templateId root="1.3.6.1.4.1.19376.1.2.20"/>',
+            b'<templateId root="1.3.6.1.4.1.19376.1.2.20"/><templateId root="1.2.3"/>',
+            "CDA_N1_TEMPLATE_IDS",
+        ),
+        (
+            b'<templateId root="1.2.250.1.213.1.1.1.1"/>',
+            b'<templateId root="1.2.3"/>',
+            "CDA_TEMPLATE_IDS CDA_N1_TEMPLATE_IDS",
+        ),
         (b'<confidentialityCode code="N"', b'<confidentialityCode code="X"', "CDA_CONFIDENTIALITY"),
         (b'<languageCode code="fr-FR"/>', b'<languageCode code="french"/>', "CDA_LANGUAGE"),
         (b'<realmCode code="FR"/>', b"", "CDA_REALM"),
         (b'<birthTime value="19790328"/>', b"", "CDA_INS_TRAITS"),
         (b"<county>51215</county>", b"", "CDA_INS_TRAITS"),
         (b'extension="279035121518989"', b'extension="2790351215"', "CDA_INS_MATRICULE"),
-        (b'<relatedDocument typeCode="RPLC">', b'<relatedDocument typeCode="XFRM">',
-         "CDA_RELATED_DOCUMENT"),
+        (
+            b'<relatedDocument typeCode="RPLC">',
+            b'<relatedDocument typeCode="XFRM">',
+            "CDA_RELATED_DOCUMENT",
+        ),
         (b"<title>", b"<title/><!--", "CDA_NO_TITLE"),
-        (b'<typeId root="2.16.840.1.113883.1.3" extension="POCD_HD000040"/>', b"",
-         "CDA_TYPE_ID"),
-        (b'<signatureCode code="S"/>', b'<signatureCode code="X"/>',
-         "CDA_NO_LEGAL_AUTHENTICATOR"),
+        (b'<typeId root="2.16.840.1.113883.1.3" extension="POCD_HD000040"/>', b"", "CDA_TYPE_ID"),
+        (b'<signatureCode code="S"/>', b'<signatureCode code="X"/>', "CDA_NO_LEGAL_AUTHENTICATOR"),
     ],
 )
 def test_each_defect_is_detected(n1_bytes, old, new, code):
@@ -420,7 +512,7 @@ def test_require_valid_header_ignore_list(fixtures_dir):
 def test_bad_base64_is_reported_on_demand(n1_bytes):
     start = n1_bytes.index(b'representation="B64"')
     gt = n1_bytes.index(b">", start) + 1
-    doc = read_cda(n1_bytes[:gt] + b"%%%not-base64%%%" + n1_bytes[n1_bytes.index(b"</text>", gt):])
+    doc = read_cda(n1_bytes[:gt] + b"%%%not-base64%%%" + n1_bytes[n1_bytes.index(b"</text>", gt) :])
     with pytest.raises(InvalidInput) as info:
         doc.embedded_document()
     assert info.value.code == "CDA_BAD_BASE64"
@@ -431,12 +523,15 @@ def test_bad_base64_is_reported_on_demand(n1_bytes):
     [
         ("19790328", date(1979, 3, 28)),
         ("1979", date(1979, 1, 1)),
-        ("20210108111700+0100",
-         datetime(2021, 1, 8, 11, 17, tzinfo=timezone(timedelta(hours=1)))),
-        ("20210409094914.827+0100",
-         datetime(2021, 4, 9, 9, 49, 14, 827000, tzinfo=timezone(timedelta(hours=1)))),
-        ("20230227102827-0330",
-         datetime(2023, 2, 27, 10, 28, 27, tzinfo=timezone(-timedelta(hours=3, minutes=30)))),
+        ("20210108111700+0100", datetime(2021, 1, 8, 11, 17, tzinfo=timezone(timedelta(hours=1)))),
+        (
+            "20210409094914.827+0100",
+            datetime(2021, 4, 9, 9, 49, 14, 827000, tzinfo=timezone(timedelta(hours=1))),
+        ),
+        (
+            "20230227102827-0330",
+            datetime(2023, 2, 27, 10, 28, 27, tzinfo=timezone(-timedelta(hours=3, minutes=30))),
+        ),
         ("20050411103328", datetime(2005, 4, 11, 10, 33, 28)),
         ("", None),
         ("2021-01-08", None),

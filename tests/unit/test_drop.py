@@ -46,7 +46,10 @@ def test_only_settled_visible_matching_files_are_claimed(source):
     assert sorted(c.original_name for c in claimed) == ["a.hl7", "b.er7"]
     assert all(c.path.parent == source.work_dir for c in claimed)
     assert sorted(p.name for p in source.drop_dir.iterdir()) == [
-        ".hidden.hl7", "fresh.hl7", "notes.pdf", "writing.hl7.part"
+        ".hidden.hl7",
+        "fresh.hl7",
+        "notes.pdf",
+        "writing.hl7.part",
     ]
     by_name = {c.original_name: c for c in claimed}
     assert by_name["b.er7"].size == 2

@@ -36,9 +36,7 @@ def test_header_is_read_whatever_the_segment_separator():
 
 
 def test_ack_matches_the_official_example():
-    ack = technical_ack(
-        read_header(MSH), "AA", control_id="016", now=datetime(2021, 6, 6, 9, 32)
-    )
+    ack = technical_ack(read_header(MSH), "AA", control_id="016", now=datetime(2021, 6, 6, 9, 32))
     # MSH-7 is written to the second; the example stops at the minute.
     assert ack.replace("202106060932" + "00", "202106060932") == OFFICIAL_ACK
 

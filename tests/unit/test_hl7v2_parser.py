@@ -29,58 +29,227 @@ VOLETS = "Volets/TRANS_DOC_CDA_HL7V2"
 LPS11 = "Vague 2/Trans_LPS_CDA_MSSanté/TRANSMISSION_LPS_DOC_CDA_COURRIEL_FROM_MSSANTE_V1.1"
 TEST_OID = "1.2.250.1.213.1.4.10"
 NIR_OID = "1.2.250.1.213.1.4.8"
-FLAG_NAMES = ("masque_ps", "invisible_patient", "invisible_rep_legaux", "connexion_secrete",
-              "modif_conf_code", "dest_dmp", "dest_mss_ps", "dest_mss_patient")
+FLAG_NAMES = (
+    "masque_ps",
+    "invisible_patient",
+    "invisible_rep_legaux",
+    "connexion_secrete",
+    "modif_conf_code",
+    "dest_dmp",
+    "dest_mss_ps",
+    "dest_mss_patient",
+)
 
 # (path under ans-hl7v2-exemples, type, action, INS OID, documents, formats, the 8 flags as YN,
 #  ACK_RECEPTION/ACK_LECTURE_MSS as YN or "--")
 EXAMPLES = [
-    (f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7",
-     "MDM^T02", Action.NEW, TEST_OID, ("cda",), "NYYYNYYN", "NN"),
-    (f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1.er7",
-     "MDM^T02", Action.NEW, TEST_OID, ("unknown",), "NYYYNYYN", "NN"),
-    (f"{V21}/MDM/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7",
-     "MDM^T10", Action.REPLACE, TEST_OID, ("cda",), "NNNYYYYN", "NN"),
-    (f"{V21}/MDM/Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7",
-     "MDM^T04", Action.DELETE, TEST_OID, ("cda",), "NNNYNYYN", "NN"),
-    (f"{V21}/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7",
-     "ORU^R01", Action.NEW, TEST_OID, ("cda",), "NNNNNYYY", "YY"),
-    (f"{V21}/ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N3_SEGUR.hl7",
-     "ORU^R01", Action.REPLACE, TEST_OID, ("cda",), "NNNNNYYY", "NN"),
-    (f"{V21}/ORU/Suppression ORU/message_ORU_CR_Bio_DEL_N3_SEGUR.hl7",
-     "ORU^R01", Action.DELETE, TEST_OID, ("cda",), "NNNNNYYY", "NN"),
-    (f"{VOLETS}/V2.1/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N1_N3.hl7",
-     "ORU^R01", Action.NEW, TEST_OID, ("unknown", "unknown"), "NNNNNYYY", "YY"),
-    (f"{VOLETS}/V2.1/ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N1_Base64_N3_Base64.er7",
-     "ORU^R01", Action.REPLACE, TEST_OID, ("cda", "cda"), "NNNNNYYY", "NN"),
-    (f"{VOLETS}/V2.1/ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N1_N3.er7",
-     "ORU^R01", Action.REPLACE, TEST_OID, ("unknown", "unknown"), "NNNNNYYY", "NN"),
-    (f"{VOLETS}/V2.1/ORU/Suppression ORU/message_ORU_CR_Bio_DEL_N1_Base64_N3_Base64.er7",
-     "ORU^R01", Action.DELETE, TEST_OID, ("cda", "cda"), "NNNNNYYY", "NN"),
-    (f"{VOLETS}/V2.1/ORU/Suppression ORU/message_ORU_CR_Bio_DEL_N1_N3.er7",
-     "ORU^R01", Action.DELETE, TEST_OID, ("unknown", "unknown"), "NNNNNYYY", "NN"),
-    (f"{VOLETS}/V2.0/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7",
-     "MDM^T02", Action.NEW, NIR_OID, ("cda",), "NYYYNYYN", "NN"),
-    (f"{VOLETS}/V2.0/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1.er7",
-     "MDM^T02", Action.NEW, NIR_OID, ("unknown",), "NYYYNYYN", "NN"),
-    (f"{VOLETS}/V2.0/MDM/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7",
-     "MDM^T10", Action.REPLACE, NIR_OID, ("unknown",), "NNNYYYYN", "NN"),
-    (f"{VOLETS}/V2.0/MDM/Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7",
-     "MDM^T04", Action.DELETE, NIR_OID, ("unknown",), "NNNYYYYN", "NN"),
-    (f"{VOLETS}/V2.0/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N1_N3.hl7",
-     "ORU^R01", Action.NEW, NIR_OID, ("unknown", "unknown"), "NNNNNYYY", "YY"),
-    (f"{VOLETS}/V2.0/ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N1_Base64_N3_Base64.er7",
-     "ORU^R01", Action.REPLACE, NIR_OID, ("cda", "cda"), "NNNNNYYY", "NN"),
-    (f"{VOLETS}/V2.0/ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N1_N3.er7",
-     "ORU^R01", Action.REPLACE, NIR_OID, ("unknown", "unknown"), "NNNNNYYY", "NN"),
-    (f"{VOLETS}/V2.0/ORU/Suppression ORU/message_ORU_CR_Bio_DEL_N1_Base64_N3_Base64.er7",
-     "ORU^R01", Action.DELETE, NIR_OID, ("cda", "cda"), "NNNNNYYY", "NN"),
-    (f"{VOLETS}/V2.0/ORU/Suppression ORU/message_ORU_CR_Bio_DEL_N1_N3.er7",
-     "ORU^R01", Action.DELETE, NIR_OID, ("unknown", "unknown"), "NNNNNYYY", "NN"),
-    (f"{VOLETS}/V1.2/MDM/message.hl7",
-     "MDM^T02", Action.NEW, NIR_OID, ("unknown",), "NYYYNYYN", "--"),
-    (f"{VOLETS}/V1.2/ORU/message.hl7",
-     "ORU^R01", Action.NEW, NIR_OID, ("unknown",), "NNNNNYYY", "--"),
+    (
+        f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7",
+        "MDM^T02",
+        Action.NEW,
+        TEST_OID,
+        ("cda",),
+        "NYYYNYYN",
+        "NN",
+    ),
+    (
+        f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1.er7",
+        "MDM^T02",
+        Action.NEW,
+        TEST_OID,
+        ("unknown",),
+        "NYYYNYYN",
+        "NN",
+    ),
+    (
+        f"{V21}/MDM/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7",
+        "MDM^T10",
+        Action.REPLACE,
+        TEST_OID,
+        ("cda",),
+        "NNNYYYYN",
+        "NN",
+    ),
+    (
+        f"{V21}/MDM/Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7",
+        "MDM^T04",
+        Action.DELETE,
+        TEST_OID,
+        ("cda",),
+        "NNNYNYYN",
+        "NN",
+    ),
+    (
+        f"{V21}/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7",
+        "ORU^R01",
+        Action.NEW,
+        TEST_OID,
+        ("cda",),
+        "NNNNNYYY",
+        "YY",
+    ),
+    (
+        f"{V21}/ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N3_SEGUR.hl7",
+        "ORU^R01",
+        Action.REPLACE,
+        TEST_OID,
+        ("cda",),
+        "NNNNNYYY",
+        "NN",
+    ),
+    (
+        f"{V21}/ORU/Suppression ORU/message_ORU_CR_Bio_DEL_N3_SEGUR.hl7",
+        "ORU^R01",
+        Action.DELETE,
+        TEST_OID,
+        ("cda",),
+        "NNNNNYYY",
+        "NN",
+    ),
+    (
+        f"{VOLETS}/V2.1/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N1_N3.hl7",
+        "ORU^R01",
+        Action.NEW,
+        TEST_OID,
+        ("unknown", "unknown"),
+        "NNNNNYYY",
+        "YY",
+    ),
+    (
+        f"{VOLETS}/V2.1/ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N1_Base64_N3_Base64.er7",
+        "ORU^R01",
+        Action.REPLACE,
+        TEST_OID,
+        ("cda", "cda"),
+        "NNNNNYYY",
+        "NN",
+    ),
+    (
+        f"{VOLETS}/V2.1/ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N1_N3.er7",
+        "ORU^R01",
+        Action.REPLACE,
+        TEST_OID,
+        ("unknown", "unknown"),
+        "NNNNNYYY",
+        "NN",
+    ),
+    (
+        f"{VOLETS}/V2.1/ORU/Suppression ORU/message_ORU_CR_Bio_DEL_N1_Base64_N3_Base64.er7",
+        "ORU^R01",
+        Action.DELETE,
+        TEST_OID,
+        ("cda", "cda"),
+        "NNNNNYYY",
+        "NN",
+    ),
+    (
+        f"{VOLETS}/V2.1/ORU/Suppression ORU/message_ORU_CR_Bio_DEL_N1_N3.er7",
+        "ORU^R01",
+        Action.DELETE,
+        TEST_OID,
+        ("unknown", "unknown"),
+        "NNNNNYYY",
+        "NN",
+    ),
+    (
+        f"{VOLETS}/V2.0/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7",
+        "MDM^T02",
+        Action.NEW,
+        NIR_OID,
+        ("cda",),
+        "NYYYNYYN",
+        "NN",
+    ),
+    (
+        f"{VOLETS}/V2.0/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1.er7",
+        "MDM^T02",
+        Action.NEW,
+        NIR_OID,
+        ("unknown",),
+        "NYYYNYYN",
+        "NN",
+    ),
+    (
+        f"{VOLETS}/V2.0/MDM/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7",
+        "MDM^T10",
+        Action.REPLACE,
+        NIR_OID,
+        ("unknown",),
+        "NNNYYYYN",
+        "NN",
+    ),
+    (
+        f"{VOLETS}/V2.0/MDM/Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7",
+        "MDM^T04",
+        Action.DELETE,
+        NIR_OID,
+        ("unknown",),
+        "NNNYYYYN",
+        "NN",
+    ),
+    (
+        f"{VOLETS}/V2.0/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N1_N3.hl7",
+        "ORU^R01",
+        Action.NEW,
+        NIR_OID,
+        ("unknown", "unknown"),
+        "NNNNNYYY",
+        "YY",
+    ),
+    (
+        f"{VOLETS}/V2.0/ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N1_Base64_N3_Base64.er7",
+        "ORU^R01",
+        Action.REPLACE,
+        NIR_OID,
+        ("cda", "cda"),
+        "NNNNNYYY",
+        "NN",
+    ),
+    (
+        f"{VOLETS}/V2.0/ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N1_N3.er7",
+        "ORU^R01",
+        Action.REPLACE,
+        NIR_OID,
+        ("unknown", "unknown"),
+        "NNNNNYYY",
+        "NN",
+    ),
+    (
+        f"{VOLETS}/V2.0/ORU/Suppression ORU/message_ORU_CR_Bio_DEL_N1_Base64_N3_Base64.er7",
+        "ORU^R01",
+        Action.DELETE,
+        NIR_OID,
+        ("cda", "cda"),
+        "NNNNNYYY",
+        "NN",
+    ),
+    (
+        f"{VOLETS}/V2.0/ORU/Suppression ORU/message_ORU_CR_Bio_DEL_N1_N3.er7",
+        "ORU^R01",
+        Action.DELETE,
+        NIR_OID,
+        ("unknown", "unknown"),
+        "NNNNNYYY",
+        "NN",
+    ),
+    (
+        f"{VOLETS}/V1.2/MDM/message.hl7",
+        "MDM^T02",
+        Action.NEW,
+        NIR_OID,
+        ("unknown",),
+        "NYYYNYYN",
+        "--",
+    ),
+    (
+        f"{VOLETS}/V1.2/ORU/message.hl7",
+        "ORU^R01",
+        Action.NEW,
+        NIR_OID,
+        ("unknown",),
+        "NNNNNYYY",
+        "--",
+    ),
 ]
 
 CDA_PATIENT_DIFFERS_FROM_PID = {
@@ -95,14 +264,30 @@ ACKS = [
     (f"{VOLETS}/V1.2/MDM/ack.hl7", "ACK^T02", "AA", ""),
     (f"{VOLETS}/V1.2/ORU/ack.hl7", "ACK^R01", "AA", ""),
     (f"{VOLETS}/V2.1/ORU/Remplacement ORU/ack.er7", "ACK^R01", "AA", ""),  # MSH-18 8859/15
-    (f"{VOLETS}/V2.1/ORU/Transmission initiale ORU/Message metier reception DMP", "ZAM^Z01", "N",
-     "ACK_RECEPTION_DMP"),
-    (f"{VOLETS}/V2.1/ORU/Transmission initiale ORU/Message metier reception MSS", "ZAM^Z02", "Y",
-     "ACK_RECEPTION_MSS"),
-    (f"{VOLETS}/V2.1/ORU/Transmission initiale ORU/Message metier lecture MSS", "ZAM^Z03", "Y",
-     "ACK_LECTURE_MSS"),
-    (f"{VOLETS}/V2.0/ORU/Transmission initiale ORU/Message metier reception MSS", "ZAM^Z02", "Y",
-     "ACK_RECEPTION_MSS"),
+    (
+        f"{VOLETS}/V2.1/ORU/Transmission initiale ORU/Message metier reception DMP",
+        "ZAM^Z01",
+        "N",
+        "ACK_RECEPTION_DMP",
+    ),
+    (
+        f"{VOLETS}/V2.1/ORU/Transmission initiale ORU/Message metier reception MSS",
+        "ZAM^Z02",
+        "Y",
+        "ACK_RECEPTION_MSS",
+    ),
+    (
+        f"{VOLETS}/V2.1/ORU/Transmission initiale ORU/Message metier lecture MSS",
+        "ZAM^Z03",
+        "Y",
+        "ACK_LECTURE_MSS",
+    ),
+    (
+        f"{VOLETS}/V2.0/ORU/Transmission initiale ORU/Message metier reception MSS",
+        "ZAM^Z02",
+        "Y",
+        "ACK_RECEPTION_MSS",
+    ),
 ]
 
 ADT = [
@@ -159,8 +344,16 @@ def mdm(
     control_id: str = "4242",
 ) -> str:
     """A v2.1 MDM like the official initial example, segments joined by CR."""
-    codes = ("MASQUE_PS", "INVISIBLE_PATIENT", "INVISIBLE_REP_LEGAUX", "CONNEXION_SECRETE",
-             "MODIF_CONF_CODE", "DESTDMP", "DESTMSSANTEPS", "DESTMSSANTEPAT")
+    codes = (
+        "MASQUE_PS",
+        "INVISIBLE_PATIENT",
+        "INVISIBLE_REP_LEGAUX",
+        "CONNEXION_SECRETE",
+        "MODIF_CONF_CODE",
+        "DESTDMP",
+        "DESTMSSANTEPS",
+        "DESTMSSANTEPAT",
+    )
     ed = document if document is not None else "^text^XML^Base64^" + b64(CDA)
     segments = [
         f"MSH|^~\\&|RIS-Y|Organisation-Y|PFI-Y|Organisation-Y|202106060931||MDM^{event}^MDM_T02|"
@@ -175,9 +368,7 @@ def mdm(
     ]
     if orc is not None:
         segments += [f"ORC|{orc}|", "OBR|1|||18748-4^CR d'imagerie médicale^LN|"]
-    segments.append(
-        f"TXA|1|18748-4|TEXT|202212160932||||||||1.2.250.1.71.4.2.2.1.2|{txa13}||||AU"
-    )
+    segments.append(f"TXA|1|18748-4|TEXT|202212160932||||||||1.2.250.1.71.4.2.2.1.2|{txa13}||||AU")
     for n in range(documents):
         segments.append(f"OBX|{n + 1}|ED|18748-4^CR d'imagerie médicale^LN||{ed}||||||{status}|")
     segments += [
@@ -188,8 +379,9 @@ def mdm(
     ]
     for n, (code, value) in enumerate(zip(codes, flags, strict=True)):
         if value != "-":
-            segments.append(f"OBX|{n + 2}|CWE|{code}^^MetaDMPMSS||{value}^^expandedYes-NoIndicator"
-                            "||||||F|")
+            segments.append(
+                f"OBX|{n + 2}|CWE|{code}^^MetaDMPMSS||{value}^^expandedYes-NoIndicator||||||F|"
+            )
     segments += list(extra)
     return "\r".join(segments) + "\r"
 
@@ -209,7 +401,8 @@ def error_of(raw: bytes, **kwargs) -> Hl7Error:
 
 
 @pytest.mark.parametrize(
-    ("path", "message_type", "action", "oid", "formats", "flags", "acks"), EXAMPLES,
+    ("path", "message_type", "action", "oid", "formats", "flags", "acks"),
+    EXAMPLES,
     ids=[example_id(e[0]) for e in EXAMPLES],
 )
 def test_official_examples(examples, path, message_type, action, oid, formats, flags, acks):
@@ -223,8 +416,9 @@ def test_official_examples(examples, path, message_type, action, oid, formats, f
     assert request.patient.birthplace_code == "63220"
     assert request.patient.identity_reliability == ("VALI",)
     assert tuple(d.format for d in request.documents) == formats
-    assert {d.result_status for d in request.documents} == {"FCD"["new replace delete".split()
-                                                                  .index(action.value)]}
+    assert {d.result_status for d in request.documents} == {
+        "FCD"["new replace delete".split().index(action.value)]
+    }
     assert "".join("Y" if getattr(request.flags, f) else "N" for f in FLAG_NAMES) == flags
     ack_flags = (request.flags.ack_reception, request.flags.ack_lecture_mss)
     assert ack_flags == ((None, None) if acks == "--" else tuple(a == "Y" for a in acks))
@@ -243,7 +437,9 @@ def test_official_examples(examples, path, message_type, action, oid, formats, f
 
 def test_v21_initial_mdm_in_detail(examples):
     request = parse_message(
-        read(examples, f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7")
+        read(
+            examples, f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
+        )
     )
     assert request.header.sending_application == "RIS-Y"
     assert request.header.sending_facility == "Organisation-Y"
@@ -252,9 +448,15 @@ def test_v21_initial_mdm_in_detail(examples):
     assert request.profile.is_current
     patient = request.patient
     assert (patient.ins, patient.birth_name, patient.first_given_name) == (
-        "279035121518989", "PAT-TROIS", "DOMINIQUE")
+        "279035121518989",
+        "PAT-TROIS",
+        "DOMINIQUE",
+    )
     assert (patient.given_names, patient.birth_date, patient.sex) == (
-        ("DOMINIQUE",), "19790328", "F")
+        ("DOMINIQUE",),
+        "19790328",
+        "F",
+    )
     identity = patient.ins_identity
     assert identity.matricule == "279035121518989" and identity.oid == TEST_OID
     assert request.visit.patient_class == "I" and request.visit.location == "UFNEPH"
@@ -266,25 +468,36 @@ def test_v21_initial_mdm_in_detail(examples):
     assert info.parent_id is None and info.completion_status == "AU"
     document = request.documents[0]
     assert (document.type_code.code, document.media_type, document.media_subtype) == (
-        "18748-4", "text", "XML")
+        "18748-4",
+        "text",
+        "XML",
+    )
     assert document.size > 200_000
     sender = request.sender
     assert (sender.person_id, sender.person_id_type, sender.organization_id) == (
-        "801234564895", "IDNPS", "300017985")
+        "801234564895",
+        "IDNPS",
+        "300017985",
+    )
     assert sender.organization_id_type == "FINEG"
     assert sender.person_authority_oid == "1.2.250.1.71.4.2.1"
     assert [p.address for p in request.recipients] == ["adam.hoda@test-ci-sis.mssante.fr"]
     assert request.professional_recipients == request.recipients
     vihf = request.vihf_author
     assert (vihf.structure_id, vihf.subject_id, vihf.subject_id_type) == (
-        "300017985", "801234564895", "IDNPS")
+        "300017985",
+        "801234564895",
+        "IDNPS",
+    )
     assert request.mail_body_ps.decode("utf-8").startswith("Cher confrère")
     assert request.mail_body_patient is None
     assert request.defects == ()
 
 
 def test_replacement_mdm_carries_the_parent_id(examples):
-    request = parse_message(read(examples, f"{V21}/MDM/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7"))
+    request = parse_message(
+        read(examples, f"{V21}/MDM/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7")
+    )
     assert request.document_info.parent_id.id == "1.2.250.1.71.4.2.2.120456789.71024000081"
     assert request.document_info.unique_id.namespace == "Organisation-Y"
 
@@ -297,17 +510,23 @@ def test_oru_recipients_and_truncated_mail_body(examples):
     patient_rct = request.recipients[1]
     assert patient_rct.is_patient and patient_rct.person_authority_oid == TEST_OID  # bare OID
     assert [p.address for p in request.professional_recipients] == [
-        "adam.hoda@test-ci-sis.mssante.fr"]
+        "adam.hoda@test-ci-sis.mssante.fr"
+    ]
     assert [p.address for p in request.reply_to] == ["adam.hoda@test-ci-sis.mssante.fr"]
     assert request.mail_body_ps is None  # MANIFEST: CORPSMAIL_PS truncated in every ORU example
     [defect] = request.defects
     assert (defect.code, defect.blocking, defect.location) == (
-        "HL7_MAIL_BODY_BASE64", False, "OBX^12^5")
+        "HL7_MAIL_BODY_BASE64",
+        False,
+        "OBX^12^5",
+    )
 
 
 def test_missing_padding_is_tolerated_and_noted(examples):
     # MANIFEST: the v2.1 MDM deletion's CDA lacks its '=' padding
-    request = parse_message(read(examples, f"{V21}/MDM/Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7"))
+    request = parse_message(
+        read(examples, f"{V21}/MDM/Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7")
+    )
     assert request.documents[0].format == "cda"
     assert [(d.code, d.blocking) for d in request.defects] == [("HL7_BASE64_PADDING", False)]
 
@@ -323,7 +542,10 @@ def test_legacy_v12_codes_and_order_control(examples):
 def test_v20_tilde_look_alike_repetition_separator(examples):
     # The v2.0 ORU initial example declares U+02DC '˜' as repetition separator in MSH-2.
     request = parse_message(
-        read(examples, f"{VOLETS}/V2.0/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N1_N3.hl7")
+        read(
+            examples,
+            f"{VOLETS}/V2.0/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N1_N3.hl7",
+        )
     )
     assert request.header.encoding_characters == "^\u02dc\\&"
     assert request.patient.birthplace_code == "63220"
@@ -434,7 +656,9 @@ def test_batch_file_gives_every_message_in_order():
 def test_one_bad_message_does_not_stop_the_batch():
     good = mdm(control_id="OK1")
     bad = mdm(control_id="BAD", status="C")  # T02 with OBX-11 C
-    results = parse_file(("BHS|^~\\&|X\r" + good + bad + mdm(control_id="OK2") + "BTS|3\r").encode())
+    results = parse_file(
+        ("BHS|^~\\&|X\r" + good + bad + mdm(control_id="OK2") + "BTS|3\r").encode()
+    )
     assert isinstance(results[0], Hl7Request) and isinstance(results[2], Hl7Request)
     assert isinstance(results[1], Hl7Error)
     assert (results[1].code, results[1].header.control_id) == ("HL7_INCONSISTENT_ACTION", "BAD")
@@ -514,7 +738,9 @@ def test_no_msh10_profile_is_optional():
 
 @pytest.mark.parametrize("cut", [0.05, 0.3, 0.6, 0.9, 0.97, 0.995])
 def test_truncated_official_message_gives_a_coded_error_with_the_header(examples, cut):
-    raw = read(examples, f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7")
+    raw = read(
+        examples, f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
+    )
     error = error_of(raw[: int(len(raw) * cut)])
     assert error.code in {"HL7_BASE64", "HL7_META_MISSING", "HL7_PARSE"}
     assert (error.header.control_id, error.header.sending_application) == ("015", "RIS-Y")
@@ -541,8 +767,14 @@ def test_garbled_input_never_crashes(raw):
 
 def test_error_answers_with_a_technical_ack():
     error = error_of(mdm(status="C").encode())
-    ack = technical_ack(error.header, "AE", control_id="A1", now=datetime(2024, 1, 1),
-                        errors=(error.ack_error(),), text=error.reason)
+    ack = technical_ack(
+        error.header,
+        "AE",
+        control_id="A1",
+        now=datetime(2024, 1, 1),
+        errors=(error.ack_error(),),
+        text=error.reason,
+    )
     segments = ack.split("\r")
     assert segments[0].startswith("MSH|^~\\&|PFI-Y|Organisation-Y|RIS-Y|Organisation-Y|")
     assert segments[1].startswith("MSA|AE|4242|")
@@ -557,7 +789,17 @@ def test_repr_holds_no_patient_data_nor_document(examples):
         read(examples, f"{V21}/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7")
     )
     text = repr(request) + repr(replace(request, mail_body_ps=b"Cher confrere"))
-    for secret in ("279035121518989", "27707279035121518989", "PAT-TROIS", "DOMINIQUE",
-                   "19790328", "63220", "405660", "Cher confrere", "PD94bWwg", "<?xml"):
+    for secret in (
+        "279035121518989",
+        "27707279035121518989",
+        "PAT-TROIS",
+        "DOMINIQUE",
+        "19790328",
+        "63220",
+        "405660",
+        "Cher confrere",
+        "PD94bWwg",
+        "<?xml",
+    ):
         assert secret not in text, secret
     assert "ORU" in text and "1.2.250.1.213.1.4.10" in text

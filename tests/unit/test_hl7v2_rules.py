@@ -49,19 +49,37 @@ def routing(spec: str) -> Routing:
     return Routing(*(v == "Y" for v in spec))
 
 
-def accepted(spec: str, *, action: Action = Action.NEW, ins_qualified: bool = True,
-             recipient: bool | None = True) -> Routing:
-    decision = decide(flags(spec), action=action, ins_qualified=ins_qualified,
-                      has_professional_recipient=recipient)
+def accepted(
+    spec: str,
+    *,
+    action: Action = Action.NEW,
+    ins_qualified: bool = True,
+    recipient: bool | None = True,
+) -> Routing:
+    decision = decide(
+        flags(spec),
+        action=action,
+        ins_qualified=ins_qualified,
+        has_professional_recipient=recipient,
+    )
     assert decision.accepted, decision.failures
     decision.raise_for_failures()
     return decision.routing
 
 
-def refused(spec: str, *, action: Action = Action.NEW, ins_qualified: bool = True,
-            recipient: bool | None = True) -> list[str]:
-    decision = decide(flags(spec), action=action, ins_qualified=ins_qualified,
-                      has_professional_recipient=recipient)
+def refused(
+    spec: str,
+    *,
+    action: Action = Action.NEW,
+    ins_qualified: bool = True,
+    recipient: bool | None = True,
+) -> list[str]:
+    decision = decide(
+        flags(spec),
+        action=action,
+        ins_qualified=ins_qualified,
+        has_professional_recipient=recipient,
+    )
     assert not decision.accepted
     with pytest.raises(InvalidInput) as err:
         decision.raise_for_failures()
@@ -69,8 +87,11 @@ def refused(spec: str, *, action: Action = Action.NEW, ins_qualified: bool = Tru
     return [f.code for f in decision.failures]
 
 
-@pytest.mark.parametrize(("path", "expected"), OFFICIAL,
-                         ids=[p.rsplit("/", 3)[-3] + "/" + p.rsplit("/", 1)[-1] for p, _ in OFFICIAL])
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    OFFICIAL,
+    ids=[p.rsplit("/", 3)[-3] + "/" + p.rsplit("/", 1)[-1] for p, _ in OFFICIAL],
+)
 def test_every_official_example_is_accepted(fixtures_dir, path, expected):
     request = parse_message((fixtures_dir / "ans-hl7v2-exemples" / path).read_bytes())
     vague1 = request.profile.is_vague1
@@ -84,8 +105,11 @@ def test_every_official_example_is_accepted(fixtures_dir, path, expected):
     assert decision.routing == routing(expected)
 
 
-@pytest.mark.parametrize("path", [p for p, _ in OFFICIAL if p.startswith(V21) or "/V2.1/" in p],
-                         ids=lambda p: p.rsplit("/", 1)[-1])
+@pytest.mark.parametrize(
+    "path",
+    [p for p, _ in OFFICIAL if p.startswith(V21) or "/V2.1/" in p],
+    ids=lambda p: p.rsplit("/", 1)[-1],
+)
 def test_v21_examples_pass_on_a_test_site_and_fail_on_a_production_site(fixtures_dir, path):
     request = parse_message((fixtures_dir / "ans-hl7v2-exemples" / path).read_bytes())
     assert decide_request(request, InsPolicy.for_environment("test")).accepted
@@ -101,8 +125,9 @@ def test_v12_example_ins_key_is_reported(fixtures_dir):
     request = parse_message(
         (fixtures_dir / "ans-hl7v2-exemples" / VOLETS / "V1.2/MDM/message.hl7").read_bytes()
     )
-    codes = [f.code for f in decide_request(request, InsPolicy.for_environment("production"))
-             .failures]
+    codes = [
+        f.code for f in decide_request(request, InsPolicy.for_environment("production")).failures
+    ]
     assert codes == ["RULE_DMP_INS", "INS_KEY", "INS_NOT_QUALIFIED"]
 
 
@@ -127,8 +152,12 @@ def test_accepted_combinations(spec, expected):
 
 def test_ack_flags_never_change_the_routing():
     for acks in ("NN", "YY", "YN", "--"):
-        decision = decide(flags("NNNNNYYY", acks), action=Action.NEW, ins_qualified=True,
-                          has_professional_recipient=True)
+        decision = decide(
+            flags("NNNNNYYY", acks),
+            action=Action.NEW,
+            ins_qualified=True,
+            has_professional_recipient=True,
+        )
         assert decision.accepted and decision.routing == routing("YYY")
 
 
@@ -148,9 +177,16 @@ def test_ack_flags_never_change_the_routing():
         ("NNNNNNYN", {"recipient": False}, ["RULE_PS_NO_RECIPIENT"]),
         ("NNNNYYYN", {"action": Action.NEW}, ["RULE_MODIF_CONF_ON_NEW"]),
         ("NNNNN-YN", {}, ["RULE_FLAG_MISSING"]),
-        ("YYNYNNYY", {"ins_qualified": False},
-         ["RULE_PATIENT_INVISIBLE", "RULE_PS_MASKED", "RULE_SECRET_TO_PATIENT",
-          "RULE_PATIENT_INS"]),
+        (
+            "YYNYNNYY",
+            {"ins_qualified": False},
+            [
+                "RULE_PATIENT_INVISIBLE",
+                "RULE_PS_MASKED",
+                "RULE_SECRET_TO_PATIENT",
+                "RULE_PATIENT_INS",
+            ],
+        ),
     ],
 )
 def test_contradictions_are_refused_with_their_codes(spec, kwargs, codes):
@@ -174,7 +210,10 @@ def test_rule_table_is_well_formed():
     codes = [rule.code for rule in RULES]
     assert len(codes) == len(set(codes))
     facts = {f.name for f in fields(MetaFlags)} | {
-        "action", "ins_qualified", "has_professional_recipient"}
+        "action",
+        "ins_qualified",
+        "has_professional_recipient",
+    }
     for rule in RULES:
         assert rule.when and set(rule.when) <= facts
         assert rule.source and rule.message

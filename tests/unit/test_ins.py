@@ -30,7 +30,9 @@ OFFICIAL_TEST_INS = "279035121518989"
 
 def key_of(number13: str) -> str:
     """The INSEE key, written again here: 97 − (N mod 97), 2A → 19, 2B → 18."""
-    digits = number13[:5] + {"2A": "19", "2B": "18"}.get(number13[5:7], number13[5:7]) + number13[7:]
+    digits = (
+        number13[:5] + {"2A": "19", "2B": "18"}.get(number13[5:7], number13[5:7]) + number13[7:]
+    )
     return f"{97 - int(digits) % 97:02d}"
 
 
@@ -55,8 +57,7 @@ def identity(**changes) -> InsIdentity:
 
 @pytest.mark.parametrize(
     "matricule",
-    [OFFICIAL_TEST_INS, "274075176079430", "277076322082910", "146026322000196",
-     "162018885045327"],
+    [OFFICIAL_TEST_INS, "274075176079430", "277076322082910", "146026322000196", "162018885045327"],
 )
 def test_official_test_identities_have_valid_keys(matricule):
     assert check_matricule(matricule) == []
@@ -134,8 +135,13 @@ def test_unknown_oids(oid):
 
 
 def test_policy_follows_the_site_setting():
-    site = Site(name="CH", finess_juridique="010000024", finess_geo=(), structure_oid="1.2.3",
-                ins_environment="production")
+    site = Site(
+        name="CH",
+        finess_juridique="010000024",
+        finess_geo=(),
+        structure_oid="1.2.3",
+        ins_environment="production",
+    )
     assert InsPolicy.for_site(site) == InsPolicy.for_environment("production")
     with pytest.raises(ValueError):
         InsPolicy.for_environment("staging")
@@ -162,9 +168,7 @@ def test_qualified_statuses(codes, production, test):
 
 def test_patient_mailbox_needs_a_qualified_ins():
     policy = InsPolicy.for_environment("test")
-    assert policy.patient_mailbox(identity(), ["QUAL"]) == (
-        "279035121518989@patient.mssante.fr"
-    )
+    assert policy.patient_mailbox(identity(), ["QUAL"]) == ("279035121518989@patient.mssante.fr")
     with pytest.raises(InvalidInput) as err:
         policy.patient_mailbox(identity(), ["PROV"])
     assert err.value.code == "INS_NOT_QUALIFIED"
@@ -185,8 +189,9 @@ def test_qualified_ins_travels_with_its_traits():
 
 
 def test_same_identity_seen_twice():
-    cda = identity(birth_name=" pat-trois ", first_given_name="Dominique",
-                   birth_date="19790328000000+0100")
+    cda = identity(
+        birth_name=" pat-trois ", first_given_name="Dominique", birth_date="19790328000000+0100"
+    )
     assert compare_identities(identity(), cda) == []
 
 
@@ -232,9 +237,16 @@ def test_no_message_and_no_repr_holds_patient_data():
             policy.patient_mailbox(identity(), ["PROV"])
         except InvalidInput as exc:
             messages.append(str(exc))
-    other = identity(matricule="274075176079430", oid=OID_INS_NIR, birth_name="X",
-                     first_given_name="Y", birth_date="20000101", sex="M",
-                     birthplace_code="75056", given_names=("Y",))
+    other = identity(
+        matricule="274075176079430",
+        oid=OID_INS_NIR,
+        birth_name="X",
+        first_given_name="Y",
+        birth_date="20000101",
+        sex="M",
+        birthplace_code="75056",
+        given_names=("Y",),
+    )
     messages += [f.message for f in compare_identities(identity(), other)]
     messages.append(repr(identity()))
     assert len(messages) > 10

@@ -11,7 +11,10 @@ RUFF = [sys.executable, "-m", "ruff", "check", "--no-cache"]
 def ruff_stdin(filename: str, code: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*RUFF, "--stdin-filename", filename, "-"],
-        input=code, text=True, capture_output=True, cwd=ROOT,
+        input=code,
+        text=True,
+        capture_output=True,
+        cwd=ROOT,
     )
 
 
@@ -28,7 +31,9 @@ def test_the_domain_package_may_not_import_airflow():
 
 
 def test_adapters_and_dags_may_import_airflow():
-    assert ruff_stdin("plugins/pfi_airflow/x.py", "import airflow\n\nprint(airflow)\n").returncode == 0
+    assert (
+        ruff_stdin("plugins/pfi_airflow/x.py", "import airflow\n\nprint(airflow)\n").returncode == 0
+    )
     assert ruff_stdin("dags/x.py", "import airflow\n\nprint(airflow)\n").returncode == 0
 
 

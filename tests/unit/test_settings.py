@@ -99,8 +99,14 @@ def test_missing_file_and_missing_variable(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "finess, ok",
-    [("750712184", True), ("010000024", True), ("010000025", False), ("2A0000000", True),
-     ("12345678", False), ("ABCDEFGHI", False)],
+    [
+        ("750712184", True),
+        ("010000024", True),
+        ("010000025", False),
+        ("2A0000000", True),
+        ("12345678", False),
+        ("ABCDEFGHI", False),
+    ],
 )
 def test_finess_luhn_key(finess, ok):
     assert finess_key_ok(finess) is ok

@@ -46,8 +46,9 @@ STAMP = (2024, 1, 16, 15, 11, 12)
 @pytest.fixture(scope="module")
 def samples(fixtures_dir: Path) -> dict[str, bytes]:
     return {
-        "n1": (fixtures_dir / "ans-hl7v2-exemples/Vague 2/RIS/remplacement_cr_imagerie.xml")
-        .read_bytes(),
+        "n1": (
+            fixtures_dir / "ans-hl7v2-exemples/Vague 2/RIS/remplacement_cr_imagerie.xml"
+        ).read_bytes(),
         "n3": (fixtures_dir / "ans-cda-examples/LDL-SES_2022.01.xml").read_bytes(),
     }
 
@@ -118,9 +119,18 @@ def submission(**changes) -> SubmissionSet:
 def packed(samples) -> tuple[bytes, list, SubmissionSet, list[Association]]:
     documents = [
         (full_entry(), samples["n1"]),
-        (full_entry(entry_id="", unique_id="1.2.250.1.213.1.1.1.29.2022.1.1", authors=(),
-                    confidentiality_codes=(), extra_slots=(), title=None, comments=None),
-         samples["n3"]),
+        (
+            full_entry(
+                entry_id="",
+                unique_id="1.2.250.1.213.1.1.1.29.2022.1.1",
+                authors=(),
+                confidentiality_codes=(),
+                extra_slots=(),
+                title=None,
+                comments=None,
+            ),
+            samples["n3"],
+        ),
     ]
     rplc = [Association("Association99", k.ASSOC_RPLC, "Document01", "urn:uuid:0000-old")]
     data = pack_xdm(documents, submission(), date_time=STAMP, associations=rplc)
@@ -138,7 +148,8 @@ def test_round_trip_gives_back_documents_and_metadata(packed):
     assert [d.entry for d in package.documents] == [e for e, _, _ in expected]
     assert [d.content for d in package.documents] == [c for _, c, _ in expected]
     assert [d.path for d in package.documents] == [
-        "IHE_XDM/SUBSET01/DOC0001.XML", "IHE_XDM/SUBSET01/DOC0002.XML"
+        "IHE_XDM/SUBSET01/DOC0001.XML",
+        "IHE_XDM/SUBSET01/DOC0002.XML",
     ]
     assert package.documents[1].entry.entry_id == "Document02"
     has_member = [a for a in package.associations if a.type == k.ASSOC_HAS_MEMBER]
@@ -166,7 +177,10 @@ def test_layout_and_determinism(packed):
         names = archive.namelist()
         infos = archive.infolist()
     assert names == [
-        "INDEX.HTM", "README.TXT", META, "IHE_XDM/SUBSET01/DOC0001.XML",
+        "INDEX.HTM",
+        "README.TXT",
+        META,
+        "IHE_XDM/SUBSET01/DOC0001.XML",
         "IHE_XDM/SUBSET01/DOC0002.XML",
     ]
     assert {i.date_time for i in infos} == {STAMP}
@@ -316,8 +330,9 @@ def test_unsupported_compression_is_refused(good):
 
 
 def test_bomb_by_ratio_is_refused(good):
-    refused(make_zip([*good, ("IHE_XDM/ZEROS.BIN", bytes(4 * 1024 * 1024))]),
-            "XDM_COMPRESSION_RATIO")
+    refused(
+        make_zip([*good, ("IHE_XDM/ZEROS.BIN", bytes(4 * 1024 * 1024))]), "XDM_COMPRESSION_RATIO"
+    )
 
 
 def test_bomb_by_total_size_is_refused(good):
@@ -377,8 +392,9 @@ def test_two_subsets_are_refused(good):
 
 
 def test_missing_document_is_refused(good):
-    refused(make_zip([(n, c) for n, c in good if not n.endswith("DOC0002.XML")]),
-            "XDM_DOCUMENT_MISSING")
+    refused(
+        make_zip([(n, c) for n, c in good if not n.endswith("DOC0002.XML")]), "XDM_DOCUMENT_MISSING"
+    )
 
 
 def test_hash_mismatch_is_refused(good):
@@ -422,10 +438,13 @@ def test_bad_uris(good, uri, code):
 
 def test_metadata_attacks_are_refused(good):
     xxe = b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
-    refused(replace_metadata(good, b"<?xml version='1.0' encoding='UTF-8'?>", xxe),
-            "XDM_METADATA_DTD_FORBIDDEN")
-    refused(replace_metadata(good, b"<lcm:SubmitObjectsRequest", b"<lcm:Other"),
-            "XDM_METADATA_NOT_XML")
+    refused(
+        replace_metadata(good, b"<?xml version='1.0' encoding='UTF-8'?>", xxe),
+        "XDM_METADATA_DTD_FORBIDDEN",
+    )
+    refused(
+        replace_metadata(good, b"<lcm:SubmitObjectsRequest", b"<lcm:Other"), "XDM_METADATA_NOT_XML"
+    )
     not_ebrim = [(n, b"<a/>" if n == META else c) for n, c in good]
     refused(make_zip(not_ebrim), "XDM_METADATA_INVALID")
     no_uri = replace_metadata(good, b'<rim:Slot name="URI">', b'<rim:Slot name="uri">')
@@ -441,8 +460,7 @@ def test_one_patient_per_package(samples):
         submission(),
     )
     refused(two_patients, "XDM_PATIENT_MISMATCH")
-    refused(pack_xdm([(full_entry(), b"x")], submission(patient_id=other)),
-            "XDM_PATIENT_MISMATCH")
+    refused(pack_xdm([(full_entry(), b"x")], submission(patient_id=other)), "XDM_PATIENT_MISMATCH")
 
 
 def test_unsafe_name_reason():

@@ -181,9 +181,7 @@ def check_header(doc: CdaDocument) -> list[Defect]:
     if doc.custodian is None:
         add("CDA_NO_CUSTODIAN", "no custodian organisation", "§3.2")
     if doc.legal_authenticator is None or doc.legal_authenticator.signature_code != "S":
-        add(
-            "CDA_NO_LEGAL_AUTHENTICATOR", "no legalAuthenticator with signatureCode S", "§3.2"
-        )
+        add("CDA_NO_LEGAL_AUTHENTICATOR", "no legalAuthenticator with signatureCode S", "§3.2")
     if not doc.service_events:
         add("CDA_NO_SERVICE_EVENT", "no documentationOf/serviceEvent", "§3.2")
     elif doc.service_events[0].start is None and doc.service_events[0].stop is None:
@@ -352,8 +350,14 @@ def parse_ts(value: str | None) -> datetime | date | None:
             offset = timedelta(hours=int(tzh), minutes=int(tzm))
             tz = timezone(-offset if sign == "-" else offset)
         return datetime(
-            int(year), int(month), int(day), int(hour), int(minute or 0), int(second or 0),
-            int((frac or "0").ljust(6, "0")), tzinfo=tz,
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute or 0),
+            int(second or 0),
+            int((frac or "0").ljust(6, "0")),
+            tzinfo=tz,
         )
     except (ValueError, TypeError):
         return None
@@ -384,9 +388,7 @@ def _name(el: etree._Element | None) -> PersonName | None:
 
     def parts(tag: str) -> tuple[NamePart, ...]:
         return tuple(
-            NamePart(text, _attr(p, "qualifier"))
-            for p in _all(el, tag)
-            if (text := _text(p))
+            NamePart(text, _attr(p, "qualifier")) for p in _all(el, tag) if (text := _text(p))
         )
 
     return PersonName(

@@ -220,8 +220,11 @@ def parse_file(
     """
     chunks = split_file(raw)
     if not chunks:
-        return [Hl7Error("the file holds no HL7 segment", code=HL7_PARSE,
-                         condition=ERR_SEGMENT_SEQUENCE)]
+        return [
+            Hl7Error(
+                "the file holds no HL7 segment", code=HL7_PARSE, condition=ERR_SEGMENT_SEQUENCE
+            )
+        ]
     results: list[Hl7Message | Hl7Error] = []
     for chunk in chunks:
         try:
@@ -237,11 +240,17 @@ def parse_message(raw: bytes, *, default_encoding: str = DEFAULT_ENCODING) -> Hl
     if len(chunks) != 1:
         header = read_header(raw)
         if not chunks:
-            raise Hl7Error("the input holds no HL7 segment", code=HL7_PARSE,
-                           condition=ERR_SEGMENT_SEQUENCE, header=header)
+            raise Hl7Error(
+                "the input holds no HL7 segment",
+                code=HL7_PARSE,
+                condition=ERR_SEGMENT_SEQUENCE,
+                header=header,
+            )
         raise Hl7Error(
             f"the input holds {len(chunks)} messages where one was expected",
-            code=HL7_PARSE, condition=ERR_SEGMENT_SEQUENCE, header=header,
+            code=HL7_PARSE,
+            condition=ERR_SEGMENT_SEQUENCE,
+            header=header,
         )
     return _parse_chunk(chunks[0], default_encoding)
 
@@ -256,7 +265,9 @@ def codec_for_charset(charset: str, default_encoding: str = DEFAULT_ENCODING) ->
     except KeyError:
         raise Hl7Error(
             f"MSH-18 character set {value[:20]!r} is not supported",
-            code=HL7_CHARSET, location="MSH^1^18", condition=ERR_TABLE_VALUE,
+            code=HL7_CHARSET,
+            location="MSH^1^18",
+            condition=ERR_TABLE_VALUE,
         ) from None
 
 
@@ -264,21 +275,30 @@ def _parse_chunk(chunk: bytes, default_encoding: str) -> Hl7Message:
     header = read_header(chunk)  # ASCII peek: good enough to answer if decoding fails
     try:
         if not chunk.startswith(b"MSH"):
-            raise Hl7Error("the message does not start with an MSH segment", code=HL7_PARSE,
-                           location="MSH", condition=ERR_SEGMENT_SEQUENCE)
+            raise Hl7Error(
+                "the message does not start with an MSH segment",
+                code=HL7_PARSE,
+                location="MSH",
+                condition=ERR_SEGMENT_SEQUENCE,
+            )
         codec = codec_for_charset(header.charset, default_encoding)
         try:
             text = chunk.decode(codec)
         except UnicodeDecodeError:
             raise Hl7Error(
                 f"the message is not valid {codec} as MSH-18 declares",
-                code=HL7_CHARSET, location="MSH^1^18", condition=ERR_DATA_TYPE,
+                code=HL7_CHARSET,
+                location="MSH^1^18",
+                condition=ERR_DATA_TYPE,
             ) from None
         try:
             message = hl7.parse(text)
         except Exception as exc:  # python-hl7 errors may quote content: keep only the type
-            raise Hl7Error(f"HL7 structure not readable ({type(exc).__name__})", code=HL7_PARSE,
-                           condition=ERR_SEGMENT_SEQUENCE) from None
+            raise Hl7Error(
+                f"HL7 structure not readable ({type(exc).__name__})",
+                code=HL7_PARSE,
+                condition=ERR_SEGMENT_SEQUENCE,
+            ) from None
         reader = _Reader(message, codec)
         header = reader.header()
         return _dispatch(reader, header)
@@ -287,8 +307,12 @@ def _parse_chunk(chunk: bytes, default_encoding: str) -> Hl7Message:
             exc.header = header
         raise
     except Exception as exc:  # a shape we did not foresee: answer, never crash the batch
-        raise Hl7Error(f"message not readable ({type(exc).__name__})", code=HL7_PARSE,
-                       condition=ERR_APPLICATION, header=header) from None
+        raise Hl7Error(
+            f"message not readable ({type(exc).__name__})",
+            code=HL7_PARSE,
+            condition=ERR_APPLICATION,
+            header=header,
+        ) from None
 
 
 # --- reading values ---------------------------------------------------------------------------
@@ -407,8 +431,9 @@ class _Reader:
         return literal
 
 
-def _fail(code: str, message: str, location: str = "",
-          condition: tuple[str, str] = ERR_APPLICATION) -> Hl7Error:
+def _fail(
+    code: str, message: str, location: str = "", condition: tuple[str, str] = ERR_APPLICATION
+) -> Hl7Error:
     return Hl7Error(message, code=code, location=location, condition=condition)
 
 
@@ -489,8 +514,7 @@ def _ack(reader: _Reader, header: MessageHeader) -> Hl7Ack:
     if header.message_code == c.MSG_ACK:
         msa = reader.first("MSA")
         if msa is None:
-            raise _fail(HL7_MISSING_SEGMENT, "ACK without MSA segment", "MSA",
-                        ERR_SEGMENT_SEQUENCE)
+            raise _fail(HL7_MISSING_SEGMENT, "ACK without MSA segment", "MSA", ERR_SEGMENT_SEQUENCE)
         return Hl7Ack(code=msa.get(1), acknowledged_control_id=msa.get(2), **common)
     obx = reader.all("OBX")
     if not obx:
@@ -522,22 +546,38 @@ def _request(reader: _Reader, header: MessageHeader) -> Hl7Request:
     body.read()
     documents = tuple(body.documents)
     if not documents:
-        raise _fail(HL7_NO_DOCUMENT, "no document OBX (value type ED) in the message", "OBX",
-                    ERR_REQUIRED_FIELD_MISSING)
+        raise _fail(
+            HL7_NO_DOCUMENT,
+            "no document OBX (value type ED) in the message",
+            "OBX",
+            ERR_REQUIRED_FIELD_MISSING,
+        )
     if is_mdm and len(documents) > 1:
-        raise _fail(HL7_DOC_COUNT, f"an MDM carries one document, this one {len(documents)}",
-                    "OBX", ERR_CARDINALITY)
+        raise _fail(
+            HL7_DOC_COUNT,
+            f"an MDM carries one document, this one {len(documents)}",
+            "OBX",
+            ERR_CARDINALITY,
+        )
     missing = [code for code in REQUIRED_FLAGS if body.flags.get(_FLAG_FIELDS[code]) is None]
     if missing:
-        raise _fail(HL7_META_MISSING, "required MetaDMPMSS OBX missing: " + ", ".join(missing),
-                    "OBX", ERR_REQUIRED_FIELD_MISSING)
+        raise _fail(
+            HL7_META_MISSING,
+            "required MetaDMPMSS OBX missing: " + ", ".join(missing),
+            "OBX",
+            ERR_REQUIRED_FIELD_MISSING,
+        )
     orc = reader.first("ORC")
     obr = reader.first("OBR")
     action = _action(header, documents, orc, profile, body.defects)
     document_info = _document_info(txa) if txa else None
     if is_mdm and action is Action.REPLACE and not (document_info and document_info.parent_id):
-        raise _fail(HL7_NO_PARENT_ID, "MDM^T10 without TXA-13 (parent document id)",
-                    txa.location(13) if txa else "TXA", ERR_REQUIRED_FIELD_MISSING)
+        raise _fail(
+            HL7_NO_PARENT_ID,
+            "MDM^T10 without TXA-13 (parent document id)",
+            txa.location(13) if txa else "TXA",
+            ERR_REQUIRED_FIELD_MISSING,
+        )
     order = None
     if orc or obr:
         order = Order(
@@ -574,26 +614,42 @@ def _action(
     statuses = {d.result_status for d in documents}
     actions = {_RESULT_ACTIONS.get(status) for status in statuses}
     if len(actions) != 1 or None in actions:
-        raise _fail(HL7_INCONSISTENT_ACTION,
-                    "document OBX-11 must be F, C or D, the same for every document", "OBX")
+        raise _fail(
+            HL7_INCONSISTENT_ACTION,
+            "document OBX-11 must be F, C or D, the same for every document",
+            "OBX",
+        )
     action = actions.pop()
     assert action is not None
     if header.message_code == c.MSG_MDM and _MDM_EVENTS[header.trigger_event] is not action:
-        raise _fail(HL7_INCONSISTENT_ACTION,
-                    f"MDM^{header.trigger_event} does not agree with document OBX-11", "OBX")
+        raise _fail(
+            HL7_INCONSISTENT_ACTION,
+            f"MDM^{header.trigger_event} does not agree with document OBX-11",
+            "OBX",
+        )
     order_control = orc.get(1) if orc else ""
     if order_control:
         expected = _ORDER_ACTIONS.get(order_control)
         if expected is not None and expected is not action:
-            raise _fail(HL7_INCONSISTENT_ACTION,
-                        f"ORC-1 {order_control} does not agree with the event and OBX-11",
-                        "ORC^1^1")
+            raise _fail(
+                HL7_INCONSISTENT_ACTION,
+                f"ORC-1 {order_control} does not agree with the event and OBX-11",
+                "ORC^1^1",
+            )
         if expected is None:
             if profile is None or profile.is_current:
-                raise _fail(HL7_INCONSISTENT_ACTION,
-                            f"ORC-1 {order_control[:4]!r} must be NW, RO or CA", "ORC^1^1")
-            defects.append(Defect(HL7_ORC_LEGACY, f"ORC-1 {order_control[:4]!r} of an older "
-                                  "volet version ignored", "ORC^1^1"))
+                raise _fail(
+                    HL7_INCONSISTENT_ACTION,
+                    f"ORC-1 {order_control[:4]!r} must be NW, RO or CA",
+                    "ORC^1^1",
+                )
+            defects.append(
+                Defect(
+                    HL7_ORC_LEGACY,
+                    f"ORC-1 {order_control[:4]!r} of an older volet version ignored",
+                    "ORC^1^1",
+                )
+            )
     return action
 
 
@@ -631,26 +687,39 @@ class _Body:
         elif code == c.META_LEGACY_COMP_LOT:
             pass  # v1.2 "lot de soumission" ids: no longer part of the volet
         elif system == c.META_TABLE:
-            self.defects.append(Defect(HL7_META_UNKNOWN, f"unknown MetaDMPMSS item "
-                                       f"{code[:30]!r} ignored", obx.location(3)))
+            self.defects.append(
+                Defect(
+                    HL7_META_UNKNOWN,
+                    f"unknown MetaDMPMSS item {code[:30]!r} ignored",
+                    obx.location(3),
+                )
+            )
         elif obx.get(2) == c.VALUE_TYPE_ED:
             self.documents.append(self._document(obx))
         else:
-            self.defects.append(Defect(HL7_OBX_IGNORED, f"OBX of value type {obx.get(2)[:5]!r} "
-                                       "is neither a document nor a MetaDMPMSS item",
-                                       obx.location(2)))
+            self.defects.append(
+                Defect(
+                    HL7_OBX_IGNORED,
+                    f"OBX of value type {obx.get(2)[:5]!r} "
+                    "is neither a document nor a MetaDMPMSS item",
+                    obx.location(2),
+                )
+            )
         return code
 
     def _flag(self, obx: _Segment, code: str) -> None:
         value = obx.get(5, 1, 1).upper()
         if value not in (c.YES, c.NO):
-            raise _fail(HL7_META_VALUE, f"{code} must be Y or N", obx.location(5),
-                        ERR_TABLE_VALUE)
+            raise _fail(HL7_META_VALUE, f"{code} must be Y or N", obx.location(5), ERR_TABLE_VALUE)
         attribute = _FLAG_FIELDS[code]
         flag = value == c.YES
         if self.flags[attribute] is not None and self.flags[attribute] != flag:
-            raise _fail(HL7_META_DUPLICATE, f"{code} is given twice with different values",
-                        obx.location(5), ERR_CARDINALITY)
+            raise _fail(
+                HL7_META_DUPLICATE,
+                f"{code} is given twice with different values",
+                obx.location(5),
+                ERR_CARDINALITY,
+            )
         self.flags[attribute] = flag
 
     def _mail_body(self, obx: _Segment, code: str) -> None:
@@ -658,9 +727,14 @@ class _Body:
             content, _ = _decode_ed(obx, self.reader.codec)
         except Hl7Error:
             self.mail_bodies[code] = None
-            self.defects.append(Defect(HL7_MAIL_BODY_BASE64, f"{code} is not decodable (truncated"
-                                       " base64?): the default mail body will be used",
-                                       obx.location(5)))
+            self.defects.append(
+                Defect(
+                    HL7_MAIL_BODY_BASE64,
+                    f"{code} is not decodable (truncated"
+                    " base64?): the default mail body will be used",
+                    obx.location(5),
+                )
+            )
             return
         self.mail_bodies[code] = content
 
@@ -668,15 +742,28 @@ class _Body:
         content, padded = _decode_ed(obx, self.reader.codec)
         location = obx.location(5)
         if padded:
-            self.defects.append(Defect(HL7_BASE64_PADDING, "base64 '=' padding was missing",
-                                       location))
+            self.defects.append(
+                Defect(HL7_BASE64_PADDING, "base64 '=' padding was missing", location)
+            )
         fmt = _sniff(content)
         if fmt in (c.FORMAT_UNKNOWN, c.FORMAT_XML):
-            self.defects.append(Defect(HL7_DOC_FORMAT, f"the document in OBX {obx.get(1)} is "
-                                       "neither a CDA nor a PDF", location, blocking=True))
+            self.defects.append(
+                Defect(
+                    HL7_DOC_FORMAT,
+                    f"the document in OBX {obx.get(1)} is neither a CDA nor a PDF",
+                    location,
+                    blocking=True,
+                )
+            )
         elif fmt == c.FORMAT_CDA and not _CLINICAL_DOCUMENT_END.search(content[-256:]):
-            self.defects.append(Defect(HL7_DOC_TRUNCATED, f"the CDA in OBX {obx.get(1)} does not "
-                                       "end with </ClinicalDocument>", location, blocking=True))
+            self.defects.append(
+                Defect(
+                    HL7_DOC_TRUNCATED,
+                    f"the CDA in OBX {obx.get(1)} does not end with </ClinicalDocument>",
+                    location,
+                    blocking=True,
+                )
+            )
         return Document(
             set_id=obx.get(1),
             type_code=_coded(obx, 3),
@@ -698,18 +785,30 @@ def _decode_ed(obx: _Segment, codec: str) -> tuple[bytes, bool]:
         try:
             return base64.b64decode(compact + "=" * missing, validate=True), missing > 0
         except (binascii.Error, ValueError):
-            raise _fail(HL7_BASE64, f"OBX {obx.get(1)}: OBX-5.5 is not valid base64",
-                        obx.location(5), ERR_DATA_TYPE) from None
+            raise _fail(
+                HL7_BASE64,
+                f"OBX {obx.get(1)}: OBX-5.5 is not valid base64",
+                obx.location(5),
+                ERR_DATA_TYPE,
+            ) from None
     if encoding == c.ED_ASCII:
         return data.encode(codec, errors="replace"), False
     if encoding == c.ED_HEX:
         try:
             return bytes.fromhex(data), False
         except ValueError:
-            raise _fail(HL7_BASE64, f"OBX {obx.get(1)}: OBX-5.5 is not valid hex",
-                        obx.location(5), ERR_DATA_TYPE) from None
-    raise _fail(HL7_ED_ENCODING, f"OBX {obx.get(1)}: OBX-5.4 encoding {encoding[:10]!r} is not "
-                "Base64, A or Hex", obx.location(5), ERR_TABLE_VALUE)
+            raise _fail(
+                HL7_BASE64,
+                f"OBX {obx.get(1)}: OBX-5.5 is not valid hex",
+                obx.location(5),
+                ERR_DATA_TYPE,
+            ) from None
+    raise _fail(
+        HL7_ED_ENCODING,
+        f"OBX {obx.get(1)}: OBX-5.4 encoding {encoding[:10]!r} is not Base64, A or Hex",
+        obx.location(5),
+        ERR_TABLE_VALUE,
+    )
 
 
 def _sniff(content: bytes) -> str:
@@ -752,20 +851,28 @@ def _patient(pid: _Segment) -> Patient:
         for rep in range(1, pid.repetitions(3) + 1)
     )
     ins = next(
-        (i for i in identifiers if i.id and (i.type_code == c.ID_TYPE_INS
-                                             or i.authority_oid in INS_OIDS)),
+        (
+            i
+            for i in identifiers
+            if i.id and (i.type_code == c.ID_TYPE_INS or i.authority_oid in INS_OIDS)
+        ),
         None,
     )
-    ipp = next((i for i in identifiers if i.id and i.type_code == c.ID_TYPE_PATIENT_INTERNAL),
-               None)
+    ipp = next((i for i in identifiers if i.id and i.type_code == c.ID_TYPE_PATIENT_INTERNAL), None)
     name_rep = next(
-        (rep for rep in range(1, pid.repetitions(5) + 1)
-         if pid.get(5, rep, 7) == c.NAME_TYPE_LEGAL),
+        (
+            rep
+            for rep in range(1, pid.repetitions(5) + 1)
+            if pid.get(5, rep, 7) == c.NAME_TYPE_LEGAL
+        ),
         1,
     )
     birthplace = next(
-        (pid.get(11, rep, 9) for rep in range(1, pid.repetitions(11) + 1)
-         if pid.get(11, rep, 7) == c.ADDRESS_TYPE_BIRTH),
+        (
+            pid.get(11, rep, 9)
+            for rep in range(1, pid.repetitions(11) + 1)
+            if pid.get(11, rep, 7) == c.ADDRESS_TYPE_BIRTH
+        ),
         "",
     )
     return Patient(
@@ -800,8 +907,7 @@ def _visit(pv1: _Segment) -> Visit:
 
 def _participant(prt: _Segment) -> Participant:
     address = next(
-        (prt.get(15, rep, 4) for rep in range(1, prt.repetitions(15) + 1)
-         if prt.get(15, rep, 4)),
+        (prt.get(15, rep, 4) for rep in range(1, prt.repetitions(15) + 1) if prt.get(15, rep, 4)),
         "",
     )
     return Participant(

@@ -185,9 +185,14 @@ def decide(
     )
     missing = [name for name in REQUIRED_FLAGS if getattr(flags, name) is None]
     if missing:
-        return Decision(routing, (RuleFailure(
-            RULE_FLAG_MISSING, "required MetaDMPMSS flag(s) missing: " + ", ".join(missing)
-        ),))
+        return Decision(
+            routing,
+            (
+                RuleFailure(
+                    RULE_FLAG_MISSING, "required MetaDMPMSS flag(s) missing: " + ", ".join(missing)
+                ),
+            ),
+        )
     facts: dict[str, object] = {f.name: getattr(flags, f.name) for f in fields(flags)}
     facts.update(
         action=action,

@@ -205,9 +205,7 @@ def _localized(parent: etree._Element, tag: str, value: str) -> None:
     string.set(_XML_LANG, "fr-FR")
 
 
-def _coded(
-    parent: etree._Element, scheme: str, owner: str, coded: Coded, ids: _Ids
-) -> None:
+def _coded(parent: etree._Element, scheme: str, owner: str, coded: Coded, ids: _Ids) -> None:
     cl = etree.SubElement(
         parent,
         _RIM + "Classification",
@@ -354,7 +352,7 @@ def _index_html(
         for entry, _, name in finalized
     )
     page = (
-        "<!DOCTYPE html>\n<html lang=\"fr\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="fr"><head><meta charset="utf-8">'
         "<title>IHE XDM</title></head>\n<body>\n<h1>Documents</h1>\n"
         f"<ul>\n{rows}\n</ul>\n"
         f'<p><a href="{html.escape(folder)}/{k.METADATA_NAME}">{k.METADATA_NAME}</a>, '

@@ -244,9 +244,8 @@ def _check_members(infos: list[zipfile.ZipInfo], limits: XdmLimits) -> dict[str,
                 f"the XDM archive expands to over {limits.max_total_bytes} bytes",
                 code="XDM_TOTAL_TOO_LARGE",
             )
-        if (
-            info.file_size > limits.ratio_floor_bytes
-            and info.file_size > limits.max_ratio * max(info.compress_size, 1)
+        if info.file_size > limits.ratio_floor_bytes and info.file_size > limits.max_ratio * max(
+            info.compress_size, 1
         ):
             raise InvalidInput(
                 f"member #{index} expands {info.file_size // max(info.compress_size, 1)} times, "
@@ -531,9 +530,7 @@ def _submission_set(el: etree._Element) -> SubmissionSet:
         patient_id=ids.get(k.SS_PATIENT_ID),
         submission_time=_first(slots, k.SLOT_SUBMISSION_TIME),
         content_type_code=_coded(content[0]) if content else None,
-        authors=tuple(
-            _author(c) for c in classes if c.get("classificationScheme") == k.SS_AUTHOR
-        ),
+        authors=tuple(_author(c) for c in classes if c.get("classificationScheme") == k.SS_AUTHOR),
         title=_localized(el, "Name"),
         comments=_localized(el, "Description"),
         intended_recipients=slots.get(k.SLOT_INTENDED_RECIPIENT, ()),
@@ -554,9 +551,7 @@ def parse_metadata(
         )
     objects = _kid(root, "RegistryObjectList")
     if objects is None:
-        raise InvalidInput(
-            "METADATA.XML has no RegistryObjectList", code="XDM_METADATA_INVALID"
-        )
+        raise InvalidInput("METADATA.XML has no RegistryObjectList", code="XDM_METADATA_INVALID")
     extrinsic = _kids(objects, "ExtrinsicObject")
     packages = _kids(objects, "RegistryPackage")
     classified = {
@@ -578,9 +573,7 @@ def parse_metadata(
         if el.get("objectType", k.DOCUMENT_ENTRY_STABLE) in k.DOCUMENT_ENTRY_TYPES
     )
     if not entries:
-        raise InvalidInput(
-            "METADATA.XML describes no document entry", code="XDM_METADATA_INVALID"
-        )
+        raise InvalidInput("METADATA.XML describes no document entry", code="XDM_METADATA_INVALID")
     associations = tuple(
         Association(
             id=a.get("id", ""),
