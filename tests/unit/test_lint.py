@@ -23,6 +23,16 @@ def test_the_whole_tree_passes_ruff():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_whole_tree_is_formatted():
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "--no-cache", "."],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_the_domain_package_may_not_import_airflow():
     for code in ("import airflow\n", "from airflow.sdk import dag\n"):
         result = ruff_stdin("include/pfi/anything.py", code)
