@@ -1,0 +1,218 @@
+"""The shared delivery queue against a real ledger: outcomes, backoff, give-up, held, bugs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pfi.deliveries import GIVEN_UP, INTERNAL, Outcome, RetryPolicy, run_due
+from pfi.errors import ConfigurationError, InvalidInput, RefusedByPartner, TransientError
+from pfi.ledger import Ledger
+
+pytestmark = pytest.mark.integration
+
+POLICY = RetryPolicy(
+    first_delay=timedelta(minutes=1),
+    factor=2,
+    max_delay=timedelta(minutes=5),
+    give_up_after=timedelta(hours=24),
+)
+
+
+def queue(
+    ledger: Ledger, count: int, *, channel: str = "dmp", status: str = "pending"
+) -> list[int]:
+    ids = []
+    for n in range(count):
+        document_id, _ = ledger.upsert_document(unique_id=f"1.2.250.1.999.1^{n}")
+        delivery_id, _ = ledger.ensure_delivery(document_id, channel, status=status)
+        ids.append(delivery_id)
+    return ids
+
+
+def later_than_creation(ledger: Ledger, delivery_id: int, delta: timedelta) -> datetime:
+    return ledger.get_delivery(delivery_id).created_at + delta
+
+
+def test_each_outcome_is_recorded_and_the_batch_goes_on(fresh_ledger: Ledger):
+    sent, transient, refused, invalid = queue(fresh_ledger, 4)
+    answers = {
+        sent: lambda: Outcome.sent("DMP-42"),
+        transient: lambda: (_ for _ in ()).throw(TransientError("down", code="DMP_UNREACHABLE")),
+        refused: lambda: (_ for _ in ()).throw(RefusedByPartner("no", code="XDSRegistryError")),
+        invalid: lambda: (_ for _ in ()).throw(InvalidInput("bad", code="INS_NOT_QUALIFIED")),
+    }
+    now = later_than_creation(fresh_ledger, invalid, timedelta(seconds=1))
+
+    counts = run_due(
+        fresh_ledger, "dmp", lambda d: answers[d.id](), policy=POLICY, actor="test", now=now
+    )
+
+    assert counts == {
+        "channel": "dmp",
+        "claimed": 4,
+        "sent": 1,
+        "refused": 2,
+        "deferred": 1,
+        "failed": 0,
+        "errors": 0,
+    }
+    assert fresh_ledger.get_delivery(sent).partner_ref == "DMP-42"
+    retry = fresh_ledger.get_delivery(transient)
+    assert (retry.status, retry.attempts, retry.reason_code) == ("pending", 1, "DMP_UNREACHABLE")
+    assert retry.next_attempt_at == now + timedelta(minutes=1)
+    assert fresh_ledger.get_delivery(refused).reason_code == "XDSRegistryError"
+    assert fresh_ledger.get_delivery(invalid).status == "refused"
+
+
+def test_retries_back_off_exponentially_up_to_the_cap_then_succeed_once(fresh_ledger: Ledger):
+    (delivery_id,) = queue(fresh_ledger, 1)
+    now = later_than_creation(fresh_ledger, delivery_id, timedelta(seconds=1))
+    waits = []
+    for _ in range(5):
+        run_due(
+            fresh_ledger,
+            "dmp",
+            lambda d: Outcome.retry("DMP_UNREACHABLE", "connection refused"),
+            policy=POLICY,
+            actor="test",
+            now=now,
+        )
+        due = fresh_ledger.get_delivery(delivery_id).next_attempt_at
+        waits.append(due - now)
+        now = due
+    calls = []
+
+    def accept(delivery):
+        calls.append(delivery.id)
+        return Outcome.sent("ok")
+
+    run_due(fresh_ledger, "dmp", accept, policy=POLICY, actor="test", now=now)
+    run_due(fresh_ledger, "dmp", accept, policy=POLICY, actor="test", now=now + timedelta(days=1))
+
+    assert [w.total_seconds() / 60 for w in waits] == [1, 2, 4, 5, 5]
+    assert calls == [delivery_id]
+    final = fresh_ledger.get_delivery(delivery_id)
+    assert (final.status, final.attempts) == ("sent", 6)
+
+
+def test_a_delivery_not_yet_due_is_left_alone(fresh_ledger: Ledger):
+    (delivery_id,) = queue(fresh_ledger, 1)
+    now = later_than_creation(fresh_ledger, delivery_id, timedelta(seconds=1))
+    run_due(
+        fresh_ledger, "dmp", lambda d: Outcome.retry("X", "x"), policy=POLICY, actor="t", now=now
+    )
+
+    counts = run_due(
+        fresh_ledger, "dmp", lambda d: Outcome.sent(), policy=POLICY, actor="t", now=now
+    )
+
+    assert counts["claimed"] == 0
+    assert fresh_ledger.get_delivery(delivery_id).status == "pending"
+
+
+def test_past_the_give_up_age_a_transient_failure_becomes_a_failure(fresh_ledger: Ledger):
+    (delivery_id,) = queue(fresh_ledger, 1)
+    now = later_than_creation(fresh_ledger, delivery_id, timedelta(hours=25))
+    seen = []
+
+    counts = run_due(
+        fresh_ledger,
+        "dmp",
+        lambda d: Outcome.retry("DMP_UNREACHABLE", "timeout"),
+        policy=POLICY,
+        actor="test",
+        now=now,
+        after=lambda d, o: seen.append((d.status, o.reason_code)),
+    )
+
+    failed = fresh_ledger.get_delivery(delivery_id)
+    assert counts["failed"] == 1
+    assert (failed.status, failed.reason_code) == ("failed", GIVEN_UP)
+    assert "DMP_UNREACHABLE" in failed.reason_text
+    assert seen == [("failed", "DMP_UNREACHABLE")]
+
+
+def test_later_waits_without_counting_an_attempt(fresh_ledger: Ledger):
+    (delivery_id,) = queue(fresh_ledger, 1)
+    now = later_than_creation(fresh_ledger, delivery_id, timedelta(seconds=1))
+
+    run_due(
+        fresh_ledger,
+        "dmp",
+        lambda d: Outcome.later("DMP_WAITS_PREVIOUS", "replaced version not sent yet"),
+        policy=POLICY,
+        actor="test",
+        now=now,
+    )
+
+    waiting = fresh_ledger.get_delivery(delivery_id)
+    assert (waiting.status, waiting.attempts) == ("pending", 0)
+    assert waiting.next_attempt_at == now + timedelta(minutes=1)
+
+
+def test_held_deliveries_and_other_channels_are_not_claimed(fresh_ledger: Ledger):
+    queue(fresh_ledger, 1, status="held")
+    (mail,) = queue(fresh_ledger, 1, channel="mss_patient")
+    now = later_than_creation(fresh_ledger, mail, timedelta(seconds=1))
+    calls = []
+
+    counts = run_due(
+        fresh_ledger,
+        "dmp",
+        lambda d: calls.append(d) or Outcome.sent(),
+        policy=POLICY,
+        actor="t",
+        now=now,
+    )
+
+    assert counts["claimed"] == 0
+    assert calls == []
+
+
+def test_a_bug_in_a_sender_keeps_the_delivery_queued_and_fails_the_task_after_the_batch(
+    fresh_ledger: Ledger,
+):
+    broken, fine = queue(fresh_ledger, 2)
+    now = later_than_creation(fresh_ledger, fine, timedelta(seconds=1))
+
+    def send(delivery):
+        if delivery.id == broken:
+            raise KeyError("a value from a message")
+        return Outcome.sent("ok")
+
+    with pytest.raises(TransientError) as raised:
+        run_due(fresh_ledger, "dmp", send, policy=POLICY, actor="test", now=now)
+
+    assert "a value from a message" not in str(raised.value)
+    assert fresh_ledger.get_delivery(fine).status == "sent"
+    kept = fresh_ledger.get_delivery(broken)
+    assert (kept.status, kept.reason_code) == ("pending", INTERNAL)
+
+
+def test_a_configuration_error_is_retried_not_refused(fresh_ledger: Ledger):
+    (delivery_id,) = queue(fresh_ledger, 1)
+    now = later_than_creation(fresh_ledger, delivery_id, timedelta(seconds=1))
+
+    def send(delivery):
+        raise ConfigurationError("no pfi_dmp connection")
+
+    run_due(fresh_ledger, "dmp", send, policy=POLICY, actor="test", now=now)
+
+    assert fresh_ledger.get_delivery(delivery_id).status == "pending"
+
+
+def test_policy_from_settings_and_its_limits():
+    policy = RetryPolicy.from_mapping(
+        {"first_delay_seconds": 30, "factor": 3, "max_delay_seconds": 600, "give_up_after_hours": 2}
+    )
+
+    assert [policy.delay(n).total_seconds() for n in (1, 2, 3, 4)] == [30, 90, 270, 600]
+    assert policy.give_up_after == timedelta(hours=2)
+    assert RetryPolicy.from_mapping(None) == RetryPolicy()
+    with pytest.raises(ConfigurationError):
+        RetryPolicy.from_mapping({"factor": "fast"})
+    with pytest.raises(ConfigurationError):
+        RetryPolicy(first_delay=timedelta(minutes=10), max_delay=timedelta(minutes=1))
+    assert policy.expired(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, 2, tzinfo=UTC))
