@@ -14,7 +14,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 missing=()
 command -v "$PYTHON" >/dev/null 2>&1 || missing+=(python3 python3-venv)
 "$PYTHON" -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
-[ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd dovecot-lmtpd)
+[ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
 [ -x /usr/lib/dovecot/lmtp ] || missing+=(dovecot-lmtpd)
 if ! (command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432) \
    && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
@@ -26,7 +26,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 # Debian's dovecot package may start a system instance; ours runs from its own config.
-
 if [ ! -x "$VENV/bin/python" ]; then
   echo "Creating the virtual environment $VENV"
   "$PYTHON" -m venv "$VENV"
