@@ -8,7 +8,7 @@ Layout (ITI TF-2b §3.32.4.1; spec-facts §4.2)::
     IHE_XDM/SUBSET01/DOC0001.XML    the documents, referenced by each entry's URI slot
 
 The caller fills the metadata model (the CDA → XDS mapping of ``lien-entete-cda-meta-xds`` is
-a separate piece of work; :func:`metadata_from_cda` is a minimal start). The packer computes
+:mod:`pfi.xds`; :func:`metadata_from_cda` delegates to it). The packer computes
 what depends on the bytes — ``hash`` (SHA-1 hex), ``size``, ``URI`` — and adds one
 ``HasMember`` association per document (``SubmissionSetStatus=Original``).
 
@@ -30,10 +30,10 @@ from datetime import datetime
 from lxml import etree
 
 from pfi import __version__
-from pfi.cda.model import CdaDocument, Code, Organization, Participant, Patient
+from pfi.cda.model import CdaDocument
 from pfi.errors import InvalidInput
 from pfi.xdm import constants as k
-from pfi.xdm.model import Association, Author, Coded, DocumentEntry, SubmissionSet, xds_time
+from pfi.xdm.model import Association, Author, Coded, DocumentEntry, SubmissionSet
 
 #: Fixed timestamp used when the caller gives none (the earliest a zip can store).
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -370,20 +370,7 @@ def _readme_text(readme: str | None) -> bytes:
     return text.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8")
 
 
-# --- minimal CDA → XDS mapping --------------------------------------------------------------------
-
-#: N3 formatCode by CI-SIS model templateId (ConceptMap ASS_A11, spec-facts §3.8; partial).
-FORMAT_BY_TEMPLATE = {
-    "1.2.250.1.213.1.1.1.29": "urn:asip:ci-sis:ldl-ses:2017",
-    "1.2.250.1.213.1.1.1.55": "urn:ihe:lab:xd-lab:2008",
-    "1.2.250.1.213.1.1.1.45": "urn:ihe:rad:CDA:ImagingReportStructuredHeadings:2013",
-    "1.2.250.1.213.1.1.1.39": "urn:ihe:pharm:pre:2010",
-}
-#: N1 formatCode by embedded media type (ASS_A12).
-FORMAT_BY_MEDIA_TYPE = {
-    "application/pdf": k.FORMAT_XDS_SD_PDF,
-    "text/plain": k.FORMAT_XDS_SD_TEXT,
-}
+# --- CDA → XDS mapping (delegated) ---------------------------------------------------------------
 
 
 def metadata_from_cda(
@@ -394,125 +381,23 @@ def metadata_from_cda(
     format_code: Coded | None = None,
     extra_confidentiality: Sequence[Coded] = (),
 ) -> DocumentEntry:
-    """A DocumentEntry filled from a CDA header — a **minimal** first cut.
+    """A DocumentEntry filled from a CDA header: kept for callers, delegates to :mod:`pfi.xds`.
 
-    Follows IG-CDA ``mapping.md`` / ``lien-entete-cda-meta-xds`` for the fields the header gives
-    directly (spec-facts §5.4): uniqueId ← ``id``, patientId ← the INS (``CX`` with type ``NH``),
-    sourcePatientId ← the first other id (``PI``), typeCode ← ``code``, confidentialityCode ←
-    ``confidentialityCode`` + ``extra_confidentiality`` (MetaDMPMSS visibility codes),
-    creationTime ← ``effectiveTime``, service start/stop ← the first ``serviceEvent``,
-    healthcareFacilityTypeCode ← ``healthCareFacility/code``, practiceSettingCode ←
-    ``standardIndustryClassCode``, author/legalAuthenticator as ``XCN``/``XON``, formatCode from
-    the ASS_A11/ASS_A12 subset above. classCode needs ConceptMap ASS_X04, not in the kit: the
-    caller passes it. The complete mapping is a separate piece of work.
+    Same as :func:`pfi.xds.document_entry` without flags (pass the visibility codes in
+    ``extra_confidentiality``, or call :func:`pfi.xds.document_entry` with ``flags``).
+    Raises ``InvalidInput`` ``XDM_NO_PATIENT_ID`` when the CDA carries no INS.
     """
-    patient = doc.patient
-    ins = patient.ins if patient else None
-    if ins is None or not ins.extension:
-        raise InvalidInput(
-            "the CDA has no INS in recordTarget/patientRole/id: no XDS patientId",
-            code="XDM_NO_PATIENT_ID",
+    from pfi import xds  # pfi.xds builds on this package's model: imported late, no cycle
+
+    try:
+        return xds.document_entry(
+            doc,
+            entry_id=entry_id,
+            class_code=class_code,
+            format_code=format_code,
+            extra_confidentiality=extra_confidentiality,
         )
-    others = patient.other_ids
-    source = others[0] if others and others[0].extension else ins
-    event = doc.service_events[0] if doc.service_events else None
-    start = event.start if event else (doc.encounter.start if doc.encounter else None)
-    stop = event.stop if event else (doc.encounter.stop if doc.encounter else None)
-    if format_code is None:
-        format_code = _format_code(doc)
-    conf = doc.confidentiality_code
-    return DocumentEntry(
-        entry_id=entry_id,
-        unique_id=str(doc.id),
-        patient_id=_cx(ins.extension, ins.root, "NH"),
-        mime_type="text/xml",
-        title=doc.title,
-        class_code=class_code,
-        type_code=_from_code(doc.code),
-        format_code=format_code,
-        confidentiality_codes=(
-            *((_from_code(conf),) if conf else ()),
-            *extra_confidentiality,
-        ),
-        healthcare_facility_type_code=_from_code(doc.encounter.facility_code)
-        if doc.encounter
-        else None,
-        practice_setting_code=_from_code(doc.practice_setting),
-        authors=tuple(_xds_author(a) for a in doc.authors),
-        legal_authenticator=_xcn(doc.legal_authenticator) if doc.legal_authenticator else None,
-        creation_time=xds_time(doc.effective_time) if doc.effective_time else None,
-        service_start_time=xds_time(start) if start else None,
-        service_stop_time=xds_time(stop) if stop else None,
-        language_code=doc.language_code,
-        source_patient_id=_cx(source.extension, source.root, "PI"),
-        source_patient_info=_source_patient_info(patient),
-    )
-
-
-def _format_code(doc: CdaDocument) -> Coded | None:
-    if doc.level == 1:
-        code = FORMAT_BY_MEDIA_TYPE.get(doc.media_type or "")
-    else:
-        code = next(
-            (FORMAT_BY_TEMPLATE[t] for t in doc.template_roots if t in FORMAT_BY_TEMPLATE), None
-        )
-    return Coded(code, k.FORMAT_CODING_SCHEME) if code else None
-
-
-def _from_code(code: Code | None) -> Coded | None:
-    if code is None:
-        return None
-    return Coded(code.code, code.code_system or "", code.display_name or "")
-
-
-def _cx(value: str | None, oid: str, type_code: str) -> str:
-    return f"{value or ''}^^^&{oid}&ISO^{type_code}"
-
-
-def _xcn(who: Participant) -> str | None:
-    """``id^family^given^^^^^^&oid&ISO^D^^^IDNPS`` (DRIM-M_DATA authorPerson form)."""
-    person = who.person_id
-    name = who.name
-    family = name.family[0].value if name and name.family else ""
-    given = name.given[0].value if name and name.given else ""
-    if person is None:
-        return f"^{family}^{given}" if family or given else None
-    return f"{person.extension or ''}^{family}^{given}^^^^^^&{person.root}&ISO^D^^^IDNPS"
-
-
-def _xon(org: Organization) -> str | None:
-    """``name^^^^^&oid&ISO^IDNST^^^id`` (DRIM-M_DATA authorInstitution form)."""
-    if not org.ids:
-        return org.name or None
-    ident = org.ids[0]
-    return f"{org.name or ''}^^^^^&{ident.root}&ISO^IDNST^^^{ident.extension or ''}"
-
-
-def _xds_author(author: Participant) -> Author:
-    institution = _xon(author.organization) if author.organization else None
-    specialty = author.specialty
-    return Author(
-        person=_xcn(author) or (author.device_name or None),
-        institutions=(institution,) if institution else (),
-        roles=(author.function_code.display_name,)
-        if author.function_code and author.function_code.display_name
-        else (),
-        specialties=(
-            f"{specialty.code}^{specialty.display_name or ''}^{specialty.code_system or ''}",
-        )
-        if specialty
-        else (),
-    )
-
-
-def _source_patient_info(patient: Patient) -> tuple[str, ...]:
-    """``PID-5`` (birth name, first given name), ``PID-7`` birth date, ``PID-8`` sex."""
-    info = []
-    family, given = patient.birth_family_name, patient.first_given_name
-    if family or given:
-        info.append(f"PID-5|{family or ''}^{given or ''}^^^^^L")
-    if patient.birth_time:
-        info.append(f"PID-7|{patient.birth_time.strftime('%Y%m%d')}")
-    if patient.gender:
-        info.append(f"PID-8|{patient.gender}")
-    return tuple(info)
+    except InvalidInput as exc:
+        if exc.code == "XDS_NO_PATIENT_ID":
+            raise InvalidInput(str(exc), code="XDM_NO_PATIENT_ID") from None
+        raise

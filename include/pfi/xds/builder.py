@@ -1,0 +1,407 @@
+"""CDA header (+ MetaDMPMSS flags) → XDS DocumentEntry and SubmissionSet (ebRIM 3.0 model).
+
+One builder for every document type: the CDA → XDS correspondence of the CI-SIS annex
+"Lien entre l'en-tête CDA et les métadonnées XDS" (IG-CDA ``lien-entete-cda-meta-xds.md`` →
+``mapping.md`` "Mapping XDS / Fiche"; spec-facts §5.4) is written once, field by field, and
+every code comes from the tables of :mod:`pfi.xds.constants` (ASS_X04-like classCode, ASS_A11 /
+ASS_A12 formatCode, TRE_A07 visibility, JDV_J59 contentTypeCode). The result is the frozen
+:class:`~pfi.xdm.model.DocumentEntry` / :class:`~pfi.xdm.model.SubmissionSet` that
+:func:`pfi.xdm.build_metadata` serialises with the XDS.b scheme UUIDs (ITI TF-3 §4.2.5) and
+:func:`pfi.xdm.pack_xdm` packs; the DMP client puts the same model in its ITI-41 body.
+
+Mapping (DocumentEntry ← CDA):
+
+=============================  ===============================================================
+uniqueId                       ``id`` (``root^extension`` — the DMP refuses an extension:
+                               producers send root-only ids for the DMP, spec-facts §1.6)
+patientId                      the INS of ``recordTarget/patientRole/id`` (CX, type ``NH``)
+sourcePatientId                the first other id (IPP, type ``PI``), else the INS
+sourcePatientInfo              PID-5 birth name^first given name, PID-7, PID-8
+title, typeCode                ``title``, ``code``
+classCode                      ``code`` through :data:`~pfi.xds.constants.CLASS_BY_TYPE`
+formatCode                     N1: ``nonXMLBody/text/@mediaType`` (ASS_A12);
+                               N3: model templateId (ASS_A11)
+confidentialityCode            ``confidentialityCode`` + :func:`visibility_codes` (flags)
+creationTime                   ``effectiveTime``
+serviceStart/StopTime          first ``documentationOf/serviceEvent/effectiveTime`` low/high
+healthcareFacilityTypeCode     ``componentOf/…/healthCareFacility/code``
+practiceSettingCode            ``serviceEvent/performer/…/standardIndustryClassCode``
+languageCode                   ``languageCode``
+author (one per ``author``)    authorPerson ← assignedAuthor (XCN), authorInstitution ←
+                               representedOrganization (XON), authorRole ←
+                               ``functionCode/@displayName``, authorSpecialty ←
+                               ``assignedAuthor/code``
+legalAuthenticator             ``legalAuthenticator/assignedEntity`` (XCN)
+hash, size, URI                computed from the bytes by the packer
+=============================  ===============================================================
+
+A replacement (``relatedDocument[@typeCode=RPLC]``) is an XDS ``RPLC`` association from the
+new entry to the entry of the replaced version (:func:`replacement_association`); for the DMP
+the target is the replaced entry's entryUUID, which only the registry knows (PDSM TD2.1).
+
+Patient data stay in the model (never logged); errors carry codes and no patient data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from pfi.cda.model import CdaDocument, Code, Identifier, Organization, Participant, Patient
+from pfi.errors import InvalidInput
+from pfi.xdm.constants import ASSOC_RPLC
+from pfi.xdm.model import Association, Author, Coded, DocumentEntry, SubmissionSet, xds_time
+from pfi.xds import constants as k
+
+# --- codes ----------------------------------------------------------------------------------------
+
+
+def coded(code: Code | None, *, display: dict[str, str] | None = None) -> Coded | None:
+    """A CDA code as an XDS coded value (code, codingScheme, display name)."""
+    if code is None:
+        return None
+    name = code.display_name or (display or {}).get(code.code, "")
+    return Coded(code.code, code.code_system or "", name)
+
+
+def class_code_for(type_code: Code | str | None) -> Coded | None:
+    """The classCode (JDV_J57) of a document type (ASS_X04-like table); ``None`` if unknown."""
+    value = type_code.code if isinstance(type_code, Code) else type_code
+    klass = k.CLASS_BY_TYPE.get(value or "")
+    if klass is None:
+        return None
+    return Coded(klass, k.CS_CLASS_CODE, k.CLASS_DISPLAY[klass])
+
+
+def format_code_value(code: str) -> Coded:
+    """A formatCode with its coding scheme (TRE_A06 for French codes, TRE_A11 for IHE ones)."""
+    scheme = k.CS_FORMAT_CODE_FR if code.startswith(k.FORMAT_FR_PREFIXES) else k.CS_FORMAT_CODE_IHE
+    return Coded(code, scheme, k.FORMAT_DISPLAY.get(code, ""))
+
+
+def format_code_for(doc: CdaDocument) -> Coded | None:
+    """ASS_A12 for an N1 document (by media type), ASS_A11 for N3 (first known model)."""
+    if doc.level == 1:
+        code = k.FORMAT_BY_MEDIA_TYPE.get((doc.media_type or "").lower())
+    else:
+        code = next(
+            (k.FORMAT_BY_TEMPLATE[t] for t in doc.template_roots if t in k.FORMAT_BY_TEMPLATE),
+            None,
+        )
+    return format_code_value(code) if code else None
+
+
+def confidentiality_code(doc: CdaDocument) -> Coded | None:
+    """The CDA ``confidentialityCode`` (N/R/V), first occurrence of the XDS confidentialityCode."""
+    return coded(doc.confidentiality_code, display=k.CONFIDENTIALITY_DISPLAY)
+
+
+def visibility_codes(flags: Any) -> tuple[Coded, ...]:
+    """The DMP visibility codes (TRE_A07) for the MetaDMPMSS flags set to ``Y``.
+
+    ``flags`` is a :class:`pfi.hl7v2.MetaFlags` (or anything with the same boolean attributes;
+    ``None`` gives no code). ``MASQUE_PS`` → ``MASQUE_PS``, ``INVISIBLE_PATIENT`` →
+    ``INVISIBLE_PATIENT``, ``INVISIBLE_REP_LEGAUX`` → ``INVISIBLE_REPRESENTANTS_LEGAUX``, each an
+    extra XDS confidentialityCode after the CDA one (IG-CDA ``mapping.md``: "les autres
+    occurrences … OBX-5 avec OBX-3.3 = MetaDMPMSS"; DRIM-M_DATA shows ``N`` + ``MASQUE_PS`` +
+    ``INVISIBLE_PATIENT``). ``CONNEXION_SECRETE`` is not a document code: it is the VIHF
+    attribute given by :func:`secret_connection_code`.
+    """
+    if flags is None:
+        return ()
+    return tuple(
+        Coded(code, k.CS_VISIBILITY, k.VISIBILITY_DISPLAY[code])
+        for attribute, code in k.VISIBILITY_BY_FLAG
+        if getattr(flags, attribute, None) is True
+    )
+
+
+def secret_connection_code(flags: Any) -> Coded | None:
+    """The VIHF ``…:resource:patient:hl7:confidentiality-code`` for ``CONNEXION_SECRETE = Y``.
+
+    The DMP "connexion secrète" hides the access traces from the patient's legal
+    representatives: the value is ``INVISIBLE_REPRESENTANTS_LEGAUX`` (TRE_A07), the only code of
+    the value set the DMP accepts for that attribute. ``None`` when the flag is not ``Y``.
+    """
+    if flags is None or getattr(flags, "connexion_secrete", None) is not True:
+        return None
+    code = k.VISIBILITY_INVISIBLE_REP_LEGAUX
+    return Coded(code, k.CS_VISIBILITY, k.VISIBILITY_DISPLAY[code])
+
+
+def content_type_for(patient_class: str | None) -> Coded | None:
+    """SubmissionSet contentTypeCode (JDV_J59) from PV1-2 (IG-CDA ``mapping.md`` proposal)."""
+    code = k.CONTENT_TYPE_BY_PATIENT_CLASS.get((patient_class or "").strip().upper())
+    if code is None:
+        return None
+    return Coded(code, k.CS_CONTENT_TYPE, k.CONTENT_TYPE_DISPLAY.get(code, ""))
+
+
+# --- HL7 v2 data types of the XDS values (ITI TF-3 §4.2.3.1.7) ------------------------------------
+
+
+def cx(identifier: Identifier, type_code: str = k.CX_TYPE_INS) -> str:
+    """``id^^^&OID&ISO^type`` (patientId ``NH`` for the INS, sourcePatientId ``PI``)."""
+    return f"{identifier.extension or ''}^^^&{identifier.root}&ISO^{type_code}"
+
+
+def xcn(who: Participant) -> str | None:
+    """authorPerson / legalAuthenticator ``XCN``.
+
+    A professional: ``id^family^given^^^^^^&OID&ISO^D^^^IDNPS`` (type ``IDNPS`` under the
+    RPPS/ADELI OID, ``EI`` under any other OID); a system (``assignedAuthoringDevice``):
+    ``id^software^^^^^^^&OID&ISO^U^^^EI``. ``None`` when there is nothing to say.
+    """
+    person = who.person_id
+    name = who.name
+    family = name.family[0].value if name and name.family else ""
+    given = name.given[0].value if name and name.given else ""
+    if who.device_name and not family:
+        family, name_type, id_type = who.device_name, "U", "EI"
+    else:
+        name_type = "D"
+        id_type = k.XCN_TYPE_PS if person and person.root == k.OID_IDNAT_PS else "EI"
+    if person is None:
+        return f"^{family}^{given}" if family or given else None
+    return (
+        f"{person.extension or ''}^{family}^{given}^^^^^^&{person.root}&ISO^{name_type}^^^{id_type}"
+    )
+
+
+def xon(org: Organization) -> str | None:
+    """authorInstitution ``XON``: ``name^^^^^&OID&ISO^IDNST^^^id`` (IdNatStruct), or the name."""
+    if not org.ids:
+        return org.name or None
+    ident = org.ids[0]
+    return f"{org.name or ''}^^^^^&{ident.root}&ISO^{k.XON_TYPE_STRUCT}^^^{ident.extension or ''}"
+
+
+def _specialty(code: Code) -> str:
+    return f"{code.code}^{code.display_name or ''}^{code.code_system or ''}"
+
+
+def xds_author(author: Participant) -> Author:
+    """One XDS author classification from a CDA ``author``."""
+    institution = xon(author.organization) if author.organization else None
+    role = author.function_code
+    person = xcn(author)
+    return Author(
+        person=person,
+        institutions=(institution,) if institution else (),
+        roles=(role.display_name,) if role and role.display_name else (),
+        specialties=(_specialty(author.specialty),) if author.specialty else (),
+    )
+
+
+def source_patient_info(patient: Patient) -> tuple[str, ...]:
+    """``PID-5`` (birth name^first given name, type ``L``), ``PID-7`` birth date, ``PID-8`` sex."""
+    info = []
+    family, given = patient.birth_family_name, patient.first_given_name
+    if not family and patient.name.family:
+        family = patient.name.family[0].value
+    if not given and patient.name.given:
+        given = patient.name.given[0].value
+    if family or given:
+        info.append(f"PID-5|{family or ''}^{given or ''}^^^^^L")
+    if patient.birth_time:
+        info.append(f"PID-7|{patient.birth_time.strftime('%Y%m%d')}")
+    if patient.gender:
+        info.append(f"PID-8|{patient.gender}")
+    return tuple(info)
+
+
+# --- DocumentEntry --------------------------------------------------------------------------------
+
+#: DocumentEntry attributes the DMP requires (IG-CDA ``mapping.md`` "Fiche", constraint
+#: "requis"); hash/size/URI are left to the packer.
+REQUIRED_FIELDS = (
+    "unique_id",
+    "patient_id",
+    "source_patient_id",
+    "title",
+    "class_code",
+    "type_code",
+    "format_code",
+    "confidentiality_codes",
+    "healthcare_facility_type_code",
+    "practice_setting_code",
+    "authors",
+    "legal_authenticator",
+    "creation_time",
+    "service_start_time",
+    "language_code",
+)
+
+
+def missing_required(entry: DocumentEntry) -> list[str]:
+    """Names of the required DocumentEntry attributes that are empty (DMP constraints)."""
+    return [name for name in REQUIRED_FIELDS if not getattr(entry, name)]
+
+
+def document_entry(
+    doc: CdaDocument,
+    *,
+    flags: Any = None,
+    entry_id: str = "",
+    patient_id: str | None = None,
+    extra_confidentiality: Sequence[Coded] = (),
+    class_code: Coded | None = None,
+    format_code: Coded | None = None,
+    mime_type: str = "text/xml",
+    comments: str | None = None,
+    strict: bool = False,
+) -> DocumentEntry:
+    """The XDS DocumentEntry of a CDA document (mapping table in the module docstring).
+
+    ``flags`` (:class:`pfi.hl7v2.MetaFlags`) adds the visibility codes; ``patient_id``
+    overrides the CX built from the CDA's INS (e.g. PID-3 already formatted); ``class_code`` /
+    ``format_code`` override the tables; ``extra_confidentiality`` is appended after the
+    visibility codes. ``strict`` raises ``InvalidInput`` ``XDS_METADATA_INCOMPLETE`` naming the
+    required attributes that could not be filled (use it before a DMP submission).
+
+    Raises ``InvalidInput`` ``XDS_NO_PATIENT_ID`` when the CDA carries no INS and no
+    ``patient_id`` is given.
+    """
+    patient = doc.patient
+    ins = patient.ins if patient else None
+    if patient_id is None:
+        if ins is None or not ins.extension:
+            raise InvalidInput(
+                "the CDA has no INS in recordTarget/patientRole/id: no XDS patientId",
+                code="XDS_NO_PATIENT_ID",
+            )
+        patient_id = cx(ins, k.CX_TYPE_INS)
+    others = [i for i in (patient.other_ids if patient else ()) if i.extension]
+    if others:
+        source_id: str | None = cx(others[0], k.CX_TYPE_LOCAL)
+    elif ins is not None:
+        source_id = cx(ins, k.CX_TYPE_INS)
+    else:
+        source_id = patient_id
+    event = doc.service_events[0] if doc.service_events else None
+    start = event.start if event else None
+    stop = event.stop if event else None
+    conf = confidentiality_code(doc)
+    encounter = doc.encounter
+    entry = DocumentEntry(
+        entry_id=entry_id,
+        unique_id=str(doc.id),
+        patient_id=patient_id,
+        mime_type=mime_type,
+        title=doc.title,
+        comments=comments,
+        class_code=class_code or class_code_for(doc.code),
+        type_code=coded(doc.code),
+        format_code=format_code or format_code_for(doc),
+        confidentiality_codes=(
+            *((conf,) if conf else ()),
+            *visibility_codes(flags),
+            *extra_confidentiality,
+        ),
+        healthcare_facility_type_code=coded(encounter.facility_code) if encounter else None,
+        practice_setting_code=coded(doc.practice_setting),
+        authors=tuple(xds_author(a) for a in doc.authors),
+        legal_authenticator=xcn(doc.legal_authenticator) if doc.legal_authenticator else None,
+        creation_time=xds_time(doc.effective_time) if doc.effective_time else None,
+        service_start_time=xds_time(start) if start else None,
+        service_stop_time=xds_time(stop) if stop else None,
+        language_code=doc.language_code,
+        source_patient_id=source_id,
+        source_patient_info=source_patient_info(patient) if patient else (),
+    )
+    if strict:
+        missing = missing_required(entry)
+        if missing:
+            raise InvalidInput(
+                f"XDS metadata incomplete, missing: {', '.join(missing)}",
+                code="XDS_METADATA_INCOMPLETE",
+            )
+    return entry
+
+
+# --- SubmissionSet --------------------------------------------------------------------------------
+
+
+def institution_author(
+    structure_name: str,
+    structure_id: str,
+    *,
+    software_name: str | None = None,
+    software_id: str | None = None,
+    software_oid: str | None = None,
+    person: str | None = None,
+) -> Author:
+    """The SubmissionSet author "establishment + software" (IG-CDA ``mapping.md``, lot).
+
+    ``structure_id`` is the IdNatStruct of the sending structure (``1`` + FINESS, as PRT-8 of
+    the ``SB`` participant gives it), written under OID 1.2.250.1.71.4.2.2 (XON ``IDNST``).
+    ``person`` is a ready XCN (PRT-5 of ``SB``) when a person is known; otherwise the software
+    is the author (XCN type ``EI`` under ``software_oid``, default the structure OID).
+    """
+    institution = (
+        f"{structure_name}^^^^^&{k.OID_IDNAT_STRUCT}&ISO^{k.XON_TYPE_STRUCT}^^^{structure_id}"
+    )
+    if person is None and software_name:
+        oid = software_oid or k.OID_IDNAT_STRUCT
+        person = f"{software_id or structure_id}^{software_name}^^^^^^^&{oid}&ISO^U^^^EI"
+    return Author(person=person, institutions=(institution,))
+
+
+def submission_set(
+    *,
+    unique_id: str,
+    source_id: str,
+    patient_id: str,
+    submission_time: datetime,
+    authors: Iterable[Author] = (),
+    content_type: Coded | None = None,
+    patient_class: str | None = None,
+    intended_recipients: Sequence[str] = (),
+    title: str | None = None,
+    comments: str | None = None,
+    entry_id: str = "SubmissionSet01",
+) -> SubmissionSet:
+    """The XDS SubmissionSet (IG-CDA ``mapping.md`` "Lot de soumission"; spec-facts §5.4).
+
+    ``source_id`` is the OID of the sending system (the site's ``structure_oid``);
+    ``unique_id`` an OID unique per submission (e.g. ``<source_id>.<ledger id>``);
+    ``content_type`` wins over ``patient_class`` (PV1-2 → JDV_J59 through
+    :func:`content_type_for`). ``intended_recipients`` are XDM ``XON|XCN|XTN`` values (ITI
+    TF-3 §4.2.3.3.7); :func:`mail_recipient` makes one for an MSSanté mailbox.
+    """
+    return SubmissionSet(
+        entry_id=entry_id,
+        unique_id=unique_id,
+        source_id=source_id,
+        patient_id=patient_id,
+        submission_time=xds_time(submission_time),
+        content_type_code=content_type or content_type_for(patient_class),
+        authors=tuple(authors),
+        title=title,
+        comments=comments,
+        intended_recipients=tuple(intended_recipients),
+    )
+
+
+def mail_recipient(address: str) -> str:
+    """An ``intendedRecipient`` value for a mailbox: ``|^^Internet^address`` (XON|XCN empty)."""
+    return f"||^^Internet^{address}"
+
+
+def replacement_association(
+    new_entry_id: str, replaced: str, *, association_id: str = "AssociationRPLC"
+) -> Association:
+    """The ``RPLC`` association of a replacement: new entry → replaced entry (entryUUID).
+
+    For XDM, ``replaced`` may be the replaced document's uniqueId when its entryUUID is not
+    known (the reader of :mod:`pfi.xdm` accepts either); for the DMP it must be the entryUUID
+    returned by the registry.
+    """
+    return Association(id=association_id, type=ASSOC_RPLC, source=new_entry_id, target=replaced)
+
+
+def replaced_unique_id(doc: CdaDocument) -> str | None:
+    """``root^extension`` of the document a CDA replaces (``relatedDocument`` RPLC), if any."""
+    replaced = doc.replaced_id
+    return str(replaced) if replaced else None
