@@ -48,7 +48,7 @@ cat <<TXT
 
 PFI on Airflow is running.
   UI:     $URL   (login: admin / admin)
-  DAGs are paused at creation: unpause them in the UI (e.g. ingest_hl7_drop).
+  The demo DAGs run unpaused (a production airflow.cfg keeps dags_are_paused_at_creation).
   Drop HL7 files into var/demo/hl7/<dpi|sgl|ris>/in; acknowledgements appear in .../out.
   Logs:   $LOG/    Settings: var/demo/pfi.toml    Env: $ENV_FILE
   Stop:   make stop
