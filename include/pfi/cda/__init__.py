@@ -7,10 +7,10 @@
     doc = read_cda(data)              # InvalidInput CDA_NOT_XML / CDA_NOT_CDA / CDA_MISSING_ID …
     for defect in check_header(doc):  # CDA_NO_SETID, CDA_NAME_QUALIFIER, CDA_N1_TEMPLATE_IDS …
         ...
-    pdf = doc.embedded_document()     # N1 only: the decoded PDF
+    pdf = pdf_of(doc)                 # N1 only: the encapsulated PDF (mail attachment)
 
-Model / reader split as in the stdlib ``email`` package; the generator side (CDA → XDS
-metadata) lives in :mod:`pfi.xdm`. Spec: CI-SIS "Structuration minimale des documents de
+Model / reader split as in the stdlib ``email`` package; the CDA → XDS metadata mapping lives
+in :mod:`pfi.xds`. Spec: CI-SIS "Structuration minimale des documents de
 santé" (spec-facts §3), HL7 CDA R2.
 """
 
@@ -28,7 +28,14 @@ from pfi.cda.model import (
     RelatedDocument,
     ServiceEvent,
 )
-from pfi.cda.reader import DEFAULT_MAX_BYTES, check_header, parse_ts, read_cda, require_valid_header
+from pfi.cda.reader import (
+    DEFAULT_MAX_BYTES,
+    check_header,
+    parse_ts,
+    pdf_of,
+    read_cda,
+    require_valid_header,
+)
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -46,6 +53,7 @@ __all__ = [
     "ServiceEvent",
     "check_header",
     "parse_ts",
+    "pdf_of",
     "read_cda",
     "require_valid_header",
 ]

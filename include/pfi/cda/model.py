@@ -177,10 +177,16 @@ class Encounter:
 
 @dataclass(frozen=True, slots=True)
 class RelatedDocument:
-    """``relatedDocument``: ``type_code`` RPLC (replacement) and the parent document's ids."""
+    """``relatedDocument``: ``type_code`` RPLC (replacement) and the parent document's ids.
+
+    ``parent_set_id`` / ``parent_version`` are the optional ``parentDocument/setId`` and
+    ``versionNumber`` (CDA R2 allows them; the CI-SIS examples give the ``id`` only).
+    """
 
     type_code: str
     parent_ids: tuple[Identifier, ...] = ()
+    parent_set_id: Identifier | None = None
+    parent_version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +244,11 @@ class CdaDocument:
     def practice_setting(self) -> Code | None:
         """The XDS practiceSettingCode source: the first performer organisation's setting."""
         return next((e.practice_setting for e in self.service_events if e.practice_setting), None)
+
+    @property
+    def is_replacement(self) -> bool:
+        """True for a new version that replaces another (``relatedDocument`` RPLC)."""
+        return self.replaced_id is not None
 
     @property
     def has_embedded_document(self) -> bool:

@@ -252,6 +252,38 @@ def _check_patient(patient: Patient | None, add: Callable[[str, str, str], None]
         )
 
 
+def pdf_of(doc: CdaDocument | bytes) -> bytes:
+    """The PDF encapsulated in an N1 document (``nonXMLBody/text``, ``application/pdf``, B64).
+
+    This is the PDF attached to an MSSanté mail beside the XDM archive: taken from the CDA
+    itself, so that both come from the same data (SC.CDA/DD.12; SC.MSS/CONF.26 "identique au
+    PDF encapsulé dans le CDA R2 N1"). ``doc`` may be the CDA bytes (read with
+    :func:`read_cda`).
+
+    Raises ``InvalidInput``: ``CDA_NO_PDF`` for an N3 document (the PFI does not render N3
+    documents) or an empty body, ``CDA_NOT_PDF`` when the N1 media type is not
+    ``application/pdf`` or the bytes do not start with the ``%PDF-`` signature,
+    ``CDA_BAD_BASE64`` for an undecodable body.
+    """
+    if isinstance(doc, bytes | bytearray):
+        doc = read_cda(bytes(doc))
+    if doc.level != 1 or not doc.has_embedded_document:
+        raise InvalidInput(
+            "the CDA encapsulates no PDF (not an N1 document, or empty nonXMLBody)",
+            code="CDA_NO_PDF",
+        )
+    if (doc.media_type or "").strip().lower() != c.MEDIA_PDF:
+        raise InvalidInput(
+            "the N1 document body is not declared application/pdf", code="CDA_NOT_PDF"
+        )
+    data = doc.embedded_document()
+    if not data.lstrip(b"\r\n\t ").startswith(b"%PDF-"):
+        raise InvalidInput(
+            "the N1 document body does not start with the PDF signature", code="CDA_NOT_PDF"
+        )
+    return data
+
+
 def require_valid_header(doc: CdaDocument, *, ignore: frozenset[str] = frozenset()) -> None:
     """Raise ``InvalidInput`` (code of the first defect) unless :func:`check_header` is clean.
 
@@ -476,9 +508,12 @@ def _service_event(el: etree._Element) -> ServiceEvent:
 
 
 def _related(el: etree._Element) -> RelatedDocument:
+    parent = _one(el, "parentDocument")
     return RelatedDocument(
         type_code=el.get("typeCode", ""),
-        parent_ids=_ids(_one(el, "parentDocument")),
+        parent_ids=_ids(parent),
+        parent_set_id=_ii(_one(parent, "setId")),
+        parent_version=_int(_attr(_one(parent, "versionNumber"), "value")),
     )
 
 
