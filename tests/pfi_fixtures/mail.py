@@ -15,7 +15,12 @@ from pathlib import Path
 import pytest
 
 APPLICATION_MAILBOXES = ("pfi@ch-demo.mssante.test", "labo@ch-demo.mssante.test")
-HUMAN_MAILBOXES = {"dr.test@ch-demo.mssante.test": "dr-test-devkit-password"}
+HUMAN_MAILBOXES = {
+    "dr.test@ch-demo.mssante.test": "dr-test-devkit-password",
+    # Recipients of the official ANS examples (PRT RCT, and the test INS patient's mailbox).
+    "adam.hoda@test-ci-sis.mssante.fr": "adam-hoda-devkit-password",
+    "279035121518989@patient.mssante.fr": "patient-devkit-password",
+}
 
 
 @pytest.fixture(scope="session")

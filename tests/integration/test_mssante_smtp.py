@@ -1,0 +1,196 @@
+"""The MSSanté SMTP client against the devkit relay and Dovecot, over real TLS with the
+mailbox's client certificate: what arrives, what is refused, outages and closed sessions."""
+
+import email
+import email.policy
+import imaplib
+
+import pytest
+
+from pfi.cda import read_cda
+from pfi.errors import ConfigurationError, TransientError
+from pfi.hl7v2 import decide_request, parse_message
+from pfi.ins import InsPolicy
+from pfi.mssante import Mailbox, MssConfig, compose, mail_orders
+from pfi.mssante.smtp import SmtpClient, SmtpEndpoint, SmtpRefused, SmtpTransient
+from pfi.mssante.tls import TlsFiles
+from pfi.xdm import read_xdm
+from pfi_devkit.mail import client_ssl_context
+from pfi_fixtures.mail import APPLICATION_MAILBOXES, HUMAN_MAILBOXES
+
+pytestmark = pytest.mark.integration
+
+SENDER = APPLICATION_MAILBOXES[0]
+V21 = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1"
+MDM_INIT = f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
+ORU_INIT = f"{V21}/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7"
+POLICY = InsPolicy.for_environment("test")
+CONFIG = MssConfig(software_reference="PFI-TEST", sender_name="CH de Démonstration")
+
+
+def endpoint(mail_servers, test_pki, *, security="starttls", sasl="plain", credential=None, **kw):
+    credential = credential or test_pki.clients[SENDER]
+    return SmtpEndpoint(
+        host=mail_servers.host,
+        port=mail_servers.smtp_port if security == "starttls" else mail_servers.smtps_port,
+        mailbox=SENDER,
+        tls=TlsFiles(
+            ca_bundle=kw.pop("ca_bundle", test_pki.ca_bundle),
+            client_cert=credential.cert_path,
+            client_key=credential.key_path,
+            crl_file=test_pki.crl_bundle,
+        ),
+        security=security,
+        sasl=sasl,
+        password=mail_servers.password_for(SENDER),
+        timeout=10,
+        **kw,
+    )
+
+
+def mails_of(fixtures_dir, path):
+    request = parse_message((fixtures_dir / path).read_bytes())
+    orders = mail_orders(request, decide_request(request, POLICY), POLICY)
+    return request, [compose(request, order, Mailbox(SENDER), CONFIG) for order in orders]
+
+
+def received(mail_servers, test_pki, address: str, message_id: str) -> list[bytes]:
+    """Every mail of ``address``'s INBOX with this Message-ID (read without marking it seen)."""
+    ctx = client_ssl_context(test_pki)
+    with imaplib.IMAP4_SSL(mail_servers.host, mail_servers.imaps_port, ssl_context=ctx) as imap:
+        imap.login(address, HUMAN_MAILBOXES[address])
+        imap.select("INBOX", readonly=True)
+        typ, data = imap.uid("SEARCH", None, "HEADER", "Message-ID", message_id)
+        assert typ == "OK"
+        found = []
+        for uid in data[0].split():
+            typ, fetched = imap.uid("FETCH", uid, "(BODY.PEEK[])")
+            found.append(fetched[0][1])
+        return found
+
+
+def test_official_mdm_arrives_once_with_headers_xdm_and_pdf(mail_servers, test_pki, fixtures_dir):
+    request, (mail,) = mails_of(fixtures_dir, MDM_INIT)
+    with SmtpClient(endpoint(mail_servers, test_pki)) as smtp:
+        receipt = smtp.send(mail)
+    assert receipt.message_id == mail.message_id
+
+    (raw,) = received(mail_servers, test_pki, mail.recipient, mail.message_id)
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["From"].addresses[0].addr_spec == SENDER
+    assert parsed["X-MSS-INS"] == "O" and parsed["X-MSS-CODECDA"] == "18748-4"
+    assert parsed["X-MSS-NIL"] == "PFI-TEST"
+    parts = {p.get_filename(): p.get_content() for p in parsed.iter_attachments()}
+    package = read_xdm(parts.pop("IHE_XDM.ZIP"))
+    assert package.documents[0].content == request.documents[0].content
+    (pdf,) = parts.values()
+    assert pdf == read_cda(request.documents[0].content).embedded_document()
+
+
+def test_implicit_tls_with_the_certificate_only_reaches_professional_and_patient(
+    mail_servers, test_pki, fixtures_dir
+):
+    _, mails = mails_of(fixtures_dir, ORU_INIT)
+    assert {m.recipient for m in mails} == {
+        "adam.hoda@test-ci-sis.mssante.fr",
+        "279035121518989@patient.mssante.fr",
+    }
+    with SmtpClient(endpoint(mail_servers, test_pki, security="tls", sasl="none")) as smtp:
+        for mail in mails:
+            smtp.send(mail)
+    for mail in mails:
+        (raw,) = received(mail_servers, test_pki, mail.recipient, mail.message_id)
+        parsed = email.message_from_bytes(raw, policy=email.policy.default)
+        assert parsed["To"] == mail.recipient
+        assert parsed["Disposition-Notification-To"] == SENDER
+
+
+@pytest.mark.parametrize("which", ["rogue_client", "revoked_client"])
+def test_rogue_or_revoked_certificate_is_refused_and_nothing_is_sent(
+    mail_servers, test_pki, fixtures_dir, which
+):
+    _, (mail,) = mails_of(fixtures_dir, MDM_INIT)
+    for security in ("starttls", "tls"):
+        ep = endpoint(
+            mail_servers, test_pki, security=security, credential=getattr(test_pki, which)
+        )
+        with SmtpClient(ep) as smtp, pytest.raises(TransientError) as refused:
+            smtp.send(mail)
+        assert refused.value.code == "MSS_TLS"
+    assert received(mail_servers, test_pki, mail.recipient, mail.message_id) == []
+
+
+def test_a_server_certificate_outside_the_ca_bundle_is_refused(
+    mail_servers, test_pki, fixtures_dir
+):
+    _, (mail,) = mails_of(fixtures_dir, MDM_INIT)
+    ep = endpoint(mail_servers, test_pki, ca_bundle=test_pki.rogue_client.cert_path)
+    with SmtpClient(ep) as smtp, pytest.raises(TransientError) as refused:
+        smtp.send(mail)
+    assert refused.value.code == "MSS_SERVER_CERTIFICATE"
+
+
+def test_server_down_then_back_sends_once(mail_servers, test_pki, fixtures_dir):
+    _, (mail,) = mails_of(fixtures_dir, MDM_INIT)
+    smtp = SmtpClient(endpoint(mail_servers, test_pki))
+    try:
+        mail_servers.set_relay_state("refuse")
+        with pytest.raises(TransientError) as down:
+            smtp.send(mail)
+        assert down.value.code == "MSS_CONNECTION"
+        mail_servers.set_relay_state("421")
+        with pytest.raises(SmtpTransient) as busy:
+            smtp.send(mail)
+        assert (busy.value.smtp_code, busy.value.code) == (421, "SMTP_421")
+    finally:
+        mail_servers.set_relay_state("up")
+    smtp.send(mail)
+    smtp.close()
+    assert len(received(mail_servers, test_pki, mail.recipient, mail.message_id)) == 1
+
+
+def test_session_closed_by_the_server_is_reopened(mail_servers, test_pki, fixtures_dir):
+    _, mails = mails_of(fixtures_dir, ORU_INIT)
+    with SmtpClient(endpoint(mail_servers, test_pki)) as smtp:
+        smtp.send(mails[0])
+        # The operator ends the session (inactivity, maximum duration): the server closes it.
+        assert smtp._smtp.docmd("QUIT")[0] == 221
+        smtp.send(mails[1])
+    for mail in mails:
+        assert len(received(mail_servers, test_pki, mail.recipient, mail.message_id)) == 1
+
+
+def test_unknown_recipient_is_refused_with_its_smtp_code_and_no_address_in_the_message(
+    mail_servers, test_pki, fixtures_dir
+):
+    request, (mail,) = mails_of(fixtures_dir, MDM_INIT)
+    unknown = "279035121518989@patient-inconnu.mssante.test"
+    mail.message.replace_header("To", unknown)
+    mail = type(mail)(**{**mail.__dict__, "recipient": unknown})
+    with SmtpClient(endpoint(mail_servers, test_pki)) as smtp:
+        with pytest.raises(SmtpRefused) as refused:
+            smtp.send(mail)
+        assert (refused.value.smtp_code, refused.value.code) == (550, "SMTP_550")
+        assert "279035121518989" not in str(refused.value)
+        # The session survives a refused recipient: the next mail goes through.
+        _, (other,) = mails_of(fixtures_dir, MDM_INIT)
+        smtp.send(other)
+    assert len(received(mail_servers, test_pki, other.recipient, other.message_id)) == 1
+
+
+def test_wrong_password_or_foreign_certificate_is_a_configuration_error(
+    mail_servers, test_pki, fixtures_dir
+):
+    _, (mail,) = mails_of(fixtures_dir, MDM_INIT)
+    bad_password = endpoint(mail_servers, test_pki)
+    bad_password = type(bad_password)(**{**bad_password.__dict__, "password": "wrong"})
+    with SmtpClient(bad_password) as smtp, pytest.raises(ConfigurationError) as refused:
+        smtp.send(mail)
+    assert refused.value.code == "MSS_AUTH"
+    # Another mailbox's certificate: the relay refuses our sender at MAIL FROM (5xx).
+    foreign = endpoint(
+        mail_servers, test_pki, sasl="none", credential=test_pki.clients[APPLICATION_MAILBOXES[1]]
+    )
+    with SmtpClient(foreign) as smtp, pytest.raises(ConfigurationError) as refused:
+        smtp.send(mail)
+    assert refused.value.code == "SMTP_550"
