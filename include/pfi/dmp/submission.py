@@ -1,0 +1,299 @@
+"""From a producer's request to the DMP request: metadata, signature document, VIHF, envelope.
+
+One document version per lot (the volet sends one CDA per message to the DMP):
+
+- **new** (TD2.1, ITI-41): the CDA + the XAdES signature document, a submission set with two
+  ``HasMember`` associations and a ``signs`` association (signature → submission set);
+- **replace** (ITI-41): the same, plus an **RPLC** association from the new entry to the entryUUID
+  of the version it replaces (PDSM ``transaction_td2.1.md``; spec-facts §1.11);
+- **delete** (TD3.3c, ITI-57): an ``UpdateAvailabilityStatus`` association to
+  ``urn:asip:ci-sis:2010:StatusType:Deleted`` on the document's entryUUID.
+
+Identifiers are derived, so that a retry or a replayed task sends the same lot again and the DMP
+can recognise it:
+
+- entryUUID of a document = UUID-5 of its uniqueId (:func:`entry_uuid`): the PFI assigns it at
+  the first submission, which is what later RPLC and ITI-57 requests point at, without a search;
+- submission set uniqueId = ``2.25.<delivery request id as an integer>`` (ISO/IEC 9834-8 UUID OID
+  form, :func:`submission_set_unique_id`): fixed per delivery before the first attempt.
+
+Visibility (spec-facts §3.6): MASQUE_PS, INVISIBLE_PATIENT, INVISIBLE_REP_LEGAUX = Y add the
+TRE_A07 codes as extra ``confidentialityCode`` values; CONNEXION_SECRETE = Y sets the VIHF's
+confidentiality attribute.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Literal
+
+from pfi.cda import CdaDocument, read_cda
+from pfi.dmp import constants as k
+from pfi.dmp.signing import Signer, signature_document
+from pfi.dmp.soap import Attachment, SoapRequest, iti41, iti57, status_update
+from pfi.dmp.vihf import VihfClaims, signed_vihf, structure_id
+from pfi.errors import InvalidInput
+from pfi.xdm import (
+    Association,
+    Coded,
+    DocumentEntry,
+    SubmissionSet,
+    build_metadata,
+    metadata_from_cda,
+    xds_time,
+)
+
+if TYPE_CHECKING:
+    from pfi.dmp.client import DmpEndpoints
+    from pfi.dmp.config import DmpConfig
+    from pfi.hl7v2 import Hl7Request, MetaFlags, VihfAuthor
+
+#: Namespace of the entryUUIDs the PFI assigns (UUID-5 of the document's uniqueId).
+ENTRY_UUID_NAMESPACE = uuid.UUID("6f1c1b1e-3c0a-5d7e-9a52-5046492d444d")
+SUBMISSION_SET_ID = "SubmissionSet01"
+
+DmpAction = Literal["new", "replace", "delete"]
+
+
+def entry_uuid(unique_id: str) -> str:
+    """The entryUUID the PFI gives the document whose uniqueId is ``unique_id``."""
+    return f"urn:uuid:{uuid.uuid5(ENTRY_UUID_NAMESPACE, unique_id)}"
+
+
+def submission_set_unique_id(request_id: uuid.UUID | str) -> str:
+    """``2.25.<integer of the UUID>``: the OID form of a UUID (ITU-T X.667)."""
+    return f"2.25.{uuid.UUID(str(request_id)).int}"
+
+
+def visibility_codes(flags: MetaFlags) -> tuple[Coded, ...]:
+    """MetaDMPMSS masking flags → extra XDS confidentialityCode values (TRE_A07)."""
+    table = (
+        (flags.masque_ps, k.VISIBILITY_MASQUE_PS, "Masqué aux professionnels de santé"),
+        (flags.invisible_patient, k.VISIBILITY_INVISIBLE_PATIENT, "Non visible par le patient"),
+        (
+            flags.invisible_rep_legaux,
+            k.VISIBILITY_INVISIBLE_REP_LEGAUX,
+            "Non visible par les représentants légaux du patient",
+        ),
+    )
+    return tuple(Coded(code, k.VISIBILITY_SCHEME, label) for flag, code, label in table if flag)
+
+
+def content_type_code(patient_class: str) -> Coded:
+    """Submission set contentTypeCode (JDV_J59) from PV1-2 (spec-facts §5.4)."""
+    code = k.CONTENT_TYPE_BY_PATIENT_CLASS.get(
+        patient_class.strip().upper(), k.CONTENT_TYPE_DEFAULT
+    )
+    return Coded(code, k.CONTENT_TYPE_SCHEME)
+
+
+@dataclass(frozen=True)
+class DmpSubmission:
+    """One document version and what the producer asked the DMP to do with it."""
+
+    action: DmpAction
+    cda: bytes = field(repr=False)
+    header: CdaDocument = field(repr=False)
+    flags: MetaFlags
+    author: VihfAuthor | None = field(default=None, repr=False)
+    patient_class: str = ""
+    replaces_unique_id: str | None = None
+
+    @property
+    def unique_id(self) -> str:
+        return str(self.header.id)
+
+    @classmethod
+    def from_request(
+        cls,
+        request: Hl7Request,
+        *,
+        unique_id: str | None = None,
+        replaces_unique_id: str | None = None,
+    ) -> DmpSubmission:
+        """The CDA of ``request`` whose id is ``unique_id`` (else its first CDA)."""
+        found: list[tuple[CdaDocument, bytes]] = []
+        for document in request.documents:
+            if document.format != "cda":
+                continue
+            header = read_cda(document.content)
+            if unique_id is None or str(header.id) == unique_id:
+                found.append((header, document.content))
+                break
+            found.append((header, document.content))
+        if not found:
+            raise InvalidInput("the request carries no CDA document", code="DMP_NO_CDA")
+        header, content = found[-1]
+        if unique_id is not None and str(header.id) != unique_id:
+            header, content = found[0]
+        action: DmpAction = str(request.action.value)  # type: ignore[assignment]
+        replaced = replaces_unique_id
+        if action == "replace" and not replaced and header.replaced_id is not None:
+            replaced = str(header.replaced_id)
+        return cls(
+            action=action,
+            cda=content,
+            header=header,
+            flags=request.flags,
+            author=request.vihf_author,
+            patient_class=request.visit.patient_class if request.visit else "",
+            replaces_unique_id=replaced,
+        )
+
+
+def vihf_claims(submission: DmpSubmission, patient_id: str, config: DmpConfig) -> VihfClaims:
+    """VIHF values from the request's sender (PRT SB) and the site's ``[dmp]`` settings."""
+    author = submission.author
+    structure = config.structure_id
+    if not structure and author is not None and author.structure_id:
+        structure = structure_id(author.structure_id)
+    if not structure:
+        raise InvalidInput(
+            "no structure identifier for the VIHF (PRT SB PRT-8.10 or [dmp] structure_id)",
+            code="DMP_NO_STRUCTURE_ID",
+        )
+    person = author.subject_id if author is not None and author.subject_id else ""
+    return VihfClaims(
+        structure_id=structure,
+        sector=config.sector,
+        subject_id=person or config.responsible_id,
+        subject_name=(author.subject_name if author is not None and person else "")
+        or config.subject_name,
+        patient_id=patient_id,
+        roles=config.roles,
+        software_name=config.software_name,
+        software_version=config.software_version,
+        software_id=config.software_id,
+        homologation_id=config.homologation_id,
+        secret_connection=bool(submission.flags.connexion_secrete),
+        version=config.vihf_version,
+    )
+
+
+def _signature_entry(
+    entry: DocumentEntry, content: bytes, submission_time: str, ss: SubmissionSet
+) -> DocumentEntry:
+    return DocumentEntry(
+        entry_id=f"urn:uuid:{uuid.uuid4()}",
+        unique_id=f"2.25.{uuid.uuid4().int}",
+        patient_id=entry.patient_id,
+        mime_type="text/xml",
+        title="Signature du lot de soumission",
+        class_code=Coded(k.SIGNATURE_CLASS_CODE, "URN", "Digital Signature"),
+        type_code=Coded(k.SIGNATURE_TYPE_CODE, "ASTM", "Full Document"),
+        format_code=Coded(k.SIGNATURE_FORMAT_CODE, "URN", "Default Signature Style"),
+        confidentiality_codes=(Coded("N", k.HL7_CONFIDENTIALITY_SCHEME, "Normal"),),
+        healthcare_facility_type_code=entry.healthcare_facility_type_code,
+        practice_setting_code=entry.practice_setting_code,
+        event_codes=(Coded(k.SIGNATURE_EVENT_CODE, k.SIGNATURE_EVENT_SCHEME, "Source"),),
+        authors=ss.authors,
+        creation_time=submission_time,
+        language_code=k.SIGNATURE_LANGUAGE,
+        source_patient_id=entry.source_patient_id,
+        hash=hashlib.sha1(content).hexdigest(),  # XDS hash is SHA-1 (ITI TF-3 §4.2.3.2.10)
+        size=len(content),
+    )
+
+
+def document_entry(submission: DmpSubmission) -> DocumentEntry:
+    """The CDA's DocumentEntry: header mapping, visibility codes, entryUUID, hash and size."""
+    entry = metadata_from_cda(
+        submission.header,
+        entry_id=entry_uuid(submission.unique_id),
+        extra_confidentiality=visibility_codes(submission.flags),
+    )
+    return replace(
+        entry,
+        hash=hashlib.sha1(submission.cda).hexdigest(),
+        size=len(submission.cda),
+    )
+
+
+def build_request(
+    submission: DmpSubmission,
+    *,
+    config: DmpConfig,
+    signer: Signer,
+    endpoints: DmpEndpoints,
+    request_id: uuid.UUID | str,
+    now: datetime | None = None,
+) -> SoapRequest:
+    """The signed SOAP request for ``submission`` (ITI-41 for new/replace, ITI-57 for delete)."""
+    now = (now or datetime.now(UTC)).astimezone(UTC)
+    entry = document_entry(submission)
+    stamp = xds_time(now)
+    ss = SubmissionSet(
+        entry_id=SUBMISSION_SET_ID,
+        unique_id=submission_set_unique_id(request_id),
+        source_id=config.source_id,
+        patient_id=entry.patient_id,
+        submission_time=stamp,
+        content_type_code=content_type_code(submission.patient_class),
+        authors=entry.authors[:1],
+    )
+    vihf = signed_vihf(vihf_claims(submission, entry.patient_id, config), signer, now=now)
+    if submission.action == "delete":
+        metadata = status_update(
+            build_metadata(ss, [], []), SUBMISSION_SET_ID, entry_uuid(submission.unique_id)
+        )
+        return iti57(metadata, to=endpoints.registry_url, vihf=vihf)
+    signature_uid = f"2.25.{uuid.uuid4().int}"
+    signature = signature_document(
+        signer, [(entry.unique_id, submission.cda)], signature_id=signature_uid, signing_time=now
+    )
+    sig_entry = replace(_signature_entry(entry, signature, stamp, ss), unique_id=signature_uid)
+    associations = [
+        Association(
+            "urn:uuid:" + str(uuid.uuid4()),
+            k.ASSOC_HAS_MEMBER,
+            SUBMISSION_SET_ID,
+            e.entry_id,
+            "Original",
+        )
+        for e in (entry, sig_entry)
+    ]
+    associations.append(
+        Association(
+            "urn:uuid:" + str(uuid.uuid4()), k.ASSOC_SIGNS, sig_entry.entry_id, SUBMISSION_SET_ID
+        )
+    )
+    if submission.action == "replace":
+        if not submission.replaces_unique_id:
+            raise InvalidInput(
+                "a replacement without the id of the version it replaces",
+                code="DMP_NO_REPLACED_ID",
+            )
+        associations.append(
+            Association(
+                "urn:uuid:" + str(uuid.uuid4()),
+                k.ASSOC_RPLC,
+                entry.entry_id,
+                entry_uuid(submission.replaces_unique_id),
+            )
+        )
+    metadata = build_metadata(ss, [entry, sig_entry], associations)
+    return iti41(
+        metadata,
+        [
+            Attachment(entry.entry_id, submission.cda, "text/xml"),
+            Attachment(sig_entry.entry_id, signature, "text/xml"),
+        ],
+        to=endpoints.repository_url,
+        vihf=vihf,
+    )
+
+
+__all__ = [
+    "ENTRY_UUID_NAMESPACE",
+    "DmpSubmission",
+    "build_request",
+    "content_type_code",
+    "document_entry",
+    "entry_uuid",
+    "submission_set_unique_id",
+    "visibility_codes",
+    "vihf_claims",
+]
