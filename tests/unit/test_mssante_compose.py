@@ -17,6 +17,7 @@ from pfi.mssante import (
     PROFESSIONAL,
     Mailbox,
     MssConfig,
+    SiteInfo,
     compose,
     mail_orders,
     message_id_for,
@@ -36,6 +37,7 @@ CONFIG = MssConfig(
     sender_name="CH de Démonstration",
     contact_address="secretariat@ch-demo.mssante.test",
 )
+SITE = SiteInfo(name="CH de Démonstration", structure_oid="1.2.250.1.71.4.2.2")
 POLICY = InsPolicy.for_environment("test")
 PATIENT_ADDRESS = "279035121518989@patient.mssante.fr"  # test INS of the official examples
 
@@ -54,10 +56,7 @@ def load(fixtures_dir):
 
 def _mails(request):
     orders = mail_orders(request, decide_request(request, POLICY), POLICY)
-    return [
-        (order, compose(request, order, MAILBOX, CONFIG, site_name="CH de Démonstration"))
-        for order in orders
-    ]
+    return [(order, compose(request, order, MAILBOX, CONFIG, site=SITE)) for order in orders]
 
 
 def _parsed(mail):
@@ -135,7 +134,14 @@ def test_replacement_and_deletion_say_so(load):
     ((_, replace),) = _mails(load(MDM_RPLC))
     text = _text(_parsed(replace))
     assert text.startswith("Ce document annule et remplace la version transmise précédemment.")
-    assert list(_attachments(_parsed(replace))) == ["IHE_XDM.ZIP", "20050411_Radio_de_hanche.pdf"]
+    attachments = _attachments(_parsed(replace))
+    assert list(attachments) == ["IHE_XDM.ZIP", "20050411_Radio_de_hanche.pdf"]
+    package = read_xdm(attachments["IHE_XDM.ZIP"])
+    # The new version replaces the one of the initial example (CDA relatedDocument RPLC).
+    assert [target for _, target in package.replacements()] == [
+        "1.2.250.1.71.4.2.2.120456789.71024000081"
+    ]
+    assert package.submission_set.intended_recipients == (f"||^^Internet^{replace.recipient}",)
 
     ((_, delete),) = _mails(load(MDM_DEL))
     parsed = _parsed(delete)

@@ -49,14 +49,15 @@ from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime
 
-from pfi.cda import CdaDocument, read_cda
+from pfi import xds
+from pfi.cda import CdaDocument, pdf_of, read_cda
 from pfi.errors import InvalidInput
 from pfi.hl7v2.model import Action, Hl7Request
 from pfi.hl7v2.rules import Decision
 from pfi.ins import InsPolicy
 from pfi.mssante import constants as k
 from pfi.mssante.config import MssConfig
-from pfi.xdm import SubmissionSet, metadata_from_cda, pack_xdm, xds_time
+from pfi.xdm import pack_xdm
 
 #: Ledger channels of this module.
 PROFESSIONAL = "mss_professional"
@@ -83,14 +84,26 @@ class MailOrder:
 
 @dataclass(frozen=True)
 class Mailbox:
-    """The sending application mailbox (BAL applicative): address and display name."""
+    """The sending application mailbox (BAL applicative): address, display name, its site."""
 
     address: str
     display_name: str = ""
+    #: FINESS géographique of the mailbox's site: the XDM submission set's author institution
+    #: when the request names no sending structure (PRT ``SB`` PRT-8).
+    finess_geo: str = ""
 
     @property
     def domain(self) -> str:
         return self.address.rsplit("@", 1)[-1].lower()
+
+
+@dataclass(frozen=True)
+class SiteInfo:
+    """The establishment as the mail and its XDM name it (from ``[site]``)."""
+
+    name: str = ""
+    structure_oid: str = ""
+    software_name: str = "PFI-Airflow"
 
 
 @dataclass(frozen=True)
@@ -236,15 +249,16 @@ def compose(
     mailbox: Mailbox,
     config: MssConfig,
     *,
-    site_name: str = "",
+    site: SiteInfo | None = None,
     now: datetime | None = None,
 ) -> ComposedMail:
     """Build the mail of one order. Raises InvalidInput when the request cannot be mailed."""
     now = now or datetime.now(UTC)
+    site = site or SiteInfo(name=config.sender_name)
     cda_bytes, cda = _document(request, order.document_unique_id)
     to_patient = order.channel == PATIENT
     flags = request.flags
-    values = _placeholders(request, cda, config, site_name)
+    values = _placeholders(request, cda, config, site.name)
     if not values["contact"]:
         replies = [p.address for p in request.reply_to if p.address]
         values["contact"] = replies[0] if replies else mailbox.address
@@ -280,17 +294,16 @@ def compose(
     msg.set_content(_body(request, order, config, values), subtype="plain", charset="utf-8")
     attachments = [k.XDM_FILENAME]
     msg.add_attachment(
-        _xdm(cda_bytes, cda, now, config),
+        _xdm(request, order, cda_bytes, cda, mailbox, site, config, now),
         maintype="application",
         subtype="zip",
         filename=k.XDM_FILENAME,
     )
-    if order.action is not Action.DELETE and cda.has_embedded_document:
-        pdf = _pdf_of(cda)
-        if pdf is not None:
-            name = pdf_filename(cda, values)
-            msg.add_attachment(pdf, maintype="application", subtype="pdf", filename=name)
-            attachments.append(name)
+    if order.action is not Action.DELETE and cda.level == 1:
+        pdf = pdf_of(cda)  # the N1 body's own bytes (SC.CDA/DD.12): InvalidInput if not a PDF
+        name = pdf_filename(cda, values)
+        msg.add_attachment(pdf, maintype="application", subtype="pdf", filename=name)
+        attachments.append(name)
     return ComposedMail(
         message=msg,
         message_id=message_id,
@@ -380,18 +393,6 @@ def _body(request: Hl7Request, order: MailOrder, config: MssConfig, values: dict
     return body + footer
 
 
-def _pdf_of(cda: CdaDocument) -> bytes | None:
-    """The PDF an N1 CDA carries (``pfi.cda.pdf_of`` when available)."""
-    import pfi.cda
-
-    pdf_of = getattr(pfi.cda, "pdf_of", None)
-    if pdf_of is not None:
-        return pdf_of(cda)
-    if (cda.media_type or "").lower() != "application/pdf":
-        return None
-    return cda.embedded_document()
-
-
 def pdf_filename(cda: CdaDocument, values: dict[str, str]) -> str:
     """``AAAAMMJJ_<titre>.pdf`` in ASCII (IG example naming; no patient name in file names)."""
     when = cda.effective_time.strftime("%Y%m%d") if cda.effective_time else ""
@@ -400,47 +401,62 @@ def pdf_filename(cda: CdaDocument, values: dict[str, str]) -> str:
     return f"{when}_{title}.pdf" if when else f"{title}.pdf"
 
 
-def _xdm(cda_bytes: bytes, cda: CdaDocument, now: datetime, config: MssConfig) -> bytes:
-    """The IHE_XDM.ZIP of one CDA (submission set = this mail)."""
-    entry = _document_entry(cda)
-    submission_set = SubmissionSet(
-        entry_id="SubmissionSet01",
-        unique_id=_submission_uid(cda),
-        source_id=k.SOURCE_ID_ROOT,
+def _xdm(
+    request: Hl7Request,
+    order: MailOrder,
+    cda_bytes: bytes,
+    cda: CdaDocument,
+    mailbox: Mailbox,
+    site: SiteInfo,
+    config: MssConfig,
+    now: datetime,
+) -> bytes:
+    """The IHE_XDM.ZIP of one CDA: the CI-SIS CDA → XDS mapping of :mod:`pfi.xds`.
+
+    The submission set is this mail: a fresh uniqueId under the site's structure OID, the
+    sending structure (PRT ``SB`` PRT-8, else the mailbox's FINESS) and software as author,
+    PV1-2 as contentTypeCode, the recipient as ``intendedRecipient``. A replacement carries the
+    ``RPLC`` association to the replaced document's uniqueId (IG-CDA ``exemples.md``).
+    """
+    entry = xds.document_entry(cda, flags=request.flags, entry_id="Document01")
+    sender = request.sender
+    structure_id = (sender.organization_id if sender else "") or (
+        f"1{mailbox.finess_geo}" if mailbox.finess_geo else ""
+    )
+    root = site.structure_oid or k.SOURCE_ID_ROOT
+    authors = (
+        [
+            xds.institution_author(
+                site.name or config.sender_name, structure_id, software_name=site.software_name
+            )
+        ]
+        if structure_id
+        else []
+    )
+    submission_set = xds.submission_set(
+        unique_id=f"{root}.{order.request_id.int}",
+        source_id=root,
         patient_id=entry.patient_id,
-        submission_time=xds_time(now),
-        content_type_code=entry.class_code,
-        authors=entry.authors[:1],
+        submission_time=now,
+        authors=authors,
+        patient_class=request.visit.patient_class if request.visit else None,
+        intended_recipients=[xds.mail_recipient(order.recipient)],
         title=cda.title,
     )
-    readme = f"{config.sender_name or 'PFI'} — {config.software_reference}"
+    associations = []
+    replaced = xds.replaced_unique_id(cda)
+    if order.action is Action.REPLACE and replaced:
+        associations.append(xds.replacement_association(entry.entry_id, replaced))
+    readme = (
+        f"{site.name or config.sender_name} — {site.software_name} ({config.software_reference})"
+    )
     return pack_xdm(
         [(entry, cda_bytes)],
         submission_set,
         date_time=now.astimezone(UTC).replace(tzinfo=None),
+        associations=associations,
         readme=readme,
     )
-
-
-def _document_entry(cda: CdaDocument):
-    """The DocumentEntry: the full CDA → XDS mapping (``pfi.xds``) once it exists."""
-    try:
-        from pfi import xds  # type: ignore[attr-defined]
-
-        builder = getattr(xds, "document_entry", None)
-    except ImportError:
-        builder = None
-    if builder is not None:
-        try:
-            return builder(cda)
-        except TypeError:
-            pass
-    return metadata_from_cda(cda, entry_id="Document01")
-
-
-def _submission_uid(cda: CdaDocument) -> str:
-    """A fresh OID-shaped uniqueId for the submission set (UUID-derived ``2.25`` arc)."""
-    return f"2.25.{uuid.uuid4().int}"
 
 
 __all__ = [
@@ -450,6 +466,7 @@ __all__ = [
     "ComposedMail",
     "MailOrder",
     "Mailbox",
+    "SiteInfo",
     "compose",
     "mail_orders",
     "message_id_for",
