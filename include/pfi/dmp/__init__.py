@@ -32,7 +32,6 @@ from pfi.dmp.submission import (
     build_request,
     entry_uuid,
     submission_set_unique_id,
-    visibility_codes,
 )
 from pfi.dmp.vihf import Role, VihfClaims, signed_vihf
 
@@ -54,5 +53,4 @@ __all__ = [
     "signature_document",
     "signed_vihf",
     "submission_set_unique_id",
-    "visibility_codes",
 ]

@@ -37,6 +37,7 @@ class DmpConfig:
 
     source_id: str
     structure_id: str = ""
+    structure_name: str = ""
     sector: str = DEFAULT_SECTOR
     responsible_id: str = "PFI"
     subject_name: str = ""
@@ -63,6 +64,7 @@ class DmpConfig:
             config = cls(
                 source_id=str(raw.get("source_id") or site.structure_oid),
                 structure_id=str(raw.get("structure_id", "")),
+                structure_name=str(raw.get("structure_name", site.name)),
                 sector=str(raw.get("sector", DEFAULT_SECTOR)),
                 responsible_id=str(raw.get("responsible_id", "PFI")),
                 subject_name=str(

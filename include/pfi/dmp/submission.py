@@ -17,9 +17,11 @@ can recognise it:
 - submission set uniqueId = ``2.25.<delivery request id as an integer>`` (ISO/IEC 9834-8 UUID OID
   form, :func:`submission_set_unique_id`): fixed per delivery before the first attempt.
 
-Visibility (spec-facts §3.6): MASQUE_PS, INVISIBLE_PATIENT, INVISIBLE_REP_LEGAUX = Y add the
-TRE_A07 codes as extra ``confidentialityCode`` values; CONNEXION_SECRETE = Y sets the VIHF's
-confidentiality attribute.
+Metadata come from the CI-SIS CDA → XDS mapping of :mod:`pfi.xds` (strict: a DMP-required
+attribute left empty refuses the document with ``XDS_METADATA_INCOMPLETE``). Visibility
+(spec-facts §3.6): MASQUE_PS, INVISIBLE_PATIENT, INVISIBLE_REP_LEGAUX = Y add the TRE_A07 codes
+as extra ``confidentialityCode`` values (:func:`pfi.xds.visibility_codes`); CONNEXION_SECRETE = Y
+sets the VIHF's confidentiality attribute (:func:`pfi.xds.secret_connection_code`).
 """
 
 from __future__ import annotations
@@ -30,21 +32,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
+from pfi import xds
 from pfi.cda import CdaDocument, read_cda
 from pfi.dmp import constants as k
 from pfi.dmp.signing import Signer, signature_document
 from pfi.dmp.soap import Attachment, SoapRequest, iti41, iti57, status_update
 from pfi.dmp.vihf import VihfClaims, signed_vihf, structure_id
 from pfi.errors import InvalidInput
-from pfi.xdm import (
-    Association,
-    Coded,
-    DocumentEntry,
-    SubmissionSet,
-    build_metadata,
-    metadata_from_cda,
-    xds_time,
-)
+from pfi.xdm import Association, Coded, DocumentEntry, SubmissionSet, build_metadata, xds_time
 
 if TYPE_CHECKING:
     from pfi.dmp.client import DmpEndpoints
@@ -66,28 +61,6 @@ def entry_uuid(unique_id: str) -> str:
 def submission_set_unique_id(request_id: uuid.UUID | str) -> str:
     """``2.25.<integer of the UUID>``: the OID form of a UUID (ITU-T X.667)."""
     return f"2.25.{uuid.UUID(str(request_id)).int}"
-
-
-def visibility_codes(flags: MetaFlags) -> tuple[Coded, ...]:
-    """MetaDMPMSS masking flags → extra XDS confidentialityCode values (TRE_A07)."""
-    table = (
-        (flags.masque_ps, k.VISIBILITY_MASQUE_PS, "Masqué aux professionnels de santé"),
-        (flags.invisible_patient, k.VISIBILITY_INVISIBLE_PATIENT, "Non visible par le patient"),
-        (
-            flags.invisible_rep_legaux,
-            k.VISIBILITY_INVISIBLE_REP_LEGAUX,
-            "Non visible par les représentants légaux du patient",
-        ),
-    )
-    return tuple(Coded(code, k.VISIBILITY_SCHEME, label) for flag, code, label in table if flag)
-
-
-def content_type_code(patient_class: str) -> Coded:
-    """Submission set contentTypeCode (JDV_J59) from PV1-2 (spec-facts §5.4)."""
-    code = k.CONTENT_TYPE_BY_PATIENT_CLASS.get(
-        patient_class.strip().upper(), k.CONTENT_TYPE_DEFAULT
-    )
-    return Coded(code, k.CONTENT_TYPE_SCHEME)
 
 
 @dataclass(frozen=True)
@@ -144,6 +117,11 @@ class DmpSubmission:
         )
 
 
+def _secret_connection(flags: MetaFlags) -> tuple[str, str, str] | None:
+    code = xds.secret_connection_code(flags)
+    return (code.code, code.scheme, code.display_name) if code is not None else None
+
+
 def vihf_claims(submission: DmpSubmission, patient_id: str, config: DmpConfig) -> VihfClaims:
     """VIHF values from the request's sender (PRT SB) and the site's ``[dmp]`` settings."""
     author = submission.author
@@ -168,7 +146,7 @@ def vihf_claims(submission: DmpSubmission, patient_id: str, config: DmpConfig) -
         software_version=config.software_version,
         software_id=config.software_id,
         homologation_id=config.homologation_id,
-        secret_connection=bool(submission.flags.connexion_secrete),
+        secret_connection=_secret_connection(submission.flags),
         version=config.vihf_version,
     )
 
@@ -200,10 +178,11 @@ def _signature_entry(
 
 def document_entry(submission: DmpSubmission) -> DocumentEntry:
     """The CDA's DocumentEntry: header mapping, visibility codes, entryUUID, hash and size."""
-    entry = metadata_from_cda(
+    entry = xds.document_entry(
         submission.header,
+        flags=submission.flags,
         entry_id=entry_uuid(submission.unique_id),
-        extra_confidentiality=visibility_codes(submission.flags),
+        strict=True,
     )
     return replace(
         entry,
@@ -225,16 +204,24 @@ def build_request(
     now = (now or datetime.now(UTC)).astimezone(UTC)
     entry = document_entry(submission)
     stamp = xds_time(now)
-    ss = SubmissionSet(
+    claims = vihf_claims(submission, entry.patient_id, config)
+    ss = xds.submission_set(
         entry_id=SUBMISSION_SET_ID,
         unique_id=submission_set_unique_id(request_id),
         source_id=config.source_id,
         patient_id=entry.patient_id,
-        submission_time=stamp,
-        content_type_code=content_type_code(submission.patient_class),
-        authors=entry.authors[:1],
+        submission_time=now,
+        authors=[
+            xds.institution_author(
+                config.structure_name,
+                claims.structure_id,
+                software_name=config.software_name,
+                software_id=config.software_id or None,
+            )
+        ],
+        patient_class=submission.patient_class,
     )
-    vihf = signed_vihf(vihf_claims(submission, entry.patient_id, config), signer, now=now)
+    vihf = signed_vihf(claims, signer, now=now)
     if submission.action == "delete":
         metadata = status_update(
             build_metadata(ss, [], []), SUBMISSION_SET_ID, entry_uuid(submission.unique_id)
@@ -290,10 +277,8 @@ __all__ = [
     "ENTRY_UUID_NAMESPACE",
     "DmpSubmission",
     "build_request",
-    "content_type_code",
     "document_entry",
     "entry_uuid",
     "submission_set_unique_id",
-    "visibility_codes",
     "vihf_claims",
 ]

@@ -21,8 +21,8 @@ Values, and where they come from:
 ``…:resource:resource-id``                 the patient's INS ``NIR^^^&OID&ISO^NH``
 ``Ressource_URN``                          ``urn:dmp``
 ``…:subject:purposeofuse``                 ``normal`` (1.2.250.1.213.1.1.4.248)
-``…:patient:hl7:confidentiality-code``     only for CONNEXION_SECRETE=Y (value format not public:
-                                           we send ``R`` of HL7 Confidentiality — [U])
+``…:patient:hl7:confidentiality-code``     only for CONNEXION_SECRETE=Y:
+                                           :func:`pfi.xds.secret_connection_code` (TRE_A07)
 ``LPS_ID``, ``LPS_Nom``, ``LPS_Version``,  the software and its DMP homologation number
 ``LPS_ID_HOMOLOGATION_DMP``
 =========================================  =====================================================
@@ -70,7 +70,8 @@ class VihfClaims:
     software_version: str = ""
     software_id: str = ""
     homologation_id: str = ""
-    secret_connection: bool = False
+    #: ``(code, codeSystem, displayName)`` of the secret connection (CONNEXION_SECRETE = Y).
+    secret_connection: tuple[str, str, str] | None = None
     version: str = k.VIHF_VERSION
 
 
@@ -135,10 +136,9 @@ def build_assertion(
         _coded("PurposeOfUse", "normal", k.PURPOSE_SCHEME, "Accès normal", "mode acces VIHF 1.0"),
     )
     if claims.secret_connection:
+        code, system, display = claims.secret_connection
         _attribute(
-            attributes,
-            k.ATTR_CONFIDENTIALITY,
-            _coded("ConfidentialityCode", "R", k.HL7_CONFIDENTIALITY_SCHEME, "Restreint"),
+            attributes, k.ATTR_CONFIDENTIALITY, _coded("ConfidentialityCode", code, system, display)
         )
     for name, value in (
         ("LPS_ID", claims.software_id),

@@ -1,0 +1,239 @@
+"""The executor of the ``dmp`` deliveries: one attempt per due delivery, driven by the ledger.
+
+:class:`DmpSender` is the ``send_one`` of :func:`pfi.deliveries.run_due` (first attempts and
+deferred retries are one code path) and its ``after`` hook (the ZAM to the producer). For each
+claimed delivery:
+
+1. **Already done?** The ledger says whether this document version was already accepted by the
+   DMP for this action (:meth:`~pfi.ledger.Ledger.delivery_done`): a replayed or cleared task
+   never submits twice.
+2. **Qualified INS** only (DSR HOP-PFI, INS/va1.16): otherwise refused ``DMP_INS_NOT_QUALIFIED``.
+3. **In order**: a replacement waits (``later``) while the version it replaces is still queued for
+   the DMP; a deletion waits while its document's publication is queued.
+4. The request is re-read from the archived original (:func:`pfi.intake.load_request`; the ledger
+   keeps no content), turned into a signed SOAP request whose submission set uniqueId derives
+   from the delivery's ``request_id`` (fixed before the first attempt), and the attempt is written
+   to the event trail (``dmp.request``: message id, transaction) **before** it is sent.
+5. The DMP's answer: accepted (incl. "already registered" after a lost answer) → ``sent`` with
+   the entryUUID as partner reference; refusal → ``refused`` with the registry error code;
+   network / 5xx / transient registry error → retried by the queue's backoff.
+
+The business acknowledgement (ZAM^Z01 "Accusé de réception DMP") goes to the producer when its
+message asked for it (ACK_RECEPTION = Y), once the delivery is ``sent``, ``refused`` or given up
+(``failed``) — never for a retry still queued.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from pfi.deliveries import Outcome
+from pfi.dmp.submission import DmpSubmission, build_request, entry_uuid
+from pfi.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from pfi.dmp.client import DmpClient, DmpEndpoints
+    from pfi.dmp.config import DmpConfig
+    from pfi.dmp.signing import Signer
+    from pfi.hl7v2 import Hl7Request
+    from pfi.ledger import Delivery, Ledger
+    from pfi.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "dmp"
+INS_NOT_QUALIFIED = "DMP_INS_NOT_QUALIFIED"
+WAITING_PREVIOUS = "DMP_WAITING_PREVIOUS"
+#: How long a replacement or deletion waits before looking again at the version it depends on.
+WAIT_FOR_PREVIOUS = timedelta(minutes=1)
+
+LoadRequest = Callable[["Ledger", int], "Hl7Request"]
+
+
+def _default_loader(ledger: Ledger, inbound_item_id: int) -> Hl7Request:
+    from pfi.intake import load_request
+
+    return load_request(ledger, inbound_item_id)
+
+
+class DmpSender:
+    """``send_one`` and ``after`` of :func:`pfi.deliveries.run_due` for channel ``dmp``."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        client: DmpClient,
+        signer: Signer,
+        config: DmpConfig,
+        *,
+        endpoints: DmpEndpoints | None = None,
+        load_request: LoadRequest = _default_loader,
+        settings: Settings | None = None,
+        actor: str = "cli",
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.client = client
+        self.signer = signer
+        self.config = config
+        self.endpoints = endpoints or client.endpoints
+        self.load_request = load_request
+        self.settings = settings
+        self.actor = actor
+        self.clock = clock
+        self._requests: dict[int, Hl7Request] = {}
+
+    # -- run_due's send_one -----------------------------------------------------------------------
+
+    def __call__(self, delivery: Delivery) -> Outcome:
+        ledger = self.ledger
+        document = ledger.get_document(delivery.document_id)
+        if ledger.delivery_done(document.unique_id, CHANNEL, None, delivery.action):
+            return Outcome.sent(entry_uuid(document.unique_id))
+        waiting = self._waits_for(delivery, document.id, document.replaces_unique_id)
+        if waiting is not None:
+            return waiting
+        item_id = _request_item(delivery, document.inbound_item_id)
+        if item_id is None:
+            raise InvalidInput("the document has no inbound message", code="DMP_NO_REQUEST")
+        request = self.load_request(ledger, item_id)
+        self._requests[delivery.id] = request
+        if not document.ins_qualified:
+            raise InvalidInput(
+                "only a document with a qualified INS may feed the DMP", code=INS_NOT_QUALIFIED
+            )
+        submission = DmpSubmission.from_request(
+            request,
+            unique_id=document.unique_id,
+            replaces_unique_id=document.replaces_unique_id,
+        )
+        if submission.action != delivery.action:
+            submission = DmpSubmission(
+                delivery.action,  # type: ignore[arg-type]
+                submission.cda,
+                submission.header,
+                submission.flags,
+                submission.author,
+                submission.patient_class,
+                submission.replaces_unique_id,
+            )
+        soap = build_request(
+            submission,
+            config=self.config,
+            signer=self.signer,
+            endpoints=self.endpoints,
+            request_id=delivery.request_id,
+            now=self.clock() if self.clock else None,
+        )
+        ledger.add_event(
+            "dmp.request",
+            document_id=document.id,
+            delivery_id=delivery.id,
+            actor=self.actor,
+            detail={
+                "transaction": soap.transaction,
+                "message_id": soap.message_id,
+                "request_id": str(delivery.request_id),
+                "entry_uuid": entry_uuid(submission.unique_id),
+            },
+        )
+        response = self.client.send(soap)
+        if response.already_registered:
+            ledger.add_event(
+                "dmp.already_registered",
+                document_id=document.id,
+                delivery_id=delivery.id,
+                actor=self.actor,
+                detail={"codes": list(response.codes)},
+            )
+        return Outcome.sent(entry_uuid(submission.unique_id))
+
+    def _waits_for(
+        self, delivery: Delivery, document_id: int, replaces_unique_id: str | None
+    ) -> Outcome | None:
+        """``later`` while the DMP delivery this one depends on is still queued."""
+        if delivery.action == "replace" and replaces_unique_id:
+            previous = self.ledger.find_document(replaces_unique_id)
+            depends_on = (
+                [d for d in self.ledger.deliveries_of(previous.id) if d.channel == CHANNEL]
+                if previous is not None
+                else []
+            )
+        elif delivery.action == "delete":
+            depends_on = [
+                d
+                for d in self.ledger.deliveries_of(document_id)
+                if d.channel == CHANNEL and d.action != "delete"
+            ]
+        else:
+            return None
+        if any(d.status in ("pending", "held") for d in depends_on):
+            return Outcome.later(
+                WAITING_PREVIOUS,
+                "waiting for the previous version to reach the DMP",
+                WAIT_FOR_PREVIOUS,
+            )
+        return None
+
+    # -- run_due's after --------------------------------------------------------------------------
+
+    def after(self, delivery: Delivery, outcome: Outcome) -> None:
+        """ZAM^Z01 to the producer for a final outcome, when its message asked for receipts."""
+        request = self._requests.pop(delivery.id, None)
+        if delivery.status not in ("sent", "refused", "failed") or self.settings is None:
+            return
+        item_id = _request_item(
+            delivery, self.ledger.get_document(delivery.document_id).inbound_item_id
+        )
+        if item_id is None:
+            return
+        if request is None:
+            request = self.load_request(self.ledger, item_id)
+        from pfi import zam
+
+        if not zam.wanted(request.flags, zam.Z01_DMP_RECEIPT):
+            return
+        source = self.settings.source(self.ledger.get_inbound(item_id).source)
+        accepted = delivery.status == "sent"
+        ack = zam.dmp_receipt(
+            request.header,
+            accepted=accepted,
+            control_id=zam.zam_control_id(zam.Z01_DMP_RECEIPT, delivery.id),
+            now=self.clock() if self.clock else datetime.now(UTC),
+            error_code="" if accepted else (delivery.reason_code or ""),
+            error_text="" if accepted else _zam_text(delivery),
+        )
+        path = zam.write_zam(source, ack)
+        self.ledger.add_event(
+            "dmp.acknowledged",
+            inbound_item_id=item_id,
+            document_id=delivery.document_id,
+            delivery_id=delivery.id,
+            actor=self.actor,
+            detail={"zam": path.name, "positive": accepted, "reason_code": delivery.reason_code},
+        )
+
+
+def _request_item(delivery: Delivery, document_item: int | None) -> int | None:
+    """The message that asked for this delivery: the delivery's own (when the ledger records
+    it: a deletion arrives in a later message than the document it deletes), else the one that
+    brought the document."""
+    return getattr(delivery, "inbound_item_id", None) or document_item
+
+
+#: ERR-5 labels (French: the producer's staff read them) for the PFI's own reason codes.
+_ZAM_TEXTS = {
+    INS_NOT_QUALIFIED: "INS non qualifiée : document non envoyé au DMP",
+    "DELIVERY_GIVEN_UP": "DMP injoignable : envoi abandonné après plusieurs tentatives",
+}
+
+
+def _zam_text(delivery: Delivery) -> str:
+    code = delivery.reason_code or ""
+    return _ZAM_TEXTS.get(code) or f"Refus du DMP ({code})"[:80]
+
+
+__all__ = ["CHANNEL", "INS_NOT_QUALIFIED", "WAITING_PREVIOUS", "DmpSender"]
