@@ -171,6 +171,57 @@ def quarantine(
     return target
 
 
+def kept_path(
+    source: Hl7Source, item_id: int, original_name: str, day: datetime, *, rejected: bool
+) -> Path:
+    """Where the original of ledger item ``item_id`` is kept once processed: always the same path.
+
+    ``archive/`` or ``quarantine/`` + ``YYYY/MM/DD`` of ``day`` (the day the item was recorded)
+    + ``<item id>__<original name>``. Because it does not depend on when processing ends, a run
+    that crashed right after moving the file finds it there again.
+    """
+    folder = source.quarantine_dir if rejected else source.archive_dir
+    safe = original_name.replace("/", "_").replace("\\", "_") or "unnamed"
+    return (
+        folder / f"{day:%Y}" / f"{day:%m}" / f"{day:%d}" / f"{item_id:08d}{CLAIM_SEPARATOR}{safe}"
+    )
+
+
+def keep(path: Path, target: Path) -> Path:
+    """Move a claimed file to its :func:`kept_path` (no-op when it is already there)."""
+    if path == target:
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(path, target)
+    return target
+
+
+def write_reason(
+    target: Path, reason_code: str, reason_text: str, sha256: str, *, when: datetime
+) -> Path:
+    """Write ``NAME.reason.txt`` beside a quarantined file (coded reason, no patient data)."""
+    reason = target.with_name(target.name + ".reason.txt")
+    reason.write_text(
+        f"{reason_code}\n{reason_text}\nquarantined at {when.isoformat()}\nsha256 {sha256}\n",
+        encoding="utf-8",
+    )
+    return reason
+
+
+def quarantine_copy(
+    target: Path, data: bytes, reason_code: str, reason_text: str, *, when: datetime
+) -> Path:
+    """Put a copy of refused bytes (one message of a batch file) in quarantine, with its reason.
+
+    The file they came from is archived whole (its other messages were accepted); the copy lets
+    the integration team see and resend the refused message alone.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    write_reason(target, reason_code, reason_text, hashlib.sha256(data).hexdigest(), when=when)
+    return target
+
+
 def batches(items: Sequence[str], size: int) -> list[list[str]]:
     """Split ``items`` into bounded batches (a mapped Airflow task per batch, never per item)."""
     if size < 1:
@@ -183,6 +234,10 @@ __all__ = [
     "archive",
     "batches",
     "claim_ready_files",
+    "keep",
+    "kept_path",
     "prepare_folders",
     "quarantine",
+    "quarantine_copy",
+    "write_reason",
 ]

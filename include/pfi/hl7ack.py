@@ -8,7 +8,9 @@ HL7v2", ``profils-messages.md`` §ACK; HL7 v2.6 chapter 2):
 - MSA-1 ``AA`` accepted, ``AE`` error (the message is wrong), ``AR`` reject (the receiver cannot
   take it now, it may be sent again); MSA-2 is the original MSH-10.
 - ERR-2 location, ERR-3 HL7 table 0357 condition, ERR-4 severity (table 0516), ERR-5 the
-  application error code when ERR-3 is ``207``.
+  application error code when ERR-3 is ``207`` (volet table ``applicationErrorCode`` 900–906; the
+  PFI's precise reason code goes in the CWE alternate components ERR-5.4–6), ERR-7 a short
+  diagnostic (``CODE: text``, never patient data).
 
 :func:`read_header` reads just enough of MSH to answer even a message the full parser refuses.
 It never raises on bad content: what it cannot read stays empty.
@@ -73,6 +75,10 @@ class AckError:
     application_code: str = ""
     application_text: str = ""
     application_table: str = ""
+    alternate_code: str = ""
+    alternate_text: str = ""
+    alternate_table: str = ""
+    diagnostic: str = ""
 
 
 def split_segments(text: str) -> list[str]:
@@ -174,17 +180,22 @@ def technical_ack(
         condition = comp.join([err.condition[0], err.condition[1], "messageErrorCondition"])
         application = ""
         if err.application_code:
-            application = comp.join(
-                [
-                    err.application_code,
-                    escape(err.application_text, enc, sep),
-                    err.application_table,
+            parts = [
+                escape(err.application_code, enc, sep),
+                escape(err.application_text, enc, sep),
+                err.application_table,
+            ]
+            if err.alternate_code:
+                parts += [
+                    escape(err.alternate_code, enc, sep),
+                    escape(err.alternate_text, enc, sep),
+                    err.alternate_table,
                 ]
-            )
-        fields = ["ERR", "", err.location, condition, err.severity]
-        if application:
-            fields.append(application)
-        segments.append(sep.join(fields))
+            application = comp.join(parts)
+        fields = ["ERR", "", err.location, condition, err.severity, application]
+        if err.diagnostic:
+            fields += ["", escape(err.diagnostic, enc, sep)]
+        segments.append(sep.join(fields).rstrip(sep))
     return "\r".join(segments) + "\r"
 
 

@@ -1,34 +1,71 @@
-"""Intake of HL7 v2 files: claim, record in the ledger first, acknowledge, archive or quarantine.
+"""Intake of HL7 v2 files: claim, record, check every message, acknowledge, record what to send.
 
 The two steps of the ``ingest_hl7_drop`` DAG (and of ``pfi intake run``):
 
 1. :func:`claim_and_record` — for each source, claim settled files (:mod:`pfi.drop`) and record
    each one in the ledger with its checksum **before anything else**; return bounded batches of
    ledger ids (what XCom carries: no file name, no patient data).
-2. :func:`acknowledge_items` — for each ledger id of a batch: read the file, answer the producer
-   with the technical ACK, archive the original (or quarantine it with the reason beside it) and
-   record the outcome. Items already finished are skipped, so replaying a batch is harmless.
+2. :func:`acknowledge_items` — for each file of a batch, every message it holds (one message, or
+   an FHS/BHS batch) is parsed (:mod:`pfi.hl7v2`), its identity checked (:mod:`pfi.ins`, and
+   PID against the CDA header of each document, :mod:`pfi.cda`) and its routing decided
+   (:func:`pfi.hl7v2.decide_request`); then, per message:
 
-A message that cannot be read gets an ``AE`` acknowledgement with an ERR segment and goes to
-quarantine; it never stops the other messages of its batch. An unexpected error (ledger down,
-disk full) leaves the file where it is, marks the item ``failed`` when it can, and is raised
-after the batch so that Airflow retries the task.
+   - an ``hl7_message`` ledger item (``parent_id`` = the file, ``original_ref`` = its 1-based
+     index in the file, ``control_id`` = MSH-10), ``done`` or ``rejected`` with a coded reason;
+   - for an accepted request, one ``document`` row per document and the ``delivery`` rows of
+     its routing: ``dmp`` (action new/replace/delete), ``mss_professional`` per PRT recipient
+     address, ``mss_patient`` (address derived from the INS when sending) — ``pending`` and due
+     now, or ``held`` for the channels listed in ``[intake] hold_channels``;
+   - one technical ACK file in the source's outbound folder (:mod:`pfi.hl7ack`): ``AA``
+     (non-blocking defects as ERR of severity ``W``), ``AE`` with one ERR per reason, or ``AR``
+     when the PFI cannot take the message as it is now (over the configured size).
+
+   The original is then kept under a path fixed by its ledger id (:func:`pfi.drop.kept_path`):
+   in the archive when at least one message was accepted (the refused ones of a batch file are
+   also copied to quarantine, each with its reason), in quarantine with ``NAME.reason.txt``
+   when every message was refused.
+
+Reasons: each refusal carries a stable code (``HL7_*`` parser, ``INS_*`` identity, ``RULE_*``
+rule table, ``CDA_*`` document, ``INTAKE_*`` this module), written to the ledger, into the ACK
+(ERR-3 HL7 table 0357 condition; for application errors ERR-3 ``207`` and ERR-5 the volet's
+``applicationErrorCode`` 903/904/905/906 with our code as the CWE alternate code; ERR-7 a short
+diagnostic) and to the task log — never patient data.
+
+Idempotence and crashes: nothing here depends on the time a step runs. Every ledger write is an
+insert-or-get (message items by checksum, documents by unique id, deliveries by their key), ACK
+file names and control ids derive from ledger ids, and the original's final path is fixed in
+advance. A run killed at any point is finished by the next one: a file still in the work folder
+is claimed again (:mod:`pfi.drop`) and processed again; a file already moved to its final place
+is processed from there when Airflow retries its batch. An unexpected error (ledger down, disk
+full) leaves the file where it is, marks the item ``failed`` when it can, and is raised after the
+batch so that Airflow retries the task.
+
+Site options (``[intake]`` in the settings file, all optional)::
+
+    max_message_bytes = 33554432   # larger messages are refused (ACK AR, INTAKE_TOO_LARGE)
+    max_file_bytes = 536870912     # larger files are refused unread (ACK AR)
+    hold_channels = []             # deliveries created "held" on these channels, e.g. ["dmp"]
+
+The volet has no "hold" request of its own (spec-facts §1.14, "Retenir l'envoi" [U]): holding
+is a site decision per channel, released by the operator.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pfi import drop
 from pfi.errors import ConfigurationError, InvalidInput, TransientError
 from pfi.hl7ack import (
-    ERR_REQUIRED_FIELD_MISSING,
+    ERR_APPLICATION,
+    ERR_SEGMENT_SEQUENCE,
     ERR_UNSUPPORTED_MESSAGE_TYPE,
     AckError,
     MessageHeader,
@@ -36,59 +73,365 @@ from pfi.hl7ack import (
     read_header,
     technical_ack,
 )
-from pfi.hl7v2 import Hl7Request, parse_message, split_file
+from pfi.hl7v2 import Action, Hl7Error, Hl7Request, decide_request, parse_message, split_file
 from pfi.hl7v2.parser import DEFAULT_ENCODING
+from pfi.ins import InsIdentity, InsPolicy, RuleFailure, compare_identities
 from pfi.settings import Hl7Source, Settings, load_settings
+from pfi.zam import write_atomically
 
 if TYPE_CHECKING:
+    from pfi.cda import CdaDocument
     from pfi.ledger import InboundItem, Ledger
 
-#: Message types the volet "Transmission de document(s) CDA en HL7v2" sends to a PFI.
-SUPPORTED_MESSAGES = {"MDM", "ORU"}
+log = logging.getLogger(__name__)
+
 TERMINAL = {"done", "rejected", "duplicate"}
+
+#: Default bound of one message (the CDA reader refuses documents over 20 MB anyway).
+DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+#: Bound of one file (a batch of messages); a larger one is refused unread.
+DEFAULT_MAX_FILE_BYTES = 512 * 1024 * 1024
+#: How many bytes of an oversized file are read to answer it (its MSH).
+HEADER_PEEK_BYTES = 64 * 1024
+
+# Reason codes of this module.
+INTAKE_EMPTY_FILE = "INTAKE_EMPTY_FILE"
+INTAKE_TOO_LARGE = "INTAKE_TOO_LARGE"
+INTAKE_NOT_A_REQUEST = "INTAKE_NOT_A_REQUEST"
+INTAKE_SOME_REFUSED = "INTAKE_SOME_REFUSED"
+INTAKE_ALL_REFUSED = "INTAKE_ALL_REFUSED"
+CDA_NO_INS = "CDA_NO_INS"
+DOC_ID_MISMATCH = "DOC_ID_MISMATCH"
+DOC_ID_REUSED = "DOC_ID_REUSED"
+
+#: Volet table applicationErrorCode (ERR-5 when ERR-3 = 207), ``error-codes.md``.
+APP_INS_ABSENT = ("903", "INS non présent dans le document")
+APP_INS_MISMATCH = ("904", "L'INS transmis ne correspond pas exactement")
+APP_INS_INCOMPLETE = ("905", "L'INS transmis n'est pas complet")
+APP_OTHER = ("906", "Erreur 'Autre'")
+APPLICATION_TABLE = "applicationErrorCode"
+PFI_TABLE = "PFI"
+
+
+def volet_code(reason_code: str) -> tuple[str, str]:
+    """The volet's applicationErrorCode for one of our reason codes."""
+    if reason_code in ("INS_MISSING", CDA_NO_INS):
+        return APP_INS_ABSENT
+    if reason_code.startswith("INS_MISMATCH"):
+        return APP_INS_MISMATCH
+    if reason_code == "INS_TRAIT_MISSING":
+        return APP_INS_INCOMPLETE
+    return APP_OTHER
+
+
+@dataclass(frozen=True)
+class IntakeOptions:
+    """The ``[intake]`` section of the settings."""
+
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    hold_channels: frozenset[str] = frozenset()
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IntakeOptions:
+        raw: Mapping[str, Any] = settings.extra.get("intake", {}) or {}
+        try:
+            size = int(raw.get("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES))
+            file_size = int(raw.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES))
+            hold = frozenset(str(c) for c in raw.get("hold_channels", ()))
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"[intake] settings are not valid: {exc}") from None
+        unknown = hold - {"dmp", "mss_professional", "mss_patient"}
+        if size < 1024 or file_size < size or unknown:
+            raise ConfigurationError(
+                "[intake] max_message_bytes must be ≥ 1024, max_file_bytes ≥ max_message_bytes, "
+                "hold_channels among dmp, mss_professional, mss_patient"
+            )
+        return cls(size, hold, file_size)
 
 
 @dataclass(frozen=True)
 class Answer:
+    """The technical answer to one message, and the coded reason recorded in the ledger."""
+
     code: str
     errors: tuple[AckError, ...] = ()
     reason_code: str | None = None
     reason_text: str | None = None
 
+    @property
+    def accepted(self) -> bool:
+        return self.code == "AA"
 
-def check_header(header: MessageHeader) -> Answer:
-    """What the slice checks before the full parser exists: MSH readable, MDM or ORU."""
-    if not header.control_id:
-        return Answer(
-            "AE",
-            (AckError(condition=ERR_REQUIRED_FIELD_MISSING, location="MSH^1^10"),),
-            "HL7_NO_MSH",
-            "MSH segment or MSH-10 (message control id) missing",
+
+@dataclass(frozen=True)
+class PlannedDocument:
+    """A document of an accepted request, as it goes into the ledger (no content kept)."""
+
+    unique_id: str
+    set_id: str | None
+    version: int | None
+    type_code: str | None
+    type_display: str | None
+    effective_time: datetime | None
+    content_sha256: str
+    replaces_unique_id: str | None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What the PFI decided about one message of a file (pure: no ledger, no file written)."""
+
+    index: int
+    chunk: bytes = field(repr=False)
+    header: MessageHeader
+    answer: Answer
+    request: Hl7Request | None = None
+    documents: tuple[PlannedDocument, ...] = ()
+    channels: tuple[tuple[str, str | None], ...] = ()  # (channel, recipient)
+    ins_matricule: str | None = field(default=None, repr=False)
+    ins_oid: str | None = None
+    ins_qualified: bool = False
+
+    @property
+    def checksum(self) -> str:
+        return message_checksum(self.chunk)
+
+
+def message_checksum(chunk: bytes) -> str:
+    """SHA-256 of one message as :func:`pfi.hl7v2.split_file` returns it (segments CR-joined)."""
+    return hashlib.sha256(chunk).hexdigest()
+
+
+# --- evaluation (pure) ----------------------------------------------------------------------------
+
+
+def refusal(failures: Sequence[RuleFailure], *, code: str = "AE", location: str = "") -> Answer:
+    """An answer refusing with every failure (one ERR per code, the first one is the reason)."""
+    seen: set[str] = set()
+    failures = [f for f in failures if not (f.code in seen or seen.add(f.code))]
+    errors = tuple(
+        AckError(
+            condition=ERR_APPLICATION,
+            location=location,
+            application_code=volet_code(f.code)[0],
+            application_text=volet_code(f.code)[1],
+            application_table=APPLICATION_TABLE,
+            alternate_code=f.code,
+            alternate_text=f.message[:80],
+            alternate_table=PFI_TABLE,
+            diagnostic=f"{f.code}: {f.message}"[:200],
         )
-    if header.message_code not in SUPPORTED_MESSAGES:
-        return Answer(
-            "AE",
-            (AckError(condition=ERR_UNSUPPORTED_MESSAGE_TYPE, location="MSH^1^9"),),
-            "HL7_UNSUPPORTED_MESSAGE",
-            f"message type {header.message_code or '(empty)'} is not MDM or ORU",
+        for f in failures
+    )
+    first = failures[0]
+    text = first.message if len(failures) == 1 else f"{first.message} (+{len(failures) - 1})"
+    return Answer(code, errors, first.code, text[:500])
+
+
+def _parse_error_answer(exc: Hl7Error) -> Answer:
+    condition = exc.condition
+    if condition[0] == ERR_APPLICATION[0]:
+        answer = refusal([RuleFailure(exc.code, exc.reason)], location=exc.location)
+        return answer
+    error = AckError(
+        condition=condition, location=exc.location, diagnostic=f"{exc.code}: {exc.reason}"[:200]
+    )
+    return Answer("AE", (error,), exc.code, exc.reason[:500])
+
+
+def _warnings(request: Hl7Request) -> tuple[AckError, ...]:
+    return tuple(
+        AckError(
+            condition=ERR_APPLICATION,
+            location=d.location,
+            severity="W",
+            application_code=APP_OTHER[0],
+            application_text=APP_OTHER[1],
+            application_table=APPLICATION_TABLE,
+            alternate_code=d.code,
+            alternate_text=d.message[:80],
+            alternate_table=PFI_TABLE,
         )
-    return Answer("AA")
+        for d in request.defects
+        if not d.blocking
+    )
+
+
+def _cda_identity(cda: CdaDocument) -> InsIdentity | None:
+    patient = cda.patient
+    ins = patient.ins if patient else None
+    if patient is None or ins is None:
+        return None
+    birth = patient.birth_time
+    return InsIdentity(
+        matricule=ins.extension or "",
+        oid=ins.root,
+        birth_name=patient.birth_family_name or "",
+        first_given_name=patient.first_given_name or "",
+        birth_date=birth.strftime("%Y%m%d") if isinstance(birth, date) else "",
+        sex=patient.gender or "",
+        birthplace_code=patient.birthplace_code or "",
+        given_names=tuple((patient.birth_given_names or "").split()),
+    )
+
+
+def _identity_failures(pid: InsIdentity | None, cda: CdaDocument) -> list[RuleFailure]:
+    """PID against the CDA header of one document: matricule, OID and the five traits."""
+    header = _cda_identity(cda)
+    if pid is None and header is None:
+        return []
+    if header is None:
+        return [RuleFailure(CDA_NO_INS, "the CDA header has no INS while PID-3 has one")]
+    if pid is None:
+        return [RuleFailure("INS_MISMATCH_MATRICULE", "the CDA header has an INS that PID-3 lacks")]
+    return compare_identities(pid, header)
+
+
+def _entity_unique_id(request: Hl7Request) -> str | None:
+    info = request.document_info
+    if info is None or info.unique_id is None:
+        return None
+    uid = info.unique_id
+    return f"{uid.universal_id}^{uid.id}" if uid.universal_id else uid.id
+
+
+def _plan_documents(
+    request: Hl7Request, structure_oid: str
+) -> tuple[list[PlannedDocument], list[RuleFailure]]:
+    from pfi.cda import read_cda  # lxml: only when there is a document to read
+
+    pid = request.patient.ins_identity
+    planned: list[PlannedDocument] = []
+    failures: list[RuleFailure] = []
+    txa_id = _entity_unique_id(request)
+    parent = request.document_info.parent_id if request.document_info else None
+    parent_id = (
+        (f"{parent.universal_id}^{parent.id}" if parent.universal_id else parent.id)
+        if parent
+        else None
+    )
+    for document in request.documents:
+        sha = hashlib.sha256(document.content).hexdigest()
+        if document.format != "cda":  # a PDF alone (SGL): no CDA header to check or read
+            unique = txa_id or f"{structure_oid}.99.{int(sha[:24], 16)}"
+            planned.append(
+                PlannedDocument(
+                    unique,
+                    None,
+                    None,
+                    document.type_code.code or None,
+                    document.type_code.label or None,
+                    None,
+                    sha,
+                    parent_id,
+                )
+            )
+            continue
+        try:
+            cda = read_cda(document.content)
+        except InvalidInput as exc:
+            failures.append(RuleFailure(exc.code, exc.reason))
+            continue
+        failures += _identity_failures(pid, cda)
+        unique = str(cda.id)
+        if txa_id and len(request.documents) == 1 and txa_id != unique:
+            failures.append(
+                RuleFailure(DOC_ID_MISMATCH, "TXA-12 differs from the CDA ClinicalDocument/id")
+            )
+        replaced = cda.replaced_id
+        planned.append(
+            PlannedDocument(
+                unique_id=unique,
+                set_id=str(cda.set_id) if cda.set_id else None,
+                version=cda.version_number,
+                type_code=(cda.code.code if cda.code else None) or document.type_code.code,
+                type_display=(cda.code.display_name if cda.code else None) or None,
+                effective_time=cda.effective_time,
+                content_sha256=sha,
+                replaces_unique_id=str(replaced) if replaced else parent_id,
+            )
+        )
+    return planned, failures
+
+
+def evaluate(
+    index: int,
+    chunk: bytes,
+    *,
+    source: Hl7Source,
+    policy: InsPolicy,
+    options: IntakeOptions,
+    structure_oid: str,
+) -> Evaluation:
+    """Parse, check and route one message; never raises on bad content."""
+    header = read_header(chunk[:HEADER_PEEK_BYTES])
+    if len(chunk) > options.max_message_bytes:
+        failure = RuleFailure(
+            INTAKE_TOO_LARGE,
+            f"message of {len(chunk)} bytes over the limit of {options.max_message_bytes}",
+        )
+        return Evaluation(index, chunk, header, refusal([failure], code="AR"))
+    try:
+        message = parse_message(chunk, default_encoding=source.default_encoding)
+    except Hl7Error as exc:
+        return Evaluation(index, chunk, exc.header or header, _parse_error_answer(exc))
+    header = message.header
+    if not isinstance(message, Hl7Request):
+        error = AckError(
+            condition=ERR_UNSUPPORTED_MESSAGE_TYPE,
+            location="MSH^1^9",
+            diagnostic=f"{INTAKE_NOT_A_REQUEST}: acknowledgements are not taken from a drop",
+        )
+        text = f"{message.message_type} is an acknowledgement, not a document request"
+        return Evaluation(index, chunk, header, Answer("AE", (error,), INTAKE_NOT_A_REQUEST, text))
+    request = message
+    blocking = [RuleFailure(d.code, d.message) for d in request.blocking_defects]
+    if blocking:
+        return Evaluation(index, chunk, header, refusal(blocking, location="OBX"), request)
+    identity = request.patient.ins_identity
+    ins_failures = policy.check_ins(identity) if identity is not None else []
+    if ins_failures:  # an INS is given but is not a valid one of this site: never propagate it
+        return Evaluation(index, chunk, header, refusal(ins_failures, location="PID^1^3"), request)
+    documents, document_failures = _plan_documents(request, structure_oid)
+    decision = decide_request(request, policy)
+    failures = list(decision.failures) + document_failures
+    if failures:
+        return Evaluation(index, chunk, header, refusal(failures), request)
+    channels: list[tuple[str, str | None]] = []
+    if decision.routing.dmp:
+        channels.append(("dmp", None))
+    if decision.routing.professionals:
+        seen: set[str] = set()
+        for recipient in request.professional_recipients:
+            address = recipient.address.strip().lower()
+            if address and address not in seen:
+                seen.add(address)
+                channels.append(("mss_professional", address))
+    if decision.routing.patient:
+        channels.append(("mss_patient", None))
+    qualified = identity is not None and policy.is_qualified(
+        identity, request.patient.identity_reliability
+    )
+    return Evaluation(
+        index,
+        chunk,
+        header,
+        Answer("AA", _warnings(request)),
+        request,
+        tuple(documents),
+        tuple(channels),
+        ins_matricule=identity.matricule if identity else None,
+        ins_oid=identity.oid if identity else None,
+        ins_qualified=qualified,
+    )
+
+
+# --- claiming -----------------------------------------------------------------------------------
 
 
 def claim(source: Hl7Source, *, limit: int = 1000) -> list[drop.ClaimedFile]:
     return drop.claim_ready_files(source, limit=limit)
-
-
-def _answer_for(item: InboundItem) -> Answer:
-    """The answer already given to an item (for a producer that drops the same bytes again)."""
-    if item.status == "done":
-        return Answer("AA")
-    return Answer(
-        "AE",
-        (AckError(location="", application_code=item.reason_code or ""),),
-        item.reason_code,
-        item.reason_text,
-    )
 
 
 def record_claimed(
@@ -98,10 +441,11 @@ def record_claimed(
 
     The ledger knows each set of bytes once per source. When a claimed file is already known:
 
-    - it is the same file (same work path): a crashed run's leftover — it is processed again;
+    - it is the same file (same work path), or the item is not finished: a crashed run's
+      leftover or a copy dropped while the first is in progress — the first item answers once
+      processed; a copy is archived beside;
     - it is a new copy of a finished item (the producer dropped it again, typically because it
-      did not get the ACK): the copy is archived and the same answer is written again;
-    - it is a new copy of an item still in progress: the copy is archived; the first one answers.
+      did not get the ACK): the copy is archived and the same answers are written again.
     """
     ids = []
     for claimed in files:
@@ -119,7 +463,13 @@ def record_claimed(
         if created or Path(known.storage_path or "") == claimed.path:
             ids.append(item_id)
             continue
-        header = read_header(claimed.read_bytes())
+        if known.status not in TERMINAL and not Path(known.storage_path or "").exists():
+            # the first copy is gone (kept elsewhere by hand?): this copy becomes the original
+            ledger.set_inbound_status(
+                item_id, known.status, storage_path=str(claimed.path), actor=actor
+            )
+            ids.append(item_id)
+            continue
         archived = drop.archive(source, claimed)
         ledger.add_event(
             "inbound.duplicate_drop",
@@ -128,8 +478,34 @@ def record_claimed(
             detail={"archived_copy": str(archived), "first_status": known.status},
         )
         if known.status in TERMINAL:
-            _write_ack(source, header, item_id, _answer_for(known), datetime.now(UTC))
+            _answer_again(ledger, source, known, archived.read_bytes())
     return ids
+
+
+def _answer_again(ledger: Ledger, source: Hl7Source, item: InboundItem, raw: bytes) -> None:
+    """Write again the ACKs of a finished file, from what the ledger recorded per message."""
+    when = datetime.now(UTC)
+    chunks = split_file(raw)
+    if not chunks:
+        _write_ack(source, MessageHeader(), item.id, 0, f"PFI{item.id}", _answer_for(item), when)
+        return
+    for index, chunk in enumerate(chunks, 1):
+        message = ledger.already_seen(source.name, "hl7_message", message_checksum(chunk))
+        answered = message or item
+        control = f"PFI{message.id}" if message else f"PFI{item.id}"
+        header = read_header(chunk[:HEADER_PEEK_BYTES])
+        _write_ack(source, header, item.id, index, control, _answer_for(answered), when)
+
+
+def _answer_for(item: InboundItem) -> Answer:
+    """The answer already given to an item (for a producer that drops the same bytes again)."""
+    if item.status == "done":
+        return Answer("AA")
+    code = item.reason_code or "INTAKE_REFUSED"
+    answer = refusal([RuleFailure(code, item.reason_text or "refused")])
+    if code == INTAKE_TOO_LARGE:
+        return Answer("AR", answer.errors, answer.reason_code, answer.reason_text)
+    return answer
 
 
 def claim_and_record(
@@ -152,45 +528,96 @@ def claim_and_record(
     return batches
 
 
+# --- acknowledging --------------------------------------------------------------------------------
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def ack_path(source: Hl7Source, file_item_id: int, index: int, control_id: str) -> Path:
+    """``ACK_<file item>_<message index>_<MSH-10>.hl7``: stable, so a replay rewrites the same."""
+    control = _UNSAFE.sub("_", control_id)[:40] or "unknown"
+    return source.outbound_dir / f"ACK_{file_item_id:08d}_{index:03d}_{control}.hl7"
+
+
 def _write_ack(
-    source: Hl7Source, header: MessageHeader, item_id: int, answer: Answer, when: datetime
+    source: Hl7Source,
+    header: MessageHeader,
+    file_item_id: int,
+    index: int,
+    ack_control_id: str,
+    answer: Answer,
+    when: datetime,
 ) -> Path:
-    control = re.sub(r"[^A-Za-z0-9_.-]", "_", header.control_id)[:40] or "unknown"
     ack = technical_ack(
         header,
         answer.code,
-        control_id=f"PFI{item_id}",
+        control_id=ack_control_id,
         now=when,
         errors=answer.errors,
         text=answer.reason_text or "",
     )
     source.outbound_dir.mkdir(parents=True, exist_ok=True)
-    target = source.outbound_dir / f"ACK_{item_id:08d}_{control}.hl7"
+    target = ack_path(source, file_item_id, index, header.control_id)
     codec = codec_for(header.charset, source.default_encoding)
-    target.write_bytes(ack.encode(codec, errors="replace"))
+    write_atomically(target, ack.encode(codec, errors="replace"))
     return target
 
 
 def acknowledge_items(
     ledger: Ledger, settings: Settings, batch: dict, *, actor: str, now: datetime | None = None
 ) -> dict:
-    """Acknowledge one batch; return counts per outcome (no patient data, no file name)."""
+    """Process one batch of file items; return counts (no patient data, no file name).
+
+    Counts: files ``acknowledged`` (at least one message accepted), ``rejected`` (all refused),
+    ``skipped`` (already finished), ``failed`` (unexpected error); messages ``accepted`` and
+    ``refused``; ``deliveries`` created; ``reasons`` per refusal code.
+    """
     source = settings.source(batch["source"])
-    counts = {"acknowledged": 0, "rejected": 0, "skipped": 0, "failed": 0}
+    context = _Context(
+        ledger=ledger,
+        source=source,
+        policy=InsPolicy.for_site(settings.site),
+        options=IntakeOptions.from_settings(settings),
+        structure_oid=settings.site.structure_oid,
+        actor=actor,
+        now=now,
+    )
+    counts: dict[str, Any] = {
+        "acknowledged": 0,
+        "rejected": 0,
+        "skipped": 0,
+        "failed": 0,
+        "messages_accepted": 0,
+        "messages_refused": 0,
+        "deliveries": 0,
+        "reasons": {},
+    }
     unexpected: list[Exception] = []
     for item_id in batch["item_ids"]:
         try:
-            counts[_acknowledge_one(ledger, source, item_id, actor=actor, now=now)] += 1
+            counts[_acknowledge_one(context, item_id, counts)] += 1
         except Exception as exc:  # keep the file, record, go on with the batch, raise at the end
             counts["failed"] += 1
             unexpected.append(exc)
+            log.error("file item %s: unexpected %s; kept for the next attempt", item_id, type(exc))
             _record_failure(ledger, item_id, exc, actor=actor)
     if unexpected:
         raise TransientError(
             f"{len(unexpected)} of {len(batch['item_ids'])} items failed unexpectedly "
-            f"(first: {type(unexpected[0]).__name__}); their files stay in the work folder"
+            f"(first: {type(unexpected[0]).__name__}); their files stay where they are"
         ) from unexpected[0]
     return {"source": source.name, **counts}
+
+
+@dataclass
+class _Context:
+    ledger: Ledger
+    source: Hl7Source
+    policy: InsPolicy
+    options: IntakeOptions
+    structure_oid: str
+    actor: str
+    now: datetime | None
 
 
 def _record_failure(ledger: Ledger, item_id: int, exc: Exception, *, actor: str) -> None:
@@ -206,47 +633,250 @@ def _record_failure(ledger: Ledger, item_id: int, exc: Exception, *, actor: str)
         return
 
 
-def _acknowledge_one(
-    ledger: Ledger, source: Hl7Source, item_id: int, *, actor: str, now: datetime | None
-) -> str:
+def _locate(context: _Context, item: InboundItem) -> Path | None:
+    """The file of an unfinished item: where the ledger says, or where a crashed run put it."""
+    path = Path(item.storage_path or "")
+    if path.is_file():
+        return path
+    day = item.received_at
+    for rejected in (False, True):
+        kept = drop.kept_path(
+            context.source, item.id, item.original_ref or path.name, day, rejected=rejected
+        )
+        if kept.is_file():
+            return kept
+    return None
+
+
+def _read(path: Path, size_limit: int) -> bytes:
+    with path.open("rb") as handle:
+        return handle.read(size_limit + 1)
+
+
+def _acknowledge_one(context: _Context, item_id: int, counts: dict[str, Any]) -> str:
+    ledger, source = context.ledger, context.source
     item = ledger.get_inbound(item_id)
     if item.status in TERMINAL:
         return "skipped"
-    path = Path(item.storage_path or "")
-    claimed = drop.ClaimedFile(
-        source=source.name,
-        path=path,
-        original_name=item.original_ref or path.name,
-        size=item.size or 0,
-        sha256=item.checksum,
-    )
-    header = read_header(path.read_bytes())
-    answer = check_header(header)
-    when = now or datetime.now(UTC)
-    _write_ack(source, header, item_id, answer, when)
-    if answer.code == "AA":
-        kept = drop.archive(source, claimed, when=when)
-        status, outcome = "done", "acknowledged"
+    path = _locate(context, item)
+    if path is None:
+        raise FileNotFoundError(f"the file of item {item_id} is neither in work nor kept")
+    when = context.now or datetime.now(UTC)
+    # A file far over any sensible size is answered from its first bytes, never parsed.
+    file_limit = context.options.max_file_bytes
+    raw = _read(path, file_limit)
+    if len(raw) > file_limit:
+        head = raw[:HEADER_PEEK_BYTES]
+        failure = RuleFailure(INTAKE_TOO_LARGE, f"file over the limit of {file_limit} bytes")
+        evaluations = [Evaluation(1, head, read_header(head), refusal([failure], code="AR"))]
     else:
-        reason = (answer.reason_code or "", answer.reason_text or "")
-        kept = drop.quarantine(source, claimed, *reason, when=when)
-        status, outcome = "rejected", "rejected"
+        evaluations = [
+            evaluate(
+                index,
+                chunk,
+                source=source,
+                policy=context.policy,
+                options=context.options,
+                structure_oid=context.structure_oid,
+            )
+            for index, chunk in enumerate(split_file(raw), 1)
+        ]
+    if not evaluations:
+        return _empty_file(context, item, path, when)
+
+    any_accepted = any(e.answer.accepted for e in evaluations)
+    target = drop.kept_path(
+        source, item.id, item.original_ref or path.name, item.received_at, rejected=not any_accepted
+    )
+    answers: list[tuple[Evaluation, Answer, int]] = []
+    for evaluation in evaluations:
+        answer, message_id, created = _record_message(context, item, evaluation, target)
+        answers.append((evaluation, answer, message_id))
+        counts["deliveries"] += created
+        if answer.accepted:
+            counts["messages_accepted"] += 1
+        else:
+            counts["messages_refused"] += 1
+            reasons = counts["reasons"]
+            reasons[answer.reason_code] = reasons.get(answer.reason_code, 0) + 1
+            log.warning(
+                "file item %s message %s (ledger item %s) refused: %s %s",
+                item.id,
+                evaluation.index,
+                message_id,
+                answer.reason_code,
+                answer.reason_text,
+            )
+    for evaluation, answer, message_id in answers:
+        _write_ack(
+            source, evaluation.header, item.id, evaluation.index, f"PFI{message_id}", answer, when
+        )
+    accepted = [a for a in answers if a[1].accepted]
+    refused = [a for a in answers if not a[1].accepted]
+    if accepted and refused:
+        for evaluation, answer, _ in refused:  # a copy of each refused message of a batch
+            copy_path = drop.kept_path(
+                source,
+                item.id,
+                f"{item.original_ref or path.name}.{evaluation.index:03d}.hl7",
+                item.received_at,
+                rejected=True,
+            )
+            drop.quarantine_copy(
+                copy_path,
+                evaluation.chunk,
+                answer.reason_code or "",
+                answer.reason_text or "",
+                when=when,
+            )
+    kept = drop.keep(path, target)
+    if accepted:
+        status = "done"
+        reason_code = INTAKE_SOME_REFUSED if refused else None
+        reason_text = f"{len(refused)} of {len(answers)} messages refused" if refused else None
+    else:
+        status = "rejected"
+        first = refused[0][1]
+        reason_code = first.reason_code if len(refused) == 1 else INTAKE_ALL_REFUSED
+        reason_text = (
+            first.reason_text
+            if len(refused) == 1
+            else f"all {len(refused)} messages refused (first: {first.reason_code})"
+        )
+        drop.write_reason(kept, reason_code or "", reason_text or "", item.checksum, when=when)
+    first_header = evaluations[0].header
     ledger.set_inbound_status(
-        item_id,
+        item.id,
         status,
-        reason_code=answer.reason_code,
+        reason_code=reason_code,
+        reason_text=reason_text,
+        storage_path=str(kept),
+        control_id=first_header.control_id or None,
+        message_type=(first_header.message_type or None) if len(evaluations) == 1 else "batch",
+        actor=context.actor,
+    )
+    return "acknowledged" if accepted else "rejected"
+
+
+def _empty_file(context: _Context, item: InboundItem, path: Path, when: datetime) -> str:
+    answer = refusal(
+        [RuleFailure(INTAKE_EMPTY_FILE, "the file holds no HL7 segment")],
+        location="MSH",
+    )
+    answer = Answer(
+        "AE",
+        (AckError(condition=ERR_SEGMENT_SEQUENCE, location="MSH", diagnostic=INTAKE_EMPTY_FILE),),
+        answer.reason_code,
+        answer.reason_text,
+    )
+    _write_ack(context.source, MessageHeader(), item.id, 0, f"PFI{item.id}", answer, when)
+    target = drop.kept_path(
+        context.source, item.id, item.original_ref or path.name, item.received_at, rejected=True
+    )
+    kept = drop.keep(path, target)
+    drop.write_reason(kept, INTAKE_EMPTY_FILE, answer.reason_text or "", item.checksum, when=when)
+    context.ledger.set_inbound_status(
+        item.id,
+        "rejected",
+        reason_code=INTAKE_EMPTY_FILE,
         reason_text=answer.reason_text,
         storage_path=str(kept),
-        control_id=header.control_id or None,
-        message_type=header.message_type or None,
-        actor=actor,
+        actor=context.actor,
     )
-    return outcome
+    log.warning("file item %s refused: %s", item.id, INTAKE_EMPTY_FILE)
+    return "rejected"
 
 
-def message_checksum(chunk: bytes) -> str:
-    """SHA-256 of one message as :func:`pfi.hl7v2.split_file` returns it (segments CR-joined)."""
-    return hashlib.sha256(chunk).hexdigest()
+def _record_message(
+    context: _Context, file_item: InboundItem, evaluation: Evaluation, kept: Path
+) -> tuple[Answer, int, int]:
+    """The message's ledger item, and for an accepted request its documents and deliveries."""
+    ledger, header = context.ledger, evaluation.header
+    message_id, _ = ledger.record_inbound(
+        kind="hl7_message",
+        source=context.source.name,
+        finess_geo=context.source.finess_geo,
+        original_ref=str(evaluation.index),
+        checksum=evaluation.checksum,
+        size=len(evaluation.chunk),
+        control_id=header.control_id[:200] or None,
+        message_type=header.message_type[:40] or None,
+        parent_id=file_item.id,
+        storage_path=str(kept),
+        actor=context.actor,
+    )
+    message = ledger.get_inbound(message_id)
+    if message.status in TERMINAL:  # the same message seen before (replay, or in another file)
+        if message.status == "done":
+            return evaluation.answer, message_id, 0
+        return _answer_for(message), message_id, 0
+    answer, created = evaluation.answer, 0
+    if answer.accepted:
+        refused, created = _record_documents(context, evaluation, message_id)
+        answer = refused or answer
+    ledger.set_inbound_status(
+        message_id,
+        "done" if answer.accepted else "rejected",
+        reason_code=answer.reason_code,
+        reason_text=answer.reason_text,
+        actor=context.actor,
+    )
+    return answer, message_id, created
+
+
+def _record_documents(
+    context: _Context, evaluation: Evaluation, message_id: int
+) -> tuple[Answer | None, int]:
+    """Documents and deliveries of an accepted request (how many deliveries were created), or a
+    refusal when a document id comes back with another content."""
+    ledger, request = context.ledger, evaluation.request
+    assert request is not None
+    action = request.action
+    document_ids = []
+    for planned in evaluation.documents:
+        document_id, created = ledger.upsert_document(
+            unique_id=planned.unique_id,
+            set_id=planned.set_id,
+            version=planned.version,
+            type_code=(planned.type_code or "")[:20] or None,
+            type_display=planned.type_display,
+            finess_geo=context.source.finess_geo,
+            effective_time=planned.effective_time,
+            ins_matricule=evaluation.ins_matricule,
+            ins_oid=evaluation.ins_oid,
+            ins_qualified=evaluation.ins_qualified,
+            content_sha256=planned.content_sha256,
+            inbound_item_id=message_id,
+            replaces_unique_id=planned.replaces_unique_id if action is Action.REPLACE else None,
+            actor=context.actor,
+        )
+        if not created and action is not Action.DELETE:
+            known = ledger.get_document(document_id)
+            if known.content_sha256 and known.content_sha256 != planned.content_sha256:
+                failure = RuleFailure(
+                    DOC_ID_REUSED,
+                    "a document with this ClinicalDocument/id and another content was already "
+                    "received",
+                )
+                return refusal([failure]), 0
+        document_ids.append(document_id)
+    created = 0
+    for document_id in document_ids:
+        for channel, recipient in evaluation.channels:
+            held = channel in context.options.hold_channels
+            _, new = ledger.ensure_delivery(
+                document_id,
+                channel,
+                recipient,
+                action.value,
+                status="held" if held else "pending",
+                actor=context.actor,
+            )
+            created += new
+    return None, created
+
+
+# --- reading back ---------------------------------------------------------------------------------
 
 
 def load_request(
@@ -280,11 +910,14 @@ def load_request(
         index, parent_id = 1, item.id
     else:
         raise InvalidInput(f"item {item.id} is a {item.kind}, not HL7", code="INTAKE_NOT_HL7")
-    raw = _read_original(ledger, parent_id)
+    raw = _read_original(
+        ledger, parent_id, item.storage_path if item.kind == "hl7_message" else None
+    )
     chunks = split_file(raw)
     if not 1 <= index <= len(chunks):
         raise InvalidInput(
-            f"the original of item {item.id} has no message {index}", code="INTAKE_ORIGINAL_CHANGED"
+            f"the original of item {item.id} has no message {index}",
+            code="INTAKE_ORIGINAL_CHANGED",
         )
     chunk = chunks[index - 1]
     if item.kind == "hl7_message" and message_checksum(chunk) != item.checksum:
@@ -302,13 +935,18 @@ def load_request(
     return message
 
 
-def _read_original(ledger: Ledger, file_item_id: int) -> bytes:
-    for _ in range(2):  # the file may have been archived between the read and the open
-        path = Path(ledger.get_inbound(file_item_id).storage_path or "")
-        try:
-            return path.read_bytes()
-        except (FileNotFoundError, IsADirectoryError):
-            continue
+def _read_original(ledger: Ledger, file_item_id: int, kept: str | None) -> bytes:
+    # The file may be moved to its final place between the read of the ledger and the open;
+    # a message item also knows that final place.
+    for _ in range(2):
+        candidates = [ledger.get_inbound(file_item_id).storage_path, kept]
+        for candidate in candidates:
+            if not candidate:
+                continue
+            try:
+                return Path(candidate).read_bytes()
+            except (FileNotFoundError, IsADirectoryError):
+                continue
     raise TransientError(
         f"the original of file item {file_item_id} is not where the ledger says",
         code="INTAKE_ORIGINAL_MISSING",
@@ -329,11 +967,17 @@ def _default_encoding(settings: Settings | None, source_name: str) -> str:
 
 __all__ = [
     "Answer",
-    "load_request",
-    "message_checksum",
+    "Evaluation",
+    "IntakeOptions",
+    "PlannedDocument",
     "acknowledge_items",
-    "check_header",
+    "ack_path",
     "claim",
     "claim_and_record",
+    "evaluate",
+    "load_request",
+    "message_checksum",
     "record_claimed",
+    "refusal",
+    "volet_code",
 ]

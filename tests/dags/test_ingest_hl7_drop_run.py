@@ -71,10 +71,29 @@ def test_a_dropped_file_is_recorded_and_acknowledged_by_the_dag(airflow_db, site
     assert acks[0].read_bytes().split(b"\r")[1] == b"MSA|AA|015"  # MSH-10 of the official example
     ledger = Ledger.from_url(ledger_url)
     try:
-        items = ledger.find_inbound(source="dpi")
-        assert [(i.status, i.control_id) for i in items] == [("done", "015")]
-        actors = {e.actor for e in ledger.events(inbound_item_id=items[0].id)}
+        files = ledger.find_inbound(source="dpi", kind="hl7_file")
+        assert [(i.status, i.control_id) for i in files] == [("done", "015")]
+        messages = ledger.find_inbound(source="dpi", kind="hl7_message")
+        assert [(m.status, m.parent_id, m.original_ref, m.message_type) for m in messages] == [
+            ("done", files[0].id, "1", "MDM^T02")
+        ]
+        actors = {e.actor for e in ledger.events(inbound_item_id=files[0].id)}
         assert any(a.startswith("ingest_hl7_drop/claim_files/") for a in actors)
         assert any(a.startswith("ingest_hl7_drop/acknowledge_batch/") for a in actors)
+
+        # the request's routing became deliveries, due now, for the delivery DAGs
+        document = ledger.find_document("1.2.250.1.71.4.2.2.120456789.71024000081")
+        assert document is not None and document.inbound_item_id == messages[0].id
+        assert (document.type_code, document.ins_oid, document.ins_qualified) == (
+            "18748-4",
+            "1.2.250.1.213.1.4.10",
+            True,
+        )
+        deliveries = ledger.deliveries_of(document.id)
+        assert sorted((d.channel, d.recipient, d.action, d.status) for d in deliveries) == [
+            ("dmp", None, "new", "pending"),
+            ("mss_professional", "adam.hoda@test-ci-sis.mssante.fr", "new", "pending"),
+        ]
+        assert all(d.attempts == 0 and d.finess_geo == files[0].finess_geo for d in deliveries)
     finally:
         ledger.dispose()

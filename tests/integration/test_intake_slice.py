@@ -90,12 +90,12 @@ def test_official_examples_are_recorded_acknowledged_and_archived(
     }
     assert any(line.startswith("MSA|AE|") for line in msa)
 
-    items = fresh_ledger.find_inbound(source="ris")
+    items = fresh_ledger.find_inbound(source="ris", kind="hl7_file")
     assert sorted(i.status for i in items) == ["done", "done", "rejected"]
     rejected = next(i for i in items if i.status == "rejected")
-    assert rejected.reason_code == "HL7_NO_MSH"
+    assert rejected.reason_code == "HL7_PARSE"
     assert Path(rejected.storage_path).read_bytes() == b"this is not HL7"
-    assert Path(rejected.storage_path + ".reason.txt").read_text().startswith("HL7_NO_MSH")
+    assert Path(rejected.storage_path + ".reason.txt").read_text().startswith("HL7_PARSE")
     for item in items:
         assert Path(item.storage_path).is_file()  # nothing lost
     assert not list(settings.source("ris").work_dir.iterdir())
@@ -121,7 +121,7 @@ def test_the_same_file_dropped_again_is_kept_and_answered_again(
     batches, _ = run(fresh_ledger, settings)
 
     assert batches == []  # nothing new to process
-    items = fresh_ledger.find_inbound(source="ris")
+    items = fresh_ledger.find_inbound(source="ris", kind="hl7_file")
     assert len(items) == 1
     assert [s[1][:7] for s in acks(settings).values()] == ["MSA|AA|"]
     events = fresh_ledger.events(inbound_item_id=items[0].id, kind="inbound.duplicate_drop")
@@ -138,4 +138,4 @@ def test_a_crash_after_claiming_is_finished_by_the_next_run(fresh_ledger, settin
     # ... the worker died here: the file is in the work folder, the item is "received"
     batches, results = run(fresh_ledger, settings)
     assert results[0]["acknowledged"] == 1
-    assert [i.status for i in fresh_ledger.find_inbound(source="ris")] == ["done"]
+    assert [i.status for i in fresh_ledger.find_inbound(source="ris", kind="hl7_file")] == ["done"]
