@@ -1,0 +1,222 @@
+"""The DMP client against the devkit endpoint over real HTTPS with mutual TLS.
+
+The endpoint checks what the DMP is known to check: VIHF signature against the test PKI and
+its attributes, the signature document and its ``signs`` association, hash and size of every
+document, RPLC and ITI-57 targets. Requests are the PFI's own, built from the official v2.1
+examples (MDM radiology N1, ORU biology N3).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+import pytest
+
+from pfi.dmp import constants as k
+from pfi.dmp.client import DmpClient, DmpEndpoints, TlsFiles
+from pfi.dmp.config import DmpConfig
+from pfi.dmp.signing import Signer
+from pfi.dmp.submission import DmpSubmission, build_request, entry_uuid
+from pfi.errors import RefusedByPartner, TransientError
+
+pytestmark = pytest.mark.integration
+
+V21 = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1"
+MDM_INITIAL = f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
+MDM_REPLACEMENT = f"{V21}/MDM/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7"
+MDM_DELETION = f"{V21}/MDM/Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7"
+ORU_INITIAL = f"{V21}/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7"
+PATIENT = "279035121518989^^^&1.2.250.1.213.1.4.10&ISO^NH"
+CONFIG = DmpConfig(source_id="1.2.250.1.71.4.2.2", structure_name="CH TEST")
+
+
+@pytest.fixture
+def dmp(dmp_endpoint):
+    """The endpoint as strict as the DMP: signed VIHF, its attributes, a signature document."""
+    from pfi_devkit.dmp_endpoint import VIHF_ATTRIBUTES_DMP
+
+    dmp_endpoint.verify_vihf = True
+    dmp_endpoint.required_vihf_attributes = VIHF_ATTRIBUTES_DMP
+    dmp_endpoint.require_signature_document = True
+    return dmp_endpoint
+
+
+@pytest.fixture
+def endpoints(dmp) -> DmpEndpoints:
+    return DmpEndpoints(dmp.repository_url, dmp.registry_url)
+
+
+@pytest.fixture
+def client(endpoints, test_pki):
+    tls = TlsFiles(
+        test_pki.establishment.cert_path, test_pki.establishment.key_path, test_pki.ca_bundle
+    )
+    with DmpClient(endpoints, tls, connect_timeout=5, read_timeout=10) as dmp_client:
+        yield dmp_client
+
+
+@pytest.fixture(scope="module")
+def signer(test_pki) -> Signer:
+    return Signer.from_files(test_pki.signing.cert_path, test_pki.signing.key_path)
+
+
+def load(fixtures_dir, path: str) -> DmpSubmission:
+    from pfi.hl7v2 import parse_message
+
+    return DmpSubmission.from_request(parse_message((fixtures_dir / path).read_bytes()))
+
+
+def send(client, signer, endpoints, sub: DmpSubmission, request_id=None):
+    soap = build_request(
+        sub,
+        config=CONFIG,
+        signer=signer,
+        endpoints=endpoints,
+        request_id=request_id or uuid.uuid4(),
+    )
+    return client.send(soap)
+
+
+@pytest.mark.parametrize("path", [MDM_INITIAL, ORU_INITIAL], ids=["mdm-n1", "oru-n3"])
+def test_official_examples_are_accepted_with_the_predicted_metadata(
+    path, fixtures_dir, client, signer, endpoints, dmp, test_pki
+):
+    from pfi import xds
+
+    sub = load(fixtures_dir, path)
+    assert send(client, signer, endpoints, sub).status == "success"
+    stored = dmp.entries[sub.unique_id]
+    predicted = xds.document_entry(sub.header, flags=sub.flags)
+    assert stored.content == sub.cda and stored.entry_uuid == entry_uuid(sub.unique_id)
+    assert stored.patient_id == PATIENT == predicted.patient_id
+    assert stored.type_code.code == predicted.type_code.code
+    assert stored.class_code.code == predicted.class_code.code
+    assert stored.format_code.code == predicted.format_code.code
+    assert [c.code for c in stored.confidentiality_codes] == [
+        c.code for c in predicted.confidentiality_codes
+    ]
+    submission = dmp.accepted[-1]
+    assert submission.client_cn == test_pki.establishment.common_name
+    assert submission.vihf["Authentification_Mode"] == ("INDIRECTE",)
+    signatures = [e for e in dmp.entries.values() if e.is_signature]
+    assert (
+        len(signatures) == 1 and signatures[0].submission_set == submission.submission_set_unique_id
+    )
+
+
+def test_replacement_then_deletion(fixtures_dir, client, signer, endpoints, dmp):
+    initial = load(fixtures_dir, MDM_INITIAL)
+    replacement = load(fixtures_dir, MDM_REPLACEMENT)
+    deletion = load(fixtures_dir, MDM_DELETION)
+    assert replacement.replaces_unique_id == initial.unique_id
+    assert deletion.unique_id == replacement.unique_id
+
+    send(client, signer, endpoints, initial)
+    send(client, signer, endpoints, replacement)
+    assert (
+        dmp.entries[initial.unique_id].status
+        == "urn:oasis:names:tc:ebxml-regrep:StatusType:Deprecated"
+    )
+    assert dmp.entries[replacement.unique_id].replaces == entry_uuid(initial.unique_id)
+    assert send(client, signer, endpoints, deletion).status == "success"
+    assert dmp.entries[replacement.unique_id].status == k.STATUS_DELETED
+    assert [s.transaction for s in dmp.accepted] == ["ITI-41", "ITI-41", "ITI-57"]
+
+
+def test_deleting_what_the_dmp_does_not_hold_is_refused(fixtures_dir, client, signer, endpoints):
+    with pytest.raises(RefusedByPartner) as caught:
+        send(client, signer, endpoints, load(fixtures_dir, MDM_DELETION))
+    assert caught.value.code == "UnresolvedReferenceException"
+
+
+@pytest.mark.parametrize(
+    ("flags", "codes"),
+    [
+        (
+            {"masque_ps": True, "invisible_patient": False, "invisible_rep_legaux": False},
+            {"MASQUE_PS"},
+        ),
+        (
+            {"masque_ps": False, "invisible_patient": True, "invisible_rep_legaux": False},
+            {"INVISIBLE_PATIENT"},
+        ),
+        (
+            {"masque_ps": False, "invisible_patient": False, "invisible_rep_legaux": True},
+            {"INVISIBLE_REPRESENTANTS_LEGAUX"},
+        ),
+        ({"masque_ps": False, "invisible_patient": False, "invisible_rep_legaux": False}, set()),
+    ],
+    ids=["masked-to-ps", "invisible-to-patient", "invisible-to-legal-reps", "visible"],
+)
+def test_masking_flags_reach_the_dmp_as_confidentiality_codes(
+    flags, codes, fixtures_dir, client, signer, endpoints, dmp
+):
+    sub = load(fixtures_dir, MDM_INITIAL)
+    sub = replace(sub, flags=replace(sub.flags, **flags))
+    send(client, signer, endpoints, sub)
+    stored = {c.code for c in dmp.entries[sub.unique_id].confidentiality_codes}
+    visibility = stored - {"N", "R", "V"}
+    assert visibility == codes
+
+
+def test_a_lost_answer_resent_is_accepted_and_stored_once(
+    fixtures_dir, client, signer, endpoints, dmp
+):
+    sub = load(fixtures_dir, MDM_INITIAL)
+    request_id = uuid.uuid4()
+    send(client, signer, endpoints, sub, request_id)
+    assert send(client, signer, endpoints, sub, request_id).accepted
+    assert dmp.duplicates == 1
+    assert sum(1 for e in dmp.entries.values() if not e.is_signature) == 1
+
+
+def test_forced_failure_is_a_refusal_with_the_dmp_code(
+    fixtures_dir, client, signer, endpoints, dmp
+):
+    dmp.set_mode("fail", error_code="DMPClosed")
+    with pytest.raises(RefusedByPartner) as caught:
+        send(client, signer, endpoints, load(fixtures_dir, MDM_INITIAL))
+    assert caught.value.code == "DMPClosed"
+    assert "279035121518989" not in str(caught.value)
+    assert dmp.entries == {}
+
+
+@pytest.mark.parametrize(
+    ("mode", "code"),
+    [("transient", "DMP_UNAVAILABLE"), ("down", "DMP_UNREACHABLE"), ("drop", "DMP_UNREACHABLE")],
+)
+def test_unavailable_dmp_is_transient_then_accepts(
+    mode, code, fixtures_dir, client, signer, endpoints, dmp
+):
+    sub = load(fixtures_dir, MDM_INITIAL)
+    dmp.set_mode(mode)
+    with pytest.raises(TransientError) as caught:
+        send(client, signer, endpoints, sub)
+    assert caught.value.code == code
+    dmp.set_mode("normal")
+    assert send(client, signer, endpoints, sub).status == "success"
+
+
+def test_a_slow_dmp_hits_the_read_timeout(fixtures_dir, signer, endpoints, dmp, test_pki):
+    dmp.set_mode("slow", delay=3)
+    tls = TlsFiles(
+        test_pki.establishment.cert_path, test_pki.establishment.key_path, test_pki.ca_bundle
+    )
+    with DmpClient(endpoints, tls, connect_timeout=2, read_timeout=0.3) as impatient:
+        with pytest.raises(TransientError) as caught:
+            send(impatient, signer, endpoints, load(fixtures_dir, MDM_INITIAL))
+    assert caught.value.code == "DMP_TIMEOUT"
+
+
+def test_an_untrusted_client_certificate_never_gets_through(
+    fixtures_dir, signer, endpoints, dmp, test_pki
+):
+    tls = TlsFiles(
+        test_pki.rogue_client.cert_path, test_pki.rogue_client.key_path, test_pki.ca_bundle
+    )
+    with DmpClient(endpoints, tls) as rogue:
+        with pytest.raises(TransientError) as caught:
+            send(rogue, signer, endpoints, load(fixtures_dir, MDM_INITIAL))
+    assert caught.value.code in ("DMP_TLS", "DMP_UNREACHABLE")
+    assert dmp.entries == {}
