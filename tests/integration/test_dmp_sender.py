@@ -1,0 +1,250 @@
+"""The ``dmp`` delivery executor: ledger (real PostgreSQL) + devkit DMP endpoint (real TLS).
+
+Deliveries are created as intake creates them (inbound message, document, ``dmp`` delivery);
+``load_request`` is given the parsed official example instead of an archived file (intake's own
+tests cover the archive). Time is passed explicitly (``now``) to walk the retry schedule, never
+slept through.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pfi.deliveries import RetryPolicy, run_due
+from pfi.dmp.client import DmpClient, DmpEndpoints, TlsFiles
+from pfi.dmp.config import DmpConfig
+from pfi.dmp.sender import DmpSender
+from pfi.dmp.signing import Signer
+from pfi.dmp.submission import entry_uuid
+
+pytestmark = pytest.mark.integration
+
+V21 = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM"
+INITIAL = f"{V21}/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
+REPLACEMENT = f"{V21}/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7"
+DELETION = f"{V21}/Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7"
+INS, INS_OID = "279035121518989", "1.2.250.1.213.1.4.10"
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+POLICY = RetryPolicy(
+    first_delay=timedelta(minutes=2),
+    max_delay=timedelta(minutes=30),
+    give_up_after=timedelta(days=2),
+)
+
+
+@pytest.fixture
+def site(tmp_path):
+    from pfi.settings import load_settings
+
+    path = tmp_path / "pfi.toml"
+    path.write_text(
+        f"""
+[site]
+name = "CH TEST"
+finess_juridique = "010000024"
+structure_oid = "1.2.250.1.71.4.2.2"
+[[site.finess_geo]]
+finess = "010000032"
+name = "A"
+[[hl7_source]]
+name = "dpi"
+kind = "DPI"
+drop_dir = "{tmp_path / "in"}"
+outbound_dir = "{tmp_path / "out"}"
+"""
+    )
+    return load_settings(path)
+
+
+class World:
+    """Ledger rows for official example messages, and the sender over them."""
+
+    def __init__(self, ledger, dmp, test_pki, fixtures_dir, settings) -> None:
+        self.ledger, self.dmp, self.fixtures_dir = ledger, dmp, fixtures_dir
+        self.requests: dict[int, object] = {}
+        tls = TlsFiles(
+            test_pki.establishment.cert_path, test_pki.establishment.key_path, test_pki.ca_bundle
+        )
+        self.client = DmpClient(DmpEndpoints(dmp.repository_url, dmp.registry_url), tls)
+        self.sender = DmpSender(
+            ledger,
+            self.client,
+            Signer.from_files(test_pki.signing.cert_path, test_pki.signing.key_path),
+            DmpConfig(source_id="1.2.250.1.71.4.2.2", structure_name="CH TEST", retry=POLICY),
+            load_request=lambda _ledger, item_id: self.requests[item_id],
+            settings=settings,
+            actor="test",
+        )
+        self.outbound = settings.source("dpi").outbound_dir
+
+    def message(self, path: str, *, qualified: bool = True, ack: bool = False) -> int:
+        """Record a message as intake does; return the id of its ``dmp`` delivery."""
+        from pfi.dmp.submission import DmpSubmission
+        from pfi.hl7v2 import parse_message
+
+        raw = (self.fixtures_dir / path).read_bytes()
+        request = parse_message(raw)
+        request = replace(request, flags=replace(request.flags, ack_reception=ack))
+        sub = DmpSubmission.from_request(request)
+        item_id, _ = self.ledger.record_inbound(
+            kind="hl7_message",
+            source="dpi",
+            checksum=hashlib.sha256(raw).hexdigest(),
+            control_id=request.control_id,
+            message_type=request.message_type,
+        )
+        self.requests[item_id] = request
+        document_id, _ = self.ledger.upsert_document(
+            unique_id=sub.unique_id,
+            ins_matricule=INS,
+            ins_oid=INS_OID,
+            ins_qualified=qualified,
+            inbound_item_id=item_id,
+            replaces_unique_id=sub.replaces_unique_id if sub.action == "replace" else None,
+        )
+        delivery_id, _ = self.ledger.ensure_delivery(
+            document_id, "dmp", None, sub.action, next_attempt_at=T0
+        )
+        return delivery_id
+
+    def run(self, now: datetime, policy: RetryPolicy = POLICY) -> dict:
+        return run_due(
+            self.ledger,
+            "dmp",
+            self.sender,
+            policy=policy,
+            actor="test",
+            now=now,
+            after=self.sender.after,
+        )
+
+    def status(self, delivery_id: int) -> str:
+        return self.ledger.get_delivery(delivery_id).status
+
+    def zams(self) -> list[str]:
+        return sorted(p.read_text("latin-1") for p in self.outbound.glob("ZAM_*.hl7"))
+
+
+@pytest.fixture
+def world(fresh_ledger, dmp_endpoint, test_pki, fixtures_dir, site):
+    dmp_endpoint.require_signature_document = True
+    dmp_endpoint.verify_vihf = True
+    w = World(fresh_ledger, dmp_endpoint, test_pki, fixtures_dir, site)
+    yield w
+    w.client.close()
+
+
+def test_dmp_down_then_back_sends_each_version_once_in_order(world):
+    initial = world.message(INITIAL)
+    replacement = world.message(REPLACEMENT)
+    world.dmp.set_mode("down")
+    counts = world.run(T0)
+    assert counts["claimed"] == 2 and counts["deferred"] == 2 and counts["sent"] == 0
+    first = world.ledger.get_delivery(initial)
+    assert (
+        first.status == "pending" and first.attempts == 1 and first.reason_code == "DMP_UNREACHABLE"
+    )
+    # The replacement was not even tried: it waits for the version it replaces.
+    waiting = world.ledger.get_delivery(replacement)
+    assert waiting.attempts == 0 and waiting.reason_code == "DMP_WAITING_PREVIOUS"
+
+    world.dmp.set_mode("normal")
+    world.run(T0 + timedelta(minutes=5))
+    world.run(T0 + timedelta(minutes=10))
+    world.run(T0 + timedelta(minutes=20))
+    assert (world.status(initial), world.status(replacement)) == ("sent", "sent")
+    assert [s.transaction for s in world.dmp.accepted] == ["ITI-41", "ITI-41"]
+    uids = [s.entries for s in world.dmp.accepted]
+    assert uids[0][0].endswith("71024000081") and uids[1][0].endswith("71024000082")
+    assert world.dmp.duplicates == 0
+    sent = world.ledger.get_delivery(replacement)
+    assert sent.partner_ref == entry_uuid("1.2.250.1.71.4.2.2.120456789.71024000082")
+    # Nothing is due any more: another run claims nothing and sends nothing.
+    assert world.run(T0 + timedelta(hours=5))["claimed"] == 0
+    assert len(world.dmp.accepted) == 2
+
+
+def test_deletion_waits_for_nothing_once_published_and_deletes(world):
+    initial = world.message(INITIAL)
+    replacement = world.message(REPLACEMENT)
+    world.run(T0)
+    world.run(T0 + timedelta(minutes=2))
+    assert world.status(replacement) == "sent"
+    deletion_delivery = world.ledger.ensure_delivery(
+        world.ledger.get_delivery(replacement).document_id,
+        "dmp",
+        None,
+        "delete",
+        next_attempt_at=T0,
+    )[0]
+    world.run(T0 + timedelta(minutes=3))
+    assert world.status(deletion_delivery) == "sent" and world.status(initial) == "sent"
+    assert world.dmp.accepted[-1].transaction == "ITI-57"
+    assert world.dmp.entries["1.2.250.1.71.4.2.2.120456789.71024000082"].status.endswith("Deleted")
+
+
+def test_unqualified_ins_is_refused_without_calling_the_dmp_and_acknowledged(world):
+    delivery = world.message(INITIAL, qualified=False, ack=True)
+    counts = world.run(T0)
+    assert counts["refused"] == 1
+    row = world.ledger.get_delivery(delivery)
+    assert (row.status, row.reason_code) == ("refused", "DMP_INS_NOT_QUALIFIED")
+    assert world.dmp.requests == 0
+    (zam,) = world.zams()
+    assert "ZAM^Z01^ZAM_Z01" in zam and "ACK_RECEPTION_DMP" in zam
+    assert "|N^^expandedYes-NoIndicator" in zam and "DMP_INS_NOT_QUALIFIED" in zam
+    assert INS not in zam
+
+
+def test_forced_failure_is_refused_and_the_producer_gets_the_dmp_code(world):
+    delivery = world.message(INITIAL, ack=True)
+    world.dmp.set_mode("fail", error_code="DMPClosed")
+    world.run(T0)
+    row = world.ledger.get_delivery(delivery)
+    assert (row.status, row.reason_code, row.attempts) == ("refused", "DMPClosed", 1)
+    (zam,) = world.zams()
+    assert "DMPClosed^" in zam and "DMP_ERROR_CODE" in zam
+    # A refusal is final: nothing is retried.
+    world.dmp.set_mode("normal")
+    assert world.run(T0 + timedelta(hours=1))["claimed"] == 0
+    assert world.dmp.entries == {}
+
+
+def test_accepted_delivery_is_acknowledged_positively(world):
+    world.message(INITIAL, ack=True)
+    world.run(T0)
+    (zam,) = world.zams()
+    assert "|Y^^expandedYes-NoIndicator" in zam and "\rERR|" not in zam
+
+
+def test_replayed_or_lost_answer_never_submits_twice(world):
+    delivery = world.message(INITIAL)
+    # The DMP accepted a first attempt whose answer was lost: the lot is already there.
+    claimed = world.ledger.claim_due_deliveries("dmp", now=T0, actor="test")
+    world.sender(claimed[0])
+    world.run(T0 + timedelta(hours=1))  # the lease expired: claimed and sent again
+    assert world.status(delivery) == "sent"
+    assert world.dmp.duplicates == 1
+    assert sum(1 for e in world.dmp.entries.values() if not e.is_signature) == 1
+    # A cleared task replayed: the ledger says it is done, the DMP is not called.
+    requests = world.dmp.requests
+    outcome = world.sender(world.ledger.get_delivery(delivery))
+    assert outcome.kind == "sent" and world.dmp.requests == requests
+    events = [e.kind for e in world.ledger.events(delivery_id=delivery)]
+    assert events.count("dmp.request") == 2
+
+
+def test_given_up_after_the_policy_age_is_acknowledged_as_failed(world):
+    delivery = world.message(INITIAL, ack=True)
+    world.dmp.set_mode("down")
+    short = RetryPolicy(first_delay=timedelta(minutes=1), give_up_after=timedelta(minutes=30))
+    created = world.ledger.get_delivery(delivery).created_at
+    world.run(created + timedelta(hours=1), policy=short)
+    row = world.ledger.get_delivery(delivery)
+    assert (row.status, row.reason_code) == ("failed", "DELIVERY_GIVEN_UP")
+    (zam,) = world.zams()
+    assert "DELIVERY_GIVEN_UP" in zam
