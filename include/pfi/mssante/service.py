@@ -1,0 +1,425 @@
+"""The MSSanté executor: send the due deliveries, acknowledge, and read the notifications back.
+
+One code path for first attempts and deferred retries (:func:`pfi.deliveries.run_due`)::
+
+    counts = deliver_due(ledger, settings, smtp_for, channel="mss_professional", actor=actor)
+    counts = poll_notifications(ledger, settings, imap_for, actor=actor)
+
+``smtp_for(mailbox)`` / ``imap_for(mailbox)`` turn a :class:`pfi.settings.Mailbox` into a client
+(:class:`~pfi.mssante.smtp.SmtpClient`, :class:`~pfi.mssante.imap.ImapClient`): the Airflow hook
+builds them from the ``pfi_mss_<mailbox>`` Connection, tests from the devkit servers.
+
+For each claimed delivery: its document's request is re-read (:func:`pfi.intake.load_request`;
+the ledger keeps no content), the rule table checked again (a delivery whose channel the routing
+no longer asks for is refused, ``MSS_NOT_ROUTED``), the mail composed (:mod:`.compose`) with the
+Message-ID fixed by the delivery's request id, sent on the mailbox's SMTP session (one session
+per mailbox and run), and the outcome recorded — sent (partner reference = Message-ID), retried
+(4xx, network, TLS, configuration) or refused (5xx to this mail, invalid request).
+
+Business acknowledgements (volet v2.1 ``ack-metier-zam.md``; :mod:`pfi.zam`), when the request
+asked for them:
+
+- ``ZAM^Z02`` (ACK_RECEPTION=Y): positive when the operator accepted the mail and no DSN was
+  requested from it (the server offers no DSN), else when the DSN says ``delivered``; negative,
+  with the SMTP code in ERR-5, when SMTP refused the mail (5xx), when the retries were given up,
+  or when a DSN says ``failed`` (the delivery then becomes ``failed`` too). One Z02 per delivery;
+  a failure reported after a positive Z02 gets a second one (control id suffix ``N``).
+- ``ZAM^Z03`` (ACK_LECTURE_MSS=Y): from the MDN, negative with the volet's error code (900-906)
+  when the MDN reports an integration error.
+
+Every step writes the event trail the MSSanté traces are made of (SC.MSS/CONF.17-18,
+:mod:`.traces`): ``mss.sending``, ``mss.sent``, ``mss.error``, ``mss.dsn``, ``mss.mdn``,
+``mss.zam`` — codes, Message-IDs and mailbox names only, never a document nor a patient's
+address (a professional's address is the delivery's own ``recipient``).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from pfi import zam
+from pfi.deliveries import Outcome, RetryPolicy, run_due
+from pfi.errors import ConfigurationError, InvalidInput, PfiError
+from pfi.hl7v2 import decide_request
+from pfi.ins import InsPolicy
+from pfi.mssante import constants as k
+from pfi.mssante.compose import (
+    CHANNELS,
+    PATIENT,
+    PROFESSIONAL,
+    Mailbox,
+    SiteInfo,
+    compose,
+    order_for_delivery,
+)
+from pfi.mssante.config import MssConfig
+from pfi.mssante.notifications import Notification, parse_notifications
+from pfi.mssante.smtp import SmtpClient, smtp_code_of
+
+if TYPE_CHECKING:
+    from pfi.hl7v2 import Hl7Request
+    from pfi.ledger import Delivery, Document, Ledger
+    from pfi.mssante.imap import ImapClient
+    from pfi.settings import Mailbox as MailboxSetting
+    from pfi.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SmtpFactory = Callable[["MailboxSetting"], SmtpClient]
+ImapFactory = Callable[["MailboxSetting"], "ImapClient"]
+
+EVENT_SENDING = "mss.sending"
+EVENT_SENT = "mss.sent"
+EVENT_ERROR = "mss.error"
+EVENT_DSN = "mss.dsn"
+EVENT_MDN = "mss.mdn"
+EVENT_ZAM = "mss.zam"
+
+
+def sending_mailbox(
+    settings: Settings, config: MssConfig, finess_geo: str | None
+) -> MailboxSetting:
+    """The application mailbox that sends for a site: ``[mssante] sending_mailbox``, else the
+    mailbox of the delivery's FINESS géographique, else the first one."""
+    if not settings.mailboxes:
+        raise ConfigurationError(
+            "no [[mailbox]] configured to send MSSanté mail", code=k.NO_MAILBOX
+        )
+    if config.sending_mailbox:
+        for mailbox in settings.mailboxes:
+            if mailbox.name == config.sending_mailbox:
+                return mailbox
+        raise ConfigurationError(
+            f"[mssante] sending_mailbox {config.sending_mailbox!r} is not a [[mailbox]]",
+            code=k.NO_MAILBOX,
+        )
+    for mailbox in settings.mailboxes:
+        if finess_geo and mailbox.finess_geo == finess_geo:
+            return mailbox
+    return settings.mailboxes[0]
+
+
+class MssSender:
+    """``send_one``/``after`` for :func:`pfi.deliveries.run_due`, with per-run caches."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        settings: Settings,
+        smtp_for: SmtpFactory,
+        *,
+        actor: str,
+        config: MssConfig | None = None,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.settings = settings
+        self.smtp_for = smtp_for
+        self.actor = actor
+        self.config = config or MssConfig.from_settings(settings)
+        self.policy = InsPolicy.for_site(settings.site)
+        self.site = SiteInfo(
+            name=settings.site.name,
+            structure_oid=settings.site.structure_oid,
+            software_name=settings.site.software_name,
+        )
+        self.now = now or (lambda: datetime.now(UTC))
+        self._clients: dict[str, SmtpClient] = {}
+        self._requests: dict[int, Hl7Request] = {}
+        self._sent: dict[int, bool] = {}
+
+    # -- the pieces ------------------------------------------------------------------------
+
+    def request_of(self, document: Document) -> Hl7Request:
+        from pfi.intake import load_request
+
+        if document.inbound_item_id is None:
+            raise InvalidInput("the document has no inbound message", code=k.NO_DOCUMENT)
+        if document.inbound_item_id not in self._requests:
+            self._requests[document.inbound_item_id] = load_request(
+                self.ledger, document.inbound_item_id, settings=self.settings
+            )
+        return self._requests[document.inbound_item_id]
+
+    def client(self, mailbox: MailboxSetting) -> SmtpClient:
+        if mailbox.name not in self._clients:
+            self._clients[mailbox.name] = self.smtp_for(mailbox)
+        return self._clients[mailbox.name]
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()
+
+    # -- run_due callbacks -----------------------------------------------------------------
+
+    def send_one(self, delivery: Delivery) -> Outcome:
+        document = self.ledger.get_document(delivery.document_id)
+        request = self.request_of(document)
+        decision = decide_request(request, self.policy)
+        decision.raise_for_failures()
+        routed = {
+            PROFESSIONAL: decision.routing.professionals,
+            PATIENT: decision.routing.patient,
+        }
+        if not routed.get(delivery.channel):
+            raise InvalidInput(
+                f"the request does not ask for {delivery.channel} any more", code=k.NOT_ROUTED
+            )
+        setting = sending_mailbox(self.settings, self.config, delivery.finess_geo)
+        mailbox = Mailbox(setting.address, self.config.sender_name, setting.finess_geo)
+        order = order_for_delivery(delivery, document.unique_id, request, self.policy)
+        mail = compose(request, order, mailbox, self.config, site=self.site, now=self.now())
+        detail = {"message_id": mail.message_id, "mailbox": setting.name}
+        self._event(EVENT_SENDING, delivery, {**detail, "attempt": delivery.attempts + 1})
+        try:
+            receipt = self.client(setting).send(mail)
+        except PfiError as exc:
+            smtp_code = getattr(exc, "smtp_code", None)
+            self._event(EVENT_ERROR, delivery, {**detail, "code": exc.code, "smtp_code": smtp_code})
+            raise
+        self._sent[delivery.id] = receipt.dsn_requested
+        self._event(
+            EVENT_SENT,
+            delivery,
+            {**detail, "dsn_requested": receipt.dsn_requested, "mdn_requested": mail.mdn},
+        )
+        return Outcome.sent(mail.message_id)
+
+    def after(self, delivery: Delivery, outcome: Outcome) -> None:
+        """ZAM^Z02 once the outcome is known (see the module docstring)."""
+        if delivery.status == "sent" and outcome.kind == "sent":
+            if self._sent.get(delivery.id):
+                return  # the DSN will tell
+            self.receipt(delivery, delivered=True)
+        elif delivery.status in ("refused", "failed"):
+            code = smtp_code_of(delivery.reason_code)
+            if code is None and outcome.reason_code:
+                code = smtp_code_of(outcome.reason_code)
+            self.receipt(delivery, delivered=False, smtp_code=code)
+
+    # -- acknowledgements ------------------------------------------------------------------
+
+    def receipt(
+        self, delivery: Delivery, *, delivered: bool, smtp_code: int | None = None
+    ) -> str | None:
+        """Write ZAM^Z02 for a delivery if the request asked for it; its file name or None."""
+        document = self.ledger.get_document(delivery.document_id)
+        request = self.request_of(document)
+        if not zam.wanted(request.flags, zam.Z02_MSS_RECEIPT):
+            return None
+        written = self._zams(delivery, zam.Z02_MSS_RECEIPT)
+        if any(w.get("positive") == delivered for w in written):
+            return None
+        control_id = zam.zam_control_id(zam.Z02_MSS_RECEIPT, delivery.id) + ("N" if written else "")
+        address, recipient_id = self._recipient(delivery, request)
+        ack = zam.mss_receipt(
+            request.header,
+            recipient_address=address,
+            recipient_id=recipient_id,
+            delivered=delivered,
+            control_id=control_id,
+            now=self.now(),
+            smtp_code=smtp_code,
+        )
+        return self._write(delivery, document, ack)
+
+    def read_receipt(self, delivery: Delivery, note: Notification) -> str | None:
+        """Write ZAM^Z03 from an MDN if the request asked for it."""
+        document = self.ledger.get_document(delivery.document_id)
+        request = self.request_of(document)
+        if not zam.wanted(request.flags, zam.Z03_MSS_READ):
+            return None
+        if self._zams(delivery, zam.Z03_MSS_READ):
+            return None
+        address, recipient_id = self._recipient(delivery, request)
+        ack = zam.mss_read(
+            request.header,
+            reader_address=note.recipient or address,
+            recipient_id=recipient_id,
+            control_id=zam.zam_control_id(zam.Z03_MSS_READ, delivery.id),
+            now=self.now(),
+            processed=note.processed_ok,
+            error_code=note.error_code,
+        )
+        return self._write(delivery, document, ack)
+
+    def _recipient(self, delivery: Delivery, request: Hl7Request) -> tuple[str, str]:
+        if delivery.channel == PROFESSIONAL and delivery.recipient:
+            for participant in request.professional_recipients:
+                if participant.address.strip().lower() == delivery.recipient:
+                    return delivery.recipient, participant.person_id or participant.device_id
+            return delivery.recipient, ""
+        from pfi.mssante.compose import patient_address
+
+        return patient_address(request, self.policy), ""
+
+    def _zams(self, delivery: Delivery, event: str) -> list[dict[str, Any]]:
+        return [
+            dict(e.detail)
+            for e in self.ledger.events(delivery_id=delivery.id, kind=EVENT_ZAM)
+            if e.detail.get("event") == event
+        ]
+
+    def _write(self, delivery: Delivery, document: Document, ack: zam.BusinessAck) -> str:
+        assert document.inbound_item_id is not None
+        item = self.ledger.get_inbound(document.inbound_item_id)
+        path = zam.write_zam(self.settings.source(item.source), ack)
+        self._event(
+            EVENT_ZAM,
+            delivery,
+            {
+                "event": ack.event,
+                "positive": ack.positive,
+                "control_id": ack.control_id,
+                "error": ack.error.code if ack.error else None,
+                "file": path.name,
+            },
+        )
+        return path.name
+
+    def _event(self, kind: str, delivery: Delivery, detail: dict[str, Any]) -> None:
+        self.ledger.add_event(
+            kind,
+            document_id=delivery.document_id,
+            delivery_id=delivery.id,
+            actor=self.actor,
+            detail=detail,
+        )
+
+
+def deliver_due(
+    ledger: Ledger,
+    settings: Settings,
+    smtp_for: SmtpFactory,
+    *,
+    channel: str,
+    actor: str,
+    limit: int = 50,
+    now: datetime | None = None,
+    config: MssConfig | None = None,
+) -> dict[str, Any]:
+    """Send the due deliveries of one MSSanté channel; counts only (XCom-safe)."""
+    if channel not in CHANNELS:
+        raise ValueError(f"not an MSSanté channel: {channel}")
+    config = config or MssConfig.from_settings(settings)
+    sender = MssSender(ledger, settings, smtp_for, actor=actor, config=config)
+    try:
+        return run_due(
+            ledger,
+            channel,
+            sender.send_one,
+            policy=RetryPolicy.from_mapping(config.retry),
+            actor=actor,
+            limit=limit,
+            now=now,
+            after=sender.after,
+        )
+    finally:
+        sender.close()
+
+
+def find_delivery(ledger: Ledger, request_id: uuid.UUID) -> Delivery | None:
+    """The MSSanté delivery whose request id a notification carries."""
+    from pfi.ledger import Delivery
+    from pfi.ledger.schema import delivery
+
+    query = select(delivery).where(
+        delivery.c.request_id == request_id, delivery.c.channel.in_(CHANNELS)
+    )
+    with ledger.engine.connect() as conn:
+        row = conn.execute(query).first()
+    return Delivery.from_row(row._mapping) if row is not None else None
+
+
+def poll_notifications(
+    ledger: Ledger,
+    settings: Settings,
+    imap_for: ImapFactory,
+    *,
+    actor: str,
+    limit: int = 200,
+    config: MssConfig | None = None,
+) -> dict[str, int]:
+    """Read the DSN/MDN of every configured mailbox, record them, acknowledge; counts only.
+
+    A report is flagged processed once recorded; one naming no delivery of ours is counted
+    ``unmatched`` and flagged too. A mailbox that cannot be reached is counted in ``errors``
+    and does not stop the others (SC.MSS/CONF.08).
+    """
+    sender = MssSender(ledger, settings, _no_smtp, actor=actor, config=config)
+    counts = {"reports": 0, "dsn": 0, "mdn": 0, "unmatched": 0, "zam": 0, "errors": 0}
+    for mailbox in settings.mailboxes:
+        try:
+            with imap_for(mailbox) as imap:
+                for uid, raw in imap.reports(limit):
+                    counts["reports"] += 1
+                    for note in parse_notifications(raw):
+                        _record(sender, note, counts)
+                    imap.mark_processed(uid)
+        except PfiError as exc:
+            counts["errors"] += 1
+            log.warning("mailbox %s not polled: %s %s", mailbox.name, exc.code, exc.reason)
+    return counts
+
+
+def _record(sender: MssSender, note: Notification, counts: dict[str, int]) -> None:
+    ledger = sender.ledger
+    request_id = note.request_id
+    delivery = find_delivery(ledger, request_id) if request_id else None
+    if delivery is None:
+        counts["unmatched"] += 1
+        return
+    counts[note.kind] += 1
+    if note.kind == "dsn":
+        sender._event(
+            EVENT_DSN,
+            delivery,
+            {"action": note.action, "status": note.status, "smtp_code": note.smtp_code},
+        )
+        if note.delivered:
+            counts["zam"] += bool(sender.receipt(delivery, delivered=True))
+        elif note.failed:
+            code = note.smtp_code or 550
+            if delivery.status == "sent":
+                delivery = ledger.mark_delivery(
+                    delivery.id,
+                    "failed",
+                    reason_code=f"{k.SMTP_PREFIX}{code}",
+                    reason_text=f"DSN failed, status {note.status or 'unknown'}",
+                    attempted=False,
+                    actor=sender.actor,
+                )
+            counts["zam"] += bool(sender.receipt(delivery, delivered=False, smtp_code=code))
+        return
+    sender._event(
+        EVENT_MDN,
+        delivery,
+        {"disposition": note.action, "modifier": note.status, "error_code": note.error_code},
+    )
+    counts["zam"] += bool(sender.read_receipt(delivery, note))
+
+
+def _no_smtp(mailbox: MailboxSetting) -> SmtpClient:
+    raise ConfigurationError("no SMTP while polling notifications", code=k.NO_MAILBOX)
+
+
+__all__ = [
+    "EVENT_DSN",
+    "EVENT_ERROR",
+    "EVENT_MDN",
+    "EVENT_SENDING",
+    "EVENT_SENT",
+    "EVENT_ZAM",
+    "MssSender",
+    "deliver_due",
+    "find_delivery",
+    "poll_notifications",
+    "sending_mailbox",
+]

@@ -1,0 +1,303 @@
+"""The MSSanté executor end to end, without Airflow: official ANS examples dropped, taken in by
+intake, their ``mss_*`` deliveries sent over real TLS to the devkit mailboxes, business
+acknowledgements written, notifications (MDN, DSN) read back over IMAP."""
+
+import email
+import email.policy
+import imaplib
+import os
+import shutil
+import smtplib
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from pfi.intake import acknowledge_items, claim_and_record
+from pfi.mssante.imap import ImapClient, ImapEndpoint
+from pfi.mssante.service import deliver_due, poll_notifications
+from pfi.mssante.smtp import SmtpClient, SmtpEndpoint
+from pfi.mssante.tls import TlsFiles
+from pfi.settings import load_settings
+from pfi.xdm import read_xdm
+from pfi_devkit.mail import client_ssl_context
+from pfi_fixtures.mail import APPLICATION_MAILBOXES, HUMAN_MAILBOXES
+
+pytestmark = pytest.mark.integration
+
+SENDER = APPLICATION_MAILBOXES[0]
+PROFESSIONAL = "adam.hoda@test-ci-sis.mssante.fr"
+PATIENT = "279035121518989@patient.mssante.fr"
+V21 = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1"
+MDM_INIT = f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
+ORU_INIT = f"{V21}/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7"
+
+
+@pytest.fixture
+def site(tmp_path, fresh_ledger):
+    (tmp_path / "in").mkdir()
+    path = tmp_path / "pfi.toml"
+    path.write_text(
+        f"""
+[site]
+name = "CH de Démonstration"
+finess_juridique = "010000024"
+structure_oid = "1.2.250.1.71.4.2.2"
+ins_environment = "test"
+[[site.finess_geo]]
+finess = "010000032"
+name = "Site principal"
+[paths]
+data_dir = "{tmp_path / "data"}"
+[[hl7_source]]
+name = "dpi"
+kind = "DPI"
+finess_geo = "010000032"
+drop_dir = "{tmp_path / "in"}"
+outbound_dir = "{tmp_path / "out"}"
+settle_seconds = 0
+[[mailbox]]
+name = "pfi"
+address = "{SENDER}"
+connection_id = "pfi_mss_pfi"
+finess_geo = "010000032"
+[mssante]
+software_reference = "PFI-TEST"
+contact_address = "secretariat@ch-demo.mssante.test"
+[mssante.retry]
+first_delay_seconds = 60
+"""
+    )
+    return load_settings(path), fresh_ledger, tmp_path
+
+
+def intake(settings, ledger, folder, fixtures_dir, *paths):
+    for index, path in enumerate(paths):
+        target = folder / "in" / f"{index}.hl7"
+        shutil.copyfile(fixtures_dir / path, target)
+        os.utime(target, (time.time() - 10,) * 2)
+    for batch in claim_and_record(ledger, settings, batch_size=10, limit=10, actor="test"):
+        acknowledge_items(ledger, settings, batch, actor="test")
+
+
+def tls(test_pki):
+    cred = test_pki.clients[SENDER]
+    return TlsFiles(test_pki.ca_bundle, cred.cert_path, cred.key_path, test_pki.crl_bundle)
+
+
+def smtp_for(mail_servers, test_pki):
+    def make(mailbox):
+        assert mailbox.address == SENDER
+        return SmtpClient(
+            SmtpEndpoint(
+                mail_servers.host,
+                mail_servers.smtp_port,
+                mailbox.address,
+                tls(test_pki),
+                password=mail_servers.password_for(SENDER),
+                timeout=10,
+            )
+        )
+
+    return make
+
+
+def imap_for(mail_servers, test_pki):
+    def make(mailbox):
+        return ImapClient(
+            ImapEndpoint(
+                mail_servers.host,
+                mail_servers.imap_port,
+                mailbox.address,
+                tls(test_pki),
+                password=mail_servers.password_for(SENDER),
+                timeout=10,
+            )
+        )
+
+    return make
+
+
+def inbox(mail_servers, test_pki, address, message_id):
+    ctx = client_ssl_context(test_pki)
+    with imaplib.IMAP4_SSL(mail_servers.host, mail_servers.imaps_port, ssl_context=ctx) as imap:
+        imap.login(address, HUMAN_MAILBOXES[address])
+        imap.select("INBOX", readonly=True)
+        _, data = imap.uid("SEARCH", None, "HEADER", "Message-ID", message_id)
+        mails = []
+        for uid in data[0].split():
+            _, fetched = imap.uid("FETCH", uid, "(BODY.PEEK[])")
+            mails.append(email.message_from_bytes(fetched[0][1], policy=email.policy.default))
+        return mails
+
+
+def mss_deliveries(ledger):
+    from sqlalchemy import select
+
+    from pfi.ledger import Delivery
+    from pfi.ledger.schema import delivery
+
+    query = (
+        select(delivery)
+        .where(delivery.c.channel.in_(("mss_professional", "mss_patient")))
+        .order_by(delivery.c.id)
+    )
+    with ledger.engine.connect() as conn:
+        return [Delivery.from_row(r._mapping) for r in conn.execute(query)]
+
+
+def send_all(settings, ledger, mail_servers, test_pki, now=None):
+    return {
+        channel: deliver_due(
+            ledger,
+            settings,
+            smtp_for(mail_servers, test_pki),
+            channel=channel,
+            actor="test",
+            now=now,
+        )
+        for channel in ("mss_professional", "mss_patient")
+    }
+
+
+def zams(folder, event):
+    out = folder / "out"
+    return sorted(p.read_bytes().decode() for p in out.glob(f"ZAM_{event}_*.hl7"))
+
+
+def test_official_examples_reach_each_mailbox_exactly_once_and_the_producer_gets_its_zam(
+    site, mail_servers, test_pki, fixtures_dir
+):
+    settings, ledger, folder = site
+    intake(settings, ledger, folder, fixtures_dir, MDM_INIT, ORU_INIT)
+    deliveries = mss_deliveries(ledger)
+    # MDM: professionals only; ORU: professional and patient.
+    assert sorted((d.channel, d.recipient) for d in deliveries) == [
+        ("mss_patient", None),
+        ("mss_professional", PROFESSIONAL),
+        ("mss_professional", PROFESSIONAL),
+    ]
+    counts = send_all(settings, ledger, mail_servers, test_pki)
+    assert counts["mss_professional"]["sent"] == 2 and counts["mss_patient"]["sent"] == 1
+
+    # A second run finds nothing due: no mail twice.
+    again = send_all(settings, ledger, mail_servers, test_pki)
+    assert again["mss_professional"]["claimed"] == again["mss_patient"]["claimed"] == 0
+
+    for d in mss_deliveries(ledger):
+        assert d.status == "sent" and d.partner_ref == f"<{d.request_id}@ch-demo.mssante.test>"
+        address = d.recipient or PATIENT
+        (mail,) = inbox(mail_servers, test_pki, address, d.partner_ref)
+        document = ledger.get_document(d.document_id)
+        assert mail["X-MSS-CODECDA"] == document.type_code
+        xdm = next(p for p in mail.iter_attachments() if p.get_filename() == "IHE_XDM.ZIP")
+        (doc,) = read_xdm(xdm.get_content()).documents
+        assert doc.entry.unique_id == document.unique_id
+
+    # Only the ORU asks ACK_RECEPTION=Y: one positive Z02 per recipient (no DSN offered).
+    receipts = zams(folder, "Z02")
+    assert len(receipts) == 2
+    assert all("ACK_RECEPTION_MSS" in z and "|Y^^expandedYes-NoIndicator|" in z for z in receipts)
+    assert any(f"^^X.400^{PATIENT}" in z for z in receipts)
+    events = {e.kind for d in mss_deliveries(ledger) for e in ledger.events(delivery_id=d.id)}
+    assert {"mss.sending", "mss.sent"} <= events
+
+
+def test_relay_down_then_back_defers_then_sends_once(site, mail_servers, test_pki, fixtures_dir):
+    settings, ledger, folder = site
+    intake(settings, ledger, folder, fixtures_dir, MDM_INIT)
+    try:
+        mail_servers.set_relay_state("refuse")
+        counts = send_all(settings, ledger, mail_servers, test_pki)
+    finally:
+        mail_servers.set_relay_state("up")
+    assert counts["mss_professional"]["deferred"] == 1
+    (waiting,) = mss_deliveries(ledger)
+    assert (waiting.status, waiting.attempts, waiting.reason_code) == (
+        "pending",
+        1,
+        "MSS_CONNECTION",
+    )
+    # Not due before its backoff; due after it.
+    assert send_all(settings, ledger, mail_servers, test_pki)["mss_professional"]["claimed"] == 0
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    assert (
+        send_all(settings, ledger, mail_servers, test_pki, now=later)["mss_professional"]["sent"]
+        == 1
+    )
+    (sent,) = mss_deliveries(ledger)
+    assert sent.status == "sent" and sent.attempts == 2
+    assert len(inbox(mail_servers, test_pki, PROFESSIONAL, sent.partner_ref)) == 1
+
+
+def _report(kind: str, original_id: str, fields: str, reporter: str) -> bytes:
+    """A multipart/report as a recipient's client (MDN) or an operator (DSN) writes it."""
+    part = (
+        "message/disposition-notification"
+        if kind == "disposition-notification"
+        else "message/delivery-status"
+    )
+    returned = (
+        f"--B\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {original_id}\r\n"
+        if kind == "delivery-status"
+        else ""
+    )
+    return (
+        f"From: {reporter}\r\nTo: {SENDER}\r\nSubject: rapport\r\nMIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/report; report-type={kind}; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nRapport automatique.\r\n"
+        f"--B\r\nContent-Type: {part}\r\n\r\n{fields}\r\n{returned}--B--\r\n"
+    ).encode()
+
+
+def _send_as_human(mail_servers, test_pki, address, raw: bytes):
+    ctx = client_ssl_context(test_pki)
+    with smtplib.SMTP_SSL(mail_servers.host, mail_servers.smtps_port, context=ctx) as smtp:
+        smtp.login(address, HUMAN_MAILBOXES[address])
+        smtp.sendmail(address, [SENDER], raw)
+
+
+def test_read_notification_gives_z03_and_failure_dsn_fails_the_delivery_with_z02(
+    site, mail_servers, test_pki, fixtures_dir
+):
+    settings, ledger, folder = site
+    intake(settings, ledger, folder, fixtures_dir, ORU_INIT)
+    send_all(settings, ledger, mail_servers, test_pki)
+    by_channel = {d.channel: d for d in mss_deliveries(ledger)}
+    professional, patient = by_channel["mss_professional"], by_channel["mss_patient"]
+
+    # The professional's software displays the mail and answers the MDN it was asked for.
+    mdn = _report(
+        "disposition-notification",
+        professional.partner_ref,
+        f"Final-Recipient: rfc822; {PROFESSIONAL}\r\n"
+        f"Original-Message-ID: {professional.partner_ref}\r\n"
+        "Disposition: manual-action/MDN-sent-manually; displayed\r\n",
+        PROFESSIONAL,
+    )
+    _send_as_human(mail_servers, test_pki, PROFESSIONAL, mdn)
+    # The patient's operator bounces the mail after accepting it (DSN "failed", 550).
+    dsn = _report(
+        "delivery-status",
+        patient.partner_ref,
+        f"Reporting-MTA: dns; mx.patient.mssante.fr\r\nOriginal-Envelope-Id: {patient.request_id}"
+        f"\r\n\r\nFinal-Recipient: rfc822; {PATIENT}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 mailbox unavailable\r\n",
+        PROFESSIONAL,
+    )
+    _send_as_human(mail_servers, test_pki, PROFESSIONAL, dsn)
+
+    counts = poll_notifications(ledger, settings, imap_for(mail_servers, test_pki), actor="test")
+    assert counts["mdn"] == 1 and counts["dsn"] == 1 and counts["errors"] == 0
+    (read,) = zams(folder, "Z03")
+    assert "ACK_LECTURE_MSS" in read and "|Y^^expandedYes-NoIndicator|" in read
+    assert "LECTEUR_MSS^Lecteur du courriel MSSanté^AckMetierZAM" in read
+    failed = ledger.get_delivery(patient.id)
+    assert (failed.status, failed.reason_code) == ("failed", "SMTP_550")
+    negative = [z for z in zams(folder, "Z02") if "|N^^expandedYes-NoIndicator|" in z]
+    assert len(negative) == 1 and "550^" in negative[0] and "SMTPERRORCODE" in negative[0]
+
+    # Reports are flagged: a second poll finds nothing new and writes nothing.
+    again = poll_notifications(ledger, settings, imap_for(mail_servers, test_pki), actor="test")
+    assert again["reports"] == 0
+    assert len(zams(folder, "Z03")) == 1
