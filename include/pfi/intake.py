@@ -523,9 +523,39 @@ def claim_and_record(
         if sources is not None and source.name not in sources:
             continue
         ids = record_claimed(ledger, source, claim(source, limit=limit), actor=actor)
+        ids += [i for i in unfinished_kept(ledger, source, limit=limit) if i not in ids]
         for chunk in drop.batches([str(i) for i in ids], batch_size):
             batches.append({"source": source.name, "item_ids": [int(i) for i in chunk]})
     return batches
+
+
+def unfinished_kept(ledger: Ledger, source: Hl7Source, *, limit: int = 1000) -> list[int]:
+    """Items a crashed run left unfinished after moving their file to its final place.
+
+    Such a file is no longer in the work folder, so claiming does not see it again; its item is
+    still ``received``/``processing``/``failed``. Processing it again from its kept path is
+    harmless (every step is idempotent) and finishes it.
+    """
+    found = []
+    for status in ("received", "processing", "failed"):
+        for item in ledger.find_inbound(
+            source=source.name, kind="hl7_file", status=status, limit=limit
+        ):
+            path = Path(item.storage_path or "")
+            if path.parent == source.work_dir and path.is_file():
+                continue  # still in the work folder: claiming takes it again
+            if _locate_kept(source, item) is not None:
+                found.append(item.id)
+    return found[:limit]
+
+
+def _locate_kept(source: Hl7Source, item: InboundItem) -> Path | None:
+    name = item.original_ref or Path(item.storage_path or "").name
+    for rejected in (False, True):
+        kept = drop.kept_path(source, item.id, name, item.received_at, rejected=rejected)
+        if kept.is_file():
+            return kept
+    return None
 
 
 # --- acknowledging --------------------------------------------------------------------------------
@@ -638,14 +668,7 @@ def _locate(context: _Context, item: InboundItem) -> Path | None:
     path = Path(item.storage_path or "")
     if path.is_file():
         return path
-    day = item.received_at
-    for rejected in (False, True):
-        kept = drop.kept_path(
-            context.source, item.id, item.original_ref or path.name, day, rejected=rejected
-        )
-        if kept.is_file():
-            return kept
-    return None
+    return _locate_kept(context.source, item)
 
 
 def _read(path: Path, size_limit: int) -> bytes:
@@ -979,5 +1002,6 @@ __all__ = [
     "message_checksum",
     "record_claimed",
     "refusal",
+    "unfinished_kept",
     "volet_code",
 ]
