@@ -1,0 +1,79 @@
+"""Send the documents due by MSSanté, and read back what the mailboxes say about them.
+
+Every minute (and on demand):
+
+1. **send_to_professionals** / **send_to_patients** — claim the due ``mss_professional`` /
+   ``mss_patient`` deliveries of the ledger (first attempts and deferred retries alike), compose
+   each mail (one recipient, one patient, ``IHE_XDM.ZIP`` + the N1 PDF, ``X-MSS-*`` headers,
+   Message-ID fixed by the delivery), send it from the site's application mailbox with its
+   certificate (Connection ``pfi_mss_<mailbox>``), record the outcome, and answer the producer
+   with ``ZAM^Z02`` when it asked (``ACK_RECEPTION``). 4xx and network errors are retried with
+   backoff (``[mssante.retry]``), 5xx refusals keep the SMTP code.
+2. **read_notifications** — poll each application mailbox over IMAP for delivery (DSN) and read
+   (MDN) notifications, match them to deliveries by Message-ID, record them, and write
+   ``ZAM^Z02`` / ``ZAM^Z03`` when asked.
+
+XCom carries counts only. ``pfi mss traces`` lists what was sent to whom, when, and how it went.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import dag, task
+
+BATCH_LIMIT = 200
+
+default_args = {
+    "owner": "pfi",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+}
+
+
+def _send(channel: str) -> dict:
+    from pfi.mssante.service import deliver_due
+    from pfi_airflow.hooks import LedgerHook
+    from pfi_airflow.mssante import smtp_for
+    from pfi_airflow.runtime import actor, site_settings
+
+    settings = site_settings()
+    ledger = LedgerHook(settings.ledger_connection_id).get_conn()
+    return deliver_due(
+        ledger, settings, smtp_for, channel=channel, actor=actor(), limit=BATCH_LIMIT
+    )
+
+
+@dag(
+    schedule=timedelta(minutes=1),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["pfi", "mssante", "delivery"],
+    default_args=default_args,
+    doc_md=__doc__,
+)
+def deliver_mssante():
+    @task
+    def send_to_professionals() -> dict:
+        return _send("mss_professional")
+
+    @task
+    def send_to_patients() -> dict:
+        return _send("mss_patient")
+
+    @task
+    def read_notifications() -> dict:
+        from pfi.mssante.service import poll_notifications
+        from pfi_airflow.hooks import LedgerHook
+        from pfi_airflow.mssante import imap_for
+        from pfi_airflow.runtime import actor, site_settings
+
+        settings = site_settings()
+        ledger = LedgerHook(settings.ledger_connection_id).get_conn()
+        return poll_notifications(ledger, settings, imap_for, actor=actor())
+
+    [send_to_professionals(), send_to_patients()] >> read_notifications()
+
+
+deliver_mssante()
