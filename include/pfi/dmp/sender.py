@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from pfi.deliveries import Outcome
@@ -47,8 +47,6 @@ log = logging.getLogger(__name__)
 CHANNEL = "dmp"
 INS_NOT_QUALIFIED = "DMP_INS_NOT_QUALIFIED"
 WAITING_PREVIOUS = "DMP_WAITING_PREVIOUS"
-#: How long a replacement or deletion waits before looking again at the version it depends on.
-WAIT_FOR_PREVIOUS = timedelta(minutes=1)
 
 LoadRequest = Callable[["Ledger", int], "Hl7Request"]
 
@@ -174,7 +172,7 @@ class DmpSender:
             return Outcome.later(
                 WAITING_PREVIOUS,
                 "waiting for the previous version to reach the DMP",
-                WAIT_FOR_PREVIOUS,
+                self.config.retry.first_delay,
             )
         return None
 
@@ -236,4 +234,40 @@ def _zam_text(delivery: Delivery) -> str:
     return _ZAM_TEXTS.get(code) or f"Refus du DMP ({code})"[:80]
 
 
-__all__ = ["CHANNEL", "INS_NOT_QUALIFIED", "WAITING_PREVIOUS", "DmpSender"]
+def submit_due_deliveries(
+    ledger: Ledger,
+    client: DmpClient,
+    signer: Signer,
+    config: DmpConfig,
+    *,
+    settings: Settings | None = None,
+    actor: str = "cli",
+    now: datetime | None = None,
+    load_request: LoadRequest = _default_loader,
+) -> dict:
+    """One batch of the ``dmp`` queue (what the ``deliver_dmp`` DAG and ``pfi dmp run`` do):
+    claim up to ``config.batch_size`` due deliveries, submit, record, acknowledge. Counts only."""
+    from pfi.deliveries import run_due
+
+    sender = DmpSender(
+        ledger,
+        client,
+        signer,
+        config,
+        load_request=load_request,
+        settings=settings,
+        actor=actor,
+    )
+    return run_due(
+        ledger,
+        CHANNEL,
+        sender,
+        policy=config.retry,
+        actor=actor,
+        limit=config.batch_size,
+        now=now,
+        after=sender.after,
+    )
+
+
+__all__ = ["CHANNEL", "INS_NOT_QUALIFIED", "WAITING_PREVIOUS", "DmpSender", "submit_due_deliveries"]

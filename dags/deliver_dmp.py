@@ -1,0 +1,69 @@
+"""Feed the DMP: send the due ``dmp`` deliveries (first attempts and deferred retries).
+
+Every minute (or by hand), each of ``WORKERS`` mapped tasks claims up to ``[dmp] batch_size``
+due deliveries from the ledger (oldest due first, rows locked by another worker skipped) and,
+for each one, submits it to the DMP — ITI-41 with a signed VIHF and the XAdES signature document
+for a new document or a replacement (RPLC), ITI-57 for a deletion — then records the outcome:
+**sent**, **refused** (coded reason: DMP error code, unqualified INS…) or **pending** again with
+a later attempt (DMP unreachable, 5xx, transient registry error: exponential backoff with a cap,
+given up after ``[dmp.retry] give_up_after_hours``). A replacement or a deletion waits until the
+version it depends on has reached the DMP. The producer gets a ZAM^Z01 when it asked for it.
+
+Calls are throttled by the Airflow pool **``dmp``** (``airflow pools set dmp 2 "DMP web
+services"``). Replaying or clearing a task is safe: the ledger says what was already accepted,
+and the submission set uniqueId derives from the delivery's request id, so the DMP recognises a
+resent lot ("already registered" counts as accepted). XCom carries counts only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import dag, task
+
+POOL = "dmp"
+WORKERS = 2
+
+default_args = {
+    "owner": "pfi",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+}
+
+
+@dag(
+    schedule=timedelta(minutes=1),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["pfi", "dmp", "delivery"],
+    default_args=default_args,
+    doc_md=__doc__,
+)
+def deliver_dmp():
+    @task(pool=POOL)
+    def submit_due(worker: int) -> dict:
+        from pfi.dmp.config import DmpConfig
+        from pfi.dmp.sender import submit_due_deliveries
+        from pfi_airflow.dmp import DmpHook
+        from pfi_airflow.hooks import LedgerHook
+        from pfi_airflow.runtime import actor, site_settings
+
+        settings = site_settings()
+        config = DmpConfig.from_settings(settings)
+        ledger = LedgerHook(settings.ledger_connection_id).get_conn()
+        hook = DmpHook(
+            settings.dmp_connection_id,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+        )
+        with hook.get_conn() as client:
+            return submit_due_deliveries(
+                ledger, client, hook.signer(), config, settings=settings, actor=actor()
+            )
+
+    submit_due.expand(worker=list(range(WORKERS)))
+
+
+deliver_dmp()
