@@ -18,6 +18,7 @@ from pfi.mssante.imap import ImapClient, ImapEndpoint
 from pfi.mssante.service import deliver_due, poll_notifications
 from pfi.mssante.smtp import SmtpClient, SmtpEndpoint
 from pfi.mssante.tls import TlsFiles
+from pfi.mssante.traces import mss_traces, traces_csv
 from pfi.settings import load_settings
 from pfi.xdm import read_xdm
 from pfi_devkit.mail import client_ssl_context
@@ -199,8 +200,41 @@ def test_official_examples_reach_each_mailbox_exactly_once_and_the_producer_gets
     assert len(receipts) == 2
     assert all("ACK_RECEPTION_MSS" in z and "|Y^^expandedYes-NoIndicator|" in z for z in receipts)
     assert any(f"^^X.400^{PATIENT}" in z for z in receipts)
-    events = {e.kind for d in mss_deliveries(ledger) for e in ledger.events(delivery_id=d.id)}
-    assert {"mss.sending", "mss.sent"} <= events
+    # Traces (SC.MSS/CONF.17-18): who, to whom, when, which document, outcome — no patient data.
+    traces = mss_traces(ledger)
+    sent = [t for t in traces if t.what == "sent"]
+    assert len(sent) == 3 and all(t.mailbox == "pfi" and t.actor == "test" for t in sent)
+    assert {t.recipient for t in sent} == {PROFESSIONAL, "patient"}
+    assert {t.document for t in sent} == {
+        ledger.get_document(d.document_id).unique_id for d in mss_deliveries(ledger)
+    }
+    assert [t.what for t in traces if t.recipient == "patient"] == [
+        "attempt",
+        "sent",
+        "acknowledgement",
+    ]
+    csv_text = traces_csv(traces)
+    assert "279035121518989" not in csv_text and "PAT-TROIS" not in csv_text
+    assert mss_traces(ledger, channel="mss_patient", recipient=PROFESSIONAL) == []
+
+
+def test_pfi_mss_traces_prints_the_traces_as_csv(
+    site, mail_servers, test_pki, fixtures_dir, capsys
+):
+    from pfi.cli import main
+
+    settings, ledger, folder = site
+    intake(settings, ledger, folder, fixtures_dir, MDM_INIT)
+    send_all(settings, ledger, mail_servers, test_pki)
+    url = ledger.engine.url.render_as_string(hide_password=False)
+    capsys.readouterr()
+    assert main(["mss", "traces", "--url", url, "--channel", "mss_professional"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("at;what;actor;mailbox;channel;recipient;document")
+    assert [line.split(";")[1] for line in lines[1:]] == ["attempt", "sent"]
+    assert all(PROFESSIONAL in line for line in lines[1:])
+    assert main(["mss", "traces", "--url", url, "--since", "2999-01-01"]) == 0
+    assert capsys.readouterr().out.count("\n") == 1  # the header only
 
 
 def test_relay_down_then_back_defers_then_sends_once(site, mail_servers, test_pki, fixtures_dir):
@@ -227,6 +261,13 @@ def test_relay_down_then_back_defers_then_sends_once(site, mail_servers, test_pk
     )
     (sent,) = mss_deliveries(ledger)
     assert sent.status == "sent" and sent.attempts == 2
+    outcomes = [(t.what, t.outcome) for t in mss_traces(ledger, delivery_id=sent.id)]
+    assert outcomes == [
+        ("attempt", "attempt 1"),
+        ("error", "MSS_CONNECTION"),
+        ("attempt", "attempt 2"),
+        ("sent", "accepted"),
+    ]
     assert len(inbox(mail_servers, test_pki, PROFESSIONAL, sent.partner_ref)) == 1
 
 
