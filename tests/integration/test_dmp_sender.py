@@ -81,7 +81,9 @@ class World:
         )
         self.outbound = settings.source("dpi").outbound_dir
 
-    def message(self, path: str, *, qualified: bool = True, ack: bool = False) -> int:
+    def message(
+        self, path: str, *, qualified: bool = True, ack: bool = False, control_id: str = ""
+    ) -> int:
         """Record a message as intake does; return the id of its ``dmp`` delivery."""
         from pfi.dmp.submission import DmpSubmission
         from pfi.hl7v2 import parse_message
@@ -89,6 +91,8 @@ class World:
         raw = (self.fixtures_dir / path).read_bytes()
         request = parse_message(raw)
         request = replace(request, flags=replace(request.flags, ack_reception=ack))
+        if control_id:  # the official examples all use MSH-10 "015"
+            request = replace(request, header=replace(request.header, control_id=control_id))
         sub = DmpSubmission.from_request(request)
         item_id, _ = self.ledger.record_inbound(
             kind="hl7_message",
@@ -236,6 +240,33 @@ def test_replayed_or_lost_answer_never_submits_twice(world):
     assert outcome.kind == "sent" and world.dmp.requests == requests
     events = [e.kind for e in world.ledger.events(delivery_id=delivery)]
     assert events.count("dmp.request") == 2
+
+
+def test_a_deletion_is_acknowledged_to_the_message_that_asked_for_it(world):
+    from sqlalchemy import update
+
+    from pfi.ledger.schema import delivery as delivery_table
+
+    world.message(INITIAL)
+    replacement = world.message(REPLACEMENT)
+    deletion = world.message(DELETION, ack=True, control_id="DEL-42")  # the replacement's document
+    deletion_item = max(world.requests)
+    assert (
+        world.ledger.get_delivery(deletion).document_id
+        == world.ledger.get_delivery(replacement).document_id
+    )
+    # What intake records with the delivery (migration 0002): the message that asked for it.
+    with world.ledger.engine.begin() as conn:
+        conn.execute(
+            update(delivery_table)
+            .where(delivery_table.c.id == deletion)
+            .values(inbound_item_id=deletion_item)
+        )
+    for minutes in (0, 1, 2, 3):
+        world.run(T0 + timedelta(minutes=minutes))
+    assert world.status(deletion) == "sent"
+    (zam,) = world.zams()  # only the deletion message asked for a receipt
+    assert "ZAM^Z01^ZAM_Z01" in zam and "^AckMetierZAM|DEL-42|Y^" in zam
 
 
 def test_given_up_after_the_policy_age_is_acknowledged_as_failed(world):

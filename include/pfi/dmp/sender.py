@@ -219,7 +219,7 @@ def _request_item(delivery: Delivery, document_item: int | None) -> int | None:
     """The message that asked for this delivery: the delivery's own (when the ledger records
     it: a deletion arrives in a later message than the document it deletes), else the one that
     brought the document."""
-    return getattr(delivery, "inbound_item_id", None) or document_item
+    return delivery.inbound_item_id or document_item
 
 
 #: ERR-5 labels (French: the producer's staff read them) for the PFI's own reason codes.

@@ -91,6 +91,8 @@ class Delivery(_Row):
     claimed_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    #: The message that asked for this delivery (migration 0002), when the writer recorded it.
+    inbound_item_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -211,6 +211,9 @@ delivery = Table(
     # Copied from the document so that statistics read one table with one index.
     Column("finess_geo", String(9)),
     Column("type_code", String(20)),
+    # The message that asked for this delivery (migration 0002): a deletion or a masking change
+    # comes in a later message than its document's, and the business acknowledgement answers it.
+    Column("inbound_item_id", BigInteger, ForeignKey("inbound_item.id")),
     # Who holds the current claim (actor) and since when: a claim is a lease on next_attempt_at.
     Column("claimed_by", Text),
     Column("claimed_at", DateTime(timezone=True)),
@@ -260,6 +263,7 @@ Index(
     delivery.c.type_code,
 )
 Index("ix_delivery_partner_ref", delivery.c.partner_ref)
+Index("ix_delivery_inbound_item_id", delivery.c.inbound_item_id)
 Index("ix_delivery_status_updated_at", delivery.c.status, delivery.c.updated_at)
 
 
