@@ -284,7 +284,7 @@ def compose(
     msg[k.X_MSS_NIL] = config.software_reference
     if to_patient and flags.patient_reply_closed:
         msg[k.X_MSS_MES] = k.MES_FIN  # SC.MSS/CONF.21: the patient cannot answer
-    dsn = bool(flags.ack_reception)
+    dsn = bool(flags.ack_reception) and config.request_dsn
     mdn = bool(flags.ack_lecture_mss)
     if dsn:
         msg["Return-Receipt-To"] = mailbox.address

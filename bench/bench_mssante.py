@@ -1,0 +1,96 @@
+"""MSSanté mails composed per second (official N1 and N3 examples), and sent per second to the
+local relay over STARTTLS with the mailbox's client certificate (one session reused, and one
+session per mail), delivered into Dovecot."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from pfi.hl7v2 import decide_request, parse_message
+from pfi.ins import InsPolicy
+from pfi.mssante import Mailbox, MssConfig, SiteInfo, compose, mail_orders
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("PFI_SHARED_DIR", ROOT.parent / "shared"))
+V21 = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1"
+SAMPLES = {
+    "n1": f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7",
+    "n3": f"{V21}/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7",
+}
+COMPOSE = 200
+SEND = 60
+SENDER = "pfi@ch-demo.mssante.test"
+RECIPIENT = "adam.hoda@test-ci-sis.mssante.fr"
+CONFIG = MssConfig(software_reference="PFI-BENCH", sender_name="CH Bench")
+SITE = SiteInfo("CH Bench", "1.2.250.1.71.4.2.2")
+POLICY = InsPolicy.for_environment("test")
+
+
+def _orders(kind: str):
+    request = parse_message((SHARED / "fixtures" / SAMPLES[kind]).read_bytes())
+    return request, mail_orders(request, decide_request(request, POLICY), POLICY)[0]
+
+
+def _compose_rate(kind: str) -> tuple[float, int]:
+    request, order = _orders(kind)
+    mailbox = Mailbox(SENDER)
+    started = time.perf_counter()
+    size = 0
+    for _ in range(COMPOSE):
+        size = len(compose(request, order, mailbox, CONFIG, site=SITE).as_bytes())
+    return COMPOSE / (time.perf_counter() - started), size
+
+
+def _send_rates() -> dict:
+    from pfi.mssante.smtp import SmtpClient, SmtpEndpoint
+    from pfi.mssante.tls import TlsFiles
+    from pfi_devkit.mail import MailServers
+    from pfi_devkit.pki import build_test_pki
+
+    results = {}
+    state = Path(tempfile.mkdtemp(prefix="pfi-bench-mail-", dir="/tmp"))
+    state.chmod(0o755)
+    try:
+        pki = build_test_pki(state / "pki", [SENDER])
+        with MailServers(state / "mail", pki, [SENDER], {RECIPIENT: "bench-password"}) as mail:
+            cred = pki.clients[SENDER]
+            endpoint = SmtpEndpoint(
+                mail.host,
+                mail.smtp_port,
+                SENDER,
+                TlsFiles(pki.ca_bundle, cred.cert_path, cred.key_path, pki.crl_bundle),
+                password=mail.password_for(SENDER),
+                timeout=30,
+            )
+            request, order = _orders("n1")
+            mails = [
+                compose(request, order, Mailbox(SENDER), CONFIG, site=SITE) for _ in range(SEND)
+            ]
+            started = time.perf_counter()
+            with SmtpClient(endpoint) as smtp:
+                for m in mails:
+                    smtp.send(m)
+            results["sent_n1_one_session_per_s"] = round(SEND / (time.perf_counter() - started), 1)
+            started = time.perf_counter()
+            for m in mails[: SEND // 3]:
+                with SmtpClient(endpoint) as smtp:
+                    smtp.send(m)
+            elapsed = time.perf_counter() - started
+            results["sent_n1_session_per_mail_per_s"] = round((SEND // 3) / elapsed, 1)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
+    return results
+
+
+def run() -> dict:
+    result: dict = {"composed": COMPOSE, "sent": SEND}
+    for kind in SAMPLES:
+        rate, size = _compose_rate(kind)
+        result[f"composed_{kind}_per_s"] = round(rate, 1)
+        result[f"mail_{kind}_kib"] = round(size / 1024)
+    result.update(_send_rates())
+    return result
