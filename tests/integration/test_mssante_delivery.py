@@ -342,3 +342,24 @@ def test_read_notification_gives_z03_and_failure_dsn_fails_the_delivery_with_z02
     again = poll_notifications(ledger, settings, imap_for(mail_servers, test_pki), actor="test")
     assert again["reports"] == 0
     assert len(zams(folder, "Z03")) == 1
+
+
+def test_initial_replacement_and_deletion_each_mail_the_professional_once(
+    site, mail_servers, test_pki, fixtures_dir
+):
+    settings, ledger, folder = site
+    rplc = f"{V21}/MDM/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7"
+    delete = f"{V21}/MDM/Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7"
+    intake(settings, ledger, folder, fixtures_dir, MDM_INIT, rplc, delete)
+    assert send_all(settings, ledger, mail_servers, test_pki)["mss_professional"]["sent"] == 3
+    mails = {}
+    for d in mss_deliveries(ledger):
+        (mail,) = inbox(mail_servers, test_pki, PROFESSIONAL, d.partner_ref)
+        mails[d.action] = mail
+    assert sorted(mails) == ["delete", "new", "replace"]
+    names = {a: [p.get_filename() for p in m.iter_attachments()] for a, m in mails.items()}
+    assert names["delete"] == ["IHE_XDM.ZIP"]
+    assert len(names["new"]) == len(names["replace"]) == 2
+    text = mails["delete"].get_body(("plain",)).get_content()
+    assert "supprimé" in text
+    assert "annule et remplace" in mails["replace"].get_body(("plain",)).get_content()

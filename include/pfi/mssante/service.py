@@ -136,16 +136,22 @@ class MssSender:
 
     # -- the pieces ------------------------------------------------------------------------
 
-    def request_of(self, document: Document) -> Hl7Request:
+    @staticmethod
+    def request_item(delivery: Delivery, document: Document) -> int:
+        """The message that asked for the delivery: its own (ledger 0002; a deletion comes in a
+        later message than its document), else the one that brought the document."""
+        item = getattr(delivery, "inbound_item_id", None) or document.inbound_item_id
+        if item is None:
+            raise InvalidInput("the delivery has no inbound message", code=k.NO_DOCUMENT)
+        return item
+
+    def request_of(self, delivery: Delivery, document: Document) -> Hl7Request:
         from pfi.intake import load_request
 
-        if document.inbound_item_id is None:
-            raise InvalidInput("the document has no inbound message", code=k.NO_DOCUMENT)
-        if document.inbound_item_id not in self._requests:
-            self._requests[document.inbound_item_id] = load_request(
-                self.ledger, document.inbound_item_id, settings=self.settings
-            )
-        return self._requests[document.inbound_item_id]
+        item = self.request_item(delivery, document)
+        if item not in self._requests:
+            self._requests[item] = load_request(self.ledger, item, settings=self.settings)
+        return self._requests[item]
 
     def client(self, mailbox: MailboxSetting) -> SmtpClient:
         if mailbox.name not in self._clients:
@@ -161,7 +167,7 @@ class MssSender:
 
     def send_one(self, delivery: Delivery) -> Outcome:
         document = self.ledger.get_document(delivery.document_id)
-        request = self.request_of(document)
+        request = self.request_of(delivery, document)
         decision = decide_request(request, self.policy)
         decision.raise_for_failures()
         routed = {
@@ -211,7 +217,7 @@ class MssSender:
     ) -> str | None:
         """Write ZAM^Z02 for a delivery if the request asked for it; its file name or None."""
         document = self.ledger.get_document(delivery.document_id)
-        request = self.request_of(document)
+        request = self.request_of(delivery, document)
         if not zam.wanted(request.flags, zam.Z02_MSS_RECEIPT):
             return None
         written = self._zams(delivery, zam.Z02_MSS_RECEIPT)
@@ -233,7 +239,7 @@ class MssSender:
     def read_receipt(self, delivery: Delivery, note: Notification) -> str | None:
         """Write ZAM^Z03 from an MDN if the request asked for it."""
         document = self.ledger.get_document(delivery.document_id)
-        request = self.request_of(document)
+        request = self.request_of(delivery, document)
         if not zam.wanted(request.flags, zam.Z03_MSS_READ):
             return None
         if self._zams(delivery, zam.Z03_MSS_READ):
@@ -268,8 +274,7 @@ class MssSender:
         ]
 
     def _write(self, delivery: Delivery, document: Document, ack: zam.BusinessAck) -> str:
-        assert document.inbound_item_id is not None
-        item = self.ledger.get_inbound(document.inbound_item_id)
+        item = self.ledger.get_inbound(self.request_item(delivery, document))
         path = zam.write_zam(self.settings.source(item.source), ack)
         self._event(
             EVENT_ZAM,
