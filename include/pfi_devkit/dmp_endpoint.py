@@ -46,9 +46,20 @@ the request, close the connection without answering); ``down`` (stop listening, 
 connections: connection refused until the mode changes). ``duration`` makes any mode revert to
 ``normal`` after that many seconds, which is how a separate process brings ``down`` back.
 
+With ``require_signature_document`` the lot must carry the XAdES signature document (classCode
+``urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1``) with a ``signs`` association to the submission set, and
+that document is checked: its XML-DSig signature (every reference, incl. the XAdES
+``SignedProperties``) against the CA bundle, and its ``IHEManifest`` must list every other
+document of the lot (``urn:oid:<uniqueId>``) with the digest of the bytes received (SHA-256 or
+SHA-1) — else ``XDSRegistryMetadataError``. With ``strict_metadata`` every document entry must
+carry what the DMP requires (:data:`DMP_REQUIRED_ENTRY_METADATA`: classCode, typeCode,
+formatCode, confidentialityCode, healthcareFacilityTypeCode, practiceSettingCode, creationTime,
+languageCode, sourcePatientId, an author) and the submission set its contentTypeCode — else
+``XDSRegistryMetadataError`` naming what is missing.
+
 Not simulated: registry queries (ITI-18), metadata updates other than availability status,
-XAdES checks of the signature document (only its presence, with
-``require_signature_document``), DMP business rules (DMP existence, patient consent).
+the XAdES signature policy of the DMP guide (not public), DMP business rules (DMP existence,
+patient consent).
 """
 
 from __future__ import annotations
@@ -148,6 +159,23 @@ DE_HEALTHCARE_FACILITY_TYPE_CODE = "urn:uuid:f33fb8ac-18af-42cc-ae0e-ed0b0bdb91e
 DE_PRACTICE_SETTING_CODE = "urn:uuid:cccf5598-8b07-4b77-a05e-ae952c785ead"
 #: classCode of the XAdES signature document the DMP wants in every lot (spec-facts §5.4).
 SIGNATURE_CLASS_CODE = "urn:oid:1.3.6.1.4.1.19376.1.2.1.1.1"
+DE_AUTHOR = "urn:uuid:93606bcf-9494-43ec-9b4e-a7748d1a838d"
+#: What ``strict_metadata`` requires of every document entry (spec-facts §5.4, IG-CDA mapping):
+#: classification schemes by name, then slots.
+DMP_REQUIRED_ENTRY_METADATA = (
+    ("classCode", DE_CLASS_CODE),
+    ("typeCode", DE_TYPE_CODE),
+    ("formatCode", DE_FORMAT_CODE),
+    ("confidentialityCode", DE_CONFIDENTIALITY_CODE),
+    ("healthcareFacilityTypeCode", DE_HEALTHCARE_FACILITY_TYPE_CODE),
+    ("practiceSettingCode", DE_PRACTICE_SETTING_CODE),
+    ("author", DE_AUTHOR),
+)
+DMP_REQUIRED_ENTRY_SLOTS = ("creationTime", "languageCode", "sourcePatientId")
+_DIGESTS = {
+    "http://www.w3.org/2001/04/xmlenc#sha256": hashlib.sha256,
+    "http://www.w3.org/2000/09/xmldsig#sha1": hashlib.sha1,
+}
 
 # -- registry error codes -------------------------------------------------------------------------
 XDS_MISSING_DOCUMENT = "XDSMissingDocument"
@@ -475,6 +503,86 @@ def _signer_subject(signature: etree._Element, key_pem: bytes) -> str:
     return ""
 
 
+def verify_signature_document(content: bytes, ca_bundle: Path) -> dict[str, tuple[str, str]]:
+    """Check an XAdES signature document (IHE DSG; spec-facts §5.4) against ``ca_bundle``.
+
+    Every reference of its ``SignedInfo`` must verify (the ``IHEManifest`` and the XAdES
+    ``SignedProperties``), signed with RSA-SHA256 or stronger by a certificate chaining to the
+    bundle. Returns the manifest: ``{uniqueId: (digest algorithm URI, base64 digest)}``; raises
+    ``SoapFault`` (``Sender``) with the reason otherwise.
+    """
+    from signxml import SignatureConfiguration, XMLVerifier
+    from signxml.exceptions import InvalidInput, InvalidSignature
+
+    try:
+        root = etree.fromstring(content, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise SoapFault("Sender", None, f"signature document is not XML: {exc}") from exc
+    if root.tag != _q(NS_DS, "Signature"):
+        raise SoapFault("Sender", None, "signature document root is not ds:Signature")
+    try:
+        results = XMLVerifier().verify(
+            root,
+            ca_pem_file=str(ca_bundle),
+            expect_config=SignatureConfiguration(location="./", expect_references=True),
+        )
+    except (InvalidSignature, InvalidInput, ValueError, etree.DocumentInvalid) as exc:
+        raise SoapFault("Sender", None, f"signature document refused: {exc}") from exc
+    references = results if isinstance(results, list) else [results]
+    signed_ids = {r.signed_xml.get("Id") for r in references if r.signed_xml is not None}
+    manifest = root.find("ds:Object/ds:Manifest", NSMAP)
+    if manifest is None or manifest.get("Id") not in signed_ids:
+        raise SoapFault("Sender", None, "the signature does not cover an IHEManifest")
+    if not any(
+        r.signed_xml is not None and r.signed_xml.tag.endswith("SignedProperties")
+        for r in references
+    ):
+        raise SoapFault("Sender", None, "the signature does not cover XAdES SignedProperties")
+    listed: dict[str, tuple[str, str]] = {}
+    for ref in manifest.iterfind("ds:Reference", NSMAP):
+        method = ref.find("ds:DigestMethod", NSMAP)
+        algorithm = method.get("Algorithm", "") if method is not None else ""
+        if algorithm not in _DIGESTS:
+            raise SoapFault("Sender", None, f"manifest digest algorithm {algorithm!r} not accepted")
+        uri = ref.get("URI", "")
+        listed[uri.removeprefix("urn:oid:")] = (
+            algorithm,
+            "".join((ref.findtext("ds:DigestValue", "", NSMAP) or "").split()),
+        )
+    return listed
+
+
+def _check_dmp_metadata(
+    objects: etree._Element,
+    extrinsics: Sequence[etree._Element],
+    package: _Package,
+    errors: _Errors,
+) -> None:
+    """``strict_metadata``: what the DMP requires of each entry and of the submission set."""
+    for extrinsic in extrinsics:
+        oid = extrinsic.get("id", "")
+        schemes = {
+            c.get("classificationScheme") for c in extrinsic.iterfind("rim:Classification", NSMAP)
+        }
+        slots = _slots(extrinsic)
+        missing = [name for name, scheme in DMP_REQUIRED_ENTRY_METADATA if scheme not in schemes]
+        missing += [name for name in DMP_REQUIRED_ENTRY_SLOTS if not any(slots.get(name, ()))]
+        if missing:
+            errors.add(
+                XDS_REGISTRY_METADATA_ERROR,
+                f"document entry lacks what the DMP requires: {', '.join(missing)}",
+                oid,
+            )
+    ss = next(
+        (p for p in objects.iterfind("rim:RegistryPackage", NSMAP) if p.get("id") == package.id),
+        None,
+    )
+    if ss is not None and not _codes(ss, SS_CONTENT_TYPE_CODE):
+        errors.add(
+            XDS_REGISTRY_METADATA_ERROR, "submission set lacks its contentTypeCode", package.id
+        )
+
+
 # -- ebRIM metadata -------------------------------------------------------------------------------
 
 
@@ -643,7 +751,8 @@ class DmpEndpoint:
     ``server_cert`` is a ``pfi_devkit.pki.Credential`` (or anything with ``cert_path`` and
     ``key_path``); ``ca_bundle`` the CAs a client certificate must chain to; ``crl_bundle``
     (optional) their CRLs, checked for the whole chain. Runtime attributes: ``mode`` (see
-    ``set_mode``), ``verify_vihf``, ``required_vihf_attributes``, ``require_signature_document``.
+    ``set_mode``), ``verify_vihf``, ``required_vihf_attributes``, ``require_signature_document``,
+    ``strict_metadata``.
     Results: ``accepted``, ``entries``, ``requests``, ``duplicates``, ``refusals``.
     """
 
@@ -659,6 +768,7 @@ class DmpEndpoint:
         verify_vihf: bool = False,
         required_vihf_attributes: Iterable[str] = (),
         require_signature_document: bool = False,
+        strict_metadata: bool = False,
         verbose: bool = False,
     ) -> None:
         self.server_cert = server_cert
@@ -668,10 +778,18 @@ class DmpEndpoint:
         self.port = port
         self._requested_port = port
         self.store_dir = Path(store_dir).resolve() if store_dir else None
-        self._defaults = (verify_vihf, tuple(required_vihf_attributes), require_signature_document)
-        self.verify_vihf, self.required_vihf_attributes, self.require_signature_document = (
-            self._defaults
+        self._defaults = (
+            verify_vihf,
+            tuple(required_vihf_attributes),
+            require_signature_document,
+            strict_metadata,
         )
+        (
+            self.verify_vihf,
+            self.required_vihf_attributes,
+            self.require_signature_document,
+            self.strict_metadata,
+        ) = self._defaults
         self.verbose = verbose
         self.mode: Mode = "normal"
         self.fail_code = DEFAULT_FAIL_CODE
@@ -726,9 +844,12 @@ class DmpEndpoint:
     def reset(self) -> None:
         """Back to a fresh endpoint (mode normal, nothing stored), between tests."""
         self.set_mode("normal")
-        self.verify_vihf, self.required_vihf_attributes, self.require_signature_document = (
-            self._defaults
-        )
+        (
+            self.verify_vihf,
+            self.required_vihf_attributes,
+            self.require_signature_document,
+            self.strict_metadata,
+        ) = self._defaults
         with self._lock:
             self.accepted.clear()
             self.entries.clear()
@@ -828,6 +949,7 @@ class DmpEndpoint:
                 "delay": self.delay,
                 "verify_vihf": self.verify_vihf,
                 "require_signature_document": self.require_signature_document,
+                "strict_metadata": self.strict_metadata,
                 "server_cert": str(self.server_cert.cert_path),
                 "ca_bundle": str(self.ca_bundle),
                 "crl_bundle": str(self.crl_bundle) if self.crl_bundle else None,
@@ -960,6 +1082,9 @@ class DmpEndpoint:
             replaced = self._check_replacements(associations, extrinsics, new_entries, errors)
             if self.require_signature_document:
                 self._check_signature_document(associations, extrinsics, package, errors)
+                self._check_signature_content(extrinsics, documents, errors)
+            if self.strict_metadata:
+                _check_dmp_metadata(objects, extrinsics, package, errors)
             if errors:
                 raise RegistryFailure(errors)
             self._fail_mode()
@@ -1141,6 +1266,47 @@ class DmpEndpoint:
                 f"{ASSOC_SIGNS} association to the submission set",
                 package.id,
             )
+
+    def _check_signature_content(
+        self,
+        extrinsics: Sequence[etree._Element],
+        documents: Mapping[str, bytes],
+        errors: _Errors,
+    ) -> None:
+        """The XAdES signature document: valid signature, manifest digests = the bytes sent."""
+        signed: dict[str, bytes] = {}
+        signatures: list[tuple[str, bytes]] = []
+        for extrinsic in extrinsics:
+            oid = extrinsic.get("id", "")
+            content = documents.get(oid)
+            if content is None:
+                continue
+            if any(c.code == SIGNATURE_CLASS_CODE for c in _codes(extrinsic, DE_CLASS_CODE)):
+                signatures.append((oid, content))
+            else:
+                signed[_external_id(extrinsic, DE_UNIQUE_ID)] = content
+        for oid, content in signatures:
+            try:
+                manifest = verify_signature_document(content, self.ca_bundle)
+            except SoapFault as fault:
+                errors.add(XDS_REGISTRY_METADATA_ERROR, fault.reason, oid)
+                continue
+            for unique_id, data in signed.items():
+                listed = manifest.get(unique_id)
+                if listed is None:
+                    errors.add(
+                        XDS_REGISTRY_METADATA_ERROR,
+                        f"the signature manifest does not list {unique_id}",
+                        oid,
+                    )
+                    continue
+                algorithm, digest = listed
+                if base64.b64encode(_DIGESTS[algorithm](data).digest()).decode() != digest:
+                    errors.add(
+                        XDS_REGISTRY_METADATA_ERROR,
+                        f"the signature manifest digest of {unique_id} is not that of its bytes",
+                        oid,
+                    )
 
     def _update_document_set(self, envelope: etree._Element, ctx: _Context) -> None:
         objects = envelope.find("soap:Body/lcm:SubmitObjectsRequest/rim:RegistryObjectList", NSMAP)
@@ -1443,6 +1609,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--store-dir", type=Path)
     parser.add_argument("--verify-vihf", action="store_true")
+    parser.add_argument("--require-signature-document", action="store_true")
+    parser.add_argument("--strict-metadata", action="store_true")
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
 
@@ -1461,6 +1629,8 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         store_dir=args.store_dir,
         verify_vihf=args.verify_vihf,
+        require_signature_document=args.require_signature_document,
+        strict_metadata=args.strict_metadata,
         verbose=args.verbose,
     )
     with endpoint:
@@ -1488,6 +1658,7 @@ __all__ = [
     "parse_envelope",
     "registry_response",
     "split_mtom",
+    "verify_signature_document",
     "verify_vihf",
     "vihf_attributes",
 ]

@@ -74,6 +74,7 @@ max_delay_seconds = 0.02
     _ensure_pool("dmp", 2)
     dmp_endpoint.verify_vihf = True
     dmp_endpoint.require_signature_document = True
+    dmp_endpoint.strict_metadata = True
     yield tmp_path, ledger_url
     postgres_server.drop_database(ledger_url.rsplit("/", 1)[1])
 

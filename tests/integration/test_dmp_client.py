@@ -33,12 +33,14 @@ CONFIG = DmpConfig(source_id="1.2.250.1.71.4.2.2", structure_name="CH TEST")
 
 @pytest.fixture
 def dmp(dmp_endpoint):
-    """The endpoint as strict as the DMP: signed VIHF, its attributes, a signature document."""
+    """The endpoint as strict as the DMP: signed VIHF and its attributes, a verified signature
+    document covering every document, the metadata the DMP requires."""
     from pfi_devkit.dmp_endpoint import VIHF_ATTRIBUTES_DMP
 
     dmp_endpoint.verify_vihf = True
     dmp_endpoint.required_vihf_attributes = VIHF_ATTRIBUTES_DMP
     dmp_endpoint.require_signature_document = True
+    dmp_endpoint.strict_metadata = True
     return dmp_endpoint
 
 
@@ -219,4 +221,47 @@ def test_an_untrusted_client_certificate_never_gets_through(
         with pytest.raises(TransientError) as caught:
             send(rogue, signer, endpoints, load(fixtures_dir, MDM_INITIAL))
     assert caught.value.code in ("DMP_TLS", "DMP_UNREACHABLE")
+    assert dmp.entries == {}
+
+
+def test_a_signature_document_that_does_not_match_the_bytes_is_refused(
+    fixtures_dir, client, signer, endpoints, dmp, monkeypatch
+):
+    from pfi.dmp import submission as builder
+
+    original = builder.signature_document
+
+    def stale(signer_, documents, **kwargs):  # signs other bytes than the ones sent
+        return original(signer_, [(uid, data + b" ") for uid, data in documents], **kwargs)
+
+    monkeypatch.setattr(builder, "signature_document", stale)
+    with pytest.raises(RefusedByPartner) as caught:
+        send(client, signer, endpoints, load(fixtures_dir, MDM_INITIAL))
+    assert caught.value.code == "XDSRegistryMetadataError"
+    assert "digest" in dmp.refusals[-1].text and dmp.entries == {}
+
+
+def test_incomplete_metadata_is_refused_by_a_strict_dmp(
+    fixtures_dir, client, signer, endpoints, dmp, monkeypatch
+):
+    from pfi.dmp import submission as builder
+
+    original = builder.document_entry
+    monkeypatch.setattr(
+        builder, "document_entry", lambda s: replace(original(s), practice_setting_code=None)
+    )
+    with pytest.raises(RefusedByPartner) as caught:
+        send(client, signer, endpoints, load(fixtures_dir, MDM_INITIAL))
+    assert caught.value.code == "XDSRegistryMetadataError"
+    assert "practiceSettingCode" in dmp.refusals[-1].text
+
+
+def test_a_signature_document_from_an_untrusted_signer_is_refused(
+    fixtures_dir, client, endpoints, dmp, test_pki
+):
+    dmp.verify_vihf = False  # isolate the signature document's own check
+    rogue = Signer.from_files(test_pki.rogue_client.cert_path, test_pki.rogue_client.key_path)
+    with pytest.raises(RefusedByPartner):
+        send(client, rogue, endpoints, load(fixtures_dir, MDM_INITIAL))
+    assert "signature document refused" in dmp.refusals[-1].text
     assert dmp.entries == {}

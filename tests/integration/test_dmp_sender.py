@@ -136,6 +136,7 @@ class World:
 @pytest.fixture
 def world(fresh_ledger, dmp_endpoint, test_pki, fixtures_dir, site):
     dmp_endpoint.require_signature_document = True
+    dmp_endpoint.strict_metadata = True
     dmp_endpoint.verify_vihf = True
     w = World(fresh_ledger, dmp_endpoint, test_pki, fixtures_dir, site)
     yield w
