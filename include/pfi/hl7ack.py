@@ -31,6 +31,11 @@ CHARSETS = {
     "ASCII": "ascii",
 }
 
+#: MSA-1 (HL7 table 0008): application acknowledgements, then the enhanced-mode commit
+#: acknowledgements an MLLP inlet answers once a message is safely stored (CA accept, CE error,
+#: CR reject).
+ACK_CODES = ("AA", "AE", "AR", "CA", "CE", "CR")
+
 #: HL7 table 0357 "message error condition" codes used in ERR-3.
 ERR_SEGMENT_SEQUENCE = ("100", "Segment sequence error")
 ERR_REQUIRED_FIELD_MISSING = ("101", "Required field missing")
@@ -146,8 +151,10 @@ def technical_ack(
     ``control_id`` is the ACK's own MSH-10 (the caller makes it unique and stable across retries,
     e.g. from the ledger id). ``text`` goes to MSA-3 and must hold no patient data.
     """
-    if code not in ("AA", "AE", "AR"):
-        raise ValueError(f"acknowledgement code must be AA, AE or AR, not {code!r}")
+    if code not in ACK_CODES:
+        raise ValueError(
+            f"acknowledgement code must be one of {', '.join(ACK_CODES)}, not {code!r}"
+        )
     sep = original.field_separator or "|"
     enc = original.encoding_characters or "^~\\&"
     comp = enc[0]
