@@ -23,6 +23,12 @@ Authentication rules (shaped like an MSSanté operator):
 - A certificate that is presented must be valid: the rogue-CA and revoked certificates are refused
   (SMTP: at the TLS handshake; Dovecot: at authentication, as it does not send an alert).
 
+Delivery status notifications (RFC 3461-3464): the relay offers ``DSN``; a recipient given with
+``NOTIFY=…SUCCESS…`` gets, once its mail is in the Maildir, a ``multipart/report;
+report-type=delivery-status`` (``Action: delivered``, the ``ENVID`` and ``ORCPT`` given, the
+returned headers) delivered to the envelope sender's mailbox when it is one of ours — what an
+MSSanté operator sends back to an application mailbox that asked for it.
+
 How Dovecot runs without systemd (see docs/local-servers.md): in the foreground from a generated
 config, its sockets in a short runtime folder under ``/tmp`` (mode 0755: Dovecot's unprivileged
 login and anvil processes must enter it, and ``mkdtemp`` folders of pytest are 0700), everything
@@ -579,6 +585,15 @@ class _RelaySMTP(SMTP):
     def _create_session(self) -> Session:
         return _QuietSession(self.loop)
 
+    def _getparams(self, params):  # type: ignore[override]
+        """Accept the DSN parameters (RFC 3461) aiosmtpd does not know; the raw options still
+        reach the handler's MAIL/RCPT hooks."""
+        result = super()._getparams(params)
+        if result is not None:
+            for name in DSN_PARAMETERS:
+                result.pop(name, None)
+        return result
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         ssl_object = transport.get_extra_info("ssl_object")
@@ -600,6 +615,10 @@ class _RelayHandler:
     def __init__(self, relay: SmtpRelay) -> None:
         self.relay = relay
 
+    async def handle_EHLO(self, server, session, envelope, hostname: str, responses) -> list:
+        session.host_name = hostname  # aiosmtpd leaves it to a handler that has this hook
+        return [*responses[:-1], "250-DSN", responses[-1]]
+
     async def handle_MAIL(self, server, session, envelope, address: str, mail_options) -> str:
         cn = _session_cn(session)
         if cn is not None:
@@ -612,6 +631,8 @@ class _RelayHandler:
             return "530 5.7.0 Authentication required (TLS client certificate or AUTH PLAIN)"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
+        envelope.dsn_envid = _option(mail_options, "ENVID")
+        envelope.dsn_notify = {}
         return "250 2.1.0 OK"
 
     async def handle_RCPT(self, server, session, envelope, address: str, rcpt_options) -> str:
@@ -619,6 +640,8 @@ class _RelayHandler:
             return f"550 5.1.1 <{address}>: mailbox unknown"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
+        notify = {n.strip() for n in _option(rcpt_options, "NOTIFY").split(",") if n.strip()}
+        envelope.dsn_notify[address] = (notify, _option(rcpt_options, "ORCPT"))
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope) -> str:
@@ -630,12 +653,26 @@ class _RelayHandler:
         ).encode()
         loop = asyncio.get_running_loop()
         errors = []
+        delivered = []
         for rcpt in envelope.rcpt_tos:
             error = await loop.run_in_executor(
                 None, self.relay.deliver, envelope.mail_from, rcpt, received + data
             )
             if error:
                 errors.append(error)
+            else:
+                delivered.append(rcpt)
+        notify = getattr(envelope, "dsn_notify", {})
+        wanted = [r for r in delivered if "SUCCESS" in notify.get(r, (set(), ""))[0]]
+        sender = (envelope.mail_from or "").lower()
+        if wanted and sender in self.relay.servers.mailboxes:
+            report = delivery_report(
+                sender,
+                [(r, notify[r][1]) for r in wanted],
+                getattr(envelope, "dsn_envid", ""),
+                data,
+            )
+            await loop.run_in_executor(None, self.relay.deliver, "", sender, report)
         if errors:
             return errors[0]
         return f"250 2.0.0 OK delivered to {len(envelope.rcpt_tos)} mailbox(es)"
@@ -657,6 +694,51 @@ class _RelayHandler:
                     message="535 5.7.8 Application mailbox: present its TLS client certificate",
                 )
         return AuthResult(success=True, auth_data=login)
+
+
+DSN_PARAMETERS = ("NOTIFY", "ORCPT", "RET", "ENVID")
+
+
+def _option(options: Sequence[str], name: str) -> str:
+    """The value of an ESMTP parameter (``NAME=value``) among MAIL/RCPT options, or ""."""
+    for option in options:
+        key, _, value = option.partition("=")
+        if key.upper() == name:
+            return value
+    return ""
+
+
+def delivery_report(
+    sender: str, recipients: Sequence[tuple[str, str]], envelope_id: str, original: bytes
+) -> bytes:
+    """A "delivered" DSN (RFC 3464 in an RFC 6522 ``multipart/report``) for ``recipients``
+    (address, ORCPT), returning the original's headers (``RET=HDRS``)."""
+    boundary = f"pfi-devkit-dsn-{secrets.token_hex(8)}"
+    now = email.utils.format_datetime(dt.datetime.now(dt.UTC))
+    headers = original.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+    per_message = f"Reporting-MTA: dns; {RELAY_HOSTNAME}\r\nArrival-Date: {now}\r\n"
+    if envelope_id:
+        per_message += f"Original-Envelope-Id: {envelope_id}\r\n"
+    per_recipient = ""
+    for address, original_recipient in recipients:
+        if original_recipient:
+            per_recipient += f"\r\nOriginal-Recipient: {original_recipient}"
+        per_recipient += (
+            f"\r\nFinal-Recipient: rfc822; {address}\r\nAction: delivered\r\nStatus: 2.0.0\r\n"
+        )
+    text = (
+        f"From: Mail Delivery System <MAILER-DAEMON@{RELAY_HOSTNAME}>\r\nTo: <{sender}>\r\n"
+        f"Subject: Successful Mail Delivery Report\r\nDate: {now}\r\n"
+        f"Message-ID: <dsn-{secrets.token_hex(12)}@{RELAY_HOSTNAME}>\r\nMIME-Version: 1.0\r\n"
+        f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"'
+        f"\r\n\r\n--{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
+        "Your message was delivered to the recipient(s) below.\r\n"
+        f"\r\n--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"
+        f"{per_message}{per_recipient}"
+        f"\r\n--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n{headers}\r\n"
+        f"\r\n--{boundary}--\r\n"
+    )
+    return text.encode("utf-8")
 
 
 def _session_cn(session) -> str | None:
@@ -797,5 +879,6 @@ __all__ = [
     "RelayState",
     "SmtpRelay",
     "client_ssl_context",
+    "delivery_report",
     "peer_common_name",
 ]

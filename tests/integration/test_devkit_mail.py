@@ -263,3 +263,41 @@ def test_state_folder_the_mail_user_cannot_enter_is_reported(test_pki, tmp_path)
     with pytest.raises(MailServerError, match="cannot enter"):
         servers.start()
     assert servers.dovecot.pid is None
+
+
+def test_relay_offers_dsn_and_reports_delivery_to_the_sending_mailbox(mail_servers, test_pki):
+    msg, subject = _message(APP_A, [APP_B])
+    msg["Message-ID"] = f"<{uuid.uuid4()}@ch-demo.mssante.test>"
+    envid = str(uuid.uuid4())
+    ctx = client_ssl_context(test_pki, test_pki.clients[APP_A])
+    with _smtp_starttls(mail_servers, ctx) as smtp:
+        assert smtp.has_extn("dsn")
+        smtp.sendmail(
+            APP_A,
+            [APP_B],
+            msg.as_bytes(),
+            mail_options=["RET=HDRS", f"ENVID={envid}"],
+            rcpt_options=["NOTIFY=SUCCESS,FAILURE", f"ORCPT=rfc822;{APP_B}"],
+        )
+    imap = _imaps_external(mail_servers, test_pki, APP_A)
+    try:
+        imap.select("INBOX", readonly=True)
+        typ, data = imap.search(None, "HEADER", "Content-Type", "delivery-status")
+        reports = []
+        for num in data[0].split():
+            _, fetched = imap.fetch(num, "(BODY.PEEK[])")
+            reports.append(email.message_from_bytes(fetched[0][1]))
+    finally:
+        imap.logout()
+    (report,) = [r for r in reports if envid.upper() in r.as_string().upper()]
+    assert report.get_content_type() == "multipart/report"
+    per_message, per_recipient = report.get_payload()[1].get_payload()
+    assert per_message["Original-Envelope-Id"].upper() == envid.upper()
+    assert per_recipient["Action"] == "delivered" and per_recipient["Status"] == "2.0.0"
+    assert per_recipient["Final-Recipient"] == f"rfc822; {APP_B}"
+    assert msg["Message-ID"] in report.get_payload()[2].as_string()
+    imap = _imaps_external(mail_servers, test_pki, APP_B)
+    try:
+        assert subject in _subjects_in_inbox(imap)
+    finally:
+        imap.logout()

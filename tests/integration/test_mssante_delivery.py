@@ -195,7 +195,11 @@ def test_official_examples_reach_each_mailbox_exactly_once_and_the_producer_gets
         (doc,) = read_xdm(xdm.get_content()).documents
         assert doc.entry.unique_id == document.unique_id
 
-    # Only the ORU asks ACK_RECEPTION=Y: one positive Z02 per recipient (no DSN offered).
+    # Only the ORU asks ACK_RECEPTION=Y: its mails asked the relay for a DSN, so the Z02 waits
+    # for the operator's "delivered" report, read back from the sending mailbox.
+    assert zams(folder, "Z02") == []
+    polled = poll_notifications(ledger, settings, imap_for(mail_servers, test_pki), actor="test")
+    assert polled["dsn"] == 2 and polled["errors"] == 0
     receipts = zams(folder, "Z02")
     assert len(receipts) == 2
     assert all("ACK_RECEPTION_MSS" in z and "|Y^^expandedYes-NoIndicator|" in z for z in receipts)
@@ -211,8 +215,11 @@ def test_official_examples_reach_each_mailbox_exactly_once_and_the_producer_gets
     assert [t.what for t in traces if t.recipient == "patient"] == [
         "attempt",
         "sent",
+        "delivery-notification",
         "acknowledgement",
     ]
+    patient_sent = next(t for t in traces if t.recipient == "patient" and t.what == "sent")
+    assert patient_sent.outcome == "accepted (dsn+mdn requested)"
     csv_text = traces_csv(traces)
     assert "279035121518989" not in csv_text and "PAT-TROIS" not in csv_text
     assert mss_traces(ledger, channel="mss_patient", recipient=PROFESSIONAL) == []
@@ -329,14 +336,17 @@ def test_read_notification_gives_z03_and_failure_dsn_fails_the_delivery_with_z02
     _send_as_human(mail_servers, test_pki, PROFESSIONAL, dsn)
 
     counts = poll_notifications(ledger, settings, imap_for(mail_servers, test_pki), actor="test")
-    assert counts["mdn"] == 1 and counts["dsn"] == 1 and counts["errors"] == 0
+    # The relay's two "delivered" DSNs, the operator's "failed" one, the professional's MDN.
+    assert counts["mdn"] == 1 and counts["dsn"] == 3 and counts["errors"] == 0
     (read,) = zams(folder, "Z03")
     assert "ACK_LECTURE_MSS" in read and "|Y^^expandedYes-NoIndicator|" in read
     assert "LECTEUR_MSS^Lecteur du courriel MSSanté^AckMetierZAM" in read
     failed = ledger.get_delivery(patient.id)
     assert (failed.status, failed.reason_code) == ("failed", "SMTP_550")
-    negative = [z for z in zams(folder, "Z02") if "|N^^expandedYes-NoIndicator|" in z]
+    receipts = zams(folder, "Z02")
+    negative = [z for z in receipts if "|N^^expandedYes-NoIndicator|" in z]
     assert len(negative) == 1 and "550^" in negative[0] and "SMTPERRORCODE" in negative[0]
+    assert len(receipts) == 3  # two "delivered", then the patient's failure (its own id)
 
     # Reports are flagged: a second poll finds nothing new and writes nothing.
     again = poll_notifications(ledger, settings, imap_for(mail_servers, test_pki), actor="test")
