@@ -1,0 +1,48 @@
+"""``pfi dmp submit --dry-run``: the request printed, patient data masked unless asked."""
+
+import pytest
+
+from pfi.cli import main
+
+MDM = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM"
+INITIAL = f"{MDM}/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
+DELETION = f"{MDM}/Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7"
+IDENTITY = ("279035121518989", "PAT-TROIS", "DOMINIQUE")
+
+
+@pytest.fixture(autouse=True)
+def _no_environment(monkeypatch):
+    monkeypatch.delenv("PFI_SETTINGS", raising=False)
+    monkeypatch.delenv("AIRFLOW_CONN_PFI_DMP", raising=False)
+
+
+def test_dry_run_prints_the_iti41_with_patient_data_masked(fixtures_dir, capsys):
+    assert main(["dmp", "submit", str(fixtures_dir / INITIAL), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# ITI-41 urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b")
+    assert "saml2:Assertion" in out and "ProvideAndRegisterDocumentSetRequest" in out
+    assert "throw-away key" in out and "patient data masked" in out
+    for value in IDENTITY:
+        assert value.lower() not in out.lower()
+
+
+def test_show_identity_prints_the_request_as_sent(fixtures_dir, capsys, test_pki):
+    argv = ["dmp", "submit", str(fixtures_dir / INITIAL), "--dry-run", "--show-identity"]
+    argv += ["--signing-cert", str(test_pki.signing.cert_path)]
+    argv += ["--signing-key", str(test_pki.signing.key_path)]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "279035121518989^^^&amp;1.2.250.1.213.1.4.10&amp;ISO^NH" in out
+    assert "signed with given" in out
+
+
+def test_a_deletion_prints_an_iti57(fixtures_dir, capsys):
+    assert main(["dmp", "submit", str(fixtures_dir / DELETION), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# ITI-57 urn:ihe:iti:2010:UpdateDocumentSet")
+    assert "urn:asip:ci-sis:2010:StatusType:Deleted" in out
+
+
+def test_submit_without_dry_run_sends_nothing(fixtures_dir, capsys):
+    assert main(["dmp", "submit", str(fixtures_dir / INITIAL)]) == 2
+    assert "pfi dmp run" in capsys.readouterr().err
