@@ -38,6 +38,30 @@ def test_pdf_is_the_decoded_body(fixtures_dir: Path, rel):
     assert pdf_of(read_cda(data)) == pdf
 
 
+N3_WITH_COPY = [
+    "ans-cda-examples/BIO-CR-BIO_2024.01_Electrophorese.xml",
+    "ans-cda-examples/IMG_CR_IMG_2024.01.xml",
+    "ans-cda-examples/eP-MED-DM_2024.01_PosoStruct.xml",
+    "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/ORU/"
+    "Transmission initiale ORU/SEGUR_CR-BIO_2023.01_Electrophorese.xml",
+]
+
+
+@pytest.mark.parametrize("rel", N3_WITH_COPY)
+def test_n3_gives_its_attached_pdf_copy(fixtures_dir: Path, rel):
+    """Ségur N3 models carry a "FR-Document-attache" entry with the PDF copy (observationMedia)."""
+    data = (fixtures_dir / rel).read_bytes()
+    doc = read_cda(data)
+    assert doc.level == 3 and doc.has_attached_pdf
+    pdf = pdf_of(doc)
+    assert pdf.startswith(b"%PDF-") and b"%%EOF" in pdf[-1024:]
+    match = re.search(
+        rb'<observationMedia[^>]*>\s*<value mediaType="application/pdf"[^>]*>([^<]*)<', data
+    )
+    assert pdf == base64.b64decode(b"".join(match.group(1).split()))
+    assert "attached" not in repr(doc) and "JVBER" not in repr(doc)
+
+
 def test_n3_has_no_pdf(fixtures_dir: Path):
     data = (fixtures_dir / "ans-cda-examples/LDL-SES_2022.01.xml").read_bytes()
     with pytest.raises(InvalidInput) as info:

@@ -221,6 +221,9 @@ class CdaDocument:
     #: ``nonXMLBody/text/@representation`` (``B64`` for base64).
     representation: str | None = field(default=None, repr=False)
     _body_text: str | None = field(default=None, repr=False)
+    #: N3 only: base64 text of the PDF copy in the "FR-Document-attache" entry (templateId
+    #: 1.2.250.1.213.1.1.3.18, ``observationMedia/value[@mediaType="application/pdf"]``).
+    _attached_pdf: str | None = field(default=None, repr=False)
     #: Size of the CDA document in bytes, as received.
     size: int = 0
 
@@ -254,6 +257,17 @@ class CdaDocument:
     def has_embedded_document(self) -> bool:
         return self.level == 1 and bool(self._body_text)
 
+    @property
+    def has_attached_pdf(self) -> bool:
+        """N3 with a PDF copy of the document (CI-SIS "FR-Document-attache" entry)."""
+        return self.level == 3 and bool(self._attached_pdf)
+
+    def attached_pdf(self) -> bytes:
+        """The PDF copy carried by an N3 document (decoded), see :func:`pfi.cda.pdf_of`."""
+        if not self.has_attached_pdf:
+            raise InvalidInput("the CDA has no attached PDF copy", code="CDA_NO_PDF")
+        return _b64(self._attached_pdf or "")
+
     def embedded_document(self) -> bytes:
         """The N1 embedded file (the PDF), decoded from base64.
 
@@ -267,13 +281,17 @@ class CdaDocument:
             )
         if (self.representation or "TXT").upper() != "B64":
             return self._body_text.encode("utf-8")
-        text = "".join(self._body_text.split())
-        try:
-            return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-        except (binascii.Error, ValueError):
-            raise InvalidInput(
-                "the N1 embedded document is not valid base64", code="CDA_BAD_BASE64"
-            ) from None
+        return _b64(self._body_text)
+
+
+def _b64(value: str) -> bytes:
+    text = "".join(value.split())
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput(
+            "the embedded document is not valid base64", code="CDA_BAD_BASE64"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,6 +110,7 @@ def read_cda(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> CdaDocument:
         media_type=media_type,
         representation=representation,
         _body_text=body_text,
+        _attached_pdf=_attached_pdf(structured) if structured is not None else None,
         size=len(data),
     )
 
@@ -260,14 +261,22 @@ def pdf_of(doc: CdaDocument | bytes) -> bytes:
     PDF encapsulé dans le CDA R2 N1"). ``doc`` may be the CDA bytes (read with
     :func:`read_cda`).
 
-    Raises ``InvalidInput``: ``CDA_NO_PDF`` for an N3 document (the PFI does not render N3
-    documents) or an empty body, ``CDA_NOT_PDF`` when the N1 media type is not
+    An N3 document gives the PDF copy of its CI-SIS "FR-Document-attache" entry (templateId
+    1.2.250.1.213.1.1.3.18, the "Copie du document" the Ségur models carry; spec-facts §3.4).
+
+    Raises ``InvalidInput``: ``CDA_NO_PDF`` for an N3 document without a PDF copy (the PFI does
+    not render N3 documents) or an empty N1 body, ``CDA_NOT_PDF`` when the N1 media type is not
     ``application/pdf`` or the bytes do not start with the ``%PDF-`` signature,
     ``CDA_BAD_BASE64`` for an undecodable body.
     """
     if isinstance(doc, bytes | bytearray):
         doc = read_cda(bytes(doc))
-    if doc.level != 1 or not doc.has_embedded_document:
+    if doc.level == 3:
+        data = doc.attached_pdf()
+        if not data.lstrip(b"\r\n\t ").startswith(b"%PDF-"):
+            raise InvalidInput("the attached copy is not a PDF", code="CDA_NOT_PDF")
+        return data
+    if not doc.has_embedded_document:
         raise InvalidInput(
             "the CDA encapsulates no PDF (not an N1 document, or empty nonXMLBody)",
             code="CDA_NO_PDF",
@@ -515,6 +524,27 @@ def _related(el: etree._Element) -> RelatedDocument:
         parent_set_id=_ii(_one(parent, "setId")),
         parent_version=_int(_attr(_one(parent, "versionNumber"), "value")),
     )
+
+
+#: CI-SIS "FR-Document-attache" entry and the "Copie du document" type (LOINC 55108-5).
+_ATTACHED_DOCUMENT = "1.2.250.1.213.1.1.3.18"
+_COPY_OF_DOCUMENT = "55108-5"
+
+
+def _attached_pdf(body: etree._Element) -> str | None:
+    """The base64 PDF of the N3 "Document attaché" entries, preferring "Copie du document"."""
+    found: list[tuple[bool, str]] = []
+    for organizer in body.iter(_H + "organizer"):
+        if not any(t.get("root") == _ATTACHED_DOCUMENT for t in _all(organizer, "templateId")):
+            continue
+        is_copy = any(v.get("code") == _COPY_OF_DOCUMENT for v in organizer.iter(_H + "value"))
+        for media in organizer.iter(_H + "observationMedia"):
+            value = _one(media, "value")
+            if value is not None and (value.get("mediaType") or "").lower() == c.MEDIA_PDF:
+                if (value.get("representation") or "").upper() == c.REPRESENTATION_B64:
+                    found.append((is_copy, value.text or ""))
+    found.sort(key=lambda item: not item[0])
+    return found[0][1] if found else None
 
 
 def _patient(role: etree._Element | None) -> Patient | None:
