@@ -35,6 +35,11 @@ legalAuthenticator             ``legalAuthenticator/assignedEntity`` (XCN)
 hash, size, URI                computed from the bytes by the packer
 =============================  ===============================================================
 
+The IG notes that the DMP over-constrains the DocumentEntry ``authorInstitution`` to equal the
+SubmissionSet's (PRT-8 of the ``SB`` participant) and asks for that rule to be dropped; this
+builder follows the CI-SIS CDA mapping (``representedOrganization``). A caller that must meet
+the DMP constraint replaces the entry's authors (``dataclasses.replace``).
+
 A replacement (``relatedDocument[@typeCode=RPLC]``) is an XDS ``RPLC`` association from the
 new entry to the entry of the replaced version (:func:`replacement_association`); for the DMP
 the target is the replaced entry's entryUUID, which only the registry knows (PDSM TD2.1).

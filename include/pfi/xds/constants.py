@@ -91,7 +91,12 @@ FORMAT_BY_TEMPLATE = {
     "1.2.250.1.213.1.1.1.39": "urn:ihe:pharm:pre:2010",
     "1.3.6.1.4.1.19376.1.3.3": "urn:ihe:lab:xd-lab:2008",
     "1.2.250.1.213.1.1.1.40": "urn:asip:ci-sis:cr-anest:2020",
+    "1.2.250.1.213.1.1.1.41": "urn:asip:ci-sis:cr-cpa:2020",
     "1.2.250.1.213.1.1.1.13": "urn:asip:ci-sis:vsm:2012",
+    "1.2.250.1.213.1.1.1.47": "urn:ans:ci-sis:img-da:2022",
+    "1.2.250.1.213.1.1.1.52": "urn:ans:ci-sis:bio-ep-bio:2022",
+    "1.2.250.1.213.1.1.1.54": "urn:ihe:pharm:dis:2010",
+    "1.2.250.1.213.1.1.1.51": "urn:ihe:pcc:ips:2020",
 }
 #: ASS_A12 (N1): ``nonXMLBody/text/@mediaType`` → formatCode.
 FORMAT_BY_MEDIA_TYPE = {
@@ -116,6 +121,11 @@ FORMAT_DISPLAY = {
     "urn:ihe:pharm:pre:2010": "Prescription de médicaments",
     "urn:asip:ci-sis:cr-anest:2020": "CR d'anesthésie",
     "urn:asip:ci-sis:vsm:2012": "Volet de synthèse médicale",
+    "urn:asip:ci-sis:cr-cpa:2020": "CR de consultation pré-anesthésique",
+    "urn:ans:ci-sis:img-da:2022": "Demande d'actes d'imagerie",
+    "urn:ans:ci-sis:bio-ep-bio:2022": "Prescription d'actes de biologie médicale",
+    "urn:ihe:pharm:dis:2010": "Dispensation de médicaments",
+    "urn:ihe:pcc:ips:2020": "Patient Summary (IPS)",
 }
 
 # --- confidentialityCode --------------------------------------------------------------------------
