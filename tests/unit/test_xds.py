@@ -454,3 +454,34 @@ def test_cda_payloads_of_hl7_examples_map_to_xds(fixtures_dir):
             assert "PID-8|" in entry.source_patient_info[-1]
             mapped += 1
     assert mapped >= 15
+
+
+def test_all_official_samples_round_trip_in_one_package(read, lcm_schema):
+    """pack → read: same bytes, same DocumentEntries (plus hash/size/URI), same SubmissionSet."""
+    from dataclasses import replace
+
+    documents, associations = [], []
+    for index, rel in enumerate(sorted(EXPECTED), start=1):
+        data, doc = read(rel)
+        entry = xds.document_entry(
+            doc, entry_id=f"Document{index:02d}", flags=MetaFlags(invisible_rep_legaux=True)
+        )
+        documents.append((entry, data))
+        if doc.replaced_id:
+            associations.append(
+                xds.replacement_association(
+                    entry.entry_id, str(doc.replaced_id), association_id=f"Rplc{index:02d}"
+                )
+            )
+    ss = make_submission_set(documents[0][0])
+    archive = pack_xdm(documents, ss, associations=associations)
+    lcm_schema.assertValid(
+        etree.fromstring(archive_member(archive, "IHE_XDM/SUBSET01/METADATA.XML"))
+    )
+    package = read_xdm(archive)
+    assert package.submission_set == ss
+    assert len(package.documents) == len(documents)
+    for (entry, data), got in zip(documents, package.documents, strict=True):
+        assert got.content == data
+        assert replace(got.entry, hash=None, size=None, uri=None) == entry
+    assert len(package.replacements()) == len(associations) == 2
