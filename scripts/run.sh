@@ -20,6 +20,8 @@ set -a; . "$ENV_FILE"; set +a
 echo "3/5 migrations (Airflow metadata, PFI ledger)"
 .venv/bin/airflow db migrate >"$LOG/db-migrate.log" 2>&1 || { tail -20 "$LOG/db-migrate.log"; exit 1; }
 .venv/bin/pfi ledger upgrade >/dev/null
+# The pool that throttles DMP calls (dags/deliver_dmp.py); `pools set` is idempotent.
+.venv/bin/airflow pools set dmp 2 "DMP web services (ITI-41, ITI-57)" >>"$LOG/db-migrate.log" 2>&1
 
 echo "4/5 Airflow components"
 alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }

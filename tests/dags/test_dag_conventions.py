@@ -70,3 +70,19 @@ def test_dag_files_do_no_work_at_parse_time(path: Path):
 @pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
 def test_dag_files_start_with_a_docstring(path: Path):
     assert ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+
+
+def test_every_pool_a_task_uses_is_created_by_make_run_and_by_compose(dagbag):
+    root = DAGS_DIR.parent
+    pools = {
+        task.pool
+        for dag in dagbag.dags.values()
+        for task in dag.tasks
+        if task.pool and task.pool != "default_pool"
+    }
+    run_sh = (root / "scripts/run.sh").read_text(encoding="utf-8")
+    compose = (root / "docker-compose.yaml").read_text(encoding="utf-8")
+    assert pools, "the DMP calls are expected to be throttled by a pool"
+    for pool in pools:
+        assert f"airflow pools set {pool} " in run_sh, f"make run does not create pool {pool}"
+        assert f"airflow pools set {pool} " in compose, f"airflow-init does not create pool {pool}"
