@@ -12,8 +12,8 @@
 Model (:mod:`pfi.xdm.model`), reader (:mod:`pfi.xdm.reader`: archive checks, METADATA.XML
 parsing), packer (:mod:`pfi.xdm.packer`: METADATA.XML generation, zip layout), identifiers
 (:mod:`pfi.xdm.constants`: XDS.b scheme UUIDs). The metadata of a CDA document (the CI-SIS
-CDA → XDS mapping, visibility codes, submission set) is built by :mod:`pfi.xds`. Spec: IHE ITI TF-2b §3.32, TF-3 §4.2; spec-facts
-§4 (XDM for MSSanté).
+CDA → XDS mapping, visibility codes, submission set) is built by :mod:`pfi.xds`.
+Spec: IHE ITI TF-2b §3.32, TF-3 §4.2; spec-facts §4 (XDM for MSSanté).
 """
 
 from pfi.xdm.model import (
