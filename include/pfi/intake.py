@@ -258,7 +258,8 @@ def _warnings(request: Hl7Request) -> tuple[AckError, ...]:
     )
 
 
-def _cda_identity(cda: CdaDocument) -> InsIdentity | None:
+def cda_identity(cda: CdaDocument) -> InsIdentity | None:
+    """The INS identity a CDA header states (``recordTarget``), ``None`` without an INS."""
     patient = cda.patient
     ins = patient.ins if patient else None
     if patient is None or ins is None:
@@ -278,7 +279,7 @@ def _cda_identity(cda: CdaDocument) -> InsIdentity | None:
 
 def _identity_failures(pid: InsIdentity | None, cda: CdaDocument) -> list[RuleFailure]:
     """PID against the CDA header of one document: matricule, OID and the five traits."""
-    header = _cda_identity(cda)
+    header = cda_identity(cda)
     if pid is None and header is None:
         return []
     if header is None:
@@ -996,6 +997,7 @@ __all__ = [
     "acknowledge_items",
     "ack_path",
     "claim",
+    "cda_identity",
     "claim_and_record",
     "evaluate",
     "load_request",

@@ -244,6 +244,10 @@ class MllpInlet:
         self._thread.start()
         return self
 
+    def close(self) -> None:
+        """Release the listening socket (after :meth:`serve_forever` returned)."""
+        self._server.server_close()
+
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()

@@ -136,3 +136,29 @@ def test_a_message_that_cannot_be_stored_gets_a_commit_error(settings, fixtures_
         answer = send(*inlet.address, (fixtures_dir / INITIAL).read_bytes())
     assert msa(answer)[:3] == ["MSA", "CE", "015"]
     assert not list(source.drop_dir.iterdir())
+
+
+def test_pfi_hl7_listen_serves_until_sigterm(settings, fixtures_dir):
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pfi", "--settings", str(settings.source_file)]
+        + ["hl7", "listen", "dpi", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        started = json.loads(process.stdout.readline())
+        assert started["source"] == "dpi" and started["port"] > 0
+        answer = send(started["host"], started["port"], (fixtures_dir / INITIAL).read_bytes())
+        assert msa(answer)[:3] == ["MSA", "CA", "015"]
+        assert len(list(settings.source("dpi").drop_dir.glob("MLLP_*.hl7"))) == 1
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+    assert b"stored as MLLP_" in process.stderr.read()
