@@ -141,3 +141,15 @@ def test_bad_inputs(capsys, fixtures_dir, tmp_path):
                  *PATIENT, *AUTHOR, "--structure-id", "1", "--structure-name", "x",
                  "--ins-oid", "1.2.250.1.213.1.4.10"])  # fmt: skip
     assert code == 1 and "CDA_BAD_INPUT" in capsys.readouterr().err
+
+
+def test_inspect_an_hl7_file_shows_each_cda(capsys, fixtures_dir):
+    rel = (
+        "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/"
+        "Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
+    )
+    code, out = run(capsys, "cda", "inspect", fixtures_dir / rel)
+    assert code == 1  # MANIFEST.md: this payload lacks setId and uses the SP qualifier
+    assert "== message 1 OBX" in out
+    assert "CDA_NO_SETID" in out and "CDA_NAME_QUALIFIER" in out
+    assert INS not in out and "PAT-TROIS" not in out

@@ -10,7 +10,7 @@
         [--finess-geo F] [--replaces OID[^EXT] --set-id OID --version N] -o OUT.xml
 
 ``inspect`` prints the header, the XDS codes the mapping gives, the N1 body and the header
-defects (exit 1 when there are some); the patient's identity only with ``--show-identity``
+defects (exit 1 when there are some) of a CDA file, or of each CDA an HL7 v2 file carries; the patient's identity only with ``--show-identity``
 (support staff must not copy it into a ticket by accident). ``from-pdf`` takes the custodian
 and author organisation from the settings (``--settings``; or ``--structure-id`` and
 ``--structure-name``), the INS OID from ``site.ins_environment`` unless ``--ins-oid`` is given.
@@ -137,19 +137,43 @@ def summary(data: bytes, *, show_identity: bool = False) -> dict[str, Any]:
     return out
 
 
+def cda_documents(data: bytes) -> list[tuple[str, bytes]]:
+    """``(label, CDA bytes)``: the file itself, or each CDA carried by an HL7 v2 file's OBX."""
+    if data.lstrip()[:3] not in (b"MSH", b"FHS", b"BHS"):
+        return [("", data)]
+    from pfi.hl7v2 import Hl7Request, parse_file
+
+    out = []
+    for index, message in enumerate(parse_file(data), start=1):
+        if isinstance(message, Hl7Request):
+            for doc in message.documents:
+                if doc.format == "cda":
+                    out.append((f"message {index} OBX {doc.set_id}", doc.content))
+    return out
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
-    info = summary(args.file.read_bytes(), show_identity=args.show_identity)
-    if args.json:
-        print(json.dumps(info, ensure_ascii=False, indent=2))
-    else:
-        for key, value in info.items():
-            if key == "defects":
-                continue
-            print(f"{key}: {value}")
-        for defect in info["defects"]:
-            print(f"defect {defect}")
-        print("header OK" if not info["defects"] else f"{len(info['defects'])} defect(s)")
-    return 1 if info["defects"] else 0
+    from pfi.errors import InvalidInput
+
+    documents = cda_documents(args.file.read_bytes())
+    if not documents:
+        raise InvalidInput("the HL7 file carries no CDA document", code="CDA_NONE_FOUND")
+    status = 0
+    for label, data in documents:
+        if label:
+            print(f"== {label}")
+        info = summary(data, show_identity=args.show_identity)
+        if args.json:
+            print(json.dumps(info, ensure_ascii=False, indent=2))
+        else:
+            for key, value in info.items():
+                if key != "defects":
+                    print(f"{key}: {value}")
+            for defect in info["defects"]:
+                print(f"defect {defect}")
+            print("header OK" if not info["defects"] else f"{len(info['defects'])} defect(s)")
+        status = max(status, 1 if info["defects"] else 0)
+    return status
 
 
 def cmd_types(args: argparse.Namespace) -> int:
