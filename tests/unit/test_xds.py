@@ -485,3 +485,65 @@ def test_all_official_samples_round_trip_in_one_package(read, lcm_schema):
         assert got.content == data
         assert replace(got.entry, hash=None, size=None, uri=None) == entry
     assert len(package.replacements()) == len(associations) == 2
+
+
+# --- from the HL7 v2 request ----------------------------------------------------------------------
+
+V21_MDM = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM"
+
+
+def test_request_gives_flags_patient_id_sender_and_content_type(fixtures_dir):
+    """MDM INIT Base64 (v2.1): INVISIBLE_PATIENT and INVISIBLE_REP_LEGAUX = Y, PV1-2 = I,
+    PRT SB = 801234564895 / Organisation-Y FINESS géographique 300017985."""
+    from pfi.hl7v2 import parse_file
+
+    rel = f"{V21_MDM}/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
+    (request,) = parse_file((fixtures_dir / rel).read_bytes())
+    (document,) = request.documents
+    cda = read_cda(document.content)
+    entry = xds.document_entry_for_request(request, cda, entry_id="Document01")
+    assert [c.code for c in entry.confidentiality_codes] == [
+        "N",
+        "INVISIBLE_PATIENT",
+        "INVISIBLE_REPRESENTANTS_LEGAUX",
+    ]
+    assert entry.patient_id == INS_CX
+    ss = xds.submission_set_for_request(
+        request,
+        unique_id="1.2.3.4.1",
+        source_id="1.2.3.4",
+        patient_id=entry.patient_id,
+        submission_time=datetime(2024, 1, 16, 15, 11, 12, tzinfo=UTC),
+    )
+    (author,) = ss.authors
+    assert author.person == "801234564895^Eric^Thomas^^^^^^&1.2.250.1.71.4.2.1&ISO^D^^^IDNPS"
+    assert author.institutions == ("Organisation-Y^^^^^&1.2.250.1.71.4.2.2&ISO^IDNST^^^1300017985",)
+    assert ss.content_type_code.code == "03"  # PV1-2 = I
+
+
+def test_sender_author_fallbacks():
+    from pfi.hl7v2.model import Participant
+
+    assert xds.sender_author(None) is None
+    assert xds.sender_author(Participant(role="SB")) is None
+    device = xds.sender_author(Participant(role="SB", device_id="RIS-01"))
+    assert device.person.startswith("RIS-01^") and device.person.endswith("^U^^^EI")
+    siret = xds.sender_author(
+        Participant(
+            role="SB",
+            organization_name="Clinique",
+            organization_id_type="SIRET",
+            organization_id="12345678900011",
+        )
+    )
+    assert siret.institutions[0].endswith("^IDNST^^^312345678900011")
+    fallback = xds.institution_author("CH", "1010000032", software_name="PFI")
+    ss = xds.submission_set_for_request(
+        type("R", (), {"sender": None, "visit": None})(),
+        unique_id="1.2",
+        source_id="1.2",
+        patient_id=INS_CX,
+        submission_time=datetime(2024, 1, 1, tzinfo=UTC),
+        fallback_authors=[fallback],
+    )
+    assert ss.authors == (fallback,) and ss.content_type_code is None

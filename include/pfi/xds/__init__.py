@@ -19,6 +19,8 @@ Public API (stable; the DMP and MSSanté deliveries build on it)::
     zip_bytes = pfi.xdm.pack_xdm([(entry, cda_bytes)], ss, associations=extra)
 
 - :func:`document_entry` — DocumentEntry from the CDA header (+ MetaDMPMSS flags);
+  :func:`document_entry_for_request` / :func:`submission_set_for_request` — the same from an
+  :class:`pfi.hl7v2.Hl7Request` (flags, PID-3 INS, PRT ``SB`` author, PV1-2 content type);
 - :func:`submission_set`, :func:`institution_author`, :func:`mail_recipient` — SubmissionSet;
 - :func:`visibility_codes` — MetaDMPMSS flags → TRE_A07 confidentiality codes;
   :func:`secret_connection_code` — CONNEXION_SECRETE → the VIHF confidentiality-code value;
@@ -39,6 +41,7 @@ from pfi.xds.builder import (
     content_type_for,
     cx,
     document_entry,
+    document_entry_for_request,
     format_code_for,
     institution_author,
     mail_recipient,
@@ -46,8 +49,10 @@ from pfi.xds.builder import (
     replaced_unique_id,
     replacement_association,
     secret_connection_code,
+    sender_author,
     source_patient_info,
     submission_set,
+    submission_set_for_request,
     visibility_codes,
     xcn,
     xds_author,
@@ -62,6 +67,7 @@ __all__ = [
     "content_type_for",
     "cx",
     "document_entry",
+    "document_entry_for_request",
     "format_code_for",
     "institution_author",
     "mail_recipient",
@@ -69,8 +75,10 @@ __all__ = [
     "replaced_unique_id",
     "replacement_association",
     "secret_connection_code",
+    "sender_author",
     "source_patient_info",
     "submission_set",
+    "submission_set_for_request",
     "visibility_codes",
     "xcn",
     "xds_author",

@@ -410,3 +410,92 @@ def replaced_unique_id(doc: CdaDocument) -> str | None:
     """``root^extension`` of the document a CDA replaces (``relatedDocument`` RPLC), if any."""
     replaced = doc.replaced_id
     return str(replaced) if replaced else None
+
+
+# --- from the HL7 v2 request (IG-CDA ``mapping.md``: the data the message gives) ----------------
+
+#: PRT-8 organisation id types giving a FINESS (IdNatStruct prefix ``1``) or a SIRET (``3``).
+_STRUCT_PREFIX = {"FINEG": "1", "FINEJ": "1", "FINESS": "1", "SIRET": "3"}
+
+
+def sender_author(sender: Any) -> Author | None:
+    """The SubmissionSet author from the PRT ``SB`` participant (a :class:`pfi.hl7v2.Participant`).
+
+    authorPerson ← PRT-5 (XCN, ``IDNPS`` under the RPPS/ADELI OID) or PRT-10.1 (device);
+    authorInstitution ← PRT-8 (XON ``IDNST``; a FINESS/SIRET becomes its IdNatStruct ``1…``/
+    ``3…``). ``None`` without a sender or anything to say.
+    """
+    if sender is None:
+        return None
+    person = None
+    if sender.person_id:
+        oid = sender.person_authority_oid or k.OID_IDNAT_PS
+        id_type = k.XCN_TYPE_PS if oid == k.OID_IDNAT_PS else (sender.person_id_type or "EI")
+        person = (
+            f"{sender.person_id}^{sender.person_family}^{sender.person_given}^^^^^^"
+            f"&{oid}&ISO^D^^^{id_type}"
+        )
+    elif sender.device_id:
+        person = f"{sender.device_id}^^^^^^^^&{k.OID_IDNAT_STRUCT}&ISO^U^^^EI"
+    institutions: tuple[str, ...] = ()
+    if sender.organization_id:
+        prefix = _STRUCT_PREFIX.get(sender.organization_id_type.upper(), "")
+        struct_id = sender.organization_id
+        if prefix and not (len(struct_id) > 9 and struct_id.startswith(prefix)):
+            struct_id = prefix + struct_id
+        oid = sender.organization_authority_oid or k.OID_IDNAT_STRUCT
+        institutions = (
+            f"{sender.organization_name}^^^^^&{oid}&ISO^{k.XON_TYPE_STRUCT}^^^{struct_id}",
+        )
+    if person is None and not institutions:
+        return None
+    return Author(person=person, institutions=institutions)
+
+
+def document_entry_for_request(
+    request: Any, doc: CdaDocument, *, entry_id: str = "", strict: bool = False
+) -> DocumentEntry:
+    """:func:`document_entry` for a CDA of an :class:`pfi.hl7v2.Hl7Request`.
+
+    The request's MetaDMPMSS flags give the visibility codes; patientId is PID-3's INS when
+    the message has one (the mapping's source; intake checked it equals the CDA's).
+    """
+    patient = getattr(request, "patient", None)
+    patient_id = None
+    if patient is not None and patient.ins and patient.ins_oid:
+        patient_id = cx(Identifier(patient.ins_oid, patient.ins), k.CX_TYPE_INS)
+    return document_entry(
+        doc, flags=request.flags, entry_id=entry_id, patient_id=patient_id, strict=strict
+    )
+
+
+def submission_set_for_request(
+    request: Any,
+    *,
+    unique_id: str,
+    source_id: str,
+    patient_id: str,
+    submission_time: datetime,
+    fallback_authors: Iterable[Author] = (),
+    content_type: Coded | None = None,
+    intended_recipients: Sequence[str] = (),
+    title: str | None = None,
+) -> SubmissionSet:
+    """:func:`submission_set` for an :class:`pfi.hl7v2.Hl7Request`.
+
+    Author ← PRT ``SB`` (:func:`sender_author`), else ``fallback_authors`` (the establishment
+    and the PFI: :func:`institution_author`); contentTypeCode ← ``content_type`` or PV1-2.
+    """
+    author = sender_author(getattr(request, "sender", None))
+    visit = getattr(request, "visit", None)
+    return submission_set(
+        unique_id=unique_id,
+        source_id=source_id,
+        patient_id=patient_id,
+        submission_time=submission_time,
+        authors=(author,) if author else tuple(fallback_authors),
+        content_type=content_type,
+        patient_class=visit.patient_class if visit else None,
+        intended_recipients=intended_recipients,
+        title=title,
+    )
