@@ -1,0 +1,71 @@
+"""The ``pfi_mss_<mailbox>`` Connection → SMTP/IMAP endpoints (the demo's shape included)."""
+
+import json
+
+import pytest
+
+from pfi.errors import ConfigurationError
+from pfi.mssante.connection import endpoints
+from pfi.mssante.smtp import smtp_code_of
+
+EXTRA = {
+    "imap_port": 1143,
+    "imaps_port": 1993,
+    "smtp_port": 1587,
+    "smtps_port": 1465,
+    "client_cert": "/pki/pfi.pem",
+    "client_key": "/pki/pfi.key",
+    "ca_bundle": "/pki/ca.pem",
+}
+
+
+def test_demo_connection_gives_starttls_plain_with_the_mailbox_address():
+    smtp, imap = endpoints(
+        host="127.0.0.1", port=1143, login="pfi@ch.test", password="s", extra=EXTRA
+    )
+    assert (smtp.port, smtp.security, smtp.sasl, smtp.mailbox) == (
+        1587,
+        "starttls",
+        "plain",
+        "pfi@ch.test",
+    )
+    assert (imap.port, imap.security, imap.sasl) == (1143, "starttls", "plain")
+    assert str(smtp.tls.client_cert) == "/pki/pfi.pem" and smtp.tls.crl_file is None
+    assert smtp.tls.conf03_ciphers and smtp.password == "s"
+
+
+def test_implicit_tls_external_and_options_from_extra_json():
+    extra = {**EXTRA, "smtp_security": "tls", "imap_security": "tls", "imap_sasl": "external"}
+    extra |= {"smtp_sasl": "none", "crl_file": "/pki/crl.pem", "conf03_ciphers": "false"}
+
+    smtp, imap = endpoints(
+        host="mss.example",
+        port=None,
+        login=None,
+        password=None,
+        extra=json.dumps(extra),
+        mailbox="pfi@ch.test",
+    )
+    assert (smtp.port, smtp.security, smtp.sasl) == (1465, "tls", "none")
+    assert (imap.port, imap.security, imap.sasl) == (1993, "tls", "external")
+    assert str(imap.tls.crl_file) == "/pki/crl.pem" and not imap.tls.conf03_ciphers
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"extra": {k: v for k, v in EXTRA.items() if k != "ca_bundle"}}, "ca_bundle"),
+        ({"extra": {k: v for k, v in EXTRA.items() if k != "client_cert"}}, "client_cert"),
+        ({"login": "other@ch.test"}, "login is not the mailbox"),
+        ({"extra": {**EXTRA, "smtp_security": "ssl"}}, "starttls or tls"),
+    ],
+)
+def test_incomplete_or_inconsistent_connections_are_configuration_errors(change, message):
+    fields = {"host": "h", "port": 1, "login": "pfi@ch.test", "password": "", "extra": EXTRA}
+    with pytest.raises(ConfigurationError, match=message):
+        endpoints(**{**fields, **change}, mailbox="pfi@ch.test")
+
+
+def test_smtp_code_of_ledger_reason_codes():
+    assert smtp_code_of("SMTP_550") == 550
+    assert smtp_code_of("MSS_CONNECTION") is None and smtp_code_of(None) is None
