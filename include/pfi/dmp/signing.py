@@ -22,6 +22,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 
 from lxml import etree
@@ -63,7 +64,7 @@ class Signer:
             raise ConfigurationError("no certificate in the signing file", code="DMP_SIGNING_CERT")
         return cls(key, certs)
 
-    @property
+    @cached_property
     def certificate(self):  # -> cryptography.x509.Certificate
         from cryptography import x509
 
@@ -85,15 +86,23 @@ class Signer:
             for pem in self.chain_pem
         ]
 
-    def sign_bytes(self, data: bytes) -> bytes:
-        """RSA PKCS#1 v1.5 with SHA-256 (``rsa-sha256``)."""
-        from cryptography.hazmat.primitives import hashes, serialization
-        from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    @cached_property
+    def private_key(self):  # -> cryptography RSAPrivateKey
+        """The key, loaded once: loading checks the RSA key, which costs tens of milliseconds."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
 
         key = serialization.load_pem_private_key(self.key_pem, password=None)
         if not isinstance(key, rsa.RSAPrivateKey):
             raise ConfigurationError("the DMP signing key must be RSA", code="DMP_SIGNING_CERT")
-        return key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        return key
+
+    def sign_bytes(self, data: bytes) -> bytes:
+        """RSA PKCS#1 v1.5 with SHA-256 (``rsa-sha256``)."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
+        return self.private_key.sign(data, padding.PKCS1v15(), hashes.SHA256())
 
     def sign_enveloped(self, element: etree._Element, id_value: str) -> etree._Element:
         """Enveloped XML-DSig of ``element`` (referenced by its ``ID``) with ``signxml``.
@@ -110,7 +119,7 @@ class Signer:
         )
         return signer.sign(
             element,
-            key=self.key_pem,
+            key=self.private_key,
             cert=list(self.chain_pem),
             reference_uri=f"#{id_value}",
             id_attribute="ID",
