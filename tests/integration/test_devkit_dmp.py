@@ -661,7 +661,8 @@ def test_control_path_drives_the_mode_from_another_process(dmp_endpoint, test_pk
             s.post(f"{control}/mode", json={"mode": "slow", "delay": "x"}, timeout=5).status_code
             == 400
         )
-        answer = s.post(f"{control}/mode", json={"mode": "down", "duration": 0.5}, timeout=5)
+        # Long enough for the refused POST below to land while down, even on a busy machine.
+        answer = s.post(f"{control}/mode", json={"mode": "down", "duration": 2}, timeout=5)
         assert answer.json()["mode"] == "down" and answer.json()["listening"] is False
 
     with pytest.raises(requests.exceptions.ConnectionError):
