@@ -246,3 +246,48 @@ def test_defective_official_sample_fails_the_compiled_schematron(fixtures_dir, s
     )
     failed = strucmin.failed((fixtures_dir / rel).read_bytes())
     assert len(failed) == 1 and "setId" in failed[0].text  # MANIFEST.md: 1 failed assert
+
+
+# --- a producer that sends a PDF only -------------------------------------------------------------
+
+
+def test_n1_from_an_hl7_request_carrying_a_pdf(fixtures_dir, cda_xsd, strucmin, pdf):
+    """The v2.1 MDM replacement example, its CDA swapped for a bare PDF in OBX-5.5."""
+    import base64
+    import re
+
+    from pfi.cda.generator import n1_from_request
+    from pfi.hl7v2 import parse_file
+
+    rel = (
+        "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/"
+        "Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7"
+    )
+    raw = (fixtures_dir / rel).read_bytes()
+    obx = next(s for s in re.split(rb"\r\n|\r|\n", raw) if s.startswith(b"OBX|1|"))
+    payload = obx.split(b"|")[5].split(b"^")[4]
+    (request,) = parse_file(raw.replace(payload, base64.b64encode(pdf)))
+    (document,) = request.documents
+    assert document.format == "pdf"
+    n1 = n1_from_request(
+        request,
+        document.content,
+        organization=Structure("1010000032", "CH de Démonstration"),
+        set_id=Identifier("1.2.250.1.71.4.2.2.99.3.7"),
+        version=2,
+    )
+    data = build_n1(n1)
+    check_valid(data, cda_xsd, strucmin)
+    cda = read_cda(data)
+    assert cda.id == Identifier("1.2.250.1.71.4.2.2.120456789.71024000082")  # TXA-12
+    assert cda.replaced_id == Identifier("1.2.250.1.71.4.2.2.120456789.71024000081")  # TXA-13
+    assert cda.code.code == "18748-4" and cda.version_number == 2
+    assert cda.patient.ins == Identifier("1.2.250.1.213.1.4.10", INS)
+    assert cda.author.person_id.root == "1.2.250.1.71.4.2.1"  # PRT-5 of SB
+    assert cda.effective_time.isoformat() == "2022-12-16T09:32:00+01:00"  # TXA-4, Paris time
+    assert pdf_of(cda) == pdf
+    no_birthplace = replace(request, patient=replace(request.patient, birthplace_code=""))
+    with pytest.raises(InvalidInput) as info:
+        n1_from_request(no_birthplace, pdf, organization=n1.organization)
+    assert info.value.code == "CDA_BAD_INPUT" and "birthplace" in str(info.value)
+    assert INS not in str(info.value)

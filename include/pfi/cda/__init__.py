@@ -27,6 +27,8 @@ from pfi.cda.generator import (
     Software,
     Structure,
     build_n1,
+    document_type_of,
+    n1_from_request,
     software_of_site,
     structure_of_site,
 )
@@ -63,6 +65,8 @@ __all__ = [
     "Software",
     "Structure",
     "build_n1",
+    "document_type_of",
+    "n1_from_request",
     "software_of_site",
     "structure_of_site",
     "CdaDocument",

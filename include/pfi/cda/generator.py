@@ -30,6 +30,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from lxml import etree
 
@@ -396,3 +397,130 @@ def _encounter(root: etree._Element, doc: N1Document) -> None:
     )
     facility = _path(encounter, "location", "healthCareFacility")
     _code(facility, "code", doc.facility_code)
+
+
+# --- from an HL7 v2 request carrying a PDF only ---------------------------------------------------
+
+_HL7_CODING_SYSTEMS = {"LN": c.CS_LOINC, "LOINC": c.CS_LOINC, "TRE_A05": c.CS_TRE_A05}
+
+
+def document_type_of(code: str, label: str = "", system: str = "") -> DocumentType:
+    """The Ségur type of a code (its JDV_J07 label), or a type built from the message's CE."""
+    for doc_type in SEGUR_DOCUMENT_TYPES.values():
+        if doc_type.code == code:
+            return doc_type
+    code_system = _HL7_CODING_SYSTEMS.get(system.upper(), system or c.CS_LOINC)
+    return DocumentType("", code, label or code, code_system)
+
+
+def _hl7_id(entity: Any) -> Identifier | None:
+    if entity is None or not entity.id:
+        return None
+    if entity.universal_id:
+        return Identifier(entity.universal_id, entity.id)
+    return Identifier(entity.id)
+
+
+def n1_from_request(
+    request: Any,
+    pdf: bytes,
+    *,
+    organization: Structure,
+    author: Professional | Software | None = None,
+    effective_time: datetime | None = None,
+    set_id: Identifier | None = None,
+    version: int = 1,
+) -> N1Document:
+    """The N1 document for an HL7 request whose OBX carries a PDF (a producer without CDA).
+
+    Identity from PID (INS, OID and traits, IPP), type from OBR-4 / OBX-3, ids from TXA-12 and
+    TXA-13 (MDM), the professional of PRT ``SB`` (PRT-5) as author and legal authenticator
+    (``author`` overrides; a :class:`Software` author still needs PRT-5 to sign). ``set_id``
+    and ``version`` continue an earlier version (the caller keeps them, e.g. in the ledger).
+
+    Raises ``InvalidInput`` ``CDA_BAD_INPUT`` when an INS trait or the signer is missing.
+    """
+    from pfi.cda.reader import parse_ts
+
+    patient = request.patient
+    missing = [
+        name
+        for name, value in (
+            ("INS", patient.ins),
+            ("INS OID", patient.ins_oid),
+            ("birth name", patient.birth_name),
+            ("first given name", patient.first_given_name),
+            ("birth date", patient.birth_date),
+            ("sex", patient.sex),
+            ("birthplace code", patient.birthplace_code),
+        )
+        if not value
+    ]
+    birth = parse_ts(patient.birth_date) if patient.birth_date else None
+    if birth is None and "birth date" not in missing:
+        missing.append("birth date")
+    sender = getattr(request, "sender", None)
+    signer = None
+    if sender is not None and sender.person_id:
+        signer = Professional(
+            sender.person_id,
+            sender.person_family,
+            sender.person_given,
+            id_root=sender.person_authority_oid or c.OID_IDNAT_PS,
+        )
+    if signer is None and not isinstance(author, Professional):
+        missing.append("signing professional (PRT-5 of SB)")
+    if missing:
+        raise InvalidInput(
+            f"cannot build the N1 document, missing: {', '.join(missing)}", code="CDA_BAD_INPUT"
+        )
+    order = getattr(request, "order", None)
+    coded = (order.document_type if order else None) or request.documents[0].type_code
+    info = getattr(request, "document_info", None)
+    document_id = _hl7_id(info.unique_id if info else None) or Identifier(new_oid())
+    replaces = _hl7_id(info.parent_id if info else None)
+    activity = parse_ts(info.activity_time) if info and info.activity_time else None
+    if isinstance(activity, datetime) and activity.tzinfo is None:
+        activity = activity.replace(tzinfo=ZoneInfo("Europe/Paris"))  # HL7 local time
+    when = effective_time or (activity if isinstance(activity, datetime) else None)
+    when = when or datetime.now(UTC).replace(microsecond=0)
+    ipp = (
+        (Identifier(patient.ipp_authority, patient.ipp),)
+        if patient.ipp and re_oid(patient.ipp_authority)
+        else ()
+    )
+    doc_type = document_type_of(coded.code, coded.label, coded.system)
+    signer = signer or author
+    return N1Document(
+        pdf=pdf,
+        document_type=doc_type,
+        title=doc_type.display_name,
+        patient=PatientIdentity(
+            ins=patient.ins,
+            ins_oid=patient.ins_oid,
+            birth_family_name=patient.birth_name,
+            first_given_name=patient.first_given_name,
+            birth_given_names=" ".join(patient.given_names) or patient.first_given_name,
+            birth_date=birth.date() if isinstance(birth, datetime) else birth,
+            sex=patient.sex if patient.sex in GENDER_DISPLAY else "U",
+            birthplace_code=patient.birthplace_code,
+            local_ids=ipp,
+        ),
+        organization=organization,
+        effective_time=when,
+        service_start=when,
+        author=author or signer,
+        legal_authenticator=signer,
+        document_id=document_id,
+        set_id=set_id or Identifier(new_oid()),
+        version=version,
+        replaces=replaces,
+    )
+
+
+def re_oid(value: str) -> bool:
+    """True for a dotted OID (an IPP authority must be one to be a CDA ``id/@root``)."""
+    parts = value.split(".") if value else []
+    return len(parts) > 1 and all(
+        p.isdigit() and (p == "0" or not p.startswith("0")) for p in parts
+    )
