@@ -1503,6 +1503,11 @@ class _HttpServer(ThreadingHTTPServer):
                 conn.close()
 
 
+#: The control path closes its connection after answering (it may have been severed by "down"):
+#: say so, or a keep-alive client reuses a socket about to close.
+_CLOSE = (("Connection", "close"),)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "PFI-devkit-DMP/1.0"
@@ -1580,7 +1585,7 @@ class _Handler(BaseHTTPRequestHandler):
         ``POST /_devkit/reset``; answers ``describe()`` once the change is applied."""
         endpoint = self.server.endpoint
         if path not in (CONTROL_PATH + "/mode", CONTROL_PATH + "/reset"):
-            self._send(_Response(404, b"unknown control\n", "text/plain"))
+            self._send(_Response(404, b"unknown control\n", "text/plain", _CLOSE))
             return
         # Spared from "down" severing open connections: this one carries the answer.
         with endpoint._lock:
@@ -1594,9 +1599,13 @@ class _Handler(BaseHTTPRequestHandler):
                 known = ("error_code", "error_text", "delay", "duration")
                 endpoint.set_mode(order["mode"], **{k: order[k] for k in known if k in order})
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            self._send(_Response(400, f"bad control request: {exc!r}\n".encode(), "text/plain"))
+            self._send(
+                _Response(400, f"bad control request: {exc!r}\n".encode(), "text/plain", _CLOSE)
+            )
             return
-        self._send(_Response(200, json.dumps(endpoint.describe()).encode(), "application/json"))
+        self._send(
+            _Response(200, json.dumps(endpoint.describe()).encode(), "application/json", _CLOSE)
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
