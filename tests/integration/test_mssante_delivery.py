@@ -373,3 +373,25 @@ def test_initial_replacement_and_deletion_each_mail_the_professional_once(
     text = mails["delete"].get_body(("plain",)).get_content()
     assert "supprimé" in text
     assert "annule et remplace" in mails["replace"].get_body(("plain",)).get_content()
+
+
+def test_a_mail_sent_by_a_worker_that_died_before_recording_it_is_not_sent_again(
+    site, mail_servers, test_pki, fixtures_dir
+):
+    settings, ledger, folder = site
+    intake(settings, ledger, folder, fixtures_dir, MDM_INIT)
+    (due,) = mss_deliveries(ledger)
+    message_id = f"<{due.request_id}@ch-demo.mssante.test>"
+    # What the dead worker managed to write: the mail was accepted, the outcome never recorded.
+    ledger.add_event(
+        "mss.sent",
+        document_id=due.document_id,
+        delivery_id=due.id,
+        actor="dead-worker",
+        detail={"message_id": message_id, "mailbox": "pfi", "dsn_requested": False},
+    )
+    counts = send_all(settings, ledger, mail_servers, test_pki)
+    assert counts["mss_professional"]["sent"] == 1
+    (sent,) = mss_deliveries(ledger)
+    assert sent.status == "sent" and sent.partner_ref == message_id
+    assert inbox(mail_servers, test_pki, PROFESSIONAL, message_id) == []

@@ -4,6 +4,7 @@ mailbox's client certificate: what arrives, what is refused, outages and closed 
 import email
 import email.policy
 import imaplib
+import socket
 
 import pytest
 
@@ -194,3 +195,15 @@ def test_wrong_password_or_foreign_certificate_is_a_configuration_error(
     with SmtpClient(foreign) as smtp, pytest.raises(ConfigurationError) as refused:
         smtp.send(mail)
     assert refused.value.code == "SMTP_550"
+
+
+def test_a_server_that_never_answers_times_out(mail_servers, test_pki, fixtures_dir):
+    _, (mail,) = mails_of(fixtures_dir, MDM_INIT)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)  # accepts the TCP connection, never sends a greeting
+        ep = endpoint(mail_servers, test_pki)
+        ep = type(ep)(**{**ep.__dict__, "port": silent.getsockname()[1], "timeout": 0.3})
+        with SmtpClient(ep) as smtp, pytest.raises(TransientError) as late:
+            smtp.send(mail)
+    assert late.value.code == "MSS_TIMEOUT"

@@ -102,6 +102,8 @@ class ImapClient:
     def _call(self, command: str, *args: str) -> list:
         """A UID command, once more on a new session if the server closed this one."""
         for attempt in (1, 2):
+            if self._imap is not None and self._imap.state == "LOGOUT":
+                self.close()
             self.connect()
             assert self._imap is not None
             try:

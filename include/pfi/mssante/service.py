@@ -9,7 +9,9 @@ One code path for first attempts and deferred retries (:func:`pfi.deliveries.run
 (:class:`~pfi.mssante.smtp.SmtpClient`, :class:`~pfi.mssante.imap.ImapClient`): the Airflow hook
 builds them from the ``pfi_mss_<mailbox>`` Connection, tests from the devkit servers.
 
-For each claimed delivery: its document's request is re-read (:func:`pfi.intake.load_request`;
+For each claimed delivery: if the trail already holds its ``mss.sent`` (a worker sent it and
+died before the outcome was recorded), it is recorded as sent without a second mail; else its
+document's request is re-read (:func:`pfi.intake.load_request`;
 the ledger keeps no content), the rule table checked again (a delivery whose channel the routing
 no longer asks for is refused, ``MSS_NOT_ROUTED``), the mail composed (:mod:`.compose`) with the
 Message-ID fixed by the delivery's request id, sent on the mailbox's SMTP session (one session
@@ -166,6 +168,11 @@ class MssSender:
     # -- run_due callbacks -----------------------------------------------------------------
 
     def send_one(self, delivery: Delivery) -> Outcome:
+        # A previous worker sent it and died before recording the outcome: never mail twice.
+        already = self.ledger.events(delivery_id=delivery.id, kind=EVENT_SENT, limit=1)
+        if already:
+            self._sent[delivery.id] = bool(already[0].detail.get("dsn_requested"))
+            return Outcome.sent(str(already[0].detail.get("message_id") or "") or None)
         document = self.ledger.get_document(delivery.document_id)
         request = self.request_of(delivery, document)
         decision = decide_request(request, self.policy)

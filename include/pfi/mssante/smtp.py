@@ -277,6 +277,11 @@ def _translate(exc: Exception, stage: str) -> PfiError:
         return _by_code(exc.smtp_code, exc.smtp_error, "greeting", message_level=False)
     if isinstance(exc, smtplib.SMTPResponseException):
         return _by_code(exc.smtp_code, exc.smtp_error, stage, message_level=stage == "send")
+    if isinstance(exc, TimeoutError | socket.timeout) or isinstance(
+        exc.__context__, TimeoutError | socket.timeout
+    ):
+        # smtplib reports a read timeout as SMTPServerDisconnected; the cause says which.
+        return TransientError(f"SMTP timeout at {stage}", code=k.TIMEOUT)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return TransientError(
             f"the SMTP server's certificate is not trusted ({exc.verify_message})",
@@ -288,8 +293,6 @@ def _translate(exc: Exception, stage: str) -> PfiError:
         return TransientError(
             f"TLS session refused or broken at {stage} ({type(exc).__name__})", code=k.TLS
         )
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return TransientError(f"SMTP timeout at {stage}", code=k.TIMEOUT)
     if isinstance(exc, OSError | smtplib.SMTPException):
         return TransientError(
             f"SMTP connection failed at {stage} ({type(exc).__name__})", code=k.CONNECTION
