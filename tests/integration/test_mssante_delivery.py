@@ -395,3 +395,41 @@ def test_a_mail_sent_by_a_worker_that_died_before_recording_it_is_not_sent_again
     (sent,) = mss_deliveries(ledger)
     assert sent.status == "sent" and sent.partner_ref == message_id
     assert inbox(mail_servers, test_pki, PROFESSIONAL, message_id) == []
+
+
+EXAMPLES = [
+    MDM_INIT,
+    f"{V21}/MDM/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7",
+    f"{V21}/MDM/Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7",
+    ORU_INIT,
+    f"{V21}/ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N3_SEGUR.hl7",
+    # Not …/Suppression ORU/message_ORU_CR_Bio_DEL_N3_SEGUR.hl7: intake refuses it (its embedded
+    # CDA names another patient than PID: INS_MISMATCH_MATRICULE), so nothing is to be mailed.
+]
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.rsplit("/", 1)[1])
+def test_each_official_example_asking_for_mssante_mails_each_recipient_once(
+    site, mail_servers, test_pki, fixtures_dir, example
+):
+    from pfi.hl7v2 import parse_message
+
+    settings, ledger, folder = site
+    request = parse_message((fixtures_dir / example).read_bytes())
+    wanted = {p.address.lower() for p in request.professional_recipients}
+    wanted |= {PATIENT} if request.flags.dest_mss_patient else set()
+    intake(settings, ledger, folder, fixtures_dir, example)
+    send_all(settings, ledger, mail_servers, test_pki)
+    poll_notifications(ledger, settings, imap_for(mail_servers, test_pki), actor="test")
+    deliveries = mss_deliveries(ledger)
+    assert {d.recipient or PATIENT for d in deliveries} == wanted
+    for d in deliveries:
+        assert d.status == "sent"
+        (mail,) = inbox(mail_servers, test_pki, d.recipient or PATIENT, d.partner_ref)
+        xdm = next(p for p in mail.iter_attachments() if p.get_filename() == "IHE_XDM.ZIP")
+        (doc,) = read_xdm(xdm.get_content()).documents
+        assert doc.content == request.documents[0].content  # the CDA received, byte for byte
+    # The producer gets a ZAM^Z02 per recipient when it asked (ACK_RECEPTION=Y), none otherwise.
+    receipts = zams(folder, "Z02")
+    assert len(receipts) == (len(deliveries) if request.flags.ack_reception else 0)
+    assert all(f"|{request.control_id}|Y^^" in z for z in receipts)
