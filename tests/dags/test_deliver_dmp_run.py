@@ -23,6 +23,10 @@ INITIAL = f"{V21}/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.
 REPLACEMENT = f"{V21}/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7"
 INITIAL_ID = "1.2.250.1.71.4.2.2.120456789.71024000081"
 REPLACEMENT_ID = "1.2.250.1.71.4.2.2.120456789.71024000082"
+ORU = (
+    "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/ORU/"
+    "Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7"
+)
 
 
 @pytest.fixture
@@ -49,6 +53,12 @@ name = "dpi"
 kind = "DPI"
 drop_dir = "{tmp_path / "in"}"
 outbound_dir = "{tmp_path / "out"}"
+settle_seconds = 0
+[[hl7_source]]
+name = "sgl"
+kind = "SGL"
+drop_dir = "{tmp_path / "sgl-in"}"
+outbound_dir = "{tmp_path / "sgl-out"}"
 settle_seconds = 0
 [dmp.retry]
 first_delay_seconds = 0.01
@@ -136,3 +146,25 @@ def test_dmp_down_then_back_sends_each_version_once_in_order(site, dmp_endpoint,
         assert any(a.startswith("deliver_dmp/submit_due/") for a in actors)
     finally:
         ledger.dispose()
+
+
+def test_a_laboratory_result_asking_for_a_receipt_gets_its_zam(site, dmp_endpoint, fixtures_dir):
+    """The official ORU initial transmission asks ACK_RECEPTION=Y: accepted by the DMP, and a
+    ZAM^Z01 "Y" answering its MSH-10 lands in the laboratory's outbound folder."""
+    folder, _ = site
+    (folder / "sgl-in").mkdir()
+    target = folder / "sgl-in" / "oru.hl7"
+    shutil.copyfile(fixtures_dir / ORU, target)
+    os.utime(target, (time.time() - 5,) * 2)
+    assert _dag("ingest_hl7_drop").test().state == "success"
+    assert _dag("deliver_dmp").test().state == "success"
+
+    assert [s.transaction for s in dmp_endpoint.accepted] == ["ITI-41"]
+    zams = list((folder / "sgl-out").glob("ZAM_Z01_*.hl7"))
+    assert len(zams) == 1
+    segments = zams[0].read_bytes().split(b"\r")
+    assert segments[0].split(b"|")[8] == b"ZAM^Z01^ZAM_Z01"
+    obx = next(seg for seg in segments if seg.startswith(b"OBX|1|"))
+    assert obx.split(b"|")[3].startswith(b"ACK_RECEPTION_DMP^")
+    assert obx.split(b"|")[4] == b"015"  # MSH-10 of the official example
+    assert obx.split(b"|")[5].startswith(b"Y^")
