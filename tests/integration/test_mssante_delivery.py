@@ -433,3 +433,22 @@ def test_each_official_example_asking_for_mssante_mails_each_recipient_once(
     receipts = zams(folder, "Z02")
     assert len(receipts) == (len(deliveries) if request.flags.ack_reception else 0)
     assert all(f"|{request.control_id}|Y^^" in z for z in receipts)
+
+
+def test_given_up_after_the_retry_age_fails_with_a_negative_z02(
+    site, mail_servers, test_pki, fixtures_dir
+):
+    settings, ledger, folder = site
+    intake(settings, ledger, folder, fixtures_dir, ORU_INIT)
+    four_days_later = datetime.now(UTC) + timedelta(days=4)  # beyond give_up_after (3 days)
+    try:
+        mail_servers.set_relay_state("refuse")
+        counts = send_all(settings, ledger, mail_servers, test_pki, now=four_days_later)
+    finally:
+        mail_servers.set_relay_state("up")
+    assert counts["mss_professional"]["failed"] == counts["mss_patient"]["failed"] == 1
+    assert {d.status for d in mss_deliveries(ledger)} == {"failed"}
+    receipts = zams(folder, "Z02")
+    assert len(receipts) == 2
+    # No SMTP reply: the connection refusal is reported as SMTPERRORCODE 111.
+    assert all("|N^^expandedYes-NoIndicator|" in z and "|111^" in z for z in receipts)

@@ -107,6 +107,17 @@ def sending_mailbox(
     return settings.mailboxes[0]
 
 
+#: Our failure codes without an SMTP reply → the volet's SMTPERRORCODE entry (``error-codes.md``):
+#: 101 "Le serveur n'arrive pas à se connecter", 111 "Connexion refusée…", 530 (authentication).
+_SMTPERRORCODE_OF = {
+    k.CONNECTION: 111,
+    k.TIMEOUT: 101,
+    k.TLS: 101,
+    k.SERVER_CERTIFICATE: 101,
+    k.AUTH: 530,
+}
+
+
 class MssSender:
     """``send_one``/``after`` for :func:`pfi.deliveries.run_due`, with per-run caches."""
 
@@ -212,9 +223,9 @@ class MssSender:
                 return  # the DSN will tell
             self.receipt(delivery, delivered=True)
         elif delivery.status in ("refused", "failed"):
-            code = smtp_code_of(delivery.reason_code)
-            if code is None and outcome.reason_code:
-                code = smtp_code_of(outcome.reason_code)
+            code = smtp_code_of(delivery.reason_code) or smtp_code_of(outcome.reason_code)
+            if code is None:
+                code = _SMTPERRORCODE_OF.get(outcome.reason_code or "")
             self.receipt(delivery, delivered=False, smtp_code=code)
 
     # -- acknowledgements ------------------------------------------------------------------
