@@ -71,7 +71,10 @@ def deliver_mssante():
 
         settings = site_settings()
         ledger = LedgerHook(settings.ledger_connection_id).get_conn()
-        return poll_notifications(ledger, settings, imap_for, actor=actor())
+        counts = poll_notifications(ledger, settings, imap_for, actor=actor())
+        if counts["errors"]:  # every reachable mailbox was polled; show the others in red
+            raise RuntimeError(f"{counts['errors']} mailbox(es) could not be polled: {counts}")
+        return counts
 
     [send_to_professionals(), send_to_patients()] >> read_notifications()
 

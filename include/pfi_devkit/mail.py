@@ -17,7 +17,8 @@ Authentication rules (shaped like an MSSanté operator):
   into ``<state>/mailbox-passwords.json`` and exposed by :meth:`MailServers.password_for`). A
   password alone, or a login different from the certificate's CN, is refused. At SMTP the
   certificate alone is enough (the sender at ``MAIL FROM`` must be the CN); ``AUTH PLAIN`` with the
-  address and the devkit password is also accepted over the matching certificate.
+  address and the devkit password is also accepted over the matching certificate, and so is
+  ``AUTH EXTERNAL`` (the certificate names the mailbox).
 - *Human mailboxes* log in with their password over TLS (IMAP and SMTP ``AUTH PLAIN``); at SMTP
   the sender must be the login.
 - A certificate that is presented must be valid: the rogue-CA and revoked certificates are refused
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import base64
 import contextlib
 import datetime as dt
 import email.utils
@@ -65,7 +67,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, Session
 
 from pfi_devkit.pki import Credential, TestPki
 
@@ -676,6 +678,29 @@ class _RelayHandler:
         if errors:
             return errors[0]
         return f"250 2.0.0 OK delivered to {len(envelope.rcpt_tos)} mailbox(es)"
+
+    async def auth_EXTERNAL(self, server, args) -> AuthResult:
+        """SASL EXTERNAL (RFC 4422 app. A): the verified TLS client certificate names the
+        application mailbox; an authorization identity, if sent, must be that mailbox."""
+        cn = (_session_cn(server.session) or "").lower()
+        if cn not in self.relay.servers.application_mailboxes:
+            return AuthResult(
+                success=False,
+                handled=False,
+                message="535 5.7.8 EXTERNAL needs an application mailbox's TLS client certificate",
+            )
+        if len(args) == 1:
+            identity = await server.challenge_auth("")
+            if identity is MISSING:
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                identity = b"" if args[1] == "=" else base64.b64decode(args[1], validate=True)
+            except ValueError:
+                return AuthResult(success=False, handled=False)
+        if identity and identity.decode("utf-8", "replace").lower() != cn:
+            return AuthResult(success=False, handled=False)
+        return AuthResult(success=True, auth_data=cn)
 
     def authenticate(self, server, session, envelope, mechanism: str, auth_data) -> AuthResult:
         if mechanism not in ("PLAIN", "LOGIN") or not isinstance(auth_data, LoginPassword):

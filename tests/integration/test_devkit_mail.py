@@ -301,3 +301,16 @@ def test_relay_offers_dsn_and_reports_delivery_to_the_sending_mailbox(mail_serve
         assert subject in _subjects_in_inbox(imap)
     finally:
         imap.logout()
+
+
+def test_smtp_sasl_external_needs_an_application_certificate(mail_servers, test_pki) -> None:
+    with smtplib.SMTP_SSL(
+        mail_servers.host, mail_servers.smtps_port, context=client_ssl_context(test_pki)
+    ) as smtp:
+        with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+            smtp.auth("EXTERNAL", lambda challenge=None: "", initial_response_ok=False)
+    assert refused.value.smtp_code == 535
+    ctx = client_ssl_context(test_pki, test_pki.clients[APP_A])
+    with smtplib.SMTP_SSL(mail_servers.host, mail_servers.smtps_port, context=ctx) as smtp:
+        code, _ = smtp.auth("EXTERNAL", lambda challenge=None: "", initial_response_ok=False)
+        assert code == 235

@@ -207,3 +207,10 @@ def test_a_server_that_never_answers_times_out(mail_servers, test_pki, fixtures_
         with SmtpClient(ep) as smtp, pytest.raises(TransientError) as late:
             smtp.send(mail)
     assert late.value.code == "MSS_TIMEOUT"
+
+
+def test_sasl_external_over_the_certificate(mail_servers, test_pki, fixtures_dir):
+    _, (mail,) = mails_of(fixtures_dir, MDM_INIT)
+    with SmtpClient(endpoint(mail_servers, test_pki, sasl="external")) as smtp:
+        smtp.send(mail)
+    assert len(received(mail_servers, test_pki, mail.recipient, mail.message_id)) == 1

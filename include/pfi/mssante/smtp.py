@@ -161,7 +161,9 @@ class SmtpClient:
         if ep.sasl == "none":
             return
         if ep.sasl == "external":
-            smtp.auth("EXTERNAL", lambda challenge=None: "", initial_response_ok=True)
+            # No initial response: "AUTH EXTERNAL", then an empty answer to the empty challenge
+            # (the certificate names the mailbox; RFC 4422 appendix A).
+            smtp.auth("EXTERNAL", lambda challenge=None: "", initial_response_ok=False)
             return
         smtp.user, smtp.password = ep.mailbox, ep.password
         smtp.auth("PLAIN", smtp.auth_plain, initial_response_ok=True)
