@@ -307,10 +307,12 @@ def test_smtp_sasl_external_needs_an_application_certificate(mail_servers, test_
     with smtplib.SMTP_SSL(
         mail_servers.host, mail_servers.smtps_port, context=client_ssl_context(test_pki)
     ) as smtp:
+        smtp.ehlo()
         with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
             smtp.auth("EXTERNAL", lambda challenge=None: "", initial_response_ok=False)
     assert refused.value.smtp_code == 535
     ctx = client_ssl_context(test_pki, test_pki.clients[APP_A])
     with smtplib.SMTP_SSL(mail_servers.host, mail_servers.smtps_port, context=ctx) as smtp:
+        smtp.ehlo()
         code, _ = smtp.auth("EXTERNAL", lambda challenge=None: "", initial_response_ok=False)
         assert code == 235
