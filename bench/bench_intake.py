@@ -1,0 +1,205 @@
+"""HL7 intake: messages parsed and checked per second; files per second through the intake.
+
+1. **Checks alone** (CPU, no I/O): :func:`pfi.intake.evaluate` — parse, INS, CDA/PID comparison
+   (CDA header read with lxml), rule table — on every official sample of
+   ``ans-hl7v2-exemples`` (accepted or refused: refusals cost too), and on the accepted ones.
+2. **Through the intake on PostgreSQL**: ``LAB_FILES`` lab reports (the official ORU "SEGUR"
+   initial example, each with its own MSH-10 and CDA id, so that each makes its own document and
+   three deliveries) dropped at once, then claimed, recorded and acknowledged exactly as the
+   ``ingest_hl7_drop`` DAG does: :func:`~pfi.intake.claim_and_record` then
+   :func:`~pfi.intake.acknowledge_items` per batch of ``BATCH`` — once by a single worker, once
+   with ``WORKERS`` processes (the DAG's ``max_active_tis_per_dagrun``; each mapped task is a
+   process of its own, with its own ledger connection). Airflow's own task
+   overhead (seconds per mapped task) is not included: with batches of 50 it is a few seconds per
+   50 files on top of these figures.
+
+PostgreSQL: the server on 127.0.0.1:5432 when it answers, else a private one (``pfi_devkit``).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("PFI_SHARED_DIR", ROOT.parent / "shared"))
+EXAMPLES = SHARED / "fixtures" / "ans-hl7v2-exemples"
+LAB = (
+    EXAMPLES / "Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/ORU/"
+    "Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7"
+)
+ROUNDS = 5
+LAB_FILES = 1000
+BATCH = 50
+WORKERS = 4
+
+SETTINGS = """
+[site]
+name = "CH"
+finess_juridique = "010000024"
+structure_oid = "1.2.250.1.71.4.2.2"
+ins_environment = "test"
+[[site.finess_geo]]
+finess = "010000032"
+name = "A"
+[paths]
+data_dir = "{data}"
+[[hl7_source]]
+name = "lab"
+kind = "SGL"
+finess_geo = "010000032"
+drop_dir = "{data}/in"
+outbound_dir = "{data}/out"
+default_encoding = "utf-8"
+settle_seconds = 0
+"""
+
+
+def _samples() -> list[bytes]:
+    from pfi.hl7v2 import split_file
+
+    chunks = []
+    for path in sorted(EXAMPLES.rglob("*")):
+        if path.is_file() and path.suffix.lower() not in (".md", ".xml"):
+            if "eadme" not in path.name:
+                chunks += split_file(path.read_bytes())
+    return chunks
+
+
+def _source(base: Path):
+    from pfi.settings import Hl7Source
+
+    return Hl7Source(
+        name="bench",
+        kind="SGL",
+        finess_geo="010000032",
+        drop_dir=base,
+        outbound_dir=base,
+        archive_dir=base,
+        quarantine_dir=base,
+        work_dir=base,
+        default_encoding="utf-8",
+    )
+
+
+def _checks() -> dict:
+    from pfi.ins import InsPolicy
+    from pfi.intake import IntakeOptions, evaluate
+
+    chunks = _samples()
+    source = _source(Path(tempfile.gettempdir()))
+    policy, options = InsPolicy.for_environment("test"), IntakeOptions()
+
+    def once(selection: list[bytes]) -> list:
+        return [
+            evaluate(i, c, source=source, policy=policy, options=options, structure_oid="1.2.3")
+            for i, c in enumerate(selection, 1)
+        ]
+
+    accepted = [c for c, e in zip(chunks, once(chunks), strict=True) if e.answer.accepted]
+    rates = {}
+    for name, selection in (("all_samples", chunks), ("accepted_samples", accepted)):
+        started = time.perf_counter()
+        for _ in range(ROUNDS):
+            once(selection)
+        elapsed = time.perf_counter() - started
+        rates[f"checked_per_s_{name}"] = round(len(selection) * ROUNDS / elapsed, 1)
+        rates[f"mib_per_s_{name}"] = round(sum(map(len, selection)) * ROUNDS / elapsed / 2**20, 1)
+    rates["samples"] = len(chunks)
+    rates["accepted"] = len(accepted)
+    return rates
+
+
+def _lab_messages(count: int) -> list[bytes]:
+    """The official ORU, each copy with its own MSH-10 and CDA id (and so its own bytes)."""
+    raw = LAB.read_bytes()
+    obx = re.search(rb"(OBX\|1\|ED\|[^|]*\|\|\^[^^|]*\^[^^|]*\^Base64\^)([^|\n]+)", raw)
+    assert obx is not None
+    cda = base64.b64decode(obx.group(2) + b"=" * (-len(obx.group(2)) % 4))
+    messages = []
+    for n in range(count):
+        unique = cda.replace(b"1.2.250.1.213.1.1.9", f"1.2.250.1.213.1.1.9.{n}".encode())
+        body = raw[: obx.start(2)] + base64.b64encode(unique) + raw[obx.end(2) :]
+        messages.append(body.replace(b"|015|", f"|L{n:06d}|".encode(), 1))
+    return messages
+
+
+def _acknowledge(job: tuple[str, str, dict]) -> dict:
+    """One mapped task: its own process, settings and ledger connection."""
+    from pfi.intake import acknowledge_items
+    from pfi.ledger import Ledger
+    from pfi.settings import load_settings
+
+    url, settings_file, batch = job
+    ledger = Ledger.from_url(url)
+    try:
+        return acknowledge_items(ledger, load_settings(settings_file), batch, actor="bench")
+    finally:
+        ledger.dispose()
+
+
+def _through_intake(server, workers: int, messages: list[bytes]) -> dict:
+    from pfi.intake import claim_and_record
+    from pfi.ledger import Ledger, upgrade
+    from pfi.settings import load_settings
+
+    url = server.create_database()
+    try:
+        upgrade(url)
+        ledger = Ledger.from_url(url)
+        with tempfile.TemporaryDirectory() as tmp:
+            settings_file = Path(tmp) / "pfi.toml"
+            settings_file.write_text(SETTINGS.format(data=Path(tmp) / "data"))
+            settings = load_settings(settings_file)
+            drop_dir = settings.source("lab").drop_dir
+            drop_dir.mkdir(parents=True)
+            past = time.time() - 60
+            for n, message in enumerate(messages):
+                path = drop_dir / f"lab{n:05d}.hl7"
+                path.write_bytes(message)
+                os.utime(path, (past, past))
+            started = time.perf_counter()
+            batches = claim_and_record(
+                ledger, settings, batch_size=BATCH, limit=len(messages), actor="bench"
+            )
+            claimed = time.perf_counter()
+            jobs = [(url, str(settings_file), b) for b in batches]
+            with ProcessPoolExecutor(workers) as pool:
+                results = list(pool.map(_acknowledge, jobs))
+            done = time.perf_counter()
+        ledger.dispose()
+    finally:
+        server.drop_database(url.rsplit("/", 1)[1])
+    accepted = sum(r["messages_accepted"] for r in results)
+    deliveries = sum(r["deliveries"] for r in results)
+    assert accepted == len(messages), results[:1]
+    return {
+        f"files_per_s_{workers}_workers": round(len(messages) / (done - started), 1),
+        f"claim_record_per_s_{workers}_workers": round(len(messages) / (claimed - started), 1),
+        f"deliveries_{workers}_workers": deliveries,
+    }
+
+
+def run() -> dict:
+    from pfi_devkit.postgres import find_or_start
+
+    result = _checks()
+    messages = _lab_messages(LAB_FILES)
+    with tempfile.TemporaryDirectory() as state:
+        server = find_or_start(Path(state))
+        result["lab_files"] = LAB_FILES
+        result["batch"] = BATCH
+        for workers in (1, WORKERS):
+            result.update(_through_intake(server, workers, messages))
+    return result
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run()))
