@@ -18,6 +18,8 @@ from pfi.cli import main
 from pfi.hl7v2.model import MetaFlags
 from pfi.xdm import read_xdm
 
+pytest_plugins = ["pfi_fixtures.schematron"]
+
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = ROOT / "config/pfi.example.toml"
 INS = "279035121518989"
@@ -63,7 +65,7 @@ PATIENT = [
 AUTHOR = ["--author-id", "801234567897", "--author-family", "DUPONT", "--author-given", "Jean"]
 
 
-def test_from_pdf_with_settings_then_pack_and_inspect(capsys, fixtures_dir, tmp_path):
+def test_from_pdf_with_settings_then_pack_and_inspect(capsys, fixtures_dir, tmp_path, strucmin):
     pdf = tmp_path / "cr.pdf"
     pdf.write_bytes(pdf_of((fixtures_dir / N1).read_bytes()))
     out_cda = tmp_path / "cr.xml"
@@ -75,6 +77,7 @@ def test_from_pdf_with_settings_then_pack_and_inspect(capsys, fixtures_dir, tmp_
     assert code == 0, out
     cda = read_cda(out_cda.read_bytes())
     assert check_header(cda) == []
+    assert strucmin.failed(out_cda.read_bytes()) == []
     assert cda.code.code == "34874-8"
     assert cda.patient.ins.root == "1.2.250.1.213.1.4.10"  # ins_environment = test
     assert cda.custodian.ids[0].extension == "1010000040"
