@@ -1,17 +1,22 @@
-"""Ingest HL7 v2 files dropped by the DPI, the SGL and the RIS.
+"""Ingest HL7 v2 files dropped by the DPI, the SGL and the RIS (or received by the MLLP inlet).
 
 Every minute, for each configured HL7 source:
 
 1. **claim_files** — claims the settled files of the source's drop directory (atomic rename into
    its work directory), records each one in the ledger with its SHA-256 **before** anything else,
-   and splits the ledger ids into bounded batches;
-2. **acknowledge_batch** — one mapped task per batch (never one per message): reads each file,
-   answers the producer with the HL7 technical ACK (written to the source's outbound folder),
-   archives the original by date, or quarantines it with the reason beside it.
+   adds the files a crashed run left unfinished, and splits the ledger ids into bounded batches;
+2. **acknowledge_batch** — one mapped task per batch (never one per message): every message of
+   each file (single message or FHS/BHS batch) is parsed, its INS checked (and PID against the
+   CDA header of each document), routed by the volet's rule table, and answered with one HL7
+   technical ACK (AA, or AE/AR with ERR carrying the volet's error codes) in the source's outbound
+   folder. Accepted requests become ledger documents and deliveries (``dmp``,
+   ``mss_professional``, ``mss_patient``) that the delivery DAGs send. Originals are archived by
+   date, or quarantined with the reason beside them.
 
-XCom carries ledger ids only. Replaying a batch is safe: items already acknowledged are skipped.
-Outcomes, reasons and the event trail are in the ledger (``pfi intake run SOURCE`` does the same
-without Airflow).
+XCom carries ledger ids and counts only (refusal codes per batch, never patient data); each
+refusal is also a warning line of the task log with its code. Replaying a batch is safe: items
+already finished are skipped, and every ledger write is an insert-or-get. ``pfi intake run
+SOURCE`` does the same without Airflow; ``pfi hl7 inspect FILE`` shows what would be decided.
 """
 
 from __future__ import annotations
