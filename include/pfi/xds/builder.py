@@ -127,7 +127,8 @@ def secret_connection_code(flags: Any) -> Coded | None:
 
     The DMP "connexion secrète" hides the access traces from the patient's legal
     representatives: the value is ``INVISIBLE_REPRESENTANTS_LEGAUX`` (TRE_A07), the only code of
-    the value set the DMP accepts for that attribute. ``None`` when the flag is not ``Y``.
+    the ANS value set "Restriction d'audience pour les traces des VIHF" (the VIHF value format
+    itself is in the non-public DMP guide, spec-facts §5.3). ``None`` when the flag is not ``Y``.
     """
     if flags is None or getattr(flags, "connexion_secrete", None) is not True:
         return None
