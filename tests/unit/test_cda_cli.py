@@ -156,3 +156,18 @@ def test_inspect_an_hl7_file_shows_each_cda(capsys, fixtures_dir):
     assert "== message 1 OBX" in out
     assert "CDA_NO_SETID" in out and "CDA_NAME_QUALIFIER" in out
     assert INS not in out and "PAT-TROIS" not in out
+
+
+def test_xdm_inspect_extract(capsys, fixtures_dir, tmp_path):
+    archive = tmp_path / "x.zip"
+    run(
+        capsys, "xdm", "pack", fixtures_dir / N1, fixtures_dir / "ans-cda-examples/LDL-SES_2022.01.xml",
+        "-o", archive, "--source-id", "1.2.3.4", "--structure-id", "1010000032",
+        "--structure-name", "CH",
+    )  # fmt: skip
+    out_dir = tmp_path / "out"
+    code, out = run(capsys, "xdm", "inspect", archive, "--extract", out_dir)
+    assert code == 0
+    assert sorted(p.name for p in out_dir.iterdir()) == ["DOC01.pdf", "DOC01.xml", "DOC02.xml"]
+    assert (out_dir / "DOC01.xml").read_bytes() == (fixtures_dir / N1).read_bytes()
+    assert (out_dir / "DOC01.pdf").read_bytes() == pdf_of((fixtures_dir / N1).read_bytes())

@@ -4,13 +4,14 @@
 
     pfi xdm pack CDA [CDA …] -o IHE_XDM.ZIP [--flags MASQUE_PS,INVISIBLE_PATIENT]
         [--recipient ADDRESS …] [--patient-class I] [--finess-geo F]
-    pfi xdm inspect ZIP [--show-identity] [--json]
+    pfi xdm inspect ZIP [--show-identity] [--json] [--extract DIR]
 
 ``pack`` builds the metadata with :mod:`pfi.xds` (one DocumentEntry per CDA, an RPLC
 association for a replacement, the SubmissionSet authored by the establishment and the PFI
 software from the settings). ``inspect`` reads an archive with the hostile-archive checks of
 :func:`pfi.xdm.read_xdm` (exit 1 with the refusal code) and prints the submission set and the
-documents; patient identifiers and recipient addresses only with ``--show-identity``.
+documents; patient identifiers and recipient addresses only with ``--show-identity``;
+``--extract DIR`` writes the documents and their PDF under names of its own.
 """
 
 from __future__ import annotations
@@ -48,6 +49,9 @@ def register(groups: argparse._SubParsersAction) -> None:
     inspect.add_argument("zip", type=Path)
     inspect.add_argument("--show-identity", action="store_true", help="print patient data")
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect.add_argument(
+        "--extract", type=Path, help="write each document (and its PDF) to this folder"
+    )
     inspect.set_defaults(func=cmd_inspect)
 
 
@@ -167,8 +171,39 @@ def describe(archive: bytes, *, show_identity: bool = False) -> dict[str, Any]:
     return out
 
 
+def extract(archive: bytes, folder: Path) -> list[Path]:
+    """Write the documents as ``DOC01.xml`` (+ ``DOC01.pdf`` for a CDA with a PDF) in ``folder``.
+
+    File names come from the document's position, never from the archive, so nothing can be
+    written outside ``folder``.
+    """
+    from pfi.cda import pdf_of
+    from pfi.errors import InvalidInput
+    from pfi.xdm import read_xdm
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for index, doc in enumerate(read_xdm(archive).documents, start=1):
+        suffix = ".xml" if "xml" in doc.entry.mime_type else ".bin"
+        path = folder / f"DOC{index:02d}{suffix}"
+        path.write_bytes(doc.content)
+        written.append(path)
+        if suffix == ".xml":
+            try:
+                pdf = pdf_of(doc.content)
+            except InvalidInput:
+                continue
+            written.append(folder / f"DOC{index:02d}.pdf")
+            written[-1].write_bytes(pdf)
+    return written
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
-    info = describe(args.zip.read_bytes(), show_identity=args.show_identity)
+    data = args.zip.read_bytes()
+    info = describe(data, show_identity=args.show_identity)
+    if args.extract:
+        for path in extract(data, args.extract):
+            print(f"wrote {path}")
     if args.json:
         print(json.dumps(info, ensure_ascii=False, indent=2))
         return 0
