@@ -1,0 +1,129 @@
+"""``pfi.intake.evaluate``: the decision for one message, without ledger or files.
+
+Variants of the official v2.1 MDM initial example (Base64 CDA N1, test INS 279035121518989,
+DESTDMP=Y, DESTMSSANTEPS=Y to adam.hoda@test-ci-sis.mssante.fr).
+"""
+
+from pathlib import Path
+
+import pytest
+
+from pfi.ins import InsPolicy
+from pfi.intake import IntakeOptions, evaluate, volet_code
+from pfi.settings import Hl7Source
+
+MDM_INIT = (
+    "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/"
+    "Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
+)
+INS_REP = b"279035121518989^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS^^20101207"
+SOURCE = Hl7Source(
+    name="dpi",
+    kind="DPI",
+    finess_geo="010000032",
+    drop_dir=Path("in"),
+    outbound_dir=Path("out"),
+    archive_dir=Path("archive"),
+    quarantine_dir=Path("quarantine"),
+    work_dir=Path("work"),
+    default_encoding="utf-8",
+)
+
+
+@pytest.fixture(scope="module")
+def good(fixtures_dir) -> bytes:
+    return (fixtures_dir / MDM_INIT).read_bytes()
+
+
+def decide(raw: bytes, environment="test", **options):
+    return evaluate(
+        1,
+        raw,
+        source=SOURCE,
+        policy=InsPolicy.for_environment(environment),
+        options=IntakeOptions(**options),
+        structure_oid="1.2.250.1.71.4.2.2",
+    )
+
+
+def alternate_codes(evaluation) -> list[str]:
+    return [e.alternate_code for e in evaluation.answer.errors]
+
+
+def test_the_official_example_is_accepted_with_its_plan(good):
+    result = decide(good)
+    assert result.answer.code == "AA" and result.answer.errors == ()
+    assert [d.unique_id for d in result.documents] == ["1.2.250.1.71.4.2.2.120456789.71024000081"]
+    assert result.channels == (
+        ("dmp", None),
+        ("mss_professional", "adam.hoda@test-ci-sis.mssante.fr"),
+    )
+    assert (result.ins_oid, result.ins_qualified) == ("1.2.250.1.213.1.4.10", True)
+    assert "279035121518989" not in repr(result)
+
+
+def test_a_production_site_refuses_test_ins_even_for_professionals_only(good):
+    professionals_only = good.replace(
+        b"DESTDMP^Destinataire DMP^MetaDMPMSS||Y", b"DESTDMP^Destinataire DMP^MetaDMPMSS||N"
+    )
+    result = decide(professionals_only, environment="production")
+    assert result.answer.reason_code == "INS_OID_ENVIRONMENT"
+    assert result.answer.errors[0].location == "PID^1^3"
+
+
+def test_without_ins_only_professionals_may_be_served(good):
+    no_ins = good.replace(b"PID|||" + INS_REP + b"|", b"PID||||")
+    refused = decide(no_ins)
+    assert alternate_codes(refused)[:2] == ["RULE_DMP_INS", "INS_MISSING"]
+    professionals_only = no_ins.replace(
+        b"DESTDMP^Destinataire DMP^MetaDMPMSS||Y", b"DESTDMP^Destinataire DMP^MetaDMPMSS||N"
+    )
+    accepted_or_not = decide(professionals_only)
+    # PID has no INS but the CDA header has one: the two views of the patient disagree
+    assert accepted_or_not.answer.reason_code == "INS_MISMATCH_MATRICULE"
+    assert accepted_or_not.answer.errors[0].application_code == "904"
+
+
+def test_a_trait_differing_from_the_cda_header_is_refused_with_904(good):
+    result = decide(good.replace(b"|19790328|F|", b"|19790329|F|"))
+    assert result.answer.reason_code == "INS_MISMATCH_BIRTH_DATE"
+    error = result.answer.errors[0]
+    assert (error.condition[0], error.application_code, error.application_table) == (
+        "207",
+        "904",
+        "applicationErrorCode",
+    )
+    assert "19790329" not in error.diagnostic and "PAT-TROIS" not in error.diagnostic
+
+
+def test_an_unqualified_identity_cannot_go_to_the_dmp(good):
+    result = decide(good.replace(b"|N|VALI\n", b"|N|PROV\n", 1))
+    assert alternate_codes(result)[:2] == ["RULE_DMP_INS", "INS_NOT_QUALIFIED"]
+
+
+def test_repeated_failures_are_reported_once_per_code(good):
+    result = decide(good.replace(b"PAT-TROIS^DOMINIQUE", b"AUTRE^DOMINIQUE"))
+    codes = alternate_codes(result)
+    assert codes == sorted(set(codes), key=codes.index)
+    assert "INS_MISMATCH_BIRTH_NAME" in codes
+
+
+def test_size_limit_gives_ar(good):
+    result = decide(good, max_message_bytes=1024)
+    assert (result.answer.code, result.answer.reason_code) == ("AR", "INTAKE_TOO_LARGE")
+    assert result.header.control_id == "015"
+
+
+@pytest.mark.parametrize(
+    ("code", "volet"),
+    [
+        ("INS_MISSING", "903"),
+        ("CDA_NO_INS", "903"),
+        ("INS_MISMATCH_SEX", "904"),
+        ("INS_TRAIT_MISSING", "905"),
+        ("INS_KEY", "906"),
+        ("RULE_PS_MASKED", "906"),
+    ],
+)
+def test_volet_codes(code, volet):
+    assert volet_code(code)[0] == volet
