@@ -104,3 +104,16 @@ def test_run_sends_and_status_tells(environment, dmp_endpoint, capsys):
 def test_status_of_an_unknown_document(environment, capsys):
     assert main(["dmp", "status", "1.2.3.4.5"]) == 1
     assert "no document" in capsys.readouterr().err
+
+
+def test_hold_then_release(environment, dmp_endpoint, capsys):
+    assert main(["dmp", "hold", UNIQUE_ID]) == 0
+    assert json.loads(capsys.readouterr().out)["hold"]
+    assert main(["dmp", "run"]) == 0
+    assert json.loads(capsys.readouterr().out)["claimed"] == 0  # held: never claimed
+    assert dmp_endpoint.requests == 0
+    assert main(["dmp", "release", UNIQUE_ID]) == 0
+    capsys.readouterr()
+    assert main(["dmp", "run"]) == 0
+    assert json.loads(capsys.readouterr().out)["sent"] == 1
+    assert main(["dmp", "release", UNIQUE_ID]) == 1  # nothing held any more

@@ -6,6 +6,7 @@
                    [--show-identity] [--signing-cert PEM --signing-key PEM]
     pfi dmp status DOCUMENT_ID [--url URL]
     pfi dmp run [--limit N] [--url URL]
+    pfi dmp hold|release DOCUMENT_ID [--url URL]
 
 ``submit --dry-run`` prints the SOAP request the PFI would send for a producer's message (ITI-41
 or ITI-57, VIHF, metadata; documents summarised), nothing sent, nothing recorded. Patient data
@@ -13,7 +14,8 @@ or ITI-57, VIHF, metadata; documents summarised), nothing sent, nothing recorded
 signature uses the signing certificate given, else the one of ``AIRFLOW_CONN_PFI_DMP``, else a
 throw-away key (said so). ``status`` prints what the ledger knows of a document (by unique id
 ``root^extension`` or ledger id): its DMP deliveries and their trail. ``run`` does what the
-``deliver_dmp`` DAG does, once.
+``deliver_dmp`` DAG does, once. ``hold`` parks a document's pending DMP deliveries (never
+claimed while held: SC.DMP/ALI/PROG deferred sends) and ``release`` makes them due at once.
 """
 
 from __future__ import annotations
@@ -51,6 +53,15 @@ def register(groups: argparse._SubParsersAction) -> None:
     run.add_argument("--limit", type=int, help="at most this many (default: [dmp] batch_size)")
     run.add_argument("--url", help="ledger database URL (default: AIRFLOW_CONN_PFI_LEDGER)")
     run.set_defaults(func=cmd_run)
+
+    for name, text in (
+        ("hold", "park a document's pending DMP deliveries"),
+        ("release", "make a document's held DMP deliveries due now"),
+    ):
+        sub = dmp.add_parser(name, help=text)
+        sub.add_argument("document", help="unique id (root^extension) or ledger document id")
+        sub.add_argument("--url", help="ledger database URL (default: AIRFLOW_CONN_PFI_LEDGER)")
+        sub.set_defaults(func=cmd_hold_release, order=name)
 
 
 def _settings(args: argparse.Namespace, *, required: bool):
@@ -222,6 +233,38 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _find_document(ledger, reference: str):
+    document = ledger.find_document(reference)
+    if document is None and reference.isdigit():
+        try:
+            document = ledger.get_document(int(reference))
+        except LookupError:
+            document = None
+    return document
+
+
+def cmd_hold_release(args: argparse.Namespace) -> int:
+    from pfi.cli import ledger_url
+    from pfi.ledger import Ledger
+
+    before, after = ("pending", "held") if args.order == "hold" else ("held", "pending")
+    ledger = Ledger.from_url(ledger_url(args))
+    try:
+        document = _find_document(ledger, args.document)
+        if document is None:
+            print(f"no document {args.document} in the ledger", file=sys.stderr)
+            return 1
+        changed = [
+            ledger.mark_delivery(d.id, after, reason_code=f"DMP_{args.order.upper()}", actor="cli")
+            for d in ledger.deliveries_of(document.id)
+            if d.channel == "dmp" and d.status == before
+        ]
+    finally:
+        ledger.dispose()
+    print(json.dumps({"document": document.id, args.order: [d.id for d in changed]}))
+    return 0 if changed else 1
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from pfi.cli import ledger_url
     from pfi.dmp.submission import entry_uuid, submission_set_unique_id
@@ -229,12 +272,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     ledger = Ledger.from_url(ledger_url(args))
     try:
-        document = ledger.find_document(args.document)
-        if document is None and args.document.isdigit():
-            try:
-                document = ledger.get_document(int(args.document))
-            except LookupError:
-                document = None
+        document = _find_document(ledger, args.document)
         if document is None:
             print(f"no document {args.document} in the ledger", file=sys.stderr)
             return 1
