@@ -1,9 +1,11 @@
 """``deliver_dmp`` through ``dag.test()`` on PostgreSQL, after ``ingest_hl7_drop``, against the
 devkit DMP endpoint over mutual TLS.
 
-The official v2.1 MDM initial and replacement messages are dropped and ingested by the real
-intake DAG; the DMP is down for the first delivery run and back for the second: each version
-is submitted exactly once, the initial one first. A third run (a replay) submits nothing.
+The official v2.1 MDM initial and replacement messages (DPI) and ORU initial result (laboratory)
+are dropped and ingested by the real intake DAG; the DMP is down for the first delivery run and
+back for the second: each version is submitted exactly once, the initial one before its
+replacement, and the ORU, which asked for a receipt, gets its ZAM^Z01. A third run (a replay)
+submits nothing.
 Connections are given the way production gives them (``AIRFLOW_CONN_*``), settings through
 ``PFI_SETTINGS``; the retry delay is set tiny so that the second run finds the retry due
 without sleeping.
@@ -23,6 +25,7 @@ INITIAL = f"{V21}/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.
 REPLACEMENT = f"{V21}/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7"
 INITIAL_ID = "1.2.250.1.71.4.2.2.120456789.71024000081"
 REPLACEMENT_ID = "1.2.250.1.71.4.2.2.120456789.71024000082"
+ORU_ID = "1.2.250.1.213.1.1.9"
 ORU = (
     "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/ORU/"
     "Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7"
@@ -106,9 +109,14 @@ def test_dmp_down_then_back_sends_each_version_once_in_order(site, dmp_endpoint,
     from pfi.ledger import Ledger
 
     folder, ledger_url = site
-    (folder / "in").mkdir()
-    for name, path in (("1-initial.er7", INITIAL), ("2-replacement.er7", REPLACEMENT)):
-        target = folder / "in" / name
+    drops = (
+        ("in", "1-initial.er7", INITIAL),
+        ("in", "2-replacement.er7", REPLACEMENT),
+        ("sgl-in", "oru.hl7", ORU),  # the laboratory's result, asking for a receipt
+    )
+    for drop_dir, name, path in drops:
+        (folder / drop_dir).mkdir(exist_ok=True)
+        target = folder / drop_dir / name
         shutil.copyfile(fixtures_dir / path, target)
         os.utime(target, (time.time() - 5,) * 2)
     assert _dag("ingest_hl7_drop").test().state == "success"
@@ -137,34 +145,24 @@ def test_dmp_down_then_back_sends_each_version_once_in_order(site, dmp_endpoint,
         assert deliver.test().state == "success"
         sent = dmp_deliveries()
         assert {d.status for d in sent.values()} == {"sent"}
-        assert [s.entries[0] for s in dmp_endpoint.accepted] == [INITIAL_ID, REPLACEMENT_ID]
+        mdm = [s.entries[0] for s in dmp_endpoint.accepted if s.entries[0] != ORU_ID]
+        assert mdm == [INITIAL_ID, REPLACEMENT_ID]
         assert dmp_endpoint.entries[INITIAL_ID].status.endswith("Deprecated")
+        assert len(dmp_endpoint.accepted) == 3
 
         assert deliver.test().state == "success"  # replay: nothing due, nothing submitted
-        assert len(dmp_endpoint.accepted) == 2 and dmp_endpoint.duplicates == 0
+        assert len(dmp_endpoint.accepted) == 3 and dmp_endpoint.duplicates == 0
         actors = {e.actor for e in ledger.events(delivery_id=sent[INITIAL_ID].id)}
         assert any(a.startswith("deliver_dmp/submit_due/") for a in actors)
     finally:
         ledger.dispose()
 
-
-def test_a_laboratory_result_asking_for_a_receipt_gets_its_zam(site, dmp_endpoint, fixtures_dir):
-    """The official ORU initial transmission asks ACK_RECEPTION=Y: accepted by the DMP, and a
-    ZAM^Z01 "Y" answering its MSH-10 lands in the laboratory's outbound folder."""
-    folder, _ = site
-    (folder / "sgl-in").mkdir()
-    target = folder / "sgl-in" / "oru.hl7"
-    shutil.copyfile(fixtures_dir / ORU, target)
-    os.utime(target, (time.time() - 5,) * 2)
-    assert _dag("ingest_hl7_drop").test().state == "success"
-    assert _dag("deliver_dmp").test().state == "success"
-
-    assert [s.transaction for s in dmp_endpoint.accepted] == ["ITI-41"]
-    zams = list((folder / "sgl-out").glob("ZAM_Z01_*.hl7"))
-    assert len(zams) == 1
-    segments = zams[0].read_bytes().split(b"\r")
+    # The ORU asked ACK_RECEPTION=Y: one ZAM^Z01 "Y" answering its MSH-10, in the lab's folder;
+    # the MDM examples did not ask (ACK_RECEPTION=N): no ZAM for the DPI.
+    assert not list((folder / "out").glob("ZAM_*"))
+    (zam,) = (folder / "sgl-out").glob("ZAM_Z01_*.hl7")
+    segments = zam.read_bytes().split(b"\r")
     assert segments[0].split(b"|")[8] == b"ZAM^Z01^ZAM_Z01"
-    obx = next(seg for seg in segments if seg.startswith(b"OBX|1|"))
-    assert obx.split(b"|")[3].startswith(b"ACK_RECEPTION_DMP^")
-    assert obx.split(b"|")[4] == b"015"  # MSH-10 of the official example
-    assert obx.split(b"|")[5].startswith(b"Y^")
+    obx = next(seg for seg in segments if seg.startswith(b"OBX|1|")).split(b"|")
+    assert obx[3].startswith(b"ACK_RECEPTION_DMP^") and obx[4] == b"015"  # the example's MSH-10
+    assert obx[5].startswith(b"Y^")
