@@ -452,3 +452,25 @@ def test_given_up_after_the_retry_age_fails_with_a_negative_z02(
     assert len(receipts) == 2
     # No SMTP reply: the connection refusal is reported as SMTPERRORCODE 111.
     assert all("|N^^expandedYes-NoIndicator|" in z and "|111^" in z for z in receipts)
+
+
+def test_without_any_dsn_the_z02_rests_on_the_smtp_acceptance_after_the_wait(
+    site, mail_servers, test_pki, fixtures_dir
+):
+    settings, ledger, folder = site
+    intake(settings, ledger, folder, fixtures_dir, ORU_INIT)
+    send_all(settings, ledger, mail_servers, test_pki)
+    # An operator that sends no DSN: the relay's reports vanish before the PFI reads them.
+    with imap_for(mail_servers, test_pki)(settings.mailboxes[0]) as imap:
+        for uid, _ in imap.reports():
+            imap.mark_processed(uid)
+    poll = imap_for(mail_servers, test_pki)
+    assert poll_notifications(ledger, settings, poll, actor="test")["zam_without_dsn"] == 0
+    assert zams(folder, "Z02") == []
+    later = datetime.now(UTC) + timedelta(hours=25)  # beyond dsn_wait_hours (24)
+    counts = poll_notifications(ledger, settings, poll, actor="test", now=later)
+    assert counts["zam_without_dsn"] == 2
+    receipts = zams(folder, "Z02")
+    assert len(receipts) == 2 and all("|Y^^expandedYes-NoIndicator|" in z for z in receipts)
+    again = poll_notifications(ledger, settings, poll, actor="test", now=later)
+    assert again["zam_without_dsn"] == 0

@@ -9,6 +9,7 @@ The core settings do not know this section (``Settings.extra["mssante"]``); it i
     reply_to = ""                        # Reply-To when the request has no PRT REPLY (SC.MSS.26)
     sending_mailbox = ""                 # [[mailbox]] name sending every mail (default: per FINESS)
     request_dsn = true                   # ask the operator for delivery notifications (DSN)
+    dsn_wait_hours = 24                  # no DSN after this long: the Z02 rests on SMTP's 250
 
     [mssante.templates]                  # any key below overrides the built-in French text
     subject = "XDM/1.0/DDM+{title} {birth_name} {given_name} {birth_date}"
@@ -27,6 +28,7 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from pfi.errors import ConfigurationError
@@ -113,8 +115,14 @@ class MssConfig:
     reply_to: str = ""
     sending_mailbox: str = ""
     request_dsn: bool = True
+    #: How long a DSN is awaited before the Z02 rests on the SMTP acceptance alone.
+    dsn_wait_hours: float = 24.0
     templates: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TEMPLATES))
     retry: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def dsn_wait(self) -> timedelta:
+        return timedelta(hours=self.dsn_wait_hours)
 
     def template(self, key: str) -> str:
         return self.templates.get(key, DEFAULT_TEMPLATES[key])
@@ -143,7 +151,7 @@ class MssConfig:
         if not isinstance(templates_raw, Mapping) or not isinstance(retry, Mapping):
             raise ConfigurationError("[mssante.templates] and [mssante.retry] must be tables")
         known = {"software_reference", "sender_name", "contact_address", "reply_to"}
-        known |= {"sending_mailbox", "request_dsn"}
+        known |= {"sending_mailbox", "request_dsn", "dsn_wait_hours"}
         unknown = sorted(set(raw) - known)
         if unknown:
             raise ConfigurationError(f"[mssante]: unknown setting(s) {', '.join(unknown)}")
@@ -160,9 +168,20 @@ class MssConfig:
             reply_to=str(raw.get("reply_to", "")),
             sending_mailbox=str(raw.get("sending_mailbox", "")),
             request_dsn=bool(raw.get("request_dsn", True)),
+            dsn_wait_hours=_hours(raw.get("dsn_wait_hours", 24)),
             templates=templates,
             retry=dict(retry),
         )
+
+
+def _hours(value: Any) -> float:
+    try:
+        hours = float(value)
+    except (TypeError, ValueError):
+        raise ConfigurationError("[mssante] dsn_wait_hours must be a number") from None
+    if hours <= 0:
+        raise ConfigurationError("[mssante] dsn_wait_hours must be positive")
+    return hours
 
 
 def check_template(key: str, text: str) -> None:

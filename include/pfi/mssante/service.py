@@ -22,7 +22,8 @@ Business acknowledgements (volet v2.1 ``ack-metier-zam.md``; :mod:`pfi.zam`), wh
 asked for them:
 
 - ``ZAM^Z02`` (ACK_RECEPTION=Y): positive when the operator accepted the mail and no DSN was
-  requested from it (the server offers no DSN), else when the DSN says ``delivered``; negative,
+  requested from it (the server offers no DSN), else when the DSN says ``delivered`` — or, when
+  no DSN came within ``[mssante] dsn_wait_hours`` (default 24), on the SMTP acceptance; negative,
   with the SMTP code in ERR-5, when SMTP refused the mail (5xx), when the retries were given up,
   or when a DSN says ``failed`` (the delivery then becomes ``failed`` too). One Z02 per delivery;
   a failure reported after a positive Z02 gets a second one (control id suffix ``N``).
@@ -369,15 +370,19 @@ def poll_notifications(
     actor: str,
     limit: int = 200,
     config: MssConfig | None = None,
+    now: datetime | None = None,
 ) -> dict[str, int]:
     """Read the DSN/MDN of every configured mailbox, record them, acknowledge; counts only.
 
     A report is flagged processed once recorded; one naming no delivery of ours is counted
     ``unmatched`` and flagged too. A mailbox that cannot be reached is counted in ``errors``
-    and does not stop the others (SC.MSS/CONF.08).
+    and does not stop the others (SC.MSS/CONF.08). Deliveries still without a DSN after
+    ``[mssante] dsn_wait_hours`` get their positive Z02 from the SMTP acceptance
+    (``zam_without_dsn``).
     """
     sender = MssSender(ledger, settings, _no_smtp, actor=actor, config=config)
     counts = {"reports": 0, "dsn": 0, "mdn": 0, "unmatched": 0, "zam": 0, "errors": 0}
+    counts["zam_without_dsn"] = 0
     for mailbox in settings.mailboxes:
         try:
             with imap_for(mailbox) as imap:
@@ -389,7 +394,48 @@ def poll_notifications(
         except PfiError as exc:
             counts["errors"] += 1
             log.warning("mailbox %s not polled: %s %s", mailbox.name, exc.code, exc.reason)
+    for delivery in deliveries_without_dsn(
+        ledger, older_than=(now or datetime.now(UTC)) - sender.config.dsn_wait, limit=limit
+    ):
+        counts["zam_without_dsn"] += bool(sender.receipt(delivery, delivered=True))
     return counts
+
+
+def deliveries_without_dsn(ledger: Ledger, *, older_than: datetime, limit: int) -> list[Delivery]:
+    """Sent deliveries that asked for a DSN, sent before ``older_than``, whose Z02 is still
+    unwritten: the operator sent no report (some operators do not send DSN, spec-facts §6.1).
+    Their ZAM^Z02 then rests on the operator's acceptance of the mail (SMTP 250)."""
+    from sqlalchemy import and_, exists
+
+    from pfi.ledger import Delivery
+    from pfi.ledger.schema import delivery, event
+
+    asked = exists().where(
+        event.c.delivery_id == delivery.c.id,
+        event.c.kind == EVENT_SENT,
+        event.c.detail["dsn_requested"].as_boolean().is_(True),
+    )
+    answered = exists().where(
+        and_(
+            event.c.delivery_id == delivery.c.id,
+            event.c.kind == EVENT_ZAM,
+            event.c.detail["event"].as_string() == zam.Z02_MSS_RECEIPT,
+        )
+    )
+    query = (
+        select(delivery)
+        .where(
+            delivery.c.channel.in_(CHANNELS),
+            delivery.c.status == "sent",
+            delivery.c.sent_at < older_than,
+            asked,
+            ~answered,
+        )
+        .order_by(delivery.c.id)
+        .limit(limit)
+    )
+    with ledger.engine.connect() as conn:
+        return [Delivery.from_row(row._mapping) for row in conn.execute(query)]
 
 
 def _record(sender: MssSender, note: Notification, counts: dict[str, int]) -> None:
