@@ -19,7 +19,11 @@ Decisions where the sources are silent or drafts:
 
 - *One mail per delivery*: the ledger has one delivery per (document, recipient); each mail has
   one ``To`` so that a DSN or MDN names one delivery, and a refusal of one recipient never
-  blocks the others.
+  blocks the others. A request carrying two CDAs (an ORU with N1 and N3) therefore gives each
+  recipient two mails, one per document, each with its own XDM.
+- *Who is the patient*: the PID of the request, whose INS intake checked against the CDA header
+  (``INS_MISMATCH_*``): the XDM's ``patientId`` and the subject's name, date of birth come from
+  that one patient.
 - *Message-ID* = ``<request_id@mailbox domain>``: fixed by the ledger before the first attempt,
   so a retry re-sends the **same** Message-ID (receivers may deduplicate) and every notification
   coming back is matched by it.
