@@ -474,3 +474,36 @@ def test_without_any_dsn_the_z02_rests_on_the_smtp_acceptance_after_the_wait(
     assert len(receipts) == 2 and all("|Y^^expandedYes-NoIndicator|" in z for z in receipts)
     again = poll_notifications(ledger, settings, poll, actor="test", now=later)
     assert again["zam_without_dsn"] == 0
+
+
+def test_pfi_mss_check_opens_both_sessions_and_names_what_fails(
+    site, mail_servers, test_pki, monkeypatch, capsys
+):
+    import json
+
+    from pfi.cli import main
+
+    settings, _, _ = site
+    cred = test_pki.clients[SENDER]
+    connection = {
+        "host": mail_servers.host,
+        "port": mail_servers.imap_port,
+        "login": SENDER,
+        "password": mail_servers.password_for(SENDER),
+        "extra": {
+            "smtp_port": mail_servers.smtp_port,
+            "client_cert": str(cred.cert_path),
+            "client_key": str(cred.key_path),
+            "ca_bundle": str(test_pki.ca_bundle),
+        },
+    }
+    monkeypatch.setenv("PFI_SETTINGS", str(settings.source_file or ""))
+    monkeypatch.setenv("AIRFLOW_CONN_PFI_MSS_PFI", json.dumps(connection))
+    assert main(["mss", "check"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["pfi\tsmtp\tOK", "pfi\timap\tOK"]
+    rogue = {**connection["extra"], "client_cert": str(test_pki.rogue_client.cert_path)}
+    rogue["client_key"] = str(test_pki.rogue_client.key_path)
+    monkeypatch.setenv("AIRFLOW_CONN_PFI_MSS_PFI", json.dumps({**connection, "extra": rogue}))
+    assert main(["mss", "check", "--mailbox", "pfi"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("pfi\tsmtp\tMSS_TLS") and out[1].startswith("pfi\timap\tMSS_AUTH")

@@ -5,6 +5,7 @@
     pfi mss compose HL7FILE --dry-run [-o DIR] [--message N] [--from ADDRESS]
     pfi mss send [--channel mss_professional|mss_patient] [--limit N] [--url URL]
     pfi mss poll [--url URL]
+    pfi mss check [--mailbox NAME]
     pfi mss traces [--since DATE] [--until DATE] [--channel C] [--document UID]
                    [--recipient ADDRESS] [--url URL]
 
@@ -12,7 +13,9 @@
 would send as an ``.eml`` file (``<n>_<channel>_<request id>.eml``), nothing sent, nothing
 recorded. ``send`` and ``poll`` do what the ``deliver_mssante`` DAG does, with the ledger URL and
 the mailbox Connections taken from ``AIRFLOW_CONN_<ID>`` (JSON form) like Airflow.
-``traces`` prints the MSSanté traces (SC.MSS/CONF.17-18) as ``;``-separated CSV.
+``traces`` prints the MSSanté traces (SC.MSS/CONF.17-18) as ``;``-separated CSV. ``check``
+opens an SMTP and an IMAP session of each mailbox with its certificate (nothing sent) and prints
+the error code of what fails (exit 1).
 """
 
 from __future__ import annotations
@@ -48,6 +51,10 @@ def register(groups: argparse._SubParsersAction) -> None:
             sub.add_argument("--channel", choices=("mss_professional", "mss_patient"))
             sub.add_argument("--limit", type=int, default=200)
         sub.set_defaults(func=func)
+
+    check = mss.add_parser("check", help="open the mailboxes' SMTP and IMAP sessions")
+    check.add_argument("--mailbox", help="a [[mailbox]] name (default: all)")
+    check.set_defaults(func=cmd_check)
 
     traces = mss.add_parser("traces", help="who was mailed what, when, and how it went (CSV)")
     traces.add_argument("--since", type=_date, help="ISO date or date-time (UTC if naive)")
@@ -209,3 +216,25 @@ def cmd_traces(args: argparse.Namespace) -> int:
         ledger.dispose()
     sys.stdout.write(traces_csv(traces))
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from pfi.errors import PfiError
+    from pfi.mssante.imap import ImapClient
+    from pfi.mssante.smtp import SmtpClient
+
+    settings = _settings(args, required=True)
+    failures = 0
+    for mailbox in settings.mailboxes:
+        if args.mailbox and mailbox.name != args.mailbox:
+            continue
+        for protocol, client_class, index in (("smtp", SmtpClient, 0), ("imap", ImapClient, 1)):
+            try:
+                with client_class(_endpoints(mailbox)[index]) as client:
+                    client.connect()
+            except PfiError as exc:
+                failures += 1
+                print(f"{mailbox.name}\t{protocol}\t{exc.code}\t{exc.reason}")
+            else:
+                print(f"{mailbox.name}\t{protocol}\tOK")
+    return 1 if failures else 0
