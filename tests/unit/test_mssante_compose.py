@@ -231,3 +231,16 @@ def test_site_templates_override_and_are_checked():
         MssConfig.from_mapping({"templates": {"objet": "x"}})
     with pytest.raises(ConfigurationError, match="unknown setting"):
         MssConfig.from_mapping({"sofware_reference": "x"})
+
+
+@pytest.mark.parametrize(
+    "address", ["", "adam.hoda", "a b@x.fr", "a@b", "<a@b.fr>", "a@b.fr, c@d.fr"]
+)
+def test_a_recipient_that_is_no_mail_address_is_refused(load, address):
+    request = load(MDM_INIT)
+    order = dataclasses.replace(
+        mail_orders(request, decide_request(request, POLICY), POLICY)[0], recipient=address
+    )
+    with pytest.raises(InvalidInput) as refused:
+        compose(request, order, MAILBOX, CONFIG)
+    assert refused.value.code == "MSS_BAD_ADDRESS"

@@ -68,6 +68,9 @@ PROFESSIONAL = "mss_professional"
 PATIENT = "mss_patient"
 CHANNELS = (PROFESSIONAL, PATIENT)
 
+#: A plain ``local@domain.tld`` address (what PRT-15.4 must hold; no display name, no spaces).
+_ADDRESS = re.compile(r"[^@\s<>,;\"]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+
 _ACTIONS = {"new": Action.NEW, "replace": Action.REPLACE, "delete": Action.DELETE}
 
 
@@ -258,6 +261,8 @@ def compose(
 ) -> ComposedMail:
     """Build the mail of one order. Raises InvalidInput when the request cannot be mailed."""
     now = now or datetime.now(UTC)
+    if not _ADDRESS.fullmatch(order.recipient or ""):
+        raise InvalidInput("the recipient is not a mail address (PRT-15.4)", code=k.BAD_ADDRESS)
     site = site or SiteInfo(name=config.sender_name)
     cda_bytes, cda = _document(request, order.document_unique_id)
     to_patient = order.channel == PATIENT
