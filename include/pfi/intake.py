@@ -100,6 +100,7 @@ INTAKE_TOO_LARGE = "INTAKE_TOO_LARGE"
 INTAKE_NOT_A_REQUEST = "INTAKE_NOT_A_REQUEST"
 INTAKE_SOME_REFUSED = "INTAKE_SOME_REFUSED"
 INTAKE_ALL_REFUSED = "INTAKE_ALL_REFUSED"
+INTAKE_NO_RECIPIENT = "INTAKE_NO_RECIPIENT"
 CDA_NO_INS = "CDA_NO_INS"
 DOC_ID_MISMATCH = "DOC_ID_MISMATCH"
 DOC_ID_REUSED = "DOC_ID_REUSED"
@@ -409,6 +410,23 @@ def evaluate(
             if address and address not in seen:
                 seen.add(address)
                 channels.append(("mss_professional", address))
+    warnings = _warnings(request)
+    if decision.routing.professionals and not any(c == "mss_professional" for c, _ in channels):
+        # only for volet v1.2 (the rule table refuses it otherwise): its recipients were in the
+        # CDA header, which this PFI does not read for routing — said in the ACK, not guessed
+        warnings += (
+            AckError(
+                condition=ERR_APPLICATION,
+                location="PRT",
+                severity="W",
+                application_code=APP_OTHER[0],
+                application_text=APP_OTHER[1],
+                application_table=APPLICATION_TABLE,
+                alternate_code=INTAKE_NO_RECIPIENT,
+                alternate_text="DESTMSSANTEPS=Y without PRT recipient: no mail sent",
+                alternate_table=PFI_TABLE,
+            ),
+        )
     if decision.routing.patient:
         channels.append(("mss_patient", None))
     qualified = identity is not None and policy.is_qualified(
@@ -418,7 +436,7 @@ def evaluate(
         index,
         chunk,
         header,
-        Answer("AA", _warnings(request)),
+        Answer("AA", warnings),
         request,
         tuple(documents),
         tuple(channels),
@@ -816,7 +834,7 @@ def _record_message(
 ) -> tuple[Answer, int, int]:
     """The message's ledger item, and for an accepted request its documents and deliveries."""
     ledger, header = context.ledger, evaluation.header
-    message_id, _ = ledger.record_inbound(
+    message_id, created_item = ledger.record_inbound(
         kind="hl7_message",
         source=context.source.name,
         finess_geo=context.source.finess_geo,
@@ -829,8 +847,8 @@ def _record_message(
         storage_path=str(kept),
         actor=context.actor,
     )
-    message = ledger.get_inbound(message_id)
-    if message.status in TERMINAL:  # the same message seen before (replay, or in another file)
+    message = None if created_item else ledger.get_inbound(message_id)
+    if message is not None and message.status in TERMINAL:  # seen before (replay, other file)
         if message.status == "done":
             return evaluation.answer, message_id, 0
         return _answer_for(message), message_id, 0

@@ -127,3 +127,14 @@ def test_size_limit_gives_ar(good):
 )
 def test_volet_codes(code, volet):
     assert volet_code(code)[0] == volet
+
+
+def test_a_vague1_request_to_professionals_without_prt_is_accepted_with_a_warning(good):
+    vague1 = good.replace(b"2.1^CISIS_CDA_HL7_V2", b"1.2^CISIS_CDA_HL7_V1")
+    vague1 = b"\n".join(line for line in vague1.split(b"\n") if not line.startswith(b"PRT|"))
+    result = decide(vague1)
+    assert result.answer.code == "AA"
+    assert result.channels == (("dmp", None),)
+    assert [(e.severity, e.alternate_code) for e in result.answer.errors] == [
+        ("W", "INTAKE_NO_RECIPIENT")
+    ]
