@@ -7,8 +7,9 @@ schematron ``schematrons/profils/structurationMinimale/ASIP-STRUCT-MIN-StrucMin.
 the same three steps itself, for the subset of ISO schematron the file uses:
 
 1. **include**: ``<include href>`` replaced by the referenced element (recursively);
-2. **abstract rules**: ``<rule abstract="true" id>`` are not run; a rule's ``<extends rule>``
-   inlines the abstract rule's ``let``/``assert``/``report`` (recursively);
+2. **abstract rules**: ``<rule abstract="true" id>`` are not run on their own; a rule's
+   ``<extends rule>`` runs the abstract rule's ``let``/``assert``/``report`` (and its own
+   ``extends``) on the same context node — written once as a named template and called;
 3. **to XSLT 3**: one mode per pattern; in a pattern each node is handled by the first rule
    whose ``context`` matches it (template priority in document order); ``let`` → variables
    (evaluated before the tests, as ISO requires), ``assert`` failing → ``failed-assert``,
@@ -55,20 +56,59 @@ def _resolve_includes(el: etree._Element, base: Path) -> None:
         parent.replace(inc, included)
 
 
-def _expand_rule(rule: etree._Element, abstract: dict[str, etree._Element], seen=()) -> list:
-    """The rule's ``let``/``assert``/``report`` children, with ``extends`` inlined in place."""
-    out = []
+def _abstract_name(rule_id: str) -> str:
+    return "abstract-" + "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in rule_id)
+
+
+def _rule_body(rule: etree._Element, abstract: dict[str, etree._Element]) -> str:
+    """A rule's lets (first, as ISO evaluates them before the tests), then in document order its
+    assertions, reports and ``extends`` (a call of the abstract rule's named template, which
+    runs with the same context node)."""
+    lets, tests = [], []
     for child in rule:
         if not isinstance(child.tag, str):
             continue
-        if child.tag == _S + "extends":
+        if child.tag == _S + "let":
+            lets.append(_variable(child))
+        elif child.tag == _S + "extends":
             name = child.get("rule")
-            if name in seen:
-                raise ValueError(f"schematron: cyclic extends {name}")
-            out.extend(_expand_rule(abstract[name], abstract, (*seen, name)))
-        elif child.tag in (_S + "let", _S + "assert", _S + "report"):
-            out.append(child)
-    return out
+            if name not in abstract:
+                raise ValueError(f"schematron: extends an unknown abstract rule {name}")
+            tests.append(f'<xsl:call-template name="{_abstract_name(name)}"/>')
+        elif child.tag == _S + "assert":
+            tests.append(
+                f'<xsl:if test="not(boolean({_attr_expr(child.get("test"))}))">'
+                f"{_result('failed-assert', child)}</xsl:if>"
+            )
+        elif child.tag == _S + "report":
+            tests.append(
+                f"<xsl:if test={quoteattr(child.get('test'))}>"
+                f"{_result('successful-report', child)}</xsl:if>"
+            )
+    return "".join(lets) + "".join(tests)
+
+
+def _used_abstract_rules(schema: etree._Element, abstract: dict[str, etree._Element]) -> list:
+    """Ids of the abstract rules reached through ``extends`` from a concrete rule (the kit's
+    datatype library has unused ones that do not compile on their own)."""
+    pending = [
+        e.get("rule")
+        for r in schema.iter(_S + "rule")
+        if r.get("abstract") != "true"
+        for e in r.findall(_S + "extends")
+    ]
+    used: list[str] = []
+    while pending:
+        name = pending.pop()
+        if name in used:
+            continue
+        used.append(name)
+        pending.extend(e.get("rule") for e in abstract[name].findall(_S + "extends"))
+    return sorted(used)
+
+
+def _variable(let: etree._Element) -> str:
+    return f"<xsl:variable name={quoteattr(let.get('name'))} select={quoteattr(let.get('value'))}/>"
 
 
 # --- step 3: to XSLT ------------------------------------------------------------------------------
@@ -115,11 +155,14 @@ def to_xslt(schema: etree._Element) -> str:
     }
     abstract = {r.get("id"): r for r in schema.iter(_S + "rule") if r.get("abstract") == "true"}
     ns_decl = " ".join(f"xmlns:{p}={quoteattr(u)}" for p, u in sorted(namespaces.items()))
-    body: list[str] = []
     modes: list[str] = []
-    globals_ = [
-        f"<xsl:variable name={quoteattr(let.get('name'))} select={quoteattr(let.get('value'))}/>"
-        for let in schema.findall(_S + "let")
+    globals_ = [_variable(let) for let in schema.findall(_S + "let")]
+    # abstract rules: one named template each, called by the rules that extend them (an
+    # abstract rule is written once instead of being copied into each of its ~700 users)
+    body: list[str] = [
+        f'<xsl:template name="{_abstract_name(rule_id)}">{_rule_body(abstract[rule_id], abstract)}'
+        "</xsl:template>"
+        for rule_id in _used_abstract_rules(schema, abstract)
     ]
     for index, pattern in enumerate(schema.iter(_S + "pattern")):
         mode = f"M{index}"
@@ -127,32 +170,11 @@ def to_xslt(schema: etree._Element) -> str:
         if not rules:
             continue
         modes.append(mode)
-        pattern_lets = [
-            f"<xsl:variable name={quoteattr(let.get('name'))} select={quoteattr(let.get('value'))}/>"
-            for let in pattern.findall(_S + "let")
-        ]
+        pattern_lets = "".join(_variable(let) for let in pattern.findall(_S + "let"))
         for position, rule in enumerate(rules):
-            items = _expand_rule(rule, abstract)
-            lets = [
-                f"<xsl:variable name={quoteattr(i.get('name'))} select={quoteattr(i.get('value'))}/>"
-                for i in items
-                if i.tag == _S + "let"
-            ]
-            tests = []
-            for item in items:
-                if item.tag == _S + "assert":
-                    tests.append(
-                        f'<xsl:if test="not(boolean({_attr_expr(item.get("test"))}))">'
-                        f"{_result('failed-assert', item)}</xsl:if>"
-                    )
-                elif item.tag == _S + "report":
-                    test = quoteattr(item.get("test"))
-                    tests.append(
-                        f"<xsl:if test={test}>{_result('successful-report', item)}</xsl:if>"
-                    )
             body.append(
                 f'<xsl:template match={quoteattr(rule.get("context"))} priority="{10000 - position}"'
-                f' mode="{mode}">{"".join(pattern_lets)}{"".join(lets)}{"".join(tests)}'
+                f' mode="{mode}">{pattern_lets}{_rule_body(rule, abstract)}'
                 f'<xsl:apply-templates select="@*|node()" mode="{mode}"/></xsl:template>'
             )
         body.append(

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-from pfi_fixtures.schematron import compile_schematron
-
 pytest.importorskip("saxonche")
 
 MAIN = """<schema xmlns="http://purl.oclc.org/dsdl/schematron" queryBinding="xslt2">
@@ -44,6 +42,8 @@ ABSTRACT = """<rule xmlns="http://purl.oclc.org/dsdl/schematron" abstract="true"
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
+    from pfi_fixtures.schematron import compile_schematron  # the plugin module, imported late
+
     src = tmp_path_factory.mktemp("src")
     (src / "main.sch").write_text(MAIN)
     (src / "abstract.sch").write_text(ABSTRACT)
