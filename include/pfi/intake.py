@@ -56,7 +56,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -726,13 +726,25 @@ def _acknowledge_one(context: _Context, item_id: int, counts: dict[str, Any]) ->
     if not evaluations:
         return _empty_file(context, item, path, when)
 
+    evaluations = [_precheck_documents(context, e) for e in evaluations]
     any_accepted = any(e.answer.accepted for e in evaluations)
-    target = drop.kept_path(
-        source, item.id, item.original_ref or path.name, item.received_at, rejected=not any_accepted
-    )
+    name = item.original_ref or path.name
+    archived = drop.kept_path(source, item.id, name, item.received_at, rejected=False)
+    quarantined = drop.kept_path(source, item.id, name, item.received_at, rejected=True)
+    target = archived if any_accepted else quarantined
+
+    def copy_of(index: int) -> Path:  # a refused message of a file kept in the archive
+        return drop.kept_path(
+            source, item.id, f"{name}.{index:03d}.hl7", item.received_at, rejected=True
+        )
+
     answers: list[tuple[Evaluation, Answer, int]] = []
     for evaluation in evaluations:
-        answer, message_id, created = _record_message(context, item, evaluation, target)
+        if evaluation.answer.accepted:
+            where = archived
+        else:
+            where = copy_of(evaluation.index) if any_accepted else quarantined
+        answer, message_id, created = _record_message(context, item, evaluation, where)
         answers.append((evaluation, answer, message_id))
         counts["deliveries"] += created
         if answer.accepted:
@@ -755,17 +767,10 @@ def _acknowledge_one(context: _Context, item_id: int, counts: dict[str, Any]) ->
         )
     accepted = [a for a in answers if a[1].accepted]
     refused = [a for a in answers if not a[1].accepted]
-    if accepted and refused:
+    if any_accepted:
         for evaluation, answer, _ in refused:  # a copy of each refused message of a batch
-            copy_path = drop.kept_path(
-                source,
-                item.id,
-                f"{item.original_ref or path.name}.{evaluation.index:03d}.hl7",
-                item.received_at,
-                rejected=True,
-            )
             drop.quarantine_copy(
-                copy_path,
+                copy_of(evaluation.index),
                 evaluation.chunk,
                 answer.reason_code or "",
                 answer.reason_text or "",
@@ -776,7 +781,7 @@ def _acknowledge_one(context: _Context, item_id: int, counts: dict[str, Any]) ->
         status = "done"
         reason_code = INTAKE_SOME_REFUSED if refused else None
         reason_text = f"{len(refused)} of {len(answers)} messages refused" if refused else None
-    else:
+    else:  # a document id found reused while recording may leave no message accepted
         status = "rejected"
         first = refused[0][1]
         reason_code = first.reason_code if len(refused) == 1 else INTAKE_ALL_REFUSED
@@ -797,7 +802,42 @@ def _acknowledge_one(context: _Context, item_id: int, counts: dict[str, Any]) ->
         message_type=(first_header.message_type or None) if len(evaluations) == 1 else "batch",
         actor=context.actor,
     )
+    log.info(
+        "file item %s: %s message(s), %s accepted, %s refused, kept in %s",
+        item.id,
+        len(answers),
+        len(accepted),
+        len(refused),
+        "archive" if kept == archived else "quarantine",
+    )
     return "acknowledged" if accepted else "rejected"
+
+
+def _precheck_documents(context: _Context, evaluation: Evaluation) -> Evaluation:
+    """Refuse before any write a request whose document id is known with another content.
+
+    The CI-SIS forbids a new content under an existing ClinicalDocument/id (a new version has a
+    new id); a deletion names an existing document and is not compared.
+    """
+    request = evaluation.request
+    if not evaluation.answer.accepted or request is None or request.action is Action.DELETE:
+        return evaluation
+    for planned in evaluation.documents:
+        known = context.ledger.find_document(planned.unique_id)
+        if known and known.content_sha256 and known.content_sha256 != planned.content_sha256:
+            return replace(evaluation, answer=_reused_id(), documents=(), channels=())
+    return evaluation
+
+
+def _reused_id() -> Answer:
+    return refusal(
+        [
+            RuleFailure(
+                DOC_ID_REUSED,
+                "a document with this ClinicalDocument/id and another content was already received",
+            )
+        ]
+    )
 
 
 def _empty_file(context: _Context, item: InboundItem, path: Path, when: datetime) -> str:
@@ -895,12 +935,7 @@ def _record_documents(
         if not created and action is not Action.DELETE:
             known = ledger.get_document(document_id)
             if known.content_sha256 and known.content_sha256 != planned.content_sha256:
-                failure = RuleFailure(
-                    DOC_ID_REUSED,
-                    "a document with this ClinicalDocument/id and another content was already "
-                    "received",
-                )
-                return refusal([failure]), 0
+                return _reused_id(), 0
         document_ids.append(document_id)
     created = 0
     for document_id in document_ids:

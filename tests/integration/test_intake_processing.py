@@ -486,3 +486,29 @@ def test_a_worker_killed_mid_batch_is_finished_by_the_next_run(
     for item in files:
         assert Path(item.storage_path).is_file()
         assert len(acks_of(settings, item.id)) == 1
+
+
+def test_a_known_document_id_with_another_content_is_refused(fresh_ledger, settings, fixtures_dir):
+    import base64
+    import re
+
+    original = (fixtures_dir / MDM_INIT).read_bytes()
+    obx = re.search(rb"(OBX\|1\|ED\|[^|]*\|\|\^[^^|]*\^[^^|]*\^Base64\^)([^|\n]+)", original)
+    cda = base64.b64decode(obx.group(2) + b"=" * (-len(obx.group(2)) % 4))
+    changed = cda.replace(b"</ClinicalDocument>", b"<!-- edited --></ClinicalDocument>")
+    assert changed != cda
+    other = (original[: obx.start(2)] + base64.b64encode(changed) + original[obx.end(2) :]).replace(
+        b"|015|", b"|099|", 1
+    )
+    drop = Dropper(settings)
+    drop("first.hl7", original)
+    drop("same_id_other_content.hl7", other)
+
+    _, results = run(fresh_ledger, settings)
+    assert results[0]["reasons"] == {"DOC_ID_REUSED": 1}
+    items = {i.original_ref: i for i in fresh_ledger.find_inbound(kind="hl7_file")}
+    assert items["same_id_other_content.hl7"].reason_code == "DOC_ID_REUSED"
+    assert "quarantine" in Path(items["same_id_other_content.hl7"].storage_path).parts
+    document = fresh_ledger.find_document(MDM_DOC_1)
+    assert document.content_sha256 == hashlib.sha256(cda).hexdigest()  # the first one stays
+    assert len(fresh_ledger.deliveries_of(document.id)) == 2
