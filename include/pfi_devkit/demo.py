@@ -201,19 +201,47 @@ def prepare(root: Path = ROOT, connections: dict[str, str] | None = None) -> Pat
     return env_file
 
 
+def sample_paths(root: Path = ROOT, shared: Path | None = None) -> dict[str, list[Path]]:
+    """The official examples of :data:`SAMPLES` found on this machine, per source."""
+    examples = (shared or root.parent / "shared") / "fixtures" / "ans-hl7v2-exemples"
+    return {
+        source: [examples / rel for rel in paths if (examples / rel).is_file()]
+        for source, paths in SAMPLES.items()
+    }
+
+
+def sample_recipients(root: Path = ROOT, shared: Path | None = None) -> tuple[str, ...]:
+    """The MSSanté addresses the demo samples mail to: their PRT recipients and, for a patient
+    with an INS, ``<matricule>@patient.mssante.fr`` — the demo mail server gives each a mailbox,
+    so that the samples' mails are delivered (and can be read) rather than bounced."""
+    from pfi.hl7v2 import Hl7Request, parse_file
+
+    addresses: set[str] = set()
+    for paths in sample_paths(root, shared).values():
+        for path in paths:
+            for message in parse_file(path.read_bytes()):
+                if not isinstance(message, Hl7Request):
+                    continue
+                addresses.update(
+                    r.address.strip().lower()
+                    for r in message.professional_recipients
+                    if r.address.strip()
+                )
+                if message.patient.ins:
+                    addresses.add(f"{message.patient.ins}@patient.mssante.fr")
+    return tuple(sorted(addresses))
+
+
 def drop_samples(root: Path = ROOT, shared: Path | None = None) -> list[Path]:
     """Copy a few official ANS examples into the demo's drop directories."""
-    examples = (shared or root.parent / "shared") / "fixtures" / "ans-hl7v2-exemples"
     dropped = []
-    for source, paths in SAMPLES.items():
+    for source, paths in sample_paths(root, shared).items():
         target_dir = root / "var" / "demo" / "hl7" / source / "in"
         target_dir.mkdir(parents=True, exist_ok=True)
-        for rel in paths:
-            sample = examples / rel
-            if sample.is_file():
-                target = target_dir / sample.name
-                shutil.copyfile(sample, target)
-                dropped.append(target)
+        for sample in paths:
+            target = target_dir / sample.name
+            shutil.copyfile(sample, target)
+            dropped.append(target)
     return dropped
 
 

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pfi_devkit.demo import DEMO_MAILBOX, ERROR_MAILBOX, PROFESSIONAL_MAILBOX
+from pfi_devkit.demo import DEMO_MAILBOX, ERROR_MAILBOX, PROFESSIONAL_MAILBOX, sample_recipients
 from pfi_devkit.postgres import stop_private_cluster
 
 STACK_FILE = "stack.json"
@@ -172,6 +172,9 @@ def serve(state: Path, *, host: str = "127.0.0.1", fixed_ports: bool = False) ->
     hostnames = ("localhost", "127.0.0.1", *([] if host == "127.0.0.1" else [os.uname().nodename]))
     pki = build_test_pki(state / "pki", [DEMO_MAILBOX], hostnames=hostnames)
     ports = FIXED_PORTS if fixed_ports else {"dpi_mllp": 0, "dmp": 0}
+    humans = dict.fromkeys(
+        (ERROR_MAILBOX, PROFESSIONAL_MAILBOX, *sample_recipients()), HUMAN_PASSWORD
+    )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -181,7 +184,7 @@ def serve(state: Path, *, host: str = "127.0.0.1", fixed_ports: bool = False) ->
                 state / "mail",
                 pki,
                 [DEMO_MAILBOX],
-                {ERROR_MAILBOX: HUMAN_PASSWORD, PROFESSIONAL_MAILBOX: HUMAN_PASSWORD},
+                humans,
             )
         )
         mllp = servers.enter_context(
@@ -205,10 +208,7 @@ def serve(state: Path, *, host: str = "127.0.0.1", fixed_ports: bool = False) ->
             "dpi_mllp": mllp.describe(),
             "dmp": dmp.describe(),
             "pki": pki.describe(),
-            "human_mailboxes": {
-                ERROR_MAILBOX: HUMAN_PASSWORD,
-                PROFESSIONAL_MAILBOX: HUMAN_PASSWORD,
-            },
+            "human_mailboxes": humans,
         }
         (state / STACK_FILE).write_text(json.dumps(info, indent=2, default=str))
         stop.wait()

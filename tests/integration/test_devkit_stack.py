@@ -35,6 +35,10 @@ def test_up_is_idempotent_and_down_stops_everything(state, capsys):
             pass
         dmp = json.loads(connections["pfi_dmp"])
         assert dmp["extra"]["repository_url"].startswith("https://127.0.0.1:")
+        # the demo samples' recipients have mailboxes, so their mails are delivered, not bounced
+        humans = first["human_mailboxes"]
+        assert "adam.hoda@test-ci-sis.mssante.fr" in humans
+        assert any(address.endswith("@patient.mssante.fr") for address in humans)
     finally:
         stack.down(state)
     assert stack.status(state) is None
