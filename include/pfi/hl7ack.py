@@ -86,14 +86,22 @@ class AckError:
     diagnostic: str = ""
 
 
+#: How much of a message :func:`read_header` looks at.
+HEADER_WINDOW = 64 * 1024
+
+
 def split_segments(text: str) -> list[str]:
     """Split on CR, LF or CRLF (the official examples use LF, HL7 requires CR)."""
     return [s for s in text.replace("\r\n", "\r").replace("\n", "\r").split("\r") if s.strip()]
 
 
 def read_header(raw: bytes) -> MessageHeader:
-    """Read MSH from the first message of ``raw`` (FHS/BHS batch headers are skipped)."""
-    text = raw.decode("latin-1", errors="replace")  # MSH is ASCII in practice; safe to peek
+    """Read MSH from the first message of ``raw`` (FHS/BHS batch headers are skipped).
+
+    Only the first 64 KiB are looked at: MSH comes first and is short, and a message may carry
+    megabytes of base64 after it.
+    """
+    text = raw[:HEADER_WINDOW].decode("latin-1", errors="replace")  # MSH is ASCII in practice
     segments = split_segments(text)
     msh = next((s for s in segments if s.startswith("MSH")), None)
     if msh is None or len(msh) < 8:

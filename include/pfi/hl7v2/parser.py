@@ -147,7 +147,6 @@ _MAIL_BODIES = (c.META_CORPSMAIL_PS, c.META_CORPSMAIL_PATIENT)
 _ACCEPTED_PROFILES = (c.PROFILE_CDA_HL7_V2, c.PROFILE_CDA_HL7_V1)
 _ZAM_EVENTS = (c.EVENT_ZAM_DMP, c.EVENT_ZAM_MSS_RECEIPT, c.EVENT_ZAM_MSS_READ)
 
-_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
 _CLINICAL_DOCUMENT = re.compile(rb"<(?:[\w.-]+:)?ClinicalDocument[\s>/]")
 _CLINICAL_DOCUMENT_END = re.compile(rb"</(?:[\w.-]+:)?ClinicalDocument>\s*$")
 
@@ -181,7 +180,7 @@ def _lines(raw: bytes) -> list[bytes]:
     data = raw.lstrip(b"\x0b").rstrip(b"\x1c\r\n\t ")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    return [line for line in _LINE_BREAK.split(data) if line.strip()]
+    return [line for line in data.splitlines() if line.strip()]  # CR, LF, CRLF (bytes)
 
 
 def split_file(raw: bytes) -> list[bytes]:
