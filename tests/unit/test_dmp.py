@@ -432,3 +432,17 @@ def test_a_request_without_structure_identifier_is_refused(fixtures_dir, signer)
             sub, config=CONFIG, signer=signer, endpoints=ENDPOINTS, request_id=uuid.uuid4()
         )
     assert caught.value.code == "DMP_NO_STRUCTURE_ID"
+
+
+def test_a_document_id_with_an_extension_is_refused_for_the_dmp(fixtures_dir, signer):
+    from dataclasses import replace
+
+    from pfi.cda import Identifier
+
+    sub = submission(fixtures_dir, INITIAL)
+    sub = replace(sub, header=replace(sub.header, id=Identifier("1.2.250.1.999", "42")))
+    with pytest.raises(InvalidInput) as caught:
+        build_request(
+            sub, config=CONFIG, signer=signer, endpoints=ENDPOINTS, request_id=uuid.uuid4()
+        )
+    assert caught.value.code == "DMP_UNIQUE_ID_FORMAT"

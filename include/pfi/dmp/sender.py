@@ -226,6 +226,9 @@ def _request_item(delivery: Delivery, document_item: int | None) -> int | None:
 _ZAM_TEXTS = {
     INS_NOT_QUALIFIED: "INS non qualifiée : document non envoyé au DMP",
     "DELIVERY_GIVEN_UP": "DMP injoignable : envoi abandonné après plusieurs tentatives",
+    "DMP_UNIQUE_ID_FORMAT": "Identifiant de document OID^extension non accepté par le DMP",
+    "DMP_NO_STRUCTURE_ID": "Identifiant de structure absent (PRT SB) : VIHF impossible",
+    "XDS_METADATA_INCOMPLETE": "Métadonnées XDS requises par le DMP absentes du CDA",
 }
 
 

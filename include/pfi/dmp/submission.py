@@ -202,6 +202,13 @@ def build_request(
 ) -> SoapRequest:
     """The signed SOAP request for ``submission`` (ITI-41 for new/replace, ITI-57 for delete)."""
     now = (now or datetime.now(UTC)).astimezone(UTC)
+    if "^" in submission.unique_id:
+        # IG-CDA profils-messages.md (TXA-12): "La version actuelle du DMP ne supporte pas le
+        # format OID^Extension" — refused here rather than by the DMP.
+        raise InvalidInput(
+            "the DMP does not accept a document id with an extension (OID^extension)",
+            code="DMP_UNIQUE_ID_FORMAT",
+        )
     entry = document_entry(submission)
     stamp = xds_time(now)
     claims = vihf_claims(submission, entry.patient_id, config)
