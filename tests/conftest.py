@@ -19,4 +19,5 @@ pytest_plugins = [
     "pfi_fixtures.postgres",
     "pfi_fixtures.mail",
     "pfi_fixtures.partners",
+    "pfi_fixtures.schematron",
 ]

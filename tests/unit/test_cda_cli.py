@@ -18,8 +18,6 @@ from pfi.cli import main
 from pfi.hl7v2.model import MetaFlags
 from pfi.xdm import read_xdm
 
-pytest_plugins = ["pfi_fixtures.schematron"]
-
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = ROOT / "config/pfi.example.toml"
 INS = "279035121518989"

@@ -35,8 +35,6 @@ from pfi.cda.generator import (
 from pfi.cda.model import Code, Identifier
 from pfi.errors import InvalidInput
 
-pytest_plugins = ["pfi_fixtures.schematron"]
-
 PARIS = timezone(timedelta(hours=1))
 INS = "279035121518989"
 DOCTOR = Professional(
