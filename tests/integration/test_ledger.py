@@ -665,3 +665,17 @@ def test_monthly_inbound_counts_show_what_was_received(ledger: Ledger):
         ("bal", "mail", "done", 1),
         ("bal", "mail", "rejected", 1),
     }
+
+
+def test_a_delivery_remembers_the_message_that_asked_for_it(ledger: Ledger):
+    first, _ = ledger.record_inbound(kind="hl7_message", source="dpi", checksum=SHA_A)
+    later, _ = ledger.record_inbound(kind="hl7_message", source="dpi", checksum=SHA_B)
+    document_id, _ = ledger.upsert_document(unique_id="1.2.250.1.999.1^7", inbound_item_id=first)
+
+    new_id, _ = ledger.ensure_delivery(document_id, "dmp")
+    delete_id, _ = ledger.ensure_delivery(
+        document_id, "dmp", action="delete", inbound_item_id=later
+    )
+
+    assert ledger.get_delivery(new_id).inbound_item_id is None  # falls back to the document's
+    assert ledger.get_delivery(delete_id).inbound_item_id == later

@@ -406,6 +406,7 @@ class Ledger:
         qualified_ins: bool | None = None,
         status: str = "pending",
         next_attempt_at: datetime | None = None,
+        inbound_item_id: int | None = None,
         actor: str = "cli",
     ) -> tuple[int, bool]:
         """Create the delivery of a document unless it exists; return ``(delivery_id, created)``.
@@ -413,6 +414,8 @@ class Ledger:
         Its ``request_id`` is fixed here, before any attempt, and never changes. A new delivery
         is ``pending`` and due at once (or at ``next_attempt_at``), or ``held``. ``qualified_ins``
         defaults to the document's; its FINESS géographique and type are copied for statistics.
+        ``inbound_item_id`` is the message that asked for it (a deletion comes in a later message
+        than its document): the one its business acknowledgement answers.
         """
         channel, recipient, action = delivery_key(channel, recipient, action)
         _one_of("status", status, ("pending", "held"))
@@ -441,6 +444,7 @@ class Ledger:
                     next_attempt_at=next_attempt_at_value,
                     request_id=uuid.uuid4(),
                     historical=historical,
+                    inbound_item_id=inbound_item_id,
                     qualified_ins=source.ins_qualified if qualified_ins is None else qualified_ins,
                     finess_geo=source.finess_geo,
                     type_code=source.type_code,
