@@ -947,6 +947,7 @@ def _record_documents(
                 recipient,
                 action.value,
                 status="held" if held else "pending",
+                inbound_item_id=message_id,
                 actor=context.actor,
             )
             created += new

@@ -250,6 +250,16 @@ def test_every_official_example_ends_with_the_expected_ack_and_ledger_rows(
     )
     every = [d for doc in (initial, replacement) for d in fresh_ledger.deliveries_of(doc.id)]
     assert {d.status for d in every} == {"pending"}
+    # each delivery names the message that asked for it (the deletion came later than its
+    # document): the one whose MSH-10 a business acknowledgement answers
+    asked = {
+        (d.action, fresh_ledger.get_inbound(d.inbound_item_id).parent_id)
+        for d in fresh_ledger.deliveries_of(replacement.id)
+    }
+    assert asked == {
+        ("replace", items[names[MDM_RPLC]].id),
+        ("delete", items[names[MDM_DEL]].id),
+    }
     assert not list(settings.source("lab").work_dir.iterdir())  # nothing left behind
 
 
