@@ -102,6 +102,7 @@ INTAKE_SOME_REFUSED = "INTAKE_SOME_REFUSED"
 INTAKE_ALL_REFUSED = "INTAKE_ALL_REFUSED"
 INTAKE_NO_RECIPIENT = "INTAKE_NO_RECIPIENT"
 CDA_NO_INS = "CDA_NO_INS"
+CDA_UNREADABLE = "CDA_UNREADABLE"
 DOC_ID_MISMATCH = "DOC_ID_MISMATCH"
 DOC_ID_REUSED = "DOC_ID_REUSED"
 
@@ -334,6 +335,11 @@ def _plan_documents(
             cda = read_cda(document.content)
         except InvalidInput as exc:
             failures.append(RuleFailure(exc.code, exc.reason))
+            continue
+        except Exception as exc:  # a shape the reader did not foresee: refuse, never loop
+            failures.append(
+                RuleFailure(CDA_UNREADABLE, f"CDA header not readable ({type(exc).__name__})")
+            )
             continue
         failures += _identity_failures(pid, cda)
         unique = str(cda.id)

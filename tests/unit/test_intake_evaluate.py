@@ -138,3 +138,15 @@ def test_a_vague1_request_to_professionals_without_prt_is_accepted_with_a_warnin
     assert [(e.severity, e.alternate_code) for e in result.answer.errors] == [
         ("W", "INTAKE_NO_RECIPIENT")
     ]
+
+
+def test_an_unforeseen_cda_reader_failure_refuses_the_message(good, monkeypatch):
+    import pfi.cda
+
+    def broken(data, **kwargs):
+        raise ValueError("unexpected shape")
+
+    monkeypatch.setattr(pfi.cda, "read_cda", broken)
+    result = decide(good)
+    assert (result.answer.code, result.answer.reason_code) == ("AE", "CDA_UNREADABLE")
+    assert "unexpected shape" not in (result.answer.reason_text or "")
