@@ -198,6 +198,10 @@ def serve(state: Path, *, host: str = "127.0.0.1", fixed_ports: bool = False) ->
                 host=host,
                 port=ports["dmp"],
                 store_dir=state / "dmp-accepted",
+                # as strict as the tests: a demo submission is checked like a real one
+                verify_vihf=True,
+                require_signature_document=True,
+                strict_metadata=True,
             )
         )
         (state / CONNECTIONS_FILE).write_text(json.dumps(connections(mail, mllp, dmp, pki)))
