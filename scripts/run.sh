@@ -35,6 +35,16 @@ for component in api-server scheduler dag-processor triggerer; do
   fi
 done
 
+# The second inlet: HL7 over MLLP for the DPI, written into its drop directory (pfi.mllp_inlet).
+if alive mllp-inlet; then
+  echo "    mllp-inlet already running (pid $(cat "$RUN/mllp-inlet.pid"))"
+else
+  setsid nohup .venv/bin/pfi hl7 listen dpi >"$LOG/mllp-inlet.log" 2>&1 < /dev/null &
+  echo $! >"$RUN/mllp-inlet.pid"
+  echo "    mllp-inlet started (pid $!)"
+fi
+MLLP_PORT=$(cat var/airflow/mllp-inlet-port)
+
 URL="http://127.0.0.1:${AIRFLOW__API__PORT}"
 for _ in $(seq 1 90); do
   if curl -fsS "$URL/api/v2/monitor/health" >/dev/null 2>&1; then break; fi
@@ -52,6 +62,8 @@ PFI on Airflow is running.
   UI:     $URL   (login: admin / admin)
   The demo DAGs run unpaused (a production airflow.cfg keeps dags_are_paused_at_creation).
   Drop HL7 files into var/demo/hl7/<dpi|sgl|ris>/in; acknowledgements appear in .../out.
+  The DPI may also send over MLLP to 127.0.0.1:$MLLP_PORT.
+  Mailboxes, DMP and DPI partners: .venv/bin/pfi devkit status
   Logs:   $LOG/    Settings: var/demo/pfi.toml    Env: $ENV_FILE
   Stop:   make stop
 TXT

@@ -5,7 +5,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 RUN=var/run
-for component in api-server scheduler dag-processor triggerer; do
+for component in mllp-inlet api-server scheduler dag-processor triggerer; do
   pidfile="$RUN/$component.pid"
   [ -f "$pidfile" ] || continue
   pid=$(cat "$pidfile")

@@ -27,6 +27,8 @@ from pfi_devkit.postgres import find_or_start
 
 ROOT = Path(__file__).resolve().parents[2]
 UI_PORTS = range(8080, 8180)
+#: Where the demo's MLLP inlet listens for the DPI (``pfi hl7 listen dpi``; 2575 is HL7's port).
+MLLP_INLET_PORTS = range(2575, 2600)
 DEMO_MAILBOX = "pfi@ch-demo.mssante.test"
 ERROR_MAILBOX = "integration@ch-demo.mssante.test"
 PROFESSIONAL_MAILBOX = "dr.test@ch-demo.mssante.test"
@@ -102,8 +104,9 @@ def airflow_env(
     return env
 
 
-def demo_settings(var: Path) -> str:
-    """The demo site's settings (TOML): three HL7 sources and one application mailbox."""
+def demo_settings(var: Path, *, mllp_inlet_port: int = MLLP_INLET_PORTS.start) -> str:
+    """The demo site's settings (TOML): three HL7 sources (the DPI's also over MLLP) and one
+    application mailbox."""
     sources = "\n".join(
         f"""
 [[hl7_source]]
@@ -144,6 +147,11 @@ address = "{DEMO_MAILBOX}"
 connection_id = "pfi_mss_pfi"
 finess_geo = "010000032"
 error_mailbox = "{ERROR_MAILBOX}"
+
+[[mllp_inlet]]
+source = "dpi"
+host = "127.0.0.1"
+port = {mllp_inlet_port}
 """
 
 
@@ -171,6 +179,11 @@ def prepare(root: Path = ROOT, connections: dict[str, str] | None = None) -> Pat
     port_file = home / "port"
     port = _free_port(UI_PORTS, int(port_file.read_text()) if port_file.exists() else None)
     port_file.write_text(str(port))
+    inlet_file = home / "mllp-inlet-port"
+    inlet_port = _free_port(
+        MLLP_INLET_PORTS, int(inlet_file.read_text()) if inlet_file.exists() else None
+    )
+    inlet_file.write_text(str(inlet_port))
 
     passwords = home / "passwords.json"
     if not passwords.exists():
@@ -178,7 +191,7 @@ def prepare(root: Path = ROOT, connections: dict[str, str] | None = None) -> Pat
 
     settings_file = var / "demo" / "pfi.toml"
     settings_file.parent.mkdir(parents=True, exist_ok=True)
-    settings_file.write_text(demo_settings(var), encoding="utf-8")
+    settings_file.write_text(demo_settings(var, mllp_inlet_port=inlet_port), encoding="utf-8")
 
     env = airflow_env(
         root=root,

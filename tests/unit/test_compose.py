@@ -37,10 +37,14 @@ def test_services(compose):
         )
     assert {"postgres", "redis", "airflow-init", "pfi-devkit"} <= set(services)
     assert "pfi ledger upgrade" in " ".join(services["airflow-init"]["command"])
+    # the MLLP inlet, as `make run` starts it (scripts/run.sh)
+    inlet = services["pfi-mllp-inlet"]["entrypoint"]
+    assert inlet[:6] == ["python", "-m", "pfi", "hl7", "listen", "dpi"]
+    assert "pfi hl7 listen dpi" in (ROOT / "scripts/run.sh").read_text()
 
 
 def test_mounts_and_image_are_shared(compose):
-    for name in [*AIRFLOW_SERVICES, "airflow-init", "pfi-devkit"]:
+    for name in [*AIRFLOW_SERVICES, "airflow-init", "pfi-devkit", "pfi-mllp-inlet"]:
         volumes = compose["services"][name]["volumes"]
         for folder in ("dags", "plugins", "include"):
             assert f"./{folder}:/opt/airflow/{folder}" in volumes
