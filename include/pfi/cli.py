@@ -53,11 +53,51 @@ def ledger_url(args: argparse.Namespace) -> str:
     return url
 
 
+#: The settings sections each flow reads for itself, checked by ``pfi config check`` with the
+#: flow's own parser (module, class with ``from_settings(settings)``).
+FLOW_SECTIONS = (
+    ("[intake]", "pfi.intake", "IntakeOptions"),
+    ("[dmp]", "pfi.dmp.config", "DmpConfig"),
+    ("[mssante]", "pfi.mssante.config", "MssConfig"),
+)
+
+
+def section_problems(settings) -> list[str]:
+    """What the flows' own parsers find wrong in their sections (``[intake]``, ``[dmp]``…)."""
+    import importlib
+
+    from pfi.mllp_inlet import InletConfig
+
+    problems = []
+    for label, module, name in FLOW_SECTIONS:
+        parser = getattr(importlib.import_module(module), name)
+        try:
+            parser.from_settings(settings)
+        except ConfigurationError as exc:
+            problems.append(f"{label}: {exc}")
+    from pfi.deliveries import RetryPolicy
+
+    for section in ("dmp", "mssante"):
+        raw = settings.extra.get(section, {}) or {}
+        try:
+            RetryPolicy.from_mapping(raw.get("retry") if isinstance(raw, dict) else None)
+        except ConfigurationError as exc:
+            problems.append(f"[{section}.retry]: {exc}")
+    entries = settings.extra.get("mllp_inlet", []) or []
+    for entry in [entries] if isinstance(entries, dict) else entries:
+        try:
+            InletConfig.from_settings(settings, str(entry.get("source", "")))
+        except (ConfigurationError, LookupError) as exc:
+            problems.append(f"[[mllp_inlet]]: {exc}")
+    return problems
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     from pfi.settings import check_settings
 
     settings, problems = check_settings(args.settings)
     if settings is not None:
+        problems.extend(section_problems(settings))
         print(f"site: {settings.site.name} (FINESS juridique {settings.site.finess_juridique})")
         print(f"HL7 sources: {', '.join(s.name for s in settings.sources) or 'none'}")
         print(f"mailboxes: {', '.join(m.name for m in settings.mailboxes) or 'none'}")
@@ -130,7 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     config = groups.add_parser("config", help="site settings").add_subparsers(
         dest="action", required=True
     )
-    config.add_parser("check", help="validate the settings").set_defaults(func=cmd_config_check)
+    check = config.add_parser("check", help="validate the settings")
+    check.add_argument("--settings", default=argparse.SUPPRESS, help="settings file")
+    check.set_defaults(func=cmd_config_check)
 
     ledger = groups.add_parser("ledger", help="the ledger database").add_subparsers(
         dest="action", required=True

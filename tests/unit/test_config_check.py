@@ -1,0 +1,63 @@
+"""``pfi config check``: the core settings and each flow's own section, one report."""
+
+from pathlib import Path
+
+from pfi.cli import main
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "pfi.example.toml"
+
+
+def settings_with(tmp_path: Path, extra: str) -> Path:
+    drop = tmp_path / "in"
+    drop.mkdir()
+    path = tmp_path / "pfi.toml"
+    path.write_text(
+        f"""
+[site]
+name = "CH"
+finess_juridique = "010000024"
+structure_oid = "1.2.250.1.71.4.2.2"
+[[site.finess_geo]]
+finess = "010000032"
+name = "A"
+[[hl7_source]]
+name = "dpi"
+drop_dir = "{drop}"
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_the_flow_sections_are_checked_by_their_own_parsers(tmp_path, capsys):
+    path = settings_with(
+        tmp_path,
+        """
+[intake]
+hold_channels = ["fax"]
+[mssante]
+colour = "blue"
+[mssante.retry]
+factor = "fast"
+[[mllp_inlet]]
+source = "lab"
+""",
+    )
+
+    assert main(["config", "check", "--settings", str(path)]) == 1
+
+    out = capsys.readouterr().out
+    assert "problem: [intake]" in out
+    assert "problem: [mssante]" in out
+    assert "problem: [mssante.retry]" in out
+    assert "problem: [[mllp_inlet]]" in out
+    assert "4 problem(s)" in out
+
+
+def test_sound_sections_pass_and_the_option_works_before_or_after_the_group(tmp_path, capsys):
+    path = settings_with(tmp_path, '[intake]\nhold_channels = ["dmp"]\n')
+
+    assert main(["config", "check", "--settings", str(path)]) == 0
+    assert main(["--settings", str(path), "config", "check"]) == 0
+    assert capsys.readouterr().out.count("settings OK") == 2
