@@ -145,6 +145,77 @@ def escape(value: str, encoding_characters: str = "^~\\&", field_separator: str 
     return out.replace("\r", " ").replace("\n", " ")
 
 
+def reply_header(
+    original: MessageHeader,
+    message_type: tuple[str, ...],
+    control_id: str,
+    now: datetime,
+    *,
+    version: str,
+    profile: str = "",
+) -> str:
+    """The MSH of an answer to ``original`` (an ACK or a ZAM), in its separators.
+
+    MSH-3..6 are the original's MSH-5/6/3/4, MSH-7 ``now``, MSH-9 the components of
+    ``message_type``, MSH-10 ``control_id``, MSH-11 the original's processing id, MSH-12
+    ``version``, MSH-17 ``FRA``, MSH-18 the original's character set and, when given, MSH-21
+    ``profile`` (components separated by ``^``, rewritten in the original's separator).
+    """
+    sep = original.field_separator or "|"
+    enc = original.encoding_characters or "^~\\&"
+    comp = enc[0]
+    fields = [
+        "MSH",
+        enc,
+        original.receiving_application,
+        original.receiving_facility,
+        original.sending_application,
+        original.sending_facility,
+        now.strftime("%Y%m%d%H%M%S"),
+        "",
+        comp.join(message_type),
+        escape(control_id, enc, sep),
+        original.processing_id or "P",
+        version,
+        "",
+        "",
+        "",
+        "",
+        "FRA",
+        original.charset,
+    ]
+    if profile:
+        fields += ["", "", profile.replace("^", comp)]
+    return sep.join(fields)
+
+
+def error_segment(original: MessageHeader, err: AckError) -> str:
+    """``ERR||<location>|<condition>^<text>^messageErrorCondition|<severity>|<code>^<text>^<table>
+    [^<alternate code>^<text>^<table>]||<diagnostic>`` in the separators of ``original``."""
+    sep = original.field_separator or "|"
+    enc = original.encoding_characters or "^~\\&"
+    comp = enc[0]
+    condition = comp.join([err.condition[0], err.condition[1], "messageErrorCondition"])
+    application = ""
+    if err.application_code:
+        parts = [
+            escape(err.application_code, enc, sep),
+            escape(err.application_text, enc, sep),
+            err.application_table,
+        ]
+        if err.alternate_code:
+            parts += [
+                escape(err.alternate_code, enc, sep),
+                escape(err.alternate_text, enc, sep),
+                err.alternate_table,
+            ]
+        application = comp.join(parts)
+    fields = ["ERR", "", err.location, condition, err.severity, application]
+    if err.diagnostic:
+        fields += ["", escape(err.diagnostic, enc, sep)]
+    return sep.join(fields).rstrip(sep)
+
+
 def technical_ack(
     original: MessageHeader,
     code: str,
@@ -165,52 +236,17 @@ def technical_ack(
         )
     sep = original.field_separator or "|"
     enc = original.encoding_characters or "^~\\&"
-    comp = enc[0]
     event = original.trigger_event
-    msh = sep.join(
-        [
-            "MSH",
-            enc,
-            original.receiving_application,
-            original.receiving_facility,
-            original.sending_application,
-            original.sending_facility,
-            now.strftime("%Y%m%d%H%M%S"),
-            "",
-            f"ACK{comp}{event}{comp}ACK" if event else "ACK",
-            control_id,
-            original.processing_id or "P",
-            original.version or "2.6",
-            "",
-            "",
-            "",
-            "",
-            "FRA",
-            original.charset,
-        ]
+    msh = reply_header(
+        original,
+        ("ACK", event, "ACK") if event else ("ACK",),
+        control_id,
+        now,
+        version=original.version or "2.6",
     )
     msa = sep.join(["MSA", code, original.control_id] + ([escape(text, enc, sep)] if text else []))
     segments = [msh, msa]
-    for err in errors:
-        condition = comp.join([err.condition[0], err.condition[1], "messageErrorCondition"])
-        application = ""
-        if err.application_code:
-            parts = [
-                escape(err.application_code, enc, sep),
-                escape(err.application_text, enc, sep),
-                err.application_table,
-            ]
-            if err.alternate_code:
-                parts += [
-                    escape(err.alternate_code, enc, sep),
-                    escape(err.alternate_text, enc, sep),
-                    err.alternate_table,
-                ]
-            application = comp.join(parts)
-        fields = ["ERR", "", err.location, condition, err.severity, application]
-        if err.diagnostic:
-            fields += ["", escape(err.diagnostic, enc, sep)]
-        segments.append(sep.join(fields).rstrip(sep))
+    segments += [error_segment(original, err) for err in errors]
     return "\r".join(segments) + "\r"
 
 
@@ -218,8 +254,10 @@ __all__ = [
     "AckError",
     "MessageHeader",
     "codec_for",
+    "error_segment",
     "escape",
     "read_header",
+    "reply_header",
     "split_segments",
     "technical_ack",
 ]

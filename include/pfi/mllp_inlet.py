@@ -43,24 +43,17 @@ from typing import TYPE_CHECKING
 
 from pfi.errors import ConfigurationError
 from pfi.hl7ack import read_header, technical_ack
+from pfi.mllp import Deframer, MllpClient, MllpEndpoint, frame
 
 if TYPE_CHECKING:
     from pfi.settings import Hl7Source, Settings
 
 log = logging.getLogger(__name__)
 
-START_BLOCK = b"\x0b"
-END_BLOCK = b"\x1c"
-CARRIAGE_RETURN = b"\r"
 DEFAULT_PORT = 2575
 DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 #: How long a connection may stay silent before the inlet closes it.
 DEFAULT_IDLE_TIMEOUT = 300.0
-
-
-def frame(message: bytes) -> bytes:
-    """``<VT> message <FS><CR>``."""
-    return START_BLOCK + message + END_BLOCK + CARRIAGE_RETURN
 
 
 @dataclass(frozen=True)
@@ -147,33 +140,22 @@ class _Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         connection: socket.socket = self.request
         connection.settimeout(self.server.config.idle_timeout)
-        buffer = bytearray()
+        deframer = Deframer()
         limit = self.server.config.max_message_bytes
         try:
             while True:
                 chunk = connection.recv(1 << 16)
                 if not chunk:
                     return
-                buffer += chunk
-                while True:
-                    start = buffer.find(START_BLOCK)
-                    if start < 0:
-                        buffer.clear()  # noise between frames
-                        break
-                    end = buffer.find(END_BLOCK + CARRIAGE_RETURN, start)
-                    if end < 0:
-                        if len(buffer) - start > limit:
-                            head = bytes(buffer[start + 1 : start + 65537])
-                            connection.sendall(frame(self._refuse(head)))
-                            return  # the rest of that frame cannot be resynchronised
-                        del buffer[:start]
-                        break
-                    message = bytes(buffer[start + 1 : end])
-                    del buffer[: end + 2]
+                deframer.feed(chunk)
+                while (message := deframer.next_message()) is not None:
                     if len(message) > limit:
                         connection.sendall(frame(self._refuse(message[:65536])))
                         continue
                     connection.sendall(frame(self._store(message)))
+                if deframer.pending > limit:
+                    connection.sendall(frame(self._refuse(deframer.pending_head())))
+                    return  # the rest of that frame cannot be resynchronised
         except (TimeoutError, ConnectionError, OSError):
             return
 
@@ -263,16 +245,9 @@ class MllpInlet:
 
 def send(host: str, port: int, message: bytes, *, timeout: float = 30.0) -> bytes:
     """Send one message over MLLP and return the answer (without framing): a small client for
-    tests, the benchmark and a support engineer."""
-    with socket.create_connection((host, port), timeout=timeout) as connection:
-        connection.sendall(frame(message))
-        answer = bytearray()
-        while not answer.endswith(END_BLOCK + CARRIAGE_RETURN):
-            chunk = connection.recv(1 << 16)
-            if not chunk:
-                break
-            answer += chunk
-    return bytes(answer).lstrip(START_BLOCK).removesuffix(END_BLOCK + CARRIAGE_RETURN)
+    tests, the benchmark and a support engineer (:class:`pfi.mllp.MllpClient` also checks the
+    answer)."""
+    return MllpClient(MllpEndpoint(host, port, timeout, timeout)).exchange(message)
 
 
 __all__ = [

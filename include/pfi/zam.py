@@ -39,7 +39,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pfi.hl7ack import ERR_APPLICATION, MessageHeader, codec_for, escape
+from pfi.hl7ack import (
+    ERR_APPLICATION,
+    AckError,
+    MessageHeader,
+    codec_for,
+    error_segment,
+    escape,
+    reply_header,
+)
 from pfi.hl7v2 import constants as c
 
 if TYPE_CHECKING:
@@ -334,30 +342,13 @@ def render(zam: BusinessAck) -> str:
         return escape(value, enc, sep)
 
     stamp = zam.event_time.strftime("%Y%m%d%H%M%S")
-    msh = sep.join(
-        [
-            "MSH",
-            enc,
-            original.receiving_application,
-            original.receiving_facility,
-            original.sending_application,
-            original.sending_facility,
-            stamp,
-            "",
-            comp.join([c.MSG_ZAM, zam.event, MESSAGE_STRUCTURE]),
-            text(zam.control_id),
-            original.processing_id or "P",
-            ZAM_VERSION,
-            "",
-            "",
-            "",
-            "",
-            "FRA",
-            original.charset,
-            "",
-            "",
-            PROFILE.replace("^", comp),
-        ]
+    msh = reply_header(
+        original,
+        (c.MSG_ZAM, zam.event, MESSAGE_STRUCTURE),
+        zam.control_id,
+        zam.event_time,
+        version=ZAM_VERSION,
+        profile=PROFILE,
     )
     evn = sep.join(["EVN", "", stamp])
     (code, label), second = _ITEMS[zam.event]
@@ -387,9 +378,14 @@ def render(zam: BusinessAck) -> str:
             )
         )
     if zam.error is not None:
-        condition = comp.join([*ERR_APPLICATION_IG, "messageErrorCondition"])
-        application = comp.join([text(zam.error.code), text(zam.error.text), zam.error.table])
-        segments.append(sep.join(["ERR", "", "", condition, zam.error.severity, application]))
+        error = AckError(
+            ERR_APPLICATION_IG,
+            severity=zam.error.severity,
+            application_code=zam.error.code,
+            application_text=zam.error.text,
+            application_table=zam.error.table,
+        )
+        segments.append(error_segment(original, error))
     return "\r".join(segments) + "\r"
 
 
