@@ -88,6 +88,11 @@ class Hl7Source:
 
     ``outbound_dir`` receives the acknowledgement files; ``archive_dir`` and ``quarantine_dir``
     keep every original (by date, and with the reason beside rejected ones).
+
+    ``zam_mllp_connection`` (TOML key ``zam_mllp``): the id of an Airflow Connection (host, port;
+    extra ``timeout``, ``connect_timeout``) to which the business acknowledgements (ZAM) are
+    **also** sent over MLLP (:func:`pfi.zam.emit`); the ZAM file is written all the same. Empty:
+    files only. The technical ACKs of dropped files stay files.
     """
 
     name: str
@@ -101,6 +106,7 @@ class Hl7Source:
     default_encoding: str = "iso-8859-1"
     file_patterns: tuple[str, ...] = ("*.hl7", "*.er7", "*.txt")
     settle_seconds: float = 2.0
+    zam_mllp_connection: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,7 @@ class Settings:
         """Every Airflow Connection the configured flows need."""
         ids = [self.ledger_connection_id, self.dpi_connection_id, self.dmp_connection_id]
         ids += [mailbox.connection_id for mailbox in self.mailboxes]
+        ids += [s.zam_mllp_connection for s in self.sources if s.zam_mllp_connection]
         return tuple(dict.fromkeys(ids))
 
 
@@ -256,6 +263,7 @@ def _parse(raw: Mapping[str, Any], *, base: Path) -> tuple[Settings | None, list
                 default_encoding=str(entry.get("default_encoding", "iso-8859-1")),
                 file_patterns=tuple(entry.get("file_patterns", ("*.hl7", "*.er7", "*.txt"))),
                 settle_seconds=float(entry.get("settle_seconds", 2.0)),
+                zam_mllp_connection=str(entry.get("zam_mllp") or "") or None,
             )
         )
     if len({s.name for s in sources}) != len(sources):

@@ -31,14 +31,19 @@ the one piece of personal data a ZAM carries, as the volet requires; it stays ou
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
+import time
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from pfi.errors import ConfigurationError, TransientError
 from pfi.hl7ack import (
     ERR_APPLICATION,
     AckError,
@@ -52,7 +57,11 @@ from pfi.hl7v2 import constants as c
 
 if TYPE_CHECKING:
     from pfi.hl7v2.model import MetaFlags
+    from pfi.ledger import Ledger
+    from pfi.mllp import MllpEndpoint
     from pfi.settings import Hl7Source
+
+log = logging.getLogger(__name__)
 
 #: MSH-9 events.
 Z01_DMP_RECEIPT = c.EVENT_ZAM_DMP
@@ -416,6 +425,229 @@ def write_zam(source: Hl7Source, zam: BusinessAck) -> Path:
     return target
 
 
+# --- sending over MLLP --------------------------------------------------------------------------
+
+#: Ledger event kinds of the MLLP send (detail: codes, control ids and file names only).
+EVENT_SENT = "zam.sent"
+EVENT_FAILED = "zam.failed"
+#: Attempts within one call, and the waits between them (seconds): a short blip of the DPI's
+#: interface engine is absorbed here; a longer outage is caught up later (:func:`resend_pending`).
+MLLP_ATTEMPTS = 3
+MLLP_RETRY_DELAYS = (2.0, 10.0)
+#: How long a transiently failed ZAM stays queued for :func:`resend_pending` before giving up.
+RESEND_WINDOW = timedelta(days=2)
+#: At most this many queued ZAMs are caught up after a successful send (:func:`emit`).
+CATCH_UP_LIMIT = 50
+#: The queue of ZAMs to send again, under the source's work directory (one ``.hl7`` copy of the
+#: message and one ``.json`` with ledger ids and codes per ZAM; the outbound file may be taken
+#: by the producer meanwhile).
+SPOOL_DIR = "zam_mllp"
+
+
+def emit(
+    source: Hl7Source,
+    zam: BusinessAck,
+    *,
+    ledger: Ledger | None = None,
+    delivery_id: int | None = None,
+    document_id: int | None = None,
+    inbound_item_id: int | None = None,
+    actor: str = "pfi",
+    endpoint: MllpEndpoint | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Path:
+    """Write the ZAM file (always: it is the audit copy) and, when the source has
+    ``zam_mllp_connection`` (or ``endpoint`` is given) and a ledger is passed, also send it
+    over MLLP.
+
+    The send is tried :data:`MLLP_ATTEMPTS` times within this call on a transient failure
+    (unreachable, no answer), waiting :data:`MLLP_RETRY_DELAYS`. The outcome goes to the
+    ledger's trail: :data:`EVENT_SENT` (``ack_code``, ``attempts``) or :data:`EVENT_FAILED`
+    (``code``, ``ack_code``, ``error_code``, ``transient``). A ZAM still failing transiently is
+    queued under the source's work directory for :func:`resend_pending`; after a successful
+    send the source's queue is caught up (the peer is back). A ZAM already sent (same delivery
+    and control id) is not sent again. MLLP problems never raise: the delivery's outcome is
+    final and the file is there; they are events (and a warning without patient data).
+    """
+    path = write_zam(source, zam)
+    if ledger is None or (endpoint is None and not source.zam_mllp_connection):
+        return path
+    if delivery_id is not None and any(
+        e.detail.get("control_id") == zam.control_id
+        for e in ledger.events(delivery_id=delivery_id, kind=EVENT_SENT)
+    ):
+        return path
+    entry = _Queued(
+        source.name,
+        zam.event,
+        zam.control_id,
+        path.name,
+        delivery_id,
+        document_id,
+        inbound_item_id,
+        datetime.now(UTC).isoformat(),
+    )
+    data = zam.encode(source.default_encoding)
+    outcome = _send_recorded(ledger, source, entry, data, actor, endpoint, MLLP_ATTEMPTS, sleep)
+    if outcome == "transient":
+        entry.save(source, data)
+    else:
+        entry.remove(source)
+        if outcome == "sent":
+            resend_pending(ledger, [source], actor=actor, endpoint=endpoint, limit=CATCH_UP_LIMIT)
+    return path
+
+
+def resend_pending(
+    ledger: Ledger,
+    sources: Iterable[Hl7Source],
+    *,
+    actor: str = "pfi",
+    endpoint: MllpEndpoint | None = None,
+    now: datetime | None = None,
+    window: timedelta = RESEND_WINDOW,
+    limit: int = 500,
+) -> dict[str, int]:
+    """Send again, once each and oldest first, the queued ZAMs of ``sources`` (those whose MLLP
+    send failed transiently); stop with a source at its first failure (the peer is still down).
+    A ZAM queued longer than ``window`` is given up (:data:`EVENT_FAILED`, ``ZAM_MLLP_GIVEN_UP``).
+    For a scheduled task or a command to sweep; :func:`emit` calls it after a success.
+    Returns counts: ``sent``, ``refused``, ``failed`` (still transient), ``given_up``,
+    ``pending`` (left for later)."""
+    counts = {"sent": 0, "refused": 0, "failed": 0, "given_up": 0, "pending": 0}
+    oldest = (now or datetime.now(UTC)) - window
+    for source in sources:
+        if endpoint is None and not source.zam_mllp_connection:
+            continue
+        queued = sorted(_Queued.load_all(source), key=lambda q: (q.queued_at, q.control_id))
+        down = False
+        for number, entry in enumerate(queued):
+            if down or number >= limit:
+                counts["pending"] += 1
+                continue
+            if datetime.fromisoformat(entry.queued_at) < oldest:
+                detail = {**entry.detail(source), "code": "ZAM_MLLP_GIVEN_UP", "transient": False}
+                ledger.add_event(EVENT_FAILED, actor=actor, detail=detail, **entry.ids)
+                entry.remove(source)
+                counts["given_up"] += 1
+                continue
+            data = entry.data_path(source).read_bytes()
+            outcome = _send_recorded(ledger, source, entry, data, actor, endpoint, 1, time.sleep)
+            if outcome == "transient":
+                counts["failed"] += 1
+                down = True
+                continue
+            entry.remove(source)
+            counts["sent" if outcome == "sent" else "refused"] += 1
+    return counts
+
+
+@dataclass(frozen=True)
+class _Queued:
+    """A ZAM waiting for its MLLP peer: ledger ids and codes, no patient data."""
+
+    source: str
+    event: str
+    control_id: str
+    file: str
+    delivery_id: int | None
+    document_id: int | None
+    inbound_item_id: int | None
+    queued_at: str
+
+    @property
+    def ids(self) -> dict[str, int | None]:
+        return {
+            "delivery_id": self.delivery_id,
+            "document_id": self.document_id,
+            "inbound_item_id": self.inbound_item_id,
+        }
+
+    def detail(self, source: Hl7Source) -> dict[str, Any]:
+        return {
+            "event": self.event,
+            "control_id": self.control_id,
+            "source": self.source,
+            "file": self.file,
+            "connection": source.zam_mllp_connection or "",
+        }
+
+    def _stem(self) -> str:
+        return f"{_UNSAFE.sub('_', self.control_id)[:60]}_D{self.delivery_id or 0}"
+
+    def data_path(self, source: Hl7Source) -> Path:
+        return source.work_dir / SPOOL_DIR / f"{self._stem()}.hl7"
+
+    def save(self, source: Hl7Source, data: bytes) -> None:
+        folder = source.work_dir / SPOOL_DIR
+        folder.mkdir(parents=True, exist_ok=True)
+        previous = next((q for q in _Queued.load_all(source) if q._stem() == self._stem()), None)
+        kept = self if previous is None else replace(self, queued_at=previous.queued_at)
+        write_atomically(self.data_path(source), data)
+        write_atomically(folder / f"{self._stem()}.json", json.dumps(asdict(kept)).encode())
+
+    def remove(self, source: Hl7Source) -> None:
+        folder = source.work_dir / SPOOL_DIR
+        (folder / f"{self._stem()}.json").unlink(missing_ok=True)
+        self.data_path(source).unlink(missing_ok=True)
+
+    @staticmethod
+    def load_all(source: Hl7Source) -> list[_Queued]:
+        folder = source.work_dir / SPOOL_DIR
+        if not folder.is_dir():
+            return []
+        return [_Queued(**json.loads(p.read_text())) for p in folder.glob("*.json")]
+
+
+def _send_recorded(
+    ledger: Ledger,
+    source: Hl7Source,
+    entry: _Queued,
+    data: bytes,
+    actor: str,
+    endpoint: MllpEndpoint | None,
+    attempts: int,
+    sleep: Callable[[float], None],
+) -> str:
+    """Send one ZAM over MLLP (up to ``attempts`` times), record the outcome in the ledger and
+    return it: ``sent``, ``refused`` or ``transient``."""
+    from pfi.mllp import MllpClient, MllpEndpoint, MllpRefused
+
+    failure: dict[str, Any] = {}
+    tried = 0
+    try:
+        client = MllpClient(endpoint or MllpEndpoint.from_env(source.zam_mllp_connection or ""))
+        for tried in range(1, attempts + 1):
+            try:
+                answer = client.send(data, control_id=entry.control_id)
+            except TransientError as exc:
+                failure = {"code": exc.code, "transient": True}
+                if tried < attempts:
+                    sleep(MLLP_RETRY_DELAYS[min(tried, len(MLLP_RETRY_DELAYS)) - 1])
+                continue
+            detail = {**entry.detail(source), "ack_code": answer.code, "attempts": tried}
+            ledger.add_event(EVENT_SENT, actor=actor, detail=detail, **entry.ids)
+            log.info(
+                "ZAM %s sent over MLLP for %s (%s)", entry.control_id, source.name, answer.code
+            )
+            return "sent"
+    except MllpRefused as exc:
+        failure = {
+            "code": exc.code,
+            "ack_code": exc.answer.code,
+            "error_code": exc.answer.error_code or None,
+            "transient": False,
+        }
+    except ConfigurationError as exc:  # the Connection is missing: fixable, so queued
+        failure = {"code": exc.code, "transient": True}
+    detail = {**entry.detail(source), **failure, "attempts": tried}
+    ledger.add_event(EVENT_FAILED, actor=actor, detail=detail, **entry.ids)
+    log.warning(
+        "ZAM %s not sent over MLLP for %s: %s", entry.control_id, source.name, failure["code"]
+    )
+    return "transient" if failure.get("transient") else "refused"
+
+
 def write_atomically(target: Path, data: bytes) -> None:
     """Write ``data`` to ``target`` through a hidden temporary file, fsync, rename."""
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
@@ -432,6 +664,8 @@ def write_atomically(target: Path, data: bytes) -> None:
 __all__ = [
     "APPLICATION_ERROR_LABELS",
     "EVENTS",
+    "EVENT_FAILED",
+    "EVENT_SENT",
     "SMTP_ERROR_LABELS",
     "TABLE_APPLICATION_ERROR",
     "TABLE_DMP_ERROR",
@@ -442,10 +676,12 @@ __all__ = [
     "BusinessAck",
     "ZamError",
     "dmp_receipt",
+    "emit",
     "file_name",
     "mss_read",
     "mss_receipt",
     "render",
+    "resend_pending",
     "smtp_error",
     "wanted",
     "write_atomically",

@@ -204,7 +204,15 @@ class DmpSender:
             error_code="" if accepted else (delivery.reason_code or ""),
             error_text="" if accepted else _zam_text(delivery),
         )
-        path = zam.write_zam(source, ack)
+        path = zam.emit(
+            source,
+            ack,
+            ledger=self.ledger,
+            delivery_id=delivery.id,
+            document_id=delivery.document_id,
+            inbound_item_id=item_id,
+            actor=self.actor,
+        )  # the file, and over MLLP when the source says so (zam.sent / zam.failed events)
         self.ledger.add_event(
             "dmp.acknowledged",
             inbound_item_id=item_id,

@@ -294,7 +294,15 @@ class MssSender:
 
     def _write(self, delivery: Delivery, document: Document, ack: zam.BusinessAck) -> str:
         item = self.ledger.get_inbound(self.request_item(delivery, document))
-        path = zam.write_zam(self.settings.source(item.source), ack)
+        path = zam.emit(
+            self.settings.source(item.source),
+            ack,
+            ledger=self.ledger,
+            delivery_id=delivery.id,
+            document_id=delivery.document_id,
+            inbound_item_id=item.id,
+            actor=self.actor,
+        )  # the file, and over MLLP when the source says so (zam.sent / zam.failed events)
         self._event(
             EVENT_ZAM,
             delivery,
