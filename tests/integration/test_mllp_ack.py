@@ -1,0 +1,239 @@
+"""ZAMs over MLLP to the devkit peer playing the DPI, over real loopback sockets, with the
+ledger on a real PostgreSQL: the client's answers, the ``zam.sent`` / ``zam.failed`` trail, the
+in-task retry and the queue caught up when the peer is back. No sleeping: the waits between
+attempts are handed a function that brings the peer up."""
+
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from pfi import zam
+from pfi.errors import TransientError
+from pfi.hl7ack import MessageHeader
+from pfi.mllp import MllpClient, MllpEndpoint, MllpRefused
+from pfi.settings import Hl7Source
+from pfi_devkit.mllp_peer import AckError, MllpPeer
+
+pytestmark = pytest.mark.integration
+
+CONNECTION = "pfi_test_zam_mllp"
+REQUEST = MessageHeader(
+    sending_application="DPI",
+    sending_facility="CH DEMO",
+    receiving_application="PFI",
+    receiving_facility="CH DEMO",
+    message_code="MDM",
+    trigger_event="T02",
+    control_id="REQ-0042",
+    charset="8859/1",
+)
+NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def receipt(number: int, *, accepted: bool = True) -> zam.BusinessAck:
+    return zam.dmp_receipt(
+        REQUEST,
+        accepted=accepted,
+        control_id=zam.zam_control_id(zam.Z01_DMP_RECEIPT, number),
+        now=NOW,
+        error_code="" if accepted else "DMPClosed",
+    )
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Hl7Source:
+    return Hl7Source(
+        name="dpi",
+        kind="DPI",
+        finess_geo="010000032",
+        drop_dir=tmp_path / "in",
+        outbound_dir=tmp_path / "out",
+        archive_dir=tmp_path / "archive",
+        quarantine_dir=tmp_path / "quarantine",
+        work_dir=tmp_path / "work",
+        zam_mllp_connection=CONNECTION,
+    )
+
+
+def point_to(monkeypatch, host: str, port: int) -> None:
+    """The Airflow Connection as the workers see it (``AIRFLOW_CONN_<ID>``, JSON form)."""
+    conn = {"conn_type": "mllp", "host": host, "port": port, "extra": {"timeout": 5}}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONNECTION.upper()}", json.dumps(conn))
+
+
+def events(ledger, kind: str) -> list[dict]:
+    return [dict(e.detail) for e in ledger.events(kind=kind)]
+
+
+def queued(source: Hl7Source) -> list[Path]:
+    return sorted((source.work_dir / zam.SPOOL_DIR).glob("*.json"))
+
+
+# -- the client against the peer -------------------------------------------------------------
+
+
+def test_client_returns_the_peers_aa(mllp_peer):
+    message = receipt(1).encode()
+    answer = MllpClient(MllpEndpoint(mllp_peer.host, mllp_peer.port)).send(
+        message, control_id="PFIZ01D1"
+    )
+    assert (answer.code, answer.acknowledged_id) == ("AA", "PFIZ01D1")
+    assert mllp_peer.exchanges[0].raw == message
+
+
+def test_client_raises_the_refusal_with_the_peers_code(mllp_peer):
+    mllp_peer.ack_code, mllp_peer.ack_error = "AE", AckError.application("902")
+    with pytest.raises(MllpRefused) as caught:
+        MllpClient(MllpEndpoint(mllp_peer.host, mllp_peer.port)).send(receipt(2).encode())
+    assert caught.value.code == "MLLP_AE"
+    assert (caught.value.answer.error_code, caught.value.answer.acknowledged_id) == (
+        "902",
+        "PFIZ01D2",
+    )
+
+
+@pytest.mark.parametrize("mode", ["close", "silent"])
+def test_no_answer_is_transient(mllp_peer, mode):
+    mllp_peer.mode = mode
+    endpoint = MllpEndpoint(mllp_peer.host, mllp_peer.port, read_timeout=0.3)
+    with pytest.raises(TransientError) as caught:
+        MllpClient(endpoint).send(receipt(3).encode())
+    assert caught.value.code == "MLLP_NO_ANSWER"
+    assert mllp_peer.wait_received(1)  # it did reach the peer
+
+
+def test_a_peer_that_is_down_is_transient():
+    with pytest.raises(TransientError) as caught:
+        MllpClient(MllpEndpoint("127.0.0.1", free_port())).send(receipt(4).encode())
+    assert caught.value.code == "MLLP_UNREACHABLE"
+
+
+# -- zam.emit: file, MLLP, ledger trail ------------------------------------------------------
+
+
+def test_peer_aa_gives_a_sent_event_and_the_same_bytes_as_the_file(
+    fresh_ledger, mllp_peer, source, monkeypatch
+):
+    point_to(monkeypatch, mllp_peer.host, mllp_peer.port)
+    path = zam.emit(source, receipt(5), ledger=fresh_ledger, actor="test")
+
+    assert path.read_bytes() == mllp_peer.exchanges[0].raw  # the file is the audit copy
+    (sent,) = events(fresh_ledger, zam.EVENT_SENT)
+    assert sent == {
+        "event": "Z01",
+        "control_id": "PFIZ01D5",
+        "source": "dpi",
+        "file": path.name,
+        "connection": CONNECTION,
+        "ack_code": "AA",
+        "attempts": 1,
+    }
+    assert events(fresh_ledger, zam.EVENT_FAILED) == [] and queued(source) == []
+
+
+def test_peer_ae_gives_a_failed_event_with_the_code_and_no_retry(
+    fresh_ledger, mllp_peer, source, monkeypatch
+):
+    point_to(monkeypatch, mllp_peer.host, mllp_peer.port)
+    mllp_peer.ack_code, mllp_peer.ack_error = "AE", AckError.application("902")
+    path = zam.emit(source, receipt(6, accepted=False), ledger=fresh_ledger, actor="test")
+
+    assert path.exists() and "DMPClosed" in path.read_text("latin-1")
+    (failed,) = events(fresh_ledger, zam.EVENT_FAILED)
+    assert (failed["code"], failed["ack_code"], failed["error_code"]) == ("MLLP_AE", "AE", "902")
+    assert failed["transient"] is False and failed["attempts"] == 1
+    assert len(mllp_peer.received) == 1 and queued(source) == []
+    assert zam.resend_pending(fresh_ledger, [source])["sent"] == 0
+
+
+def test_peer_down_then_up_within_the_task_is_sent_once(fresh_ledger, source, monkeypatch):
+    port = free_port()
+    point_to(monkeypatch, "127.0.0.1", port)
+    peer = MllpPeer(port=port)
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:  # the retry's wait: the DPI comes back meanwhile
+        waits.append(seconds)
+        peer.start()
+
+    try:
+        zam.emit(source, receipt(7), ledger=fresh_ledger, actor="test", sleep=wait)
+        assert waits == [zam.MLLP_RETRY_DELAYS[0]]
+        assert len(peer.received) == 1
+    finally:
+        peer.stop()
+    (sent,) = events(fresh_ledger, zam.EVENT_SENT)
+    assert sent["attempts"] == 2 and events(fresh_ledger, zam.EVENT_FAILED) == []
+
+
+def test_peer_down_is_queued_then_sent_once_when_it_is_back(fresh_ledger, source, monkeypatch):
+    port = free_port()
+    point_to(monkeypatch, "127.0.0.1", port)
+    waits: list[float] = []
+    path = zam.emit(source, receipt(8), ledger=fresh_ledger, actor="test", sleep=waits.append)
+
+    assert waits == list(zam.MLLP_RETRY_DELAYS) and path.exists()
+    (failed,) = events(fresh_ledger, zam.EVENT_FAILED)
+    assert (failed["code"], failed["transient"], failed["attempts"]) == (
+        "MLLP_UNREACHABLE",
+        True,
+        zam.MLLP_ATTEMPTS,
+    )
+    assert len(queued(source)) == 1
+    assert zam.resend_pending(fresh_ledger, [source])["failed"] == 1  # still down: one try
+
+    with MllpPeer(port=port) as peer:
+        counts = zam.resend_pending(fresh_ledger, [source], actor="test")
+        again = zam.resend_pending(fresh_ledger, [source], actor="test")
+        assert [e.raw for e in peer.exchanges] == [path.read_bytes()]  # once, as written
+    assert counts["sent"] == 1 and again["sent"] == 0
+    assert [e["control_id"] for e in events(fresh_ledger, zam.EVENT_SENT)] == ["PFIZ01D8"]
+    assert queued(source) == []
+
+
+def test_a_later_success_catches_up_the_queue(fresh_ledger, source, monkeypatch):
+    port = free_port()
+    point_to(monkeypatch, "127.0.0.1", port)
+    zam.emit(source, receipt(9), ledger=fresh_ledger, actor="test", sleep=lambda _: None)
+    with MllpPeer(port=port) as peer:
+        zam.emit(source, receipt(10), ledger=fresh_ledger, actor="test")
+        ids = [e.control_id for e in peer.exchanges]
+    assert sorted(ids) == ["PFIZ01D10", "PFIZ01D9"]
+    assert queued(source) == []
+
+
+def test_a_zam_queued_too_long_is_given_up(fresh_ledger, source, monkeypatch):
+    point_to(monkeypatch, "127.0.0.1", free_port())
+    zam.emit(source, receipt(11), ledger=fresh_ledger, actor="test", sleep=lambda _: None)
+    later = datetime.now(UTC) + zam.RESEND_WINDOW + timedelta(minutes=1)
+    counts = zam.resend_pending(fresh_ledger, [source], now=later)
+
+    assert counts["given_up"] == 1 and queued(source) == []
+    codes = [e["code"] for e in events(fresh_ledger, zam.EVENT_FAILED)]
+    assert codes == ["MLLP_UNREACHABLE", "ZAM_MLLP_GIVEN_UP"]
+
+
+def test_a_missing_connection_is_a_queued_failure(fresh_ledger, source, monkeypatch):
+    monkeypatch.delenv(f"AIRFLOW_CONN_{CONNECTION.upper()}", raising=False)
+    path = zam.emit(source, receipt(12), ledger=fresh_ledger, actor="test")
+    (failed,) = events(fresh_ledger, zam.EVENT_FAILED)
+    assert path.exists() and (failed["code"], failed["transient"]) == ("CONFIG", True)
+    assert len(queued(source)) == 1
+
+
+def test_a_source_without_mllp_only_writes_the_file(fresh_ledger, source, mllp_peer):
+    path = zam.emit(replace(source, zam_mllp_connection=None), receipt(13), ledger=fresh_ledger)
+    assert path.exists() and mllp_peer.received == []
+    assert fresh_ledger.events(kind=zam.EVENT_SENT) == []
