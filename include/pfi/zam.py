@@ -31,6 +31,7 @@ the one piece of personal data a ZAM carries, as the volet requires; it stays ou
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -442,6 +443,8 @@ CATCH_UP_LIMIT = 50
 #: message and one ``.json`` with ledger ids and codes per ZAM; the outbound file may be taken
 #: by the producer meanwhile).
 SPOOL_DIR = "zam_mllp"
+#: A claimed queue entry whose task died is queued again after this long.
+CLAIM_STALE = timedelta(minutes=15)
 
 
 def emit(
@@ -531,9 +534,16 @@ def resend_pending(
                 entry.remove(source)
                 counts["given_up"] += 1
                 continue
-            data = entry.data_path(source).read_bytes()
+            if not entry.claim(source):
+                continue  # another task is sending it, or it is gone
+            try:
+                data = entry.data_path(source).read_bytes()
+            except FileNotFoundError:
+                entry.remove(source)
+                continue
             outcome = _send_recorded(ledger, source, entry, data, actor, endpoint, 1, time.sleep)
             if outcome == "transient":
+                entry.release(source)
                 counts["failed"] += 1
                 down = True
                 continue
@@ -586,17 +596,44 @@ class _Queued:
         write_atomically(self.data_path(source), data)
         write_atomically(folder / f"{self._stem()}.json", json.dumps(asdict(kept)).encode())
 
+    def claim(self, source: Hl7Source) -> bool:
+        """Take the entry for one sender (atomic rename ``.json`` → ``.sending``): two tasks
+        catching up the same queue never send one ZAM twice."""
+        folder = source.work_dir / SPOOL_DIR
+        try:
+            os.rename(folder / f"{self._stem()}.json", folder / f"{self._stem()}.sending")
+        except FileNotFoundError:
+            return False
+        return True
+
+    def release(self, source: Hl7Source) -> None:
+        folder = source.work_dir / SPOOL_DIR
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(folder / f"{self._stem()}.sending", folder / f"{self._stem()}.json")
+
     def remove(self, source: Hl7Source) -> None:
         folder = source.work_dir / SPOOL_DIR
         (folder / f"{self._stem()}.json").unlink(missing_ok=True)
+        (folder / f"{self._stem()}.sending").unlink(missing_ok=True)
         self.data_path(source).unlink(missing_ok=True)
 
     @staticmethod
     def load_all(source: Hl7Source) -> list[_Queued]:
+        """The queued entries; a claim older than :data:`CLAIM_STALE` (its task died) is
+        queued again first."""
         folder = source.work_dir / SPOOL_DIR
         if not folder.is_dir():
             return []
-        return [_Queued(**json.loads(p.read_text())) for p in folder.glob("*.json")]
+        stale = time.time() - CLAIM_STALE.total_seconds()
+        for claimed in folder.glob("*.sending"):
+            with contextlib.suppress(FileNotFoundError):
+                if claimed.stat().st_mtime < stale:
+                    os.rename(claimed, claimed.with_suffix(".json"))
+        entries = []
+        for path in folder.glob("*.json"):
+            with contextlib.suppress(FileNotFoundError):  # claimed meanwhile
+                entries.append(_Queued(**json.loads(path.read_text())))
+        return entries
 
 
 def _send_recorded(

@@ -6,6 +6,7 @@ attempts are handed a function that brings the peer up."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -237,3 +238,20 @@ def test_a_source_without_mllp_only_writes_the_file(fresh_ledger, source, mllp_p
     path = zam.emit(replace(source, zam_mllp_connection=None), receipt(13), ledger=fresh_ledger)
     assert path.exists() and mllp_peer.received == []
     assert fresh_ledger.events(kind=zam.EVENT_SENT) == []
+
+
+def test_a_queued_zam_claimed_by_another_task_is_not_sent_twice(fresh_ledger, source, monkeypatch):
+    port = free_port()
+    point_to(monkeypatch, "127.0.0.1", port)
+    zam.emit(source, receipt(14), ledger=fresh_ledger, actor="test", sleep=lambda _: None)
+    (entry,) = queued(source)
+    claimed = entry.with_suffix(".sending")
+    entry.rename(claimed)  # another task is sending it right now
+    with MllpPeer(port=port) as peer:
+        assert zam.resend_pending(fresh_ledger, [source])["sent"] == 0
+        assert peer.received == []
+        old = claimed.stat().st_mtime - zam.CLAIM_STALE.total_seconds() - 60
+        os.utime(claimed, (old, old))  # ... and that task died
+        assert zam.resend_pending(fresh_ledger, [source])["sent"] == 1
+        assert [e.control_id for e in peer.exchanges] == ["PFIZ01D14"]
+    assert not claimed.exists() and queued(source) == []
