@@ -15,6 +15,7 @@ when it could not be stored (disk full…: the producer sends it again). The app
 outbound folder. A message whose MSH cannot be read is stored all the same (the intake answers it
 and quarantines it with its reason) and committed with an empty MSA-2.
 
+The framing (``<VT> … <FS><CR>``) is :mod:`pfi.mllp`'s, shared with the PFI's MLLP client.
 Files are named ``MLLP_<UTC time>_<sequence>.hl7`` so that claiming (oldest first) keeps the
 arrival order. Nothing is logged about the content; the log line per message says its size and
 the file name.
@@ -44,6 +45,7 @@ from typing import TYPE_CHECKING
 from pfi.errors import ConfigurationError
 from pfi.hl7ack import read_header, technical_ack
 from pfi.mllp import Deframer, MllpClient, MllpEndpoint, frame
+from pfi.zam import write_atomically
 
 if TYPE_CHECKING:
     from pfi.settings import Hl7Source, Settings
@@ -104,20 +106,7 @@ class Store:
             number = next(self._sequence)
         name = f"MLLP_{datetime.now(UTC):%Y%m%dT%H%M%S%f}_{os.getpid()}_{number:06d}.hl7"
         target = self.drop_dir / name
-        temporary = self.drop_dir / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-        try:
-            with temporary.open("wb") as handle:
-                handle.write(message)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.rename(temporary, target)
-        finally:
-            temporary.unlink(missing_ok=True)
-        directory = os.open(self.drop_dir, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        write_atomically(target, message, sync_directory=True)
         return target
 
 

@@ -19,8 +19,19 @@ When: ``Z01`` after the DMP answered a feed (accepted or refused) and ``Z02`` af
 delivery notification, when the request says ``ACK_RECEPTION=Y``; ``Z03`` after a read/processing
 notification when it says ``ACK_LECTURE_MSS=Y`` (:func:`wanted`). The DMP and MSSanté executors
 build one with :func:`dmp_receipt`, :func:`mss_receipt` or :func:`mss_read` from the request they
-loaded (:func:`pfi.intake.load_request`) and write it with :func:`write_zam` into the source's
-outbound folder, beside the technical ACKs.
+loaded (:func:`pfi.intake.load_request`) and hand it to :func:`emit`: it writes the file into the
+source's outbound folder, beside the technical ACKs (:func:`write_zam`), and — when the source
+names an MLLP Connection (``[[hl7_source]] zam_mllp``) — also sends it over MLLP
+(:mod:`pfi.mllp`), recording ``zam.sent`` / ``zam.failed`` in the ledger's trail.
+
+Over MLLP, a transient failure (peer down, no answer) is retried within the task
+(:data:`MLLP_ATTEMPTS`), then the ZAM is queued under the source's work directory and sent again
+once the peer answers: right after the next successful send to that source, or by
+:func:`resend_pending` (a sweep for a scheduled task); after :data:`RESEND_WINDOW` it is given up
+with a ``zam.failed`` event. A refusal (AE/AR/CE/CR) is final: it is recorded with the peer's
+code and not retried. The ledger's delivery channels are not used for this: ``dpi`` is the
+channel of received mails forwarded to the DPI, and a ZAM is an answer about a delivery, not a
+delivery of its own.
 
 The ZAM's own MSH-10 must be unique and **stable across retries** (a re-run writes the same
 file again, not a second acknowledgement): use :func:`zam_control_id` with the delivery id.
@@ -685,8 +696,12 @@ def _send_recorded(
     return "transient" if failure.get("transient") else "refused"
 
 
-def write_atomically(target: Path, data: bytes) -> None:
-    """Write ``data`` to ``target`` through a hidden temporary file, fsync, rename."""
+def write_atomically(target: Path, data: bytes, *, sync_directory: bool = False) -> None:
+    """Write ``data`` to ``target`` through a hidden temporary file, fsync, rename.
+
+    ``sync_directory`` also fsyncs the folder, so that the new name survives a power cut (the
+    MLLP inlet needs it before answering its commit acknowledgement).
+    """
     temporary = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         with temporary.open("wb") as handle:
@@ -696,6 +711,12 @@ def write_atomically(target: Path, data: bytes) -> None:
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
+    if sync_directory:
+        directory = os.open(target.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
 
 __all__ = [
