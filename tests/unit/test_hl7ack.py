@@ -71,3 +71,46 @@ def test_charsets_and_escape():
     assert codec_for("UNICODE UTF-8") == "utf-8"
     assert codec_for("", default="utf-8") == "utf-8"
     assert escape("a^b~c\\d&e") == "a\\S\\b\\R\\c\\E\\d\\T\\e"
+
+
+def test_reply_header_swaps_applications_and_adds_the_profile_in_the_message_separators():
+    from pfi.hl7ack import reply_header
+
+    original = read_header(MSH.replace(b"|", b"#").replace(b"^", b"$"))
+    msh = reply_header(
+        original,
+        ("ZAM", "Z01", "ZAM_Z01"),
+        "A#1",
+        datetime(2026, 1, 2, 3, 4, 5),
+        version="2.6",
+        profile="2.1^CISIS_CDA_HL7_V2",
+    )
+    fields = msh.split("#")
+    assert fields[1] == "$~\\&"
+    assert fields[2:6] == ["PFI-Y", "Organisation-Y", "RIS-Y", "Organisation-Y"]
+    assert (fields[6], fields[8], fields[9]) == ("20260102030405", "ZAM$Z01$ZAM_Z01", "A\\F\\1")
+    assert (fields[17], fields[20]) == ("UNICODE UTF-8", "2.1$CISIS_CDA_HL7_V2")
+
+
+def test_error_segment_with_alternate_code_and_diagnostic():
+    from pfi.hl7ack import ERR_APPLICATION, error_segment
+
+    err = AckError(
+        ERR_APPLICATION,
+        location="PID^1^3",
+        application_code="906",
+        application_text="Erreur 'Autre'",
+        application_table="applicationErrorCode",
+        alternate_code="INS_KEY",
+        alternate_text="clé|NIR",
+        alternate_table="PFI",
+        diagnostic="INS_KEY: bad key",
+    )
+    segment = error_segment(read_header(MSH), err)
+    assert segment == (
+        "ERR||PID^1^3|207^Application internal error^messageErrorCondition|E|906^Erreur 'Autre'"
+        "^applicationErrorCode^INS_KEY^clé\\F\\NIR^PFI||INS_KEY: bad key"
+    )
+    assert error_segment(read_header(MSH), AckError(ERR_UNSUPPORTED_VERSION)) == (
+        "ERR|||203^Unsupported version id^messageErrorCondition|E"
+    )

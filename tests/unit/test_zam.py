@@ -221,3 +221,45 @@ def test_write_zam_writes_once_per_control_id_in_the_request_charset(tmp_path, r
     data = Path(first).read_bytes()
     assert "Accusé de réception DMP".encode() in data  # MSH-18 UNICODE UTF-8
     assert data.count(b"\r") == 3 and b"\n" not in data
+
+
+def test_emit_without_mllp_or_ledger_only_writes_the_file(tmp_path, request_header):
+    source = Hl7Source(
+        name="dpi",
+        kind="DPI",
+        finess_geo="010000032",
+        drop_dir=tmp_path / "in",
+        outbound_dir=tmp_path / "out",
+        archive_dir=tmp_path / "archive",
+        quarantine_dir=tmp_path / "quarantine",
+        work_dir=tmp_path / "work",
+        zam_mllp_connection="pfi_dpi_mllp",
+    )
+    ack = zam.dmp_receipt(request_header, accepted=True, control_id="PFIZ01D1", now=NOW)
+    path = zam.emit(source, ack)  # no ledger to record a send in: the file only
+    assert path.read_bytes() == ack.encode()
+    assert not (tmp_path / "work").exists()  # nothing queued
+
+
+def test_msh_and_err_come_from_the_shared_builders(request_header):
+    from pfi.hl7ack import AckError, error_segment, reply_header
+
+    ack = zam.dmp_receipt(
+        request_header, accepted=False, control_id="PFIZ01D9", now=NOW, error_code="DMPClosed"
+    )
+    segments = split_segments(ack.render())
+    assert segments[0] == reply_header(
+        request_header,
+        ("ZAM", "Z01", "ZAM_Z01"),
+        "PFIZ01D9",
+        NOW,
+        version="2.6",
+        profile=zam.PROFILE,
+    )
+    error = AckError(
+        zam.ERR_APPLICATION_IG,
+        application_code="DMPClosed",
+        application_text="Refus du DMP",
+        application_table=zam.TABLE_DMP_ERROR,
+    )
+    assert segments[-1] == error_segment(request_header, error)
