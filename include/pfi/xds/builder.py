@@ -3,8 +3,9 @@
 One builder for every document type: the CDA → XDS correspondence of the CI-SIS annex
 "Lien entre l'en-tête CDA et les métadonnées XDS" (IG-CDA ``lien-entete-cda-meta-xds.md`` →
 ``mapping.md`` "Mapping XDS / Fiche"; spec-facts §5.4) is written once, field by field, and
-every code comes from the tables of :mod:`pfi.xds.constants` (ASS_X04-like classCode, ASS_A11 /
-ASS_A12 formatCode, TRE_A07 visibility, JDV_J59 contentTypeCode). The result is the frozen
+every code comes from the tables of :mod:`pfi.xds.constants` (ASS_X04 classCode, ASS_A11 /
+ASS_A12 formatCode with its TRE_A06 / TRE_A11 scheme, TRE_A07 visibility, JDV_J59
+contentTypeCode; each table cites its source and version). The result is the frozen
 :class:`~pfi.xdm.model.DocumentEntry` / :class:`~pfi.xdm.model.SubmissionSet` that
 :func:`pfi.xdm.build_metadata` serialises with the XDS.b scheme UUIDs (ITI TF-3 §4.2.5) and
 :func:`pfi.xdm.pack_xdm` packs; the DMP client puts the same model in its ITI-41 body.
@@ -19,13 +20,15 @@ sourcePatientId                the first other id (IPP, type ``PI``), else the I
 sourcePatientInfo              PID-5 birth name^first given name, PID-7, PID-8
 title, typeCode                ``title``, ``code``
 classCode                      ``code`` through :data:`~pfi.xds.constants.CLASS_BY_TYPE`
+                               (ASS_X04)
 formatCode                     N1: ``nonXMLBody/text/@mediaType`` (ASS_A12);
-                               N3: model templateId (ASS_A11)
+                               N3: model templateId (ASS_A11, a CI-SIS model first)
 confidentialityCode            ``confidentialityCode`` + :func:`visibility_codes` (flags)
 creationTime                   ``effectiveTime``
 serviceStart/StopTime          first ``documentationOf/serviceEvent/effectiveTime`` low/high
-healthcareFacilityTypeCode     ``componentOf/…/healthCareFacility/code``
+healthcareFacilityTypeCode     ``componentOf/…/healthCareFacility/code`` (name: JDV_J02)
 practiceSettingCode            ``serviceEvent/performer/…/standardIndustryClassCode``
+                               (name: JDV_J04)
 languageCode                   ``languageCode``
 author (one per ``author``)    authorPerson ← assignedAuthor (XCN), authorInstitution ←
                                representedOrganization (XON), authorRole ←
@@ -71,7 +74,7 @@ def coded(code: Code | None, *, display: dict[str, str] | None = None) -> Coded 
 
 
 def class_code_for(type_code: Code | str | None) -> Coded | None:
-    """The classCode (JDV_J57) of a document type (ASS_X04-like table); ``None`` if unknown."""
+    """The classCode (TRE_A03) of a document type through ASS_X04; ``None`` if unknown."""
     value = type_code.code if isinstance(type_code, Code) else type_code
     klass = k.CLASS_BY_TYPE.get(value or "")
     if klass is None:
@@ -80,20 +83,32 @@ def class_code_for(type_code: Code | str | None) -> Coded | None:
 
 
 def format_code_value(code: str) -> Coded:
-    """A formatCode with its coding scheme (TRE_A06 for French codes, TRE_A11 for IHE ones)."""
+    """A formatCode with its coding scheme and name: TRE_A06 or TRE_A11 as JDV_J10 files it.
+
+    A code in neither table is TRE_A06 when it has a CI-SIS prefix (``urn:asip:``,
+    ``urn:ans:``), else TRE_A11, with no display name.
+    """
+    if code in k.FORMAT_DISPLAY_TRE_A06:
+        return Coded(code, k.CS_FORMAT_CODE_FR, k.FORMAT_DISPLAY_TRE_A06[code])
+    if code in k.FORMAT_DISPLAY_TRE_A11:
+        return Coded(code, k.CS_FORMAT_CODE_IHE, k.FORMAT_DISPLAY_TRE_A11[code])
     scheme = k.CS_FORMAT_CODE_FR if code.startswith(k.FORMAT_FR_PREFIXES) else k.CS_FORMAT_CODE_IHE
-    return Coded(code, scheme, k.FORMAT_DISPLAY.get(code, ""))
+    return Coded(code, scheme, "")
 
 
 def format_code_for(doc: CdaDocument) -> Coded | None:
-    """ASS_A12 for an N1 document (by media type), ASS_A11 for N3 (first known model)."""
+    """ASS_A12 for an N1 document (by media type), ASS_A11 for N3.
+
+    An N3 document may carry several templateIds of ASS_A11 (a CI-SIS model and the IHE
+    profile it derives from): the CI-SIS model (TRE_R220 root ``1.2.250.1.213.1.1.1.``) wins,
+    then the first known one in document order.
+    """
     if doc.level == 1:
         code = k.FORMAT_BY_MEDIA_TYPE.get((doc.media_type or "").lower())
     else:
-        code = next(
-            (k.FORMAT_BY_TEMPLATE[t] for t in doc.template_roots if t in k.FORMAT_BY_TEMPLATE),
-            None,
-        )
+        known = [t for t in doc.template_roots if t in k.FORMAT_BY_TEMPLATE]
+        known.sort(key=lambda t: not t.startswith(k.CISIS_MODEL_ROOT))  # stable: order kept
+        code = k.FORMAT_BY_TEMPLATE[known[0]] if known else None
     return format_code_value(code) if code else None
 
 
@@ -157,14 +172,17 @@ def xcn(who: Participant) -> str | None:
 
     A professional: ``id^family^given^^^^^^&OID&ISO^D^^^IDNPS`` (type ``IDNPS`` under the
     RPPS/ADELI OID, ``EI`` under any other OID); a system (``assignedAuthoringDevice``):
-    ``id^software^^^^^^^&OID&ISO^U^^^EI``. ``None`` when there is nothing to say.
+    ``id^software^^^^^^^&OID&ISO^U^^^RI`` when its id is a system PS_IdNat (under
+    1.2.250.1.71.4.2.1, PDSm ``AuthorPersonSystem``), ``…^U^^^EI`` under any other OID (an
+    entity identifier of the producer's own). ``None`` when there is nothing to say.
     """
     person = who.person_id
     name = who.name
     family = name.family[0].value if name and name.family else ""
     given = name.given[0].value if name and name.given else ""
     if who.device_name and not family:
-        family, name_type, id_type = who.device_name, "U", "EI"
+        family, name_type = who.device_name, k.XCN_NAME_TYPE_SYSTEM
+        id_type = k.XCN_TYPE_SYSTEM if person and person.root == k.OID_IDNAT_PS else "EI"
     else:
         name_type = "D"
         id_type = k.XCN_TYPE_PS if person and person.root == k.OID_IDNAT_PS else "EI"
@@ -305,8 +323,10 @@ def document_entry(
             *visibility_codes(flags),
             *extra_confidentiality,
         ),
-        healthcare_facility_type_code=coded(encounter.facility_code) if encounter else None,
-        practice_setting_code=coded(doc.practice_setting),
+        healthcare_facility_type_code=(
+            coded(encounter.facility_code, display=k.FACILITY_TYPE_DISPLAY) if encounter else None
+        ),
+        practice_setting_code=coded(doc.practice_setting, display=k.PRACTICE_SETTING_DISPLAY),
         authors=tuple(xds_author(a) for a in doc.authors),
         legal_authenticator=xcn(doc.legal_authenticator) if doc.legal_authenticator else None,
         creation_time=xds_time(doc.effective_time) if doc.effective_time else None,
@@ -336,21 +356,42 @@ def institution_author(
     software_name: str | None = None,
     software_id: str | None = None,
     software_oid: str | None = None,
+    software_model: str | None = None,
     person: str | None = None,
 ) -> Author:
     """The SubmissionSet author "establishment + software" (IG-CDA ``mapping.md``, lot).
 
-    ``structure_id`` is the IdNatStruct of the sending structure (``1`` + FINESS, as PRT-8 of
+    ``structure_id`` is the Struct_IdNat of the sending structure (``1`` + FINESS, as PRT-8 of
     the ``SB`` participant gives it), written under OID 1.2.250.1.71.4.2.2 (XON ``IDNST``).
     ``person`` is a ready XCN (PRT-5 of ``SB``) when a person is known; otherwise the software
-    is the author (XCN type ``EI`` under ``software_oid``, default the structure OID).
+    is the author, as the ANS PDSm IG writes a system author (``AuthorPersonSystem``, example
+    ``AuthorDispositif``)::
+
+        3<FINESS>/<id in the structure>^<software>^<model>^^^^^^&1.2.250.1.71.4.2.1&ISO^U^^^RI
+
+    The id is the IdentifiantSysteme: the structure's id with its Struct_IdNat prefix turned
+    into the system prefix (FINESS ``1`` → ``3``, SIRET ``3`` → ``5``…), ``/``, then
+    ``software_id`` (default the software name without spaces); a ``software_id`` that already
+    holds a ``/`` is taken as the whole id. XCN-3 is ``software_model`` (default the software
+    name: "dénomination pour les autres systèmes"); ``software_oid`` overrides the assigning
+    authority (default PS_IdNat, "OID de gestion de personnes/systèmes").
     """
     institution = (
         f"{structure_name}^^^^^&{k.OID_IDNAT_STRUCT}&ISO^{k.XON_TYPE_STRUCT}^^^{structure_id}"
     )
     if person is None and software_name:
-        oid = software_oid or k.OID_IDNAT_STRUCT
-        person = f"{software_id or structure_id}^{software_name}^^^^^^^&{oid}&ISO^U^^^EI"
+        local = software_id or "".join(software_name.split())
+        if "/" in local:
+            system_id = local
+        else:
+            prefix = k.SYSTEM_ID_PREFIX_BY_STRUCT_PREFIX.get(structure_id[:1])
+            owner = prefix + structure_id[1:] if prefix and len(structure_id) > 9 else structure_id
+            system_id = f"{owner}/{local}"
+        oid = software_oid or k.OID_IDNAT_PS
+        person = (
+            f"{system_id}^{software_name}^{software_model or software_name}^^^^^^"
+            f"&{oid}&ISO^{k.XCN_NAME_TYPE_SYSTEM}^^^{k.XCN_TYPE_SYSTEM}"
+        )
     return Author(person=person, institutions=(institution,))
 
 
