@@ -817,6 +817,18 @@ def test_sender_author_fallbacks():
         )
     )
     assert siret.institutions[0].endswith("^IDNST^^^312345678900011")
+    # a device of a FINESS structure is a PDSm system author: 3 + FINESS / PRT-10.1
+    ris = xds.sender_author(
+        Participant(
+            role="SB",
+            device_id="RIS-01",
+            organization_name="CH",
+            organization_id_type="FINEG",
+            organization_id="300017985",
+        )
+    )
+    assert ris.person == "3300017985/RIS-01^RIS-01^^^^^^^&1.2.250.1.71.4.2.1&ISO^U^^^RI"
+    assert ris.institutions[0].endswith("^IDNST^^^1300017985")
     fallback = xds.institution_author("CH", "1010000032", software_name="PFI")
     ss = xds.submission_set_for_request(
         type("R", (), {"sender": None, "visit": None})(),

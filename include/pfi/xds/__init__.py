@@ -22,13 +22,14 @@ Public API (stable; the DMP and MSSanté deliveries build on it)::
   :func:`document_entry_for_request` / :func:`submission_set_for_request` — the same from an
   :class:`pfi.hl7v2.Hl7Request` (flags, PID-3 INS, PRT ``SB`` author, PV1-2 content type);
 - :func:`submission_set`, :func:`institution_author`, :func:`mail_recipient` — SubmissionSet;
+  :func:`system_identifier`, :func:`system_xcn` — a system author as the PDSm IG writes it;
 - :func:`visibility_codes` — MetaDMPMSS flags → TRE_A07 confidentiality codes;
   :func:`secret_connection_code` — CONNEXION_SECRETE → the VIHF confidentiality-code value;
 - :func:`replacement_association` — the XDS RPLC association of a replacement;
 - :func:`class_code_for`, :func:`format_code_for`, :func:`content_type_for` — the tables;
 - :func:`missing_required` — DMP-required attributes left empty.
 
-Tables and code systems: :mod:`pfi.xds.constants`. The models (``DocumentEntry``,
+Tables and code systems: :mod:`pfi.xds.constants` (each with its ANS source and version). The models (``DocumentEntry``,
 ``SubmissionSet``, ``Association``, ``Author``, ``Coded``) are those of :mod:`pfi.xdm.model`.
 Spec: IG-CDA ``mapping.md`` / ``lien-entete-cda-meta-xds.md``, spec-facts §3.6–3.8, §4.3, §5.4.
 """
@@ -53,6 +54,8 @@ from pfi.xds.builder import (
     source_patient_info,
     submission_set,
     submission_set_for_request,
+    system_identifier,
+    system_xcn,
     visibility_codes,
     xcn,
     xds_author,
@@ -79,6 +82,8 @@ __all__ = [
     "source_patient_info",
     "submission_set",
     "submission_set_for_request",
+    "system_identifier",
+    "system_xcn",
     "visibility_codes",
     "xcn",
     "xds_author",

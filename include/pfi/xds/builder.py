@@ -349,6 +349,28 @@ def document_entry(
 # --- SubmissionSet --------------------------------------------------------------------------------
 
 
+def system_identifier(structure_id: str, local_id: str) -> str:
+    """The IdentifiantSysteme of a system of a structure (PDSm ``IdentifiantSysteme``).
+
+    ``<system prefix><structure id without its Struct_IdNat prefix>/<local id>`` (FINESS
+    ``1…`` → ``3…``, SIRET ``3…`` → ``5…``: :data:`~pfi.xds.constants.SYSTEM_ID_PREFIX_BY_STRUCT_PREFIX`);
+    a ``local_id`` holding a ``/`` is already the whole id.
+    """
+    if "/" in local_id:
+        return local_id
+    prefix = k.SYSTEM_ID_PREFIX_BY_STRUCT_PREFIX.get(structure_id[:1])
+    owner = prefix + structure_id[1:] if prefix and len(structure_id) > 9 else structure_id
+    return f"{owner}/{local_id}"
+
+
+def system_xcn(system_id: str, name: str, model: str = "", *, oid: str | None = None) -> str:
+    """authorPerson of a system (PDSm ``AuthorPersonSystem``): ``id^name^model^…^U^^^RI``."""
+    return (
+        f"{system_id}^{name}^{model}^^^^^^&{oid or k.OID_IDNAT_PS}&ISO^"
+        f"{k.XCN_NAME_TYPE_SYSTEM}^^^{k.XCN_TYPE_SYSTEM}"
+    )
+
+
 def institution_author(
     structure_name: str,
     structure_id: str,
@@ -380,17 +402,9 @@ def institution_author(
         f"{structure_name}^^^^^&{k.OID_IDNAT_STRUCT}&ISO^{k.XON_TYPE_STRUCT}^^^{structure_id}"
     )
     if person is None and software_name:
-        local = software_id or "".join(software_name.split())
-        if "/" in local:
-            system_id = local
-        else:
-            prefix = k.SYSTEM_ID_PREFIX_BY_STRUCT_PREFIX.get(structure_id[:1])
-            owner = prefix + structure_id[1:] if prefix and len(structure_id) > 9 else structure_id
-            system_id = f"{owner}/{local}"
-        oid = software_oid or k.OID_IDNAT_PS
-        person = (
-            f"{system_id}^{software_name}^{software_model or software_name}^^^^^^"
-            f"&{oid}&ISO^{k.XCN_NAME_TYPE_SYSTEM}^^^{k.XCN_TYPE_SYSTEM}"
+        system_id = system_identifier(structure_id, software_id or "".join(software_name.split()))
+        person = system_xcn(
+            system_id, software_name, software_model or software_name, oid=software_oid
         )
     return Author(person=person, institutions=(institution,))
 
@@ -456,14 +470,13 @@ def replaced_unique_id(doc: CdaDocument) -> str | None:
 
 # --- from the HL7 v2 request (IG-CDA ``mapping.md``: the data the message gives) ----------------
 
-#: PRT-8 organisation id types giving a FINESS (IdNatStruct prefix ``1``) or a SIRET (``3``).
-_STRUCT_PREFIX = {"FINEG": "1", "FINEJ": "1", "FINESS": "1", "SIRET": "3"}
-
 
 def sender_author(sender: Any) -> Author | None:
     """The SubmissionSet author from the PRT ``SB`` participant (a :class:`pfi.hl7v2.Participant`).
 
-    authorPerson ← PRT-5 (XCN, ``IDNPS`` under the RPPS/ADELI OID) or PRT-10.1 (device);
+    authorPerson ← PRT-5 (XCN, ``IDNPS`` under the RPPS/ADELI OID) or PRT-10.1 (a device:
+    a system author :func:`system_xcn` whose id is :func:`system_identifier` of the PRT-8
+    structure; without a structure, ``id^^^^^^^^&1.2.250.1.71.4.2.2&ISO^U^^^EI``);
     authorInstitution ← PRT-8 (XON ``IDNST``; a FINESS/SIRET becomes its IdNatStruct ``1…``/
     ``3…``). ``None`` without a sender or anything to say.
     """
@@ -477,11 +490,10 @@ def sender_author(sender: Any) -> Author | None:
             f"{sender.person_id}^{sender.person_family}^{sender.person_given}^^^^^^"
             f"&{oid}&ISO^D^^^{id_type}"
         )
-    elif sender.device_id:
-        person = f"{sender.device_id}^^^^^^^^&{k.OID_IDNAT_STRUCT}&ISO^U^^^EI"
     institutions: tuple[str, ...] = ()
+    struct_id = ""
     if sender.organization_id:
-        prefix = _STRUCT_PREFIX.get(sender.organization_id_type.upper(), "")
+        prefix = k.STRUCT_PREFIX_BY_ORG_ID_TYPE.get(sender.organization_id_type.upper(), "")
         struct_id = sender.organization_id
         if prefix and not (len(struct_id) > 9 and struct_id.startswith(prefix)):
             struct_id = prefix + struct_id
@@ -489,6 +501,12 @@ def sender_author(sender: Any) -> Author | None:
         institutions = (
             f"{sender.organization_name}^^^^^&{oid}&ISO^{k.XON_TYPE_STRUCT}^^^{struct_id}",
         )
+    if person is None and sender.device_id:
+        if struct_id[:1] in k.SYSTEM_ID_PREFIX_BY_STRUCT_PREFIX and len(struct_id) > 9:
+            system_id = system_identifier(struct_id, sender.device_id)
+            person = system_xcn(system_id, sender.device_id)
+        else:
+            person = f"{sender.device_id}^^^^^^^^&{k.OID_IDNAT_STRUCT}&ISO^U^^^EI"
     if person is None and not institutions:
         return None
     return Author(person=person, institutions=institutions)

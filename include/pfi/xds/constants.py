@@ -648,3 +648,7 @@ XON_TYPE_STRUCT = "IDNST"
 #: 4 RPPS cabinet) → IdentifiantSysteme prefix of a system of that structure (PDSm
 #: ``IdentifiantSysteme``: 1 ADELI cabinet, 3 FINESS, 4 SIREN, 5 SIRET, 6 RPPS cabinet).
 SYSTEM_ID_PREFIX_BY_STRUCT_PREFIX = {"0": "1", "1": "3", "2": "4", "3": "5", "4": "6"}
+#: PRT-8.7 identifier type of the ``SB`` organisation (IG-CDA ``profils-messages.md``: FINEJ,
+#: FINEG or IDNST — an IDNST is already a Struct_IdNat; FINESS and SIRET accepted too) → its
+#: Struct_IdNat prefix (PDSm ``StructIdNat``: 1 FINESS, 3 SIRET).
+STRUCT_PREFIX_BY_ORG_ID_TYPE = {"FINEG": "1", "FINEJ": "1", "FINESS": "1", "SIRET": "3"}
