@@ -12,13 +12,15 @@ different certificate from the TLS one (DRIMbox keeps ``auth.p12`` and ``signatu
   signs two same-document references (the manifest and the signed properties), which
   ``signxml``'s signer does not compose; ``signxml``'s verifier checks it in the tests.
 
-The private key never leaves this module's objects; nothing here logs.
+The private key never leaves this module's objects; nothing here logs, and ``signxml``'s DEBUG
+record of the canonicalised content it signs (the VIHF names the patient) is filtered out.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +41,17 @@ MANIFEST_ID = "IHEManifest"
 SIGNED_PROPERTIES_ID = "S0-SignedProperties"
 _DS = f"{{{k.NS_DS}}}"
 _XADES = f"{{{k.NS_XADES}}}"
+
+
+class _NoCanonicalizedContent(logging.Filter):
+    """Drops ``signxml``'s DEBUG record of every canonicalised string it signs or verifies: the
+    VIHF names the patient (``resource-id`` = INS), so at DEBUG level the INS reached the logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Canonicalized string")
+
+
+logging.getLogger("signxml.processor").addFilter(_NoCanonicalizedContent())
 
 
 @dataclass(frozen=True)
