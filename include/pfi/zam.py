@@ -454,6 +454,11 @@ CATCH_UP_LIMIT = 50
 #: message and one ``.json`` with ledger ids and codes per ZAM; the outbound file may be taken
 #: by the producer meanwhile).
 SPOOL_DIR = "zam_mllp"
+#: After a peer failed all its attempts, the next ZAMs of this process (the same task run) are
+#: queued at once for this long instead of each waiting through attempts and timeouts: a
+#: DMP run finishing 100 deliveries while the DPI is down is not slowed down by its ZAMs.
+PEER_HOLD_DOWN = timedelta(seconds=60)
+_PEERS_DOWN: dict[str, float] = {}
 #: A claimed queue entry whose task died is queued again after this long.
 CLAIM_STALE = timedelta(minutes=15)
 
@@ -475,7 +480,8 @@ def emit(
     over MLLP.
 
     The send is tried :data:`MLLP_ATTEMPTS` times within this call on a transient failure
-    (unreachable, no answer), waiting :data:`MLLP_RETRY_DELAYS`. The outcome goes to the
+    (unreachable, no answer), waiting :data:`MLLP_RETRY_DELAYS`; once a peer failed that way,
+    the next ZAMs of the process are queued without trying for :data:`PEER_HOLD_DOWN`. The outcome goes to the
     ledger's trail: :data:`EVENT_SENT` (``ack_code``, ``attempts``) or :data:`EVENT_FAILED`
     (``code``, ``ack_code``, ``error_code``, ``transient``). A ZAM still failing transiently is
     queued under the source's work directory for :func:`resend_pending`; after a successful
@@ -502,7 +508,9 @@ def emit(
         datetime.now(UTC).isoformat(),
     )
     data = zam.encode(source.default_encoding)
-    outcome = _send_recorded(ledger, source, entry, data, actor, endpoint, MLLP_ATTEMPTS, sleep)
+    outcome = _send_recorded(
+        ledger, source, entry, data, actor, endpoint, MLLP_ATTEMPTS, sleep, hold_down=True
+    )
     if outcome == "transient":
         entry.save(source, data)
     else:
@@ -656,15 +664,23 @@ def _send_recorded(
     endpoint: MllpEndpoint | None,
     attempts: int,
     sleep: Callable[[float], None],
+    *,
+    hold_down: bool = False,
 ) -> str:
     """Send one ZAM over MLLP (up to ``attempts`` times), record the outcome in the ledger and
-    return it: ``sent``, ``refused`` or ``transient``."""
+    return it: ``sent``, ``refused`` or ``transient``. With ``hold_down``, a peer that failed
+    within :data:`PEER_HOLD_DOWN` in this process is not tried (``MLLP_PEER_DOWN``)."""
     from pfi.mllp import MllpClient, MllpEndpoint, MllpRefused
 
     failure: dict[str, Any] = {}
     tried = 0
     try:
-        client = MllpClient(endpoint or MllpEndpoint.from_env(source.zam_mllp_connection or ""))
+        chosen = endpoint or MllpEndpoint.from_env(source.zam_mllp_connection or "")
+        peer = f"{chosen.host}:{chosen.port}"
+        if hold_down and _PEERS_DOWN.get(peer, 0.0) > time.monotonic():
+            attempts = 0  # failed moments ago in this process: queue without waiting again
+            failure = {"code": "MLLP_PEER_DOWN", "transient": True}
+        client = MllpClient(chosen)
         for tried in range(1, attempts + 1):
             try:
                 answer = client.send(data, control_id=entry.control_id)
@@ -672,7 +688,10 @@ def _send_recorded(
                 failure = {"code": exc.code, "transient": True}
                 if tried < attempts:
                     sleep(MLLP_RETRY_DELAYS[min(tried, len(MLLP_RETRY_DELAYS)) - 1])
+                else:
+                    _PEERS_DOWN[peer] = time.monotonic() + PEER_HOLD_DOWN.total_seconds()
                 continue
+            _PEERS_DOWN.pop(peer, None)
             detail = {**entry.detail(source), "ack_code": answer.code, "attempts": tried}
             ledger.add_event(EVENT_SENT, actor=actor, detail=detail, **entry.ids)
             log.info(

@@ -68,6 +68,14 @@ def source(tmp_path: Path) -> Hl7Source:
     )
 
 
+@pytest.fixture(autouse=True)
+def _no_peer_held_down():
+    """Each test starts with no peer remembered as down (the hold-down is per process)."""
+    zam._PEERS_DOWN.clear()
+    yield
+    zam._PEERS_DOWN.clear()
+
+
 def point_to(monkeypatch, host: str, port: int) -> None:
     """The Airflow Connection as the workers see it (``AIRFLOW_CONN_<ID>``, JSON form)."""
     conn = {"conn_type": "mllp", "host": host, "port": port, "extra": {"timeout": 5}}
@@ -208,6 +216,7 @@ def test_a_later_success_catches_up_the_queue(fresh_ledger, source, monkeypatch)
     port = free_port()
     point_to(monkeypatch, "127.0.0.1", port)
     zam.emit(source, receipt(9), ledger=fresh_ledger, actor="test", sleep=lambda _: None)
+    zam._PEERS_DOWN.clear()  # a later task run: another process
     with MllpPeer(port=port) as peer:
         zam.emit(source, receipt(10), ledger=fresh_ledger, actor="test")
         ids = [e.control_id for e in peer.exchanges]
@@ -255,3 +264,21 @@ def test_a_queued_zam_claimed_by_another_task_is_not_sent_twice(fresh_ledger, so
         assert zam.resend_pending(fresh_ledger, [source])["sent"] == 1
         assert [e.control_id for e in peer.exchanges] == ["PFIZ01D14"]
     assert not claimed.exists() and queued(source) == []
+
+
+def test_after_a_peer_failed_the_next_zams_of_the_run_are_queued_without_waiting(
+    fresh_ledger, source, monkeypatch
+):
+    port = free_port()
+    point_to(monkeypatch, "127.0.0.1", port)
+    waits: list[float] = []
+    for number in (15, 16, 17):
+        zam.emit(source, receipt(number), ledger=fresh_ledger, actor="test", sleep=waits.append)
+
+    assert waits == list(zam.MLLP_RETRY_DELAYS)  # only the first ZAM waited
+    failed = [(e["code"], e["attempts"]) for e in events(fresh_ledger, zam.EVENT_FAILED)]
+    assert failed == [("MLLP_UNREACHABLE", 3), ("MLLP_PEER_DOWN", 0), ("MLLP_PEER_DOWN", 0)]
+    assert len(queued(source)) == 3
+    with MllpPeer(port=port) as peer:
+        assert zam.resend_pending(fresh_ledger, [source])["sent"] == 3  # a sweep still tries
+        assert [e.control_id for e in peer.exchanges] == ["PFIZ01D15", "PFIZ01D16", "PFIZ01D17"]
