@@ -1,8 +1,9 @@
 """The devkit MLLP peer (the DPI) answers ACKs the volet's way, over real loopback sockets.
 
-Client side is python-hl7's ``open_hl7_connection``, as the PFI's MLLP client will use it: with a
-``limit`` (the 64 KiB default breaks on a document-sized message), an ``encoding`` matching MSH-18
-and every read under ``asyncio.wait_for``. Patient data is the official test identity
+Client side is python-hl7's ``open_hl7_connection`` (an independent client: the PFI's own,
+:mod:`pfi.mllp`, is tested against the peer in ``test_mllp_ack.py``): with a ``limit`` (the
+64 KiB default breaks on a document-sized message), an ``encoding`` matching MSH-18 and every
+read under ``asyncio.wait_for``. Patient data is the official test identity
 "PAT-TROIS DOMINIQUE" (test INS 279035121518989, OID 1.2.250.1.213.1.4.10).
 """
 
