@@ -19,8 +19,6 @@ Errors are :class:`~pfi.errors.InvalidInput` with a code built from the caller's
 
 from __future__ import annotations
 
-import re
-
 from lxml import etree
 
 from pfi.errors import InvalidInput
@@ -74,11 +72,12 @@ def parse(
     try:
         root = etree.fromstring(bytes(data), make_parser())
     except etree.XMLSyntaxError as exc:
-        # The libxml2 message gives a position and a reason, never document content.
+        # libxml2's message may quote the document (an entity, tag or attribute name, an
+        # encoding: "Entity 'DUPONT' not defined"): only its error type and position are kept.
         reason = str(exc.msg if getattr(exc, "msg", None) else exc)
         code = "TOO_LARGE" if "Resource limit" in reason or "huge" in reason.lower() else "NOT_XML"
         raise InvalidInput(
-            f"the {what} is not well-formed XML: {_first_line(reason)}",
+            f"the {what} is not well-formed XML: {_syntax_error(exc)}",
             code=f"{code_prefix}_{code}",
         ) from None
     if root is None:
@@ -127,14 +126,13 @@ def _prolog_has_doctype(head: bytes) -> bool:
         pos = end + len(closing)
 
 
-_RAW_BYTES = re.compile(r"\s*Bytes:(\s*0x[0-9A-Fa-f]{2})+")
-
-
-def _first_line(text: str, limit: int = 160) -> str:
-    """The first line of a libxml2 message, without the raw bytes it sometimes quotes
-    (``Input is not proper UTF-8 … Bytes: 0xE9 0x20``: a piece of the document)."""
-    line = text.splitlines()[0] if text else "unknown error"
-    return _RAW_BYTES.sub("", line)[:limit]
+def _syntax_error(exc: etree.XMLSyntaxError) -> str:
+    """``undeclared entity (line 1, column 33)``: libxml2's error type and position, no text."""
+    last = exc.error_log.last_error if exc.error_log else None
+    kind = last.type_name if last is not None else f"ERR_{exc.code}"
+    label = kind.removeprefix("ERR_").replace("_", " ").lower() or "syntax error"
+    line, column = exc.position if exc.position else (0, 0)
+    return f"{label} (line {line}, column {column})" if line else label
 
 
 __all__ = ["DEFAULT_MAX_BYTES", "make_parser", "parse"]

@@ -234,6 +234,10 @@ def variants(fixtures_dir: Path) -> dict[str, bytes]:
         ),
         # CDA not XML: the decoded payload cut after 300 bytes.
         "cda_not_xml": _map_cda(mdm, lambda cda: cda[:300]),
+        # An entity named like the patient in the CDA header: libxml2's message names it.
+        "cda_entity_named_like_the_patient": _map_cda(
+            mdm, lambda cda: cda.replace(b"DOMINIQUE<", b"&DOMINIQUE;<", 1)
+        ),
         # A valid INS of another test patient in PID and CDA: a patient mailbox nobody has.
         "unknown_patient_mailbox": _map_cda(
             (fixtures_dir / ORU_INIT).read_bytes().replace(NIR.encode(), other.encode()),
