@@ -217,7 +217,11 @@ def variants(fixtures_dir: Path) -> dict[str, bytes]:
         "with_ipp": with_ipp(mdm),
         # INS key wrong in PID only (CDA keeps the right one).
         "bad_ins_key": mdm.replace(NIR.encode(), NIR[:-2].encode() + b"00", 1),
-        # PID names and birth date of another person than the CDA's.
+        # Same INS, PID names and birth date of another person than the CDA's.
+        "pid_traits_differ": mdm.replace(
+            b"PAT-TROIS^DOMINIQUE^DOMINIQUE", b"MARTINEAU^CAMILLE^"
+        ).replace(b"|19790328|", b"|19850612|"),
+        # PID names, birth date and INS of another person than the CDA's.
         "pid_cda_mismatch": mdm.replace(b"PAT-TROIS^DOMINIQUE^DOMINIQUE", b"MARTINEAU^CAMILLE^")
         .replace(b"|19790328|", b"|19850612|")
         .replace(NIR.encode(), other.encode(), 1),
@@ -472,7 +476,7 @@ def test_dmp_deliveries_down_transient_refused_and_sent_leak_nothing(
     from pfi.deliveries import RetryPolicy, run_due
     from pfi.dmp.client import DmpClient, DmpEndpoints, TlsFiles
     from pfi.dmp.config import DmpConfig
-    from pfi.dmp.sender import DmpSender
+    from pfi.dmp.sender import DmpSender, submit_due_deliveries
     from pfi.dmp.signing import Signer
 
     settings, ledger, _ = site
@@ -519,10 +523,24 @@ def test_dmp_deliveries_down_transient_refused_and_sent_leak_nothing(
         assert run("transient")["deferred"] >= 1
         assert run("normal")["sent"] >= 1
         intake(sinks, site, {MDM_RPLC: (fixtures_dir / MDM_RPLC).read_bytes()}, data)
-        failed = run("fail", error_code="DMPClosed")
+        # The DMP's codeContext names the patient: it stays out of every text.
+        failed = run("fail", error_code="DMPClosed", error_text=f"DMP de {NIR} PAT-TROIS fermé")
         assert failed["refused"] == 1, failed
         intake(sinks, site, {ORU_RPLC: (fixtures_dir / ORU_RPLC).read_bytes()}, data)
-        last = run("normal")
+        # The last run as the DAG does it (submit_due_deliveries).
+        dmp_endpoint.set_mode("normal")
+        clock[0] += timedelta(hours=1)
+        last = sinks.call(
+            "submit_due_deliveries",
+            submit_due_deliveries,
+            ledger,
+            client,
+            sender.signer,
+            sender.config,
+            settings=settings,
+            actor="test",
+            now=clock[0],
+        )
         assert last["claimed"] == 1 and last["sent"] + last["refused"] == 1, last
         # A replayed task: the ledger says done, nothing sent, still nothing leaks.
         for d in _deliveries(ledger, "dmp"):
