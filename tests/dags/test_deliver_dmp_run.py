@@ -11,85 +11,50 @@ Connections are given the way production gives them (``AIRFLOW_CONN_*``), settin
 without sleeping.
 """
 
-import json
-import os
-import shutil
-import time
-
 import pytest
+
+from pfi_fixtures.partners import dmp_tls_extra
+from pfi_fixtures.site import (
+    MDM_INIT,
+    MDM_RPLC,
+    ORU_INIT,
+    drop_sample,
+    hl7_source,
+    load_dag,
+    use_site,
+    write_settings,
+)
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
-V21 = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM"
-INITIAL = f"{V21}/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
-REPLACEMENT = f"{V21}/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7"
 INITIAL_ID = "1.2.250.1.71.4.2.2.120456789.71024000081"
 REPLACEMENT_ID = "1.2.250.1.71.4.2.2.120456789.71024000082"
 ORU_ID = "1.2.250.1.213.1.1.9"
-ORU = (
-    "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/ORU/"
-    "Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7"
-)
 
 
 @pytest.fixture
-def site(tmp_path, monkeypatch, postgres_server, dmp_endpoint, test_pki, airflow_db):
-    from pfi.ledger import upgrade
-
-    ledger_url = postgres_server.create_database()
-    upgrade(ledger_url)
-    settings = tmp_path / "pfi.toml"
-    settings.write_text(
-        f"""
-[site]
-name = "CH"
-finess_juridique = "010000024"
-structure_oid = "1.2.250.1.71.4.2.2"
-ins_environment = "test"
-[[site.finess_geo]]
-finess = "010000032"
-name = "A"
-[paths]
-data_dir = "{tmp_path / "data"}"
-[[hl7_source]]
-name = "dpi"
-kind = "DPI"
-drop_dir = "{tmp_path / "in"}"
-outbound_dir = "{tmp_path / "out"}"
-settle_seconds = 0
-[[hl7_source]]
-name = "sgl"
-kind = "SGL"
-drop_dir = "{tmp_path / "sgl-in"}"
-outbound_dir = "{tmp_path / "sgl-out"}"
-settle_seconds = 0
-[dmp.retry]
-first_delay_seconds = 0.01
-max_delay_seconds = 0.02
-"""
+def site(tmp_path, monkeypatch, fresh_ledger_url, dmp_endpoint, test_pki, airflow_db):
+    settings = write_settings(
+        tmp_path,
+        sources=[
+            hl7_source(tmp_path),
+            hl7_source(tmp_path, "sgl", "SGL", drop="sgl-in", out="sgl-out"),
+        ],
+        extra="[dmp.retry]\nfirst_delay_seconds = 0.01\nmax_delay_seconds = 0.02",
     )
     dmp_conn = {
         "conn_type": "http",
         "host": dmp_endpoint.host,
         "port": dmp_endpoint.port,
         "schema": "https",
-        "extra": {
-            "client_cert": str(test_pki.establishment.cert_path),
-            "client_key": str(test_pki.establishment.key_path),
-            "ca_bundle": str(test_pki.ca_bundle),
-            "signing_cert": str(test_pki.signing.cert_path),
-            "signing_key": str(test_pki.signing.key_path),
-        },
+        "extra": dmp_tls_extra(test_pki),
     }
-    monkeypatch.setenv("PFI_SETTINGS", str(settings))
-    monkeypatch.setenv("AIRFLOW_CONN_PFI_LEDGER", ledger_url)
-    monkeypatch.setenv("AIRFLOW_CONN_PFI_DMP", json.dumps(dmp_conn))
+    use_site(monkeypatch, settings, fresh_ledger_url, pfi_dmp=dmp_conn)
     _ensure_pool("dmp", 2)
     dmp_endpoint.verify_vihf = True
     dmp_endpoint.require_signature_document = True
     dmp_endpoint.strict_metadata = True
-    yield tmp_path, ledger_url
-    postgres_server.drop_database(ledger_url.rsplit("/", 1)[1])
+    return tmp_path, fresh_ledger_url
 
 
 def _ensure_pool(name: str, slots: int) -> None:
@@ -99,27 +64,18 @@ def _ensure_pool(name: str, slots: int) -> None:
     Pool.create_or_update_pool(name, slots, "DMP web services", include_deferred=False)
 
 
-def _dag(dag_id: str):
-    from airflow.dag_processing.dagbag import DagBag
-
-    return DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).get_dag(dag_id)
-
-
 def test_dmp_down_then_back_sends_each_version_once_in_order(site, dmp_endpoint, fixtures_dir):
     from pfi.ledger import Ledger
 
     folder, ledger_url = site
     drops = (
-        ("in", "1-initial.er7", INITIAL),
-        ("in", "2-replacement.er7", REPLACEMENT),
-        ("sgl-in", "oru.hl7", ORU),  # the laboratory's result, asking for a receipt
+        ("in", "1-initial.er7", MDM_INIT),
+        ("in", "2-replacement.er7", MDM_RPLC),
+        ("sgl-in", "oru.hl7", ORU_INIT),  # the laboratory's result, asking for a receipt
     )
     for drop_dir, name, path in drops:
-        (folder / drop_dir).mkdir(exist_ok=True)
-        target = folder / drop_dir / name
-        shutil.copyfile(fixtures_dir / path, target)
-        os.utime(target, (time.time() - 5,) * 2)
-    assert _dag("ingest_hl7_drop").test().state == "success"
+        drop_sample(folder / drop_dir, fixtures_dir / path, name)
+    assert load_dag("ingest_hl7_drop").test().state == "success"
 
     ledger = Ledger.from_url(ledger_url)
     try:
@@ -132,7 +88,7 @@ def test_dmp_down_then_back_sends_each_version_once_in_order(site, dmp_endpoint,
                 for uid, doc in documents.items()
             }
 
-        deliver = _dag("deliver_dmp")
+        deliver = load_dag("deliver_dmp")
         dmp_endpoint.set_mode("down")
         assert deliver.test().state == "success"  # a DMP outage is a deferral, not a failure
         down = dmp_deliveries()

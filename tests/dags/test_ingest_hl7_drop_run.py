@@ -5,65 +5,26 @@ its own) and answered with an ACK file by the real ``ingest_hl7_drop`` DAG, with
 given the way production gives it (``AIRFLOW_CONN_PFI_LEDGER``) and settings from ``PFI_SETTINGS``.
 """
 
-import os
-import shutil
-import time
-
 import pytest
+
+from pfi_fixtures.site import MDM_INIT, drop_sample, load_dag, use_site, write_settings
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
-SAMPLE = (
-    "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/"
-    "Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
-)
-
 
 @pytest.fixture
-def site(tmp_path, monkeypatch, postgres_server):
-    from pfi.ledger import upgrade
-
-    ledger_url = postgres_server.create_database()
-    upgrade(ledger_url)
-    settings = tmp_path / "pfi.toml"
-    settings.write_text(
-        f"""
-[site]
-name = "CH"
-finess_juridique = "010000024"
-structure_oid = "1.2.250.1.71.4.2.2"
-[[site.finess_geo]]
-finess = "010000032"
-name = "A"
-[paths]
-data_dir = "{tmp_path / "data"}"
-[[hl7_source]]
-name = "dpi"
-kind = "DPI"
-drop_dir = "{tmp_path / "in"}"
-outbound_dir = "{tmp_path / "out"}"
-settle_seconds = 0
-"""
-    )
-    monkeypatch.setenv("PFI_SETTINGS", str(settings))
-    monkeypatch.setenv("AIRFLOW_CONN_PFI_LEDGER", ledger_url)
-    yield tmp_path, ledger_url
-    postgres_server.drop_database(ledger_url.rsplit("/", 1)[1])
+def site(tmp_path, monkeypatch, fresh_ledger_url):
+    use_site(monkeypatch, write_settings(tmp_path), fresh_ledger_url)
+    return tmp_path, fresh_ledger_url
 
 
 def test_a_dropped_file_is_recorded_and_acknowledged_by_the_dag(airflow_db, site, fixtures_dir):
-    from airflow.dag_processing.dagbag import DagBag
-
     from pfi.ledger import Ledger
 
     folder, ledger_url = site
-    (folder / "in").mkdir()
-    target = folder / "in" / "initial.er7"
-    shutil.copyfile(fixtures_dir / SAMPLE, target)
-    os.utime(target, (time.time() - 5,) * 2)
+    drop_sample(folder / "in", fixtures_dir / MDM_INIT, "initial.er7")
 
-    dag = DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).get_dag("ingest_hl7_drop")
-    run = dag.test()
+    run = load_dag("ingest_hl7_drop").test()
 
     assert run.state == "success"
     acks = list((folder / "out").glob("ACK_*.hl7"))

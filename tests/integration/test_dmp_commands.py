@@ -10,55 +10,31 @@ import json
 import pytest
 
 from pfi.cli import main
+from pfi_fixtures.partners import dmp_tls_extra
+from pfi_fixtures.site import MDM_INIT, use_site, write_settings
 
 pytestmark = pytest.mark.integration
 
-MDM = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM"
-INITIAL = f"{MDM}/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
 UNIQUE_ID = "1.2.250.1.71.4.2.2.120456789.71024000081"
 
 
 @pytest.fixture
-def environment(tmp_path, monkeypatch, postgres_server, dmp_endpoint, test_pki, fixtures_dir):
-    from pfi.ledger import Ledger, upgrade
-
-    url = postgres_server.create_database()
-    upgrade(url)
-    settings = tmp_path / "pfi.toml"
-    settings.write_text(
-        f"""
-[site]
-name = "CH"
-finess_juridique = "010000024"
-structure_oid = "1.2.250.1.71.4.2.2"
-[[site.finess_geo]]
-finess = "010000032"
-name = "A"
-[[hl7_source]]
-name = "dpi"
-kind = "DPI"
-drop_dir = "{tmp_path / "in"}"
-outbound_dir = "{tmp_path / "out"}"
-"""
-    )
+def environment(
+    tmp_path, monkeypatch, fresh_ledger_url, fresh_ledger, dmp_endpoint, test_pki, fixtures_dir
+):
     extra = {
         "repository_url": dmp_endpoint.repository_url,
         "registry_url": dmp_endpoint.registry_url,
-        "client_cert": str(test_pki.establishment.cert_path),
-        "client_key": str(test_pki.establishment.key_path),
-        "ca_bundle": str(test_pki.ca_bundle),
-        "signing_cert": str(test_pki.signing.cert_path),
-        "signing_key": str(test_pki.signing.key_path),
+        **dmp_tls_extra(test_pki),
     }
-    monkeypatch.setenv("PFI_SETTINGS", str(settings))
-    monkeypatch.setenv("AIRFLOW_CONN_PFI_LEDGER", url)
-    monkeypatch.setenv("AIRFLOW_CONN_PFI_DMP", json.dumps({"conn_type": "http", "extra": extra}))
+    connection = {"conn_type": "http", "extra": extra}
+    use_site(monkeypatch, write_settings(tmp_path), fresh_ledger_url, pfi_dmp=connection)
     # The archived original, as intake keeps it (load_request reads it back by ledger id).
-    raw = (fixtures_dir / INITIAL).read_bytes()
+    raw = (fixtures_dir / MDM_INIT).read_bytes()
     archived = tmp_path / "archive" / "initial.er7"
     archived.parent.mkdir()
     archived.write_bytes(raw)
-    ledger = Ledger.from_url(url)
+    ledger = fresh_ledger
     file_id, _ = ledger.record_inbound(
         kind="hl7_file",
         source="dpi",
@@ -74,9 +50,7 @@ outbound_dir = "{tmp_path / "out"}"
         inbound_item_id=file_id,
     )
     ledger.ensure_delivery(document_id, "dmp")
-    yield ledger
-    ledger.dispose()
-    postgres_server.drop_database(url.rsplit("/", 1)[1])
+    return ledger
 
 
 def test_run_sends_and_status_tells(environment, dmp_endpoint, capsys):

@@ -20,13 +20,10 @@ from pfi.dmp.config import DmpConfig
 from pfi.dmp.sender import DmpSender
 from pfi.dmp.signing import Signer
 from pfi.dmp.submission import entry_uuid
+from pfi_fixtures.site import MDM_DEL, MDM_INIT, MDM_RPLC, write_settings
 
 pytestmark = pytest.mark.integration
 
-V21 = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM"
-INITIAL = f"{V21}/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
-REPLACEMENT = f"{V21}/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7"
-DELETION = f"{V21}/Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7"
 INS, INS_OID = "279035121518989", "1.2.250.1.213.1.4.10"
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 POLICY = RetryPolicy(
@@ -40,24 +37,7 @@ POLICY = RetryPolicy(
 def site(tmp_path):
     from pfi.settings import load_settings
 
-    path = tmp_path / "pfi.toml"
-    path.write_text(
-        f"""
-[site]
-name = "CH TEST"
-finess_juridique = "010000024"
-structure_oid = "1.2.250.1.71.4.2.2"
-[[site.finess_geo]]
-finess = "010000032"
-name = "A"
-[[hl7_source]]
-name = "dpi"
-kind = "DPI"
-drop_dir = "{tmp_path / "in"}"
-outbound_dir = "{tmp_path / "out"}"
-"""
-    )
-    return load_settings(path)
+    return load_settings(write_settings(tmp_path, name="CH TEST"))
 
 
 class World:
@@ -144,8 +124,8 @@ def world(fresh_ledger, dmp_endpoint, test_pki, fixtures_dir, site):
 
 
 def test_dmp_down_then_back_sends_each_version_once_in_order(world):
-    initial = world.message(INITIAL)
-    replacement = world.message(REPLACEMENT)
+    initial = world.message(MDM_INIT)
+    replacement = world.message(MDM_RPLC)
     world.dmp.set_mode("down")
     counts = world.run(T0)
     assert counts["claimed"] == 2 and counts["deferred"] == 2 and counts["sent"] == 0
@@ -174,8 +154,8 @@ def test_dmp_down_then_back_sends_each_version_once_in_order(world):
 
 
 def test_deletion_waits_for_nothing_once_published_and_deletes(world):
-    initial = world.message(INITIAL)
-    replacement = world.message(REPLACEMENT)
+    initial = world.message(MDM_INIT)
+    replacement = world.message(MDM_RPLC)
     world.run(T0)
     world.run(T0 + timedelta(minutes=2))
     assert world.status(replacement) == "sent"
@@ -193,7 +173,7 @@ def test_deletion_waits_for_nothing_once_published_and_deletes(world):
 
 
 def test_unqualified_ins_is_refused_without_calling_the_dmp_and_acknowledged(world):
-    delivery = world.message(INITIAL, qualified=False, ack=True)
+    delivery = world.message(MDM_INIT, qualified=False, ack=True)
     counts = world.run(T0)
     assert counts["refused"] == 1
     row = world.ledger.get_delivery(delivery)
@@ -206,7 +186,7 @@ def test_unqualified_ins_is_refused_without_calling_the_dmp_and_acknowledged(wor
 
 
 def test_forced_failure_is_refused_and_the_producer_gets_the_dmp_code(world):
-    delivery = world.message(INITIAL, ack=True)
+    delivery = world.message(MDM_INIT, ack=True)
     world.dmp.set_mode("fail", error_code="DMPClosed")
     world.run(T0)
     row = world.ledger.get_delivery(delivery)
@@ -220,14 +200,14 @@ def test_forced_failure_is_refused_and_the_producer_gets_the_dmp_code(world):
 
 
 def test_accepted_delivery_is_acknowledged_positively(world):
-    world.message(INITIAL, ack=True)
+    world.message(MDM_INIT, ack=True)
     world.run(T0)
     (zam,) = world.zams()
     assert "|Y^^expandedYes-NoIndicator" in zam and "\rERR|" not in zam
 
 
 def test_replayed_or_lost_answer_never_submits_twice(world):
-    delivery = world.message(INITIAL)
+    delivery = world.message(MDM_INIT)
     # The DMP accepted a first attempt whose answer was lost: the lot is already there.
     claimed = world.ledger.claim_due_deliveries("dmp", now=T0, actor="test")
     world.sender(claimed[0])
@@ -248,9 +228,9 @@ def test_a_deletion_is_acknowledged_to_the_message_that_asked_for_it(world):
 
     from pfi.ledger.schema import delivery as delivery_table
 
-    world.message(INITIAL)
-    replacement = world.message(REPLACEMENT)
-    deletion = world.message(DELETION, ack=True, control_id="DEL-42")  # the replacement's document
+    world.message(MDM_INIT)
+    replacement = world.message(MDM_RPLC)
+    deletion = world.message(MDM_DEL, ack=True, control_id="DEL-42")  # the replacement's document
     deletion_item = max(world.requests)
     assert (
         world.ledger.get_delivery(deletion).document_id
@@ -271,7 +251,7 @@ def test_a_deletion_is_acknowledged_to_the_message_that_asked_for_it(world):
 
 
 def test_given_up_after_the_policy_age_is_acknowledged_as_failed(world):
-    delivery = world.message(INITIAL, ack=True)
+    delivery = world.message(MDM_INIT, ack=True)
     world.dmp.set_mode("down")
     short = RetryPolicy(first_delay=timedelta(minutes=1), give_up_after=timedelta(minutes=30))
     created = world.ledger.get_delivery(delivery).created_at

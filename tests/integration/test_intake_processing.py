@@ -28,16 +28,13 @@ import pytest
 from pfi.hl7ack import read_header, split_segments
 from pfi.intake import acknowledge_items, claim_and_record, load_request
 from pfi.settings import load_settings
+from pfi_fixtures import site
+from pfi_fixtures.site import MDM_DEL, MDM_INIT, MDM_RPLC, ORU_INIT, V21, hl7_source
 
 pytestmark = pytest.mark.integration
 
 EX = "ans-hl7v2-exemples"
-V21 = f"{EX}/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1"
-MDM_INIT = f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
 MDM_INIT_SHORT = f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1.er7"
-MDM_RPLC = f"{V21}/MDM/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7"
-MDM_DEL = f"{V21}/MDM/Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7"
-ORU_INIT = f"{V21}/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7"
 ORU_RPLC = f"{V21}/ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N3_SEGUR.hl7"
 ORU_DEL = f"{V21}/ORU/Suppression ORU/message_ORU_CR_Bio_DEL_N3_SEGUR.hl7"
 
@@ -91,33 +88,18 @@ def refused_reason(relative: str) -> tuple[str, str]:
     return "AE", "HL7_DOC_FORMAT"
 
 
-SETTINGS = """
-[site]
-name = "CH"
-finess_juridique = "010000024"
-structure_oid = "1.2.250.1.71.4.2.2"
-ins_environment = "test"
-[[site.finess_geo]]
-finess = "010000032"
-name = "A"
-[paths]
-data_dir = "{data}"
-[[hl7_source]]
-name = "lab"
-kind = "SGL"
-finess_geo = "010000032"
-drop_dir = "{data}/in"
-outbound_dir = "{data}/out"
-default_encoding = "utf-8"
-settle_seconds = 0
-{extra}
-"""
-
-
 def write_settings(tmp_path: Path, extra: str = "") -> Path:
-    path = tmp_path / "pfi.toml"
-    path.write_text(SETTINGS.format(data=tmp_path / "data", extra=extra))
-    return path
+    """The site with one laboratory source ``lab`` (SGL, UTF-8 by default)."""
+    lab = hl7_source(
+        tmp_path,
+        "lab",
+        "SGL",
+        drop="data/in",
+        out="data/out",
+        finess_geo="010000032",
+        encoding="utf-8",
+    )
+    return site.write_settings(tmp_path, sources=[lab], extra=extra)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM), which use LF separ
 """
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -14,52 +13,22 @@ import pytest
 from pfi.hl7ack import read_header, split_segments
 from pfi.intake import acknowledge_items, claim_and_record
 from pfi.settings import load_settings
+from pfi_fixtures.site import MDM_INIT, MDM_RPLC, drop_sample, hl7_source, ingest, write_settings
 
 pytestmark = pytest.mark.integration
-
-MDM = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM"
-INITIAL = f"{MDM}/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
-REPLACEMENT = f"{MDM}/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7"
 
 
 @pytest.fixture
 def settings(tmp_path):
-    path = tmp_path / "pfi.toml"
-    path.write_text(
-        f"""
-[site]
-name = "CH"
-finess_juridique = "010000024"
-structure_oid = "1.2.250.1.71.4.2.2"
-[[site.finess_geo]]
-finess = "010000032"
-name = "A"
-[paths]
-data_dir = "{tmp_path / "data"}"
-[[hl7_source]]
-name = "ris"
-kind = "RIS"
-drop_dir = "{tmp_path / "in"}"
-outbound_dir = "{tmp_path / "out"}"
-settle_seconds = 0
-"""
-    )
-    return load_settings(path)
+    return load_settings(write_settings(tmp_path, sources=[hl7_source(tmp_path, "ris", "RIS")]))
 
 
 def drop(settings, sample: Path, name: str | None = None) -> Path:
-    source = settings.source("ris")
-    source.drop_dir.mkdir(parents=True, exist_ok=True)
-    target = source.drop_dir / (name or sample.name)
-    shutil.copyfile(sample, target)
-    past = time.time() - 5
-    os.utime(target, (past, past))
-    return target
+    return drop_sample(settings.source("ris").drop_dir, sample, name)
 
 
 def run(ledger, settings):
-    batches = claim_and_record(ledger, settings, batch_size=2, limit=100, actor="test")
-    return batches, [acknowledge_items(ledger, settings, b, actor="test") for b in batches]
+    return ingest(ledger, settings, batch_size=2, limit=100)
 
 
 def acks(settings) -> dict[str, list[str]]:
@@ -70,8 +39,8 @@ def acks(settings) -> dict[str, list[str]]:
 def test_official_examples_are_recorded_acknowledged_and_archived(
     fresh_ledger, settings, fixtures_dir
 ):
-    drop(settings, fixtures_dir / INITIAL)
-    drop(settings, fixtures_dir / REPLACEMENT)
+    drop(settings, fixtures_dir / MDM_INIT)
+    drop(settings, fixtures_dir / MDM_RPLC)
     (settings.source("ris").drop_dir / "garbage.hl7").write_bytes(b"this is not HL7")
     os.utime(settings.source("ris").drop_dir / "garbage.hl7", (time.time() - 5,) * 2)
 
@@ -83,7 +52,7 @@ def test_official_examples_are_recorded_acknowledged_and_archived(
     answers = acks(settings)
     msa = sorted(segments[1] for segments in answers.values())
     expected_ids = {
-        read_header((fixtures_dir / p).read_bytes()).control_id for p in (INITIAL, REPLACEMENT)
+        read_header((fixtures_dir / p).read_bytes()).control_id for p in (MDM_INIT, MDM_RPLC)
     }
     assert {line for line in msa if line.startswith("MSA|AA|")} == {
         f"MSA|AA|{c}" for c in expected_ids
@@ -102,7 +71,7 @@ def test_official_examples_are_recorded_acknowledged_and_archived(
 
 
 def test_replaying_a_batch_does_nothing_twice(fresh_ledger, settings, fixtures_dir):
-    drop(settings, fixtures_dir / INITIAL)
+    drop(settings, fixtures_dir / MDM_INIT)
     batches, _ = run(fresh_ledger, settings)
     again = acknowledge_items(fresh_ledger, settings, batches[0], actor="test")
     assert again["skipped"] == 1 and again["acknowledged"] == 0
@@ -112,12 +81,12 @@ def test_replaying_a_batch_does_nothing_twice(fresh_ledger, settings, fixtures_d
 def test_the_same_file_dropped_again_is_kept_and_answered_again(
     fresh_ledger, settings, fixtures_dir
 ):
-    drop(settings, fixtures_dir / INITIAL)
+    drop(settings, fixtures_dir / MDM_INIT)
     run(fresh_ledger, settings)
     ack_dir = settings.source("ris").outbound_dir
     for ack in ack_dir.iterdir():
         ack.unlink()  # the producer consumed its ACK... and drops the message again
-    drop(settings, fixtures_dir / INITIAL, name="again.er7")
+    drop(settings, fixtures_dir / MDM_INIT, name="again.er7")
     batches, _ = run(fresh_ledger, settings)
 
     assert batches == []  # nothing new to process
@@ -128,12 +97,12 @@ def test_the_same_file_dropped_again_is_kept_and_answered_again(
     assert len(events) == 1
     assert (
         Path(events[0].detail["archived_copy"]).read_bytes()
-        == (fixtures_dir / INITIAL).read_bytes()
+        == (fixtures_dir / MDM_INIT).read_bytes()
     )
 
 
 def test_a_crash_after_claiming_is_finished_by_the_next_run(fresh_ledger, settings, fixtures_dir):
-    drop(settings, fixtures_dir / INITIAL)
+    drop(settings, fixtures_dir / MDM_INIT)
     claim_and_record(fresh_ledger, settings, batch_size=10, limit=100, actor="test")
     # ... the worker died here: the file is in the work folder, the item is "received"
     batches, results = run(fresh_ledger, settings)

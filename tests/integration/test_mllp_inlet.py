@@ -6,38 +6,16 @@ import threading
 import pytest
 
 from pfi.hl7ack import split_segments
-from pfi.intake import acknowledge_items, claim_and_record
 from pfi.mllp_inlet import InletConfig, MllpInlet, Store, frame, send
 from pfi.settings import load_settings
+from pfi_fixtures.site import MDM_INIT, ingest, write_settings
 
 pytestmark = pytest.mark.integration
-
-INITIAL = (
-    "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/"
-    "Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
-)
 
 
 @pytest.fixture
 def settings(tmp_path):
-    path = tmp_path / "pfi.toml"
-    path.write_text(
-        f"""
-[site]
-name = "CH"
-finess_juridique = "010000024"
-structure_oid = "1.2.250.1.71.4.2.2"
-[[site.finess_geo]]
-finess = "010000032"
-name = "A"
-[paths]
-data_dir = "{tmp_path / "data"}"
-[[hl7_source]]
-name = "dpi"
-kind = "DPI"
-drop_dir = "{tmp_path / "in"}"
-outbound_dir = "{tmp_path / "out"}"
-settle_seconds = 0
+    extra = """
 [intake]
 max_message_bytes = 1048576
 [[mllp_inlet]]
@@ -45,8 +23,7 @@ source = "dpi"
 host = "127.0.0.1"
 port = 0
 """
-    )
-    return load_settings(path)
+    return load_settings(write_settings(tmp_path, extra=extra))
 
 
 @pytest.fixture
@@ -62,7 +39,7 @@ def msa(answer: bytes) -> list[str]:
 def test_a_message_is_on_disk_when_committed_and_then_ingested(
     inlet, settings, fixtures_dir, fresh_ledger
 ):
-    message = (fixtures_dir / INITIAL).read_bytes()
+    message = (fixtures_dir / MDM_INIT).read_bytes()
     answer = send(*inlet.address, message)
 
     assert msa(answer)[:3] == ["MSA", "CA", "015"]
@@ -71,15 +48,14 @@ def test_a_message_is_on_disk_when_committed_and_then_ingested(
     [stored] = list(drop_dir.iterdir())  # no temporary file left beside it
     assert stored.name.startswith("MLLP_") and stored.read_bytes() == message
 
-    batches = claim_and_record(fresh_ledger, settings, batch_size=10, limit=10, actor="test")
-    [result] = [acknowledge_items(fresh_ledger, settings, b, actor="test") for b in batches]
+    _, [result] = ingest(fresh_ledger, settings)
     assert (result["acknowledged"], result["deliveries"]) == (1, 2)
     [ack] = settings.source("dpi").outbound_dir.glob("ACK_*.hl7")
     assert split_segments(ack.read_text("utf-8"))[1] == "MSA|AA|015"
 
 
 def test_several_messages_on_one_connection_in_arrival_order(inlet, settings, fixtures_dir):
-    message = (fixtures_dir / INITIAL).read_bytes()
+    message = (fixtures_dir / MDM_INIT).read_bytes()
     variants = [message.replace(b"|015|", f"|A{i}|".encode(), 1) for i in range(3)]
     with socket.create_connection(inlet.address, timeout=10) as connection:
         # noise before the first frame, and all frames in one write
@@ -93,7 +69,7 @@ def test_several_messages_on_one_connection_in_arrival_order(inlet, settings, fi
 
 
 def test_concurrent_producers_are_all_stored(inlet, settings, fixtures_dir):
-    message = (fixtures_dir / INITIAL).read_bytes()
+    message = (fixtures_dir / MDM_INIT).read_bytes()
     answers: list[str] = []
 
     def producer(i: int) -> None:
@@ -116,7 +92,7 @@ def test_unreadable_messages_are_stored_for_intake_to_answer(inlet, settings):
 
 
 def test_an_oversized_message_is_refused_unstored(inlet, settings, fixtures_dir):
-    message = (fixtures_dir / INITIAL).read_bytes()
+    message = (fixtures_dir / MDM_INIT).read_bytes()
     huge = message.rstrip(b"\n") + b"\nNTE|1||" + b"A" * (2 * 1024 * 1024) + b"\n"
     answer = send(*inlet.address, huge)
     fields = msa(answer)
@@ -133,7 +109,7 @@ def test_a_message_that_cannot_be_stored_gets_a_commit_error(settings, fixtures_
     config = InletConfig("dpi", "127.0.0.1", 0)
     source = settings.source("dpi")
     with MllpInlet(config, source, store=FullDisk(source.drop_dir)) as inlet:
-        answer = send(*inlet.address, (fixtures_dir / INITIAL).read_bytes())
+        answer = send(*inlet.address, (fixtures_dir / MDM_INIT).read_bytes())
     assert msa(answer)[:3] == ["MSA", "CE", "015"]
     assert not list(source.drop_dir.iterdir())
 
@@ -155,7 +131,7 @@ def test_pfi_hl7_listen_serves_until_sigterm(settings, fixtures_dir):
     try:
         started = json.loads(process.stdout.readline())
         assert started["source"] == "dpi" and started["port"] > 0
-        answer = send(started["host"], started["port"], (fixtures_dir / INITIAL).read_bytes())
+        answer = send(started["host"], started["port"], (fixtures_dir / MDM_INIT).read_bytes())
         assert msa(answer)[:3] == ["MSA", "CA", "015"]
         assert len(list(settings.source("dpi").drop_dir.glob("MLLP_*.hl7"))) == 1
     finally:

@@ -2,88 +2,62 @@
 intake, their ``mss_*`` deliveries sent over real TLS to the devkit mailboxes, business
 acknowledgements written, notifications (MDN, DSN) read back over IMAP."""
 
-import email
-import email.policy
-import imaplib
-import os
-import shutil
 import smtplib
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pfi.intake import acknowledge_items, claim_and_record
 from pfi.mssante.imap import ImapClient, ImapEndpoint
 from pfi.mssante.service import deliver_due, poll_notifications
 from pfi.mssante.smtp import SmtpClient, SmtpEndpoint
-from pfi.mssante.tls import TlsFiles
 from pfi.mssante.traces import mss_traces, traces_csv
 from pfi.settings import load_settings
 from pfi.xdm import read_xdm
 from pfi_devkit.mail import client_ssl_context
-from pfi_fixtures.mail import APPLICATION_MAILBOXES, HUMAN_MAILBOXES
+from pfi_fixtures.mail import APPLICATION_MAILBOXES, HUMAN_MAILBOXES, mailbox_tls, received_mails
+from pfi_fixtures.site import (
+    MDM_DEL,
+    MDM_INIT,
+    MDM_RPLC,
+    ORU_INIT,
+    V21,
+    drop_sample,
+    hl7_source,
+    ingest,
+    mailbox,
+    write_settings,
+)
 
 pytestmark = pytest.mark.integration
 
 SENDER = APPLICATION_MAILBOXES[0]
 PROFESSIONAL = "adam.hoda@test-ci-sis.mssante.fr"
 PATIENT = "279035121518989@patient.mssante.fr"
-V21 = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1"
-MDM_INIT = f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
-ORU_INIT = f"{V21}/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7"
 
 
 @pytest.fixture
 def site(tmp_path, fresh_ledger):
-    (tmp_path / "in").mkdir()
-    path = tmp_path / "pfi.toml"
-    path.write_text(
-        f"""
-[site]
-name = "CH de Démonstration"
-finess_juridique = "010000024"
-structure_oid = "1.2.250.1.71.4.2.2"
-ins_environment = "test"
-[[site.finess_geo]]
-finess = "010000032"
-name = "Site principal"
-[paths]
-data_dir = "{tmp_path / "data"}"
-[[hl7_source]]
-name = "dpi"
-kind = "DPI"
-finess_geo = "010000032"
-drop_dir = "{tmp_path / "in"}"
-outbound_dir = "{tmp_path / "out"}"
-settle_seconds = 0
-[[mailbox]]
-name = "pfi"
-address = "{SENDER}"
-connection_id = "pfi_mss_pfi"
-finess_geo = "010000032"
+    path = write_settings(
+        tmp_path,
+        name="CH de Démonstration",
+        geo_name="Site principal",
+        sources=[hl7_source(tmp_path, finess_geo="010000032")],
+        mailboxes=[mailbox(SENDER)],
+        extra="""
 [mssante]
 software_reference = "PFI-TEST"
 contact_address = "secretariat@ch-demo.mssante.test"
 [mssante.retry]
 first_delay_seconds = 60
-"""
+""",
     )
     return load_settings(path), fresh_ledger, tmp_path
 
 
 def intake(settings, ledger, folder, fixtures_dir, *paths):
     for index, path in enumerate(paths):
-        target = folder / "in" / f"{index}.hl7"
-        shutil.copyfile(fixtures_dir / path, target)
-        os.utime(target, (time.time() - 10,) * 2)
-    for batch in claim_and_record(ledger, settings, batch_size=10, limit=10, actor="test"):
-        acknowledge_items(ledger, settings, batch, actor="test")
-
-
-def tls(test_pki):
-    cred = test_pki.clients[SENDER]
-    return TlsFiles(test_pki.ca_bundle, cred.cert_path, cred.key_path, test_pki.crl_bundle)
+        drop_sample(folder / "in", fixtures_dir / path, f"{index}.hl7", age=10)
+    ingest(ledger, settings)
 
 
 def smtp_for(mail_servers, test_pki):
@@ -94,7 +68,7 @@ def smtp_for(mail_servers, test_pki):
                 mail_servers.host,
                 mail_servers.smtp_port,
                 mailbox.address,
-                tls(test_pki),
+                mailbox_tls(test_pki, SENDER),
                 password=mail_servers.password_for(SENDER),
                 timeout=10,
             )
@@ -110,26 +84,13 @@ def imap_for(mail_servers, test_pki):
                 mail_servers.host,
                 mail_servers.imap_port,
                 mailbox.address,
-                tls(test_pki),
+                mailbox_tls(test_pki, SENDER),
                 password=mail_servers.password_for(SENDER),
                 timeout=10,
             )
         )
 
     return make
-
-
-def inbox(mail_servers, test_pki, address, message_id):
-    ctx = client_ssl_context(test_pki)
-    with imaplib.IMAP4_SSL(mail_servers.host, mail_servers.imaps_port, ssl_context=ctx) as imap:
-        imap.login(address, HUMAN_MAILBOXES[address])
-        imap.select("INBOX", readonly=True)
-        _, data = imap.uid("SEARCH", None, "HEADER", "Message-ID", message_id)
-        mails = []
-        for uid in data[0].split():
-            _, fetched = imap.uid("FETCH", uid, "(BODY.PEEK[])")
-            mails.append(email.message_from_bytes(fetched[0][1], policy=email.policy.default))
-        return mails
 
 
 def mss_deliveries(ledger):
@@ -188,7 +149,7 @@ def test_official_examples_reach_each_mailbox_exactly_once_and_the_producer_gets
     for d in mss_deliveries(ledger):
         assert d.status == "sent" and d.partner_ref == f"<{d.request_id}@ch-demo.mssante.test>"
         address = d.recipient or PATIENT
-        (mail,) = inbox(mail_servers, test_pki, address, d.partner_ref)
+        (mail,) = received_mails(mail_servers, test_pki, address, d.partner_ref)
         document = ledger.get_document(d.document_id)
         assert mail["X-MSS-CODECDA"] == document.type_code
         xdm = next(p for p in mail.iter_attachments() if p.get_filename() == "IHE_XDM.ZIP")
@@ -275,7 +236,7 @@ def test_relay_down_then_back_defers_then_sends_once(site, mail_servers, test_pk
         ("attempt", "attempt 2"),
         ("sent", "accepted"),
     ]
-    assert len(inbox(mail_servers, test_pki, PROFESSIONAL, sent.partner_ref)) == 1
+    assert len(received_mails(mail_servers, test_pki, PROFESSIONAL, sent.partner_ref)) == 1
 
 
 def _report(kind: str, original_id: str, fields: str, reporter: str) -> bytes:
@@ -358,13 +319,11 @@ def test_initial_replacement_and_deletion_each_mail_the_professional_once(
     site, mail_servers, test_pki, fixtures_dir
 ):
     settings, ledger, folder = site
-    rplc = f"{V21}/MDM/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7"
-    delete = f"{V21}/MDM/Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7"
-    intake(settings, ledger, folder, fixtures_dir, MDM_INIT, rplc, delete)
+    intake(settings, ledger, folder, fixtures_dir, MDM_INIT, MDM_RPLC, MDM_DEL)
     assert send_all(settings, ledger, mail_servers, test_pki)["mss_professional"]["sent"] == 3
     mails = {}
     for d in mss_deliveries(ledger):
-        (mail,) = inbox(mail_servers, test_pki, PROFESSIONAL, d.partner_ref)
+        (mail,) = received_mails(mail_servers, test_pki, PROFESSIONAL, d.partner_ref)
         mails[d.action] = mail
     assert sorted(mails) == ["delete", "new", "replace"]
     names = {a: [p.get_filename() for p in m.iter_attachments()] for a, m in mails.items()}
@@ -394,13 +353,13 @@ def test_a_mail_sent_by_a_worker_that_died_before_recording_it_is_not_sent_again
     assert counts["mss_professional"]["sent"] == 1
     (sent,) = mss_deliveries(ledger)
     assert sent.status == "sent" and sent.partner_ref == message_id
-    assert inbox(mail_servers, test_pki, PROFESSIONAL, message_id) == []
+    assert received_mails(mail_servers, test_pki, PROFESSIONAL, message_id) == []
 
 
 EXAMPLES = [
     MDM_INIT,
-    f"{V21}/MDM/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7",
-    f"{V21}/MDM/Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7",
+    MDM_RPLC,
+    MDM_DEL,
     ORU_INIT,
     f"{V21}/ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N3_SEGUR.hl7",
     # Not …/Suppression ORU/message_ORU_CR_Bio_DEL_N3_SEGUR.hl7: intake refuses it (its embedded
@@ -425,7 +384,7 @@ def test_each_official_example_asking_for_mssante_mails_each_recipient_once(
     assert {d.recipient or PATIENT for d in deliveries} == wanted
     for d in deliveries:
         assert d.status == "sent"
-        (mail,) = inbox(mail_servers, test_pki, d.recipient or PATIENT, d.partner_ref)
+        (mail,) = received_mails(mail_servers, test_pki, d.recipient or PATIENT, d.partner_ref)
         xdm = next(p for p in mail.iter_attachments() if p.get_filename() == "IHE_XDM.ZIP")
         (doc,) = read_xdm(xdm.get_content()).documents
         assert doc.content == request.documents[0].content  # the CDA received, byte for byte

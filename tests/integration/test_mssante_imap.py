@@ -8,9 +8,8 @@ import pytest
 
 from pfi.errors import ConfigurationError, TransientError
 from pfi.mssante.imap import ImapClient, ImapEndpoint
-from pfi.mssante.tls import TlsFiles
 from pfi_devkit.mail import client_ssl_context
-from pfi_fixtures.mail import APPLICATION_MAILBOXES, HUMAN_MAILBOXES
+from pfi_fixtures.mail import APPLICATION_MAILBOXES, HUMAN_MAILBOXES, mailbox_tls
 
 pytestmark = pytest.mark.integration
 
@@ -19,16 +18,12 @@ HUMAN = "dr.test@ch-demo.mssante.test"
 
 
 def endpoint(mail_servers, test_pki, *, security="starttls", sasl="plain", credential=None, **kw):
-    credential = credential or test_pki.clients[READER]
     return ImapEndpoint(
         host=mail_servers.host,
         port=mail_servers.imap_port if security == "starttls" else mail_servers.imaps_port,
         mailbox=READER,
-        tls=TlsFiles(
-            kw.pop("ca_bundle", test_pki.ca_bundle),
-            credential.cert_path,
-            credential.key_path,
-            test_pki.crl_bundle,
+        tls=mailbox_tls(
+            test_pki, READER, credential=credential, ca_bundle=kw.pop("ca_bundle", None)
         ),
         security=security,
         sasl=sasl,

@@ -14,32 +14,25 @@ from pfi.hl7v2 import decide_request, parse_message
 from pfi.ins import InsPolicy
 from pfi.mssante import Mailbox, MssConfig, compose, mail_orders
 from pfi.mssante.smtp import SmtpClient, SmtpEndpoint, SmtpRefused, SmtpTransient
-from pfi.mssante.tls import TlsFiles
 from pfi.xdm import read_xdm
 from pfi_devkit.mail import client_ssl_context
-from pfi_fixtures.mail import APPLICATION_MAILBOXES, HUMAN_MAILBOXES
+from pfi_fixtures.mail import APPLICATION_MAILBOXES, HUMAN_MAILBOXES, mailbox_tls
+from pfi_fixtures.site import MDM_INIT, ORU_INIT
 
 pytestmark = pytest.mark.integration
 
 SENDER = APPLICATION_MAILBOXES[0]
-V21 = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1"
-MDM_INIT = f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
-ORU_INIT = f"{V21}/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7"
 POLICY = InsPolicy.for_environment("test")
 CONFIG = MssConfig(software_reference="PFI-TEST", sender_name="CH de Démonstration")
 
 
 def endpoint(mail_servers, test_pki, *, security="starttls", sasl="plain", credential=None, **kw):
-    credential = credential or test_pki.clients[SENDER]
     return SmtpEndpoint(
         host=mail_servers.host,
         port=mail_servers.smtp_port if security == "starttls" else mail_servers.smtps_port,
         mailbox=SENDER,
-        tls=TlsFiles(
-            ca_bundle=kw.pop("ca_bundle", test_pki.ca_bundle),
-            client_cert=credential.cert_path,
-            client_key=credential.key_path,
-            crl_file=test_pki.crl_bundle,
+        tls=mailbox_tls(
+            test_pki, SENDER, credential=credential, ca_bundle=kw.pop("ca_bundle", None)
         ),
         security=security,
         sasl=sasl,

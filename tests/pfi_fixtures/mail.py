@@ -44,3 +44,57 @@ def mail_servers(test_pki) -> Iterator:
             yield servers
     finally:
         shutil.rmtree(state, ignore_errors=True)
+
+
+def mailbox_tls(test_pki, address: str, *, credential=None, ca_bundle=None):
+    """``pfi.mssante.tls.TlsFiles`` of an application mailbox: its certificate (or the
+    ``credential`` given), the test CA (or ``ca_bundle``), the CRLs."""
+    from pfi.mssante.tls import TlsFiles
+
+    credential = credential or test_pki.clients[address]
+    return TlsFiles(
+        ca_bundle=ca_bundle or test_pki.ca_bundle,
+        client_cert=credential.cert_path,
+        client_key=credential.key_path,
+        crl_file=test_pki.crl_bundle,
+    )
+
+
+def mailbox_connection(mail_servers, test_pki, address: str) -> dict:
+    """The ``pfi_mss_<mailbox>`` Connection of an application mailbox (JSON form's fields)."""
+    credential = test_pki.clients[address]
+    return {
+        "conn_type": "imap",
+        "host": mail_servers.host,
+        "port": mail_servers.imap_port,
+        "login": address,
+        "password": mail_servers.password_for(address),
+        "extra": {
+            "smtp_port": mail_servers.smtp_port,
+            "client_cert": str(credential.cert_path),
+            "client_key": str(credential.key_path),
+            "ca_bundle": str(test_pki.ca_bundle),
+            "crl_file": str(test_pki.crl_bundle),
+            "timeout": 10,
+        },
+    }
+
+
+def received_mails(mail_servers, test_pki, address: str, message_id: str) -> list:
+    """The mails of a human mailbox's INBOX with this Message-ID (parsed, left unread)."""
+    import email
+    import email.policy
+    import imaplib
+
+    from pfi_devkit.mail import client_ssl_context
+
+    ctx = client_ssl_context(test_pki)
+    with imaplib.IMAP4_SSL(mail_servers.host, mail_servers.imaps_port, ssl_context=ctx) as imap:
+        imap.login(address, HUMAN_MAILBOXES[address])
+        imap.select("INBOX", readonly=True)
+        _, data = imap.uid("SEARCH", None, "HEADER", "Message-ID", message_id)
+        mails = []
+        for uid in data[0].split():
+            _, fetched = imap.uid("FETCH", uid, "(BODY.PEEK[])")
+            mails.append(email.message_from_bytes(fetched[0][1], policy=email.policy.default))
+        return mails

@@ -53,3 +53,14 @@ def dmp_endpoint(dmp_endpoint_server):
     dmp_endpoint_server.reset()
     yield dmp_endpoint_server
     dmp_endpoint_server.reset()
+
+
+def dmp_tls_extra(test_pki) -> dict[str, str]:
+    """The certificate fields of a ``pfi_dmp`` Connection's extra, from the test PKI."""
+    return {
+        "client_cert": str(test_pki.establishment.cert_path),
+        "client_key": str(test_pki.establishment.key_path),
+        "ca_bundle": str(test_pki.ca_bundle),
+        "signing_cert": str(test_pki.signing.cert_path),
+        "signing_key": str(test_pki.signing.key_path),
+    }

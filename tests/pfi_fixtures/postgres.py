@@ -23,13 +23,21 @@ def ledger_url(postgres_server) -> Iterator[str]:
 
 
 @pytest.fixture
-def fresh_ledger(postgres_server):
-    """A migrated ledger in a database of its own, dropped after the test."""
-    from pfi.ledger import Ledger, upgrade
+def fresh_ledger_url(postgres_server) -> Iterator[str]:
+    """URL of a migrated ledger in a database of its own, dropped after the test."""
+    from pfi.ledger import upgrade
 
     url = postgres_server.create_database()
     upgrade(url)
-    ledger = Ledger.from_url(url)
+    yield url
+    postgres_server.drop_database(url.rsplit("/", 1)[1])
+
+
+@pytest.fixture
+def fresh_ledger(fresh_ledger_url):
+    """The ledger of ``fresh_ledger_url``, opened (disposed after the test)."""
+    from pfi.ledger import Ledger
+
+    ledger = Ledger.from_url(fresh_ledger_url)
     yield ledger
     ledger.dispose()
-    postgres_server.drop_database(url.rsplit("/", 1)[1])

@@ -22,6 +22,7 @@ from pfi.dmp.soap import Attachment, mtom_package
 from pfi.dmp.submission import DmpSubmission, build_request, entry_uuid, submission_set_unique_id
 from pfi.dmp.vihf import VihfClaims, build_assertion, signed_vihf
 from pfi.errors import ConfigurationError, InvalidInput, RefusedByPartner, TransientError
+from pfi_fixtures.site import write_settings
 
 MDM = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM"
 INITIAL = f"{MDM}/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
@@ -394,16 +395,7 @@ def test_client_refuses_missing_tls_files_and_bad_timeouts(tmp_path):
 def test_dmp_settings_section(tmp_path):
     from pfi.settings import load_settings
 
-    path = tmp_path / "pfi.toml"
-    path.write_text(
-        """
-[site]
-name = "CH"
-finess_juridique = "010000024"
-structure_oid = "1.2.250.1.71.4.2.2"
-[[site.finess_geo]]
-finess = "010000032"
-name = "A"
+    dmp = """
 [dmp]
 sector = "SA41^1.2.250.1.71.4.2.4"
 read_timeout_seconds = 12
@@ -412,7 +404,7 @@ batch_size = 5
 first_delay_seconds = 30
 give_up_after_hours = 2
 """
-    )
+    path = write_settings(tmp_path, sources=[], extra=dmp)
     config = DmpConfig.from_settings(load_settings(path))
     assert config.sector.startswith("SA41") and config.read_timeout == 12 and config.batch_size == 5
     assert config.source_id == "1.2.250.1.71.4.2.2" and config.structure_name == "CH"
