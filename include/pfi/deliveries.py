@@ -37,6 +37,7 @@ from pfi.errors import (
     PfiError,
     RefusedByPartner,
     TransientError,
+    unexpected_summary,
 )
 
 if TYPE_CHECKING:
@@ -263,9 +264,9 @@ def run_due(
     if unexpected:
         raise TransientError(
             f"{len(unexpected)} unexpected error(s) while sending {channel} deliveries "
-            f"(first: {type(unexpected[0]).__name__}); the deliveries stay queued",
+            f"(first: {unexpected_summary(unexpected[0])}); the deliveries stay queued",
             code=INTERNAL,
-        ) from unexpected[0]
+        ) from None  # the cause's message may quote a document or a patient: not in the log
     return counts
 
 

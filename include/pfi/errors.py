@@ -17,6 +17,9 @@ task layer logs them, shows them in the UI and puts them into acknowledgements.
 
 from __future__ import annotations
 
+import traceback
+from pathlib import Path
+
 
 class PfiError(Exception):
     """Base of every error the PFI raises on purpose."""
@@ -58,4 +61,24 @@ class ConfigurationError(PfiError):
     code = "CONFIG"
 
 
-__all__ = ["ConfigurationError", "InvalidInput", "PfiError", "RefusedByPartner", "TransientError"]
+def unexpected_summary(exc: BaseException) -> str:
+    """``KeyError at pfi/intake.py:712``: what an unexpected exception was and where it was
+    raised, without its message — a bug's or a library's message may quote the data it choked
+    on (``invalid literal for int(): 'DUPONT'``), so it is neither chained nor logged."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return type(exc).__name__
+    last = frames[-1]
+    parts = Path(last.filename).parts
+    where = "/".join(parts[parts.index("pfi") :] if "pfi" in parts else parts[-1:])
+    return f"{type(exc).__name__} at {where}:{last.lineno}"
+
+
+__all__ = [
+    "ConfigurationError",
+    "InvalidInput",
+    "PfiError",
+    "RefusedByPartner",
+    "TransientError",
+    "unexpected_summary",
+]

@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pfi import drop
-from pfi.errors import ConfigurationError, InvalidInput, TransientError
+from pfi.errors import ConfigurationError, InvalidInput, TransientError, unexpected_summary
 from pfi.hl7ack import (
     ERR_APPLICATION,
     ERR_SEGMENT_SEQUENCE,
@@ -654,13 +654,17 @@ def acknowledge_items(
         except Exception as exc:  # keep the file, record, go on with the batch, raise at the end
             counts["failed"] += 1
             unexpected.append(exc)
-            log.error("file item %s: unexpected %s; kept for the next attempt", item_id, type(exc))
+            log.error(
+                "file item %s: unexpected %s; kept for the next attempt",
+                item_id,
+                unexpected_summary(exc),
+            )
             _record_failure(ledger, item_id, exc, actor=actor)
     if unexpected:
         raise TransientError(
             f"{len(unexpected)} of {len(batch['item_ids'])} items failed unexpectedly "
-            f"(first: {type(unexpected[0]).__name__}); their files stay where they are"
-        ) from unexpected[0]
+            f"(first: {unexpected_summary(unexpected[0])}); their files stay where they are"
+        ) from None  # the cause's message may quote the input: never in the task log
     return {"source": source.name, **counts}
 
 

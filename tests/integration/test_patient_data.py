@@ -28,6 +28,7 @@ import logging
 import os
 import re
 import time
+import traceback
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -281,8 +282,8 @@ class Sinks:
         """Call, keeping the return value (XCom) or the exception's text."""
         try:
             result = function(*args, **kwargs)
-        except Exception as exc:
-            self.add(f"{where} raised", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # what the task log shows: the traceback, causes included
+            self.add(f"{where} raised", "".join(traceback.format_exception(exc)))
             raise
         self.add(f"{where} returned", result if isinstance(result, str) else repr(result))
         return result
@@ -672,3 +673,44 @@ def _deliveries(ledger, *channels: str):
     query = select(delivery).where(delivery.c.channel.in_(channels)).order_by(delivery.c.id)
     with ledger.engine.connect() as conn:
         return [Delivery.from_row(r._mapping) for r in conn.execute(query)]
+
+
+# --- an unexpected error ---------------------------------------------------------------------------
+
+
+def test_an_unexpected_error_quoting_the_patient_stays_out_of_the_task_log(sinks, site):
+    """A bug's message may quote the data it choked on; the batch's error (the task log prints
+    its traceback, causes included) names the exception type and place only."""
+    from pfi.deliveries import RetryPolicy, run_due
+
+    _, ledger, _ = site
+    data = PatientData()
+    data.nir("INS", NIR)
+    data.token("birth name", "PAT-TROIS")
+    data.date("birth date", "19790328")
+    item_id, _ = ledger.record_inbound(kind="hl7_message", source="dpi", checksum="0" * 64)
+    document_id, _ = ledger.upsert_document(
+        unique_id="1.2.250.1.71.4.2.2.1",
+        ins_matricule=NIR,
+        ins_oid="1.2.250.1.213.1.4.10",
+        inbound_item_id=item_id,
+    )
+    delivery_id, _ = ledger.ensure_delivery(document_id, "dmp", None, "new")
+
+    def send_one(delivery):
+        return int(f"PAT-TROIS {NIR} 19790328")  # ValueError: invalid literal … quoting it
+
+    with pytest.raises(PfiError) as raised:
+        sinks.call(
+            "run_due (bug)",
+            run_due,
+            ledger,
+            "dmp",
+            send_one,
+            policy=RetryPolicy(first_delay=timedelta(minutes=1)),
+            actor="test",
+        )
+    assert "ValueError at" in str(raised.value) and "test_patient_data.py" in str(raised.value)
+    assert ledger.get_delivery(delivery_id).status == "pending"  # kept queued
+    sinks.ledger(ledger)
+    assert_no_leak(sinks, data)
