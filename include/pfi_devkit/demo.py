@@ -116,6 +116,7 @@ finess_geo = "{finess}"
 drop_dir = "{var / "demo" / "hl7" / name / "in"}"
 outbound_dir = "{var / "demo" / "hl7" / name / "out"}"
 settle_seconds = 1
+{'zam_mllp = "pfi_dpi_mllp"  # business acknowledgements also go back over MLLP' if name == "dpi" else ""}
 """
         for name, kind, finess in (
             ("dpi", "DPI", "010000032"),
