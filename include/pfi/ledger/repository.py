@@ -124,6 +124,8 @@ class Ledger:
             "pool_pre_ping": True,
             "json_serializer": _json,
             "connect_args": {"application_name": "pfi-ledger"},
+            # A statement's error text would list its parameters (a document's INS matricule).
+            "hide_parameters": True,
         }
         options.update(engine_options)
         return cls(create_engine(normalize_url(url), **options))
