@@ -17,42 +17,25 @@ resent lot ("already registered" counts as accepted). XCom carries counts only.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from airflow.sdk import dag, task
+
+from pfi_airflow.runtime import every_minute
 
 POOL = "dmp"
 WORKERS = 2
 
-default_args = {
-    "owner": "pfi",
-    "retries": 2,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": True,
-}
 
-
-@dag(
-    schedule=timedelta(minutes=1),
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    tags=["pfi", "dmp", "delivery"],
-    default_args=default_args,
-    doc_md=__doc__,
-)
+@dag(**every_minute("dmp", "delivery", retries=2), doc_md=__doc__)
 def deliver_dmp():
     @task(pool=POOL)
     def submit_due(worker: int) -> dict:
         from pfi.dmp.config import DmpConfig
         from pfi.dmp.sender import submit_due_deliveries
         from pfi_airflow.dmp import DmpHook
-        from pfi_airflow.hooks import LedgerHook
-        from pfi_airflow.runtime import actor, site_settings
+        from pfi_airflow.runtime import actor, site_and_ledger
 
-        settings = site_settings()
+        settings, ledger = site_and_ledger()
         config = DmpConfig.from_settings(settings)
-        ledger = LedgerHook(settings.ledger_connection_id).get_conn()
         hook = DmpHook(
             settings.dmp_connection_id,
             connect_timeout=config.connect_timeout,

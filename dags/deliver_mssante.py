@@ -18,41 +18,25 @@ XCom carries counts only. ``pfi mss traces`` lists what was sent to whom, when, 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from airflow.sdk import dag, task
 
-BATCH_LIMIT = 200
+from pfi_airflow.runtime import every_minute
 
-default_args = {
-    "owner": "pfi",
-    "retries": 2,
-    "retry_delay": timedelta(seconds=30),
-}
+BATCH_LIMIT = 200
 
 
 def _send(channel: str) -> dict:
     from pfi.mssante.service import deliver_due
-    from pfi_airflow.hooks import LedgerHook
     from pfi_airflow.mssante import smtp_for
-    from pfi_airflow.runtime import actor, site_settings
+    from pfi_airflow.runtime import actor, site_and_ledger
 
-    settings = site_settings()
-    ledger = LedgerHook(settings.ledger_connection_id).get_conn()
+    settings, ledger = site_and_ledger()
     return deliver_due(
         ledger, settings, smtp_for, channel=channel, actor=actor(), limit=BATCH_LIMIT
     )
 
 
-@dag(
-    schedule=timedelta(minutes=1),
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    tags=["pfi", "mssante", "delivery"],
-    default_args=default_args,
-    doc_md=__doc__,
-)
+@dag(**every_minute("mssante", "delivery", retries=2, exponential_backoff=False), doc_md=__doc__)
 def deliver_mssante():
     @task
     def send_to_professionals() -> dict:
@@ -65,12 +49,10 @@ def deliver_mssante():
     @task
     def read_notifications() -> dict:
         from pfi.mssante.service import poll_notifications
-        from pfi_airflow.hooks import LedgerHook
         from pfi_airflow.mssante import imap_for
-        from pfi_airflow.runtime import actor, site_settings
+        from pfi_airflow.runtime import actor, site_and_ledger
 
-        settings = site_settings()
-        ledger = LedgerHook(settings.ledger_connection_id).get_conn()
+        settings, ledger = site_and_ledger()
         counts = poll_notifications(ledger, settings, imap_for, actor=actor())
         if counts["errors"]:  # every reachable mailbox was polled; show the others in red
             raise RuntimeError(f"{counts['errors']} mailbox(es) could not be polled: {counts}")

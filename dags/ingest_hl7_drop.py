@@ -21,39 +21,22 @@ SOURCE`` does the same without Airflow; ``pfi hl7 inspect FILE`` shows what woul
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 from airflow.sdk import dag, task
+
+from pfi_airflow.runtime import every_minute
 
 BATCH_SIZE = 50
 MAX_FILES_PER_RUN = 5000
 
-default_args = {
-    "owner": "pfi",
-    "retries": 3,
-    "retry_delay": timedelta(seconds=30),
-    "retry_exponential_backoff": True,
-}
 
-
-@dag(
-    schedule=timedelta(minutes=1),
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    max_active_runs=1,
-    tags=["pfi", "intake", "hl7"],
-    default_args=default_args,
-    doc_md=__doc__,
-)
+@dag(**every_minute("intake", "hl7", retries=3), doc_md=__doc__)
 def ingest_hl7_drop():
     @task
     def claim_files() -> list[dict]:
         from pfi.intake import claim_and_record
-        from pfi_airflow.hooks import LedgerHook
-        from pfi_airflow.runtime import actor, site_settings
+        from pfi_airflow.runtime import actor, site_and_ledger
 
-        settings = site_settings()
-        ledger = LedgerHook(settings.ledger_connection_id).get_conn()
+        settings, ledger = site_and_ledger()
         return claim_and_record(
             ledger, settings, batch_size=BATCH_SIZE, limit=MAX_FILES_PER_RUN, actor=actor()
         )
@@ -61,11 +44,9 @@ def ingest_hl7_drop():
     @task(max_active_tis_per_dagrun=4)
     def acknowledge_batch(batch: dict) -> dict:
         from pfi.intake import acknowledge_items
-        from pfi_airflow.hooks import LedgerHook
-        from pfi_airflow.runtime import actor, site_settings
+        from pfi_airflow.runtime import actor, site_and_ledger
 
-        settings = site_settings()
-        ledger = LedgerHook(settings.ledger_connection_id).get_conn()
+        settings, ledger = site_and_ledger()
         return acknowledge_items(ledger, settings, batch, actor=actor())
 
     acknowledge_batch.expand(batch=claim_files())

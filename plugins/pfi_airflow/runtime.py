@@ -1,11 +1,35 @@
-"""What every PFI task needs at run time, read lazily (never at DAG parse time)."""
+"""What every PFI DAG shares: its ``@dag`` arguments, and what its tasks need at run time
+(settings, ledger, actor), read lazily — never at DAG parse time."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pfi.ledger import Ledger
     from pfi.settings import Settings
+
+
+def every_minute(*tags: str, retries: int, exponential_backoff: bool = True) -> dict[str, Any]:
+    """``@dag`` arguments of a PFI flow: every minute, one run at a time, no catch-up; tagged
+    ``pfi`` + ``tags``; tasks owned by ``pfi``, retried ``retries`` times 30 s apart (doubling
+    each time with ``exponential_backoff``)."""
+    default_args: dict[str, Any] = {
+        "owner": "pfi",
+        "retries": retries,
+        "retry_delay": timedelta(seconds=30),
+    }
+    if exponential_backoff:
+        default_args["retry_exponential_backoff"] = True
+    return {
+        "schedule": timedelta(minutes=1),
+        "start_date": datetime(2026, 1, 1),
+        "catchup": False,
+        "max_active_runs": 1,
+        "tags": ["pfi", *tags],
+        "default_args": default_args,
+    }
 
 
 def site_settings() -> Settings:
@@ -13,6 +37,14 @@ def site_settings() -> Settings:
     from pfi.settings import load_settings
 
     return load_settings()
+
+
+def site_and_ledger() -> tuple[Settings, Ledger]:
+    """The site settings and the ledger of their Connection (``pfi_ledger`` by default)."""
+    from pfi_airflow.hooks import LedgerHook
+
+    settings = site_settings()
+    return settings, LedgerHook(settings.ledger_connection_id).get_conn()
 
 
 def actor() -> str:
