@@ -19,7 +19,7 @@ from typing import Literal
 
 from pfi.errors import ConfigurationError, PfiError, TransientError
 from pfi.mssante import constants as k
-from pfi.mssante.tls import TlsFiles, client_context
+from pfi.mssante.tls import MailboxSession, TlsFiles, untrusted_server
 
 PROCESSED_FLAG = "$PfiProcessed"
 DEFAULT_TIMEOUT = 30.0
@@ -40,19 +40,11 @@ class ImapEndpoint:
     folder: str = "INBOX"
 
 
-class ImapClient:
+class ImapClient(MailboxSession):
     """One IMAP session, opened lazily; :meth:`reports` / :meth:`mark_processed`."""
 
-    def __init__(self, endpoint: ImapEndpoint, *, context: ssl.SSLContext | None = None) -> None:
-        self.endpoint = endpoint
-        self._context = context
-        self._imap: imaplib.IMAP4 | None = None
-
-    @property
-    def context(self) -> ssl.SSLContext:
-        if self._context is None:
-            self._context = client_context(self.endpoint.tls)
-        return self._context
+    endpoint: ImapEndpoint
+    _imap: imaplib.IMAP4 | None = None
 
     def connect(self) -> None:
         if self._imap is not None:
@@ -92,12 +84,6 @@ class ImapClient:
         imap, self._imap = self._imap, None
         if imap is not None:
             _quiet_logout(imap)
-
-    def __enter__(self) -> ImapClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _call(self, command: str, *args: str) -> list:
         """A UID command, once more on a new session if the server closed this one."""
@@ -157,10 +143,7 @@ def _quiet_logout(imap: imaplib.IMAP4) -> None:
 
 def _translate(exc: Exception, stage: str) -> PfiError:
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return TransientError(
-            f"the IMAP server's certificate is not trusted ({exc.verify_message})",
-            code=k.SERVER_CERTIFICATE,
-        )
+        return untrusted_server(exc, "IMAP")
     if isinstance(exc, ssl.SSLError):
         return TransientError(f"TLS refused or broken at IMAP {stage}", code=k.TLS)
     if isinstance(exc, imaplib.IMAP4.error) and stage == "auth":

@@ -33,7 +33,7 @@ from typing import Literal
 from pfi.errors import ConfigurationError, PfiError, RefusedByPartner, TransientError
 from pfi.mssante import constants as k
 from pfi.mssante.compose import ComposedMail
-from pfi.mssante.tls import TlsFiles, client_context
+from pfi.mssante.tls import MailboxSession, TlsFiles, untrusted_server
 
 Security = Literal["starttls", "tls"]
 SaslMechanism = Literal["plain", "external", "none"]
@@ -96,7 +96,7 @@ class SendReceipt:
 _ENHANCED = re.compile(rb"^\s*([245]\.\d{1,3}\.\d{1,3})")
 
 
-class SmtpClient:
+class SmtpClient(MailboxSession):
     """One SMTP session, opened lazily, reused for many mails, reopened when the server closed it.
 
     ::
@@ -105,18 +105,10 @@ class SmtpClient:
             smtp.send(mail)
     """
 
-    def __init__(self, endpoint: SmtpEndpoint, *, context: ssl.SSLContext | None = None) -> None:
-        self.endpoint = endpoint
-        self._context = context
-        self._smtp: smtplib.SMTP | None = None
+    endpoint: SmtpEndpoint
+    _smtp: smtplib.SMTP | None = None
 
     # -- session -----------------------------------------------------------------------------
-
-    @property
-    def context(self) -> ssl.SSLContext:
-        if self._context is None:
-            self._context = client_context(self.endpoint.tls)
-        return self._context
 
     def connect(self) -> None:
         """Open and authenticate the session (no-op when open)."""
@@ -175,12 +167,6 @@ class SmtpClient:
                 smtp.quit()
             except (OSError, smtplib.SMTPException):
                 _quiet_close(smtp)
-
-    def __enter__(self) -> SmtpClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- sending -----------------------------------------------------------------------------
 
@@ -285,10 +271,7 @@ def _translate(exc: Exception, stage: str) -> PfiError:
         # smtplib reports a read timeout as SMTPServerDisconnected; the cause says which.
         return TransientError(f"SMTP timeout at {stage}", code=k.TIMEOUT)
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return TransientError(
-            f"the SMTP server's certificate is not trusted ({exc.verify_message})",
-            code=k.SERVER_CERTIFICATE,
-        )
+        return untrusted_server(exc, "SMTP")
     if isinstance(exc, ssl.SSLError) or (
         stage == "tls" and isinstance(exc, OSError | smtplib.SMTPServerDisconnected)
     ):

@@ -13,8 +13,10 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Self
 
-from pfi.errors import ConfigurationError
+from pfi.errors import ConfigurationError, TransientError
+from pfi.mssante.constants import SERVER_CERTIFICATE
 
 #: SC.MSS/CONF.03, in OpenSSL names: 0xC030, 0xC02F, 0xC028, 0xC027, 0x009F, 0x009E.
 CONF03_CIPHERS = ":".join(
@@ -63,4 +65,45 @@ def client_context(files: TlsFiles) -> ssl.SSLContext:
     return ctx
 
 
-__all__ = ["CONF03_CIPHERS", "CONFIG_CODE", "TlsFiles", "client_context"]
+class MailboxSession:
+    """What the SMTP and IMAP clients share: an endpoint with :class:`TlsFiles` (``.tls``), the
+    ``SSLContext`` built from them at first use (or the one given), ``with`` closing the session.
+    Subclasses define ``close()``."""
+
+    def __init__(self, endpoint: Any, *, context: ssl.SSLContext | None = None) -> None:
+        self.endpoint = endpoint
+        self._context = context
+
+    @property
+    def context(self) -> ssl.SSLContext:
+        if self._context is None:
+            self._context = client_context(self.endpoint.tls)
+        return self._context
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def untrusted_server(exc: ssl.SSLCertVerificationError, protocol: str) -> TransientError:
+    """The error for a server certificate the CA bundle does not vouch for (retried: the
+    operator may fix its chain, or ours may be updated)."""
+    return TransientError(
+        f"the {protocol} server's certificate is not trusted ({exc.verify_message})",
+        code=SERVER_CERTIFICATE,
+    )
+
+
+__all__ = [
+    "CONF03_CIPHERS",
+    "CONFIG_CODE",
+    "MailboxSession",
+    "TlsFiles",
+    "client_context",
+    "untrusted_server",
+]
