@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 import uuid
 from pathlib import Path
 from typing import Any
+
+from pfi.commands._common import env_connection, open_ledger, read_request, settings_of
 
 MASK = "***"
 
@@ -64,25 +65,8 @@ def register(groups: argparse._SubParsersAction) -> None:
         sub.set_defaults(func=cmd_hold_release, order=name)
 
 
-def _settings(args: argparse.Namespace, *, required: bool):
-    from pfi.settings import load_settings
-
-    path = getattr(args, "settings", None) or os.environ.get("PFI_SETTINGS")
-    if not path and not required:
-        return None
-    return load_settings(path)
-
-
 def _dmp_connection() -> dict[str, Any]:
-    raw = os.environ.get("AIRFLOW_CONN_PFI_DMP", "")
-    if not raw.lstrip().startswith("{"):
-        return {}
-    data = json.loads(raw)
-    extra = data.get("extra") or {}
-    if isinstance(extra, str):
-        extra = json.loads(extra)
-    data["extra"] = extra
-    return data
+    return env_connection("pfi_dmp") or {}
 
 
 def _signer(args: argparse.Namespace):
@@ -184,21 +168,15 @@ def cmd_submit(args: argparse.Namespace) -> int:
     from pfi.dmp import DmpEndpoints, DmpSubmission, build_request
     from pfi.dmp.config import DmpConfig
     from pfi.errors import ConfigurationError
-    from pfi.hl7v2 import Hl7Request, parse_message, split_file
 
     if not args.dry_run:
         raise ConfigurationError(
             "submit only prints (--dry-run); the DMP is fed from the ledger: pfi dmp run"
         )
-    messages = split_file(args.hl7.read_bytes())
-    if not 1 <= args.message <= len(messages):
-        print(f"the file holds {len(messages)} message(s)", file=sys.stderr)
-        return 2
-    request = parse_message(messages[args.message - 1])
-    if not isinstance(request, Hl7Request):
-        print("not a document request (MDM/ORU)", file=sys.stderr)
-        return 1
-    settings = _settings(args, required=False)
+    request = read_request(args.hl7, args.message)
+    if isinstance(request, int):
+        return request
+    settings = settings_of(args, required=False)
     config = DmpConfig.from_settings(settings) if settings else DmpConfig(source_id="1.2.250.1.999")
     submission = DmpSubmission.from_request(request)
     if args.dmp_action:
@@ -234,47 +212,39 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _find_document(ledger, reference: str):
+    """By unique id or ledger id; None (said on stderr) when the ledger has no such document."""
     document = ledger.find_document(reference)
     if document is None and reference.isdigit():
         try:
             document = ledger.get_document(int(reference))
         except LookupError:
             document = None
+    if document is None:
+        print(f"no document {reference} in the ledger", file=sys.stderr)
     return document
 
 
 def cmd_hold_release(args: argparse.Namespace) -> int:
-    from pfi.cli import ledger_url
-    from pfi.ledger import Ledger
-
     before, after = ("pending", "held") if args.order == "hold" else ("held", "pending")
-    ledger = Ledger.from_url(ledger_url(args))
-    try:
+    with open_ledger(args) as ledger:
         document = _find_document(ledger, args.document)
         if document is None:
-            print(f"no document {args.document} in the ledger", file=sys.stderr)
             return 1
         changed = [
             ledger.mark_delivery(d.id, after, reason_code=f"DMP_{args.order.upper()}", actor="cli")
             for d in ledger.deliveries_of(document.id)
             if d.channel == "dmp" and d.status == before
         ]
-    finally:
-        ledger.dispose()
     print(json.dumps({"document": document.id, args.order: [d.id for d in changed]}))
     return 0 if changed else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from pfi.cli import ledger_url
     from pfi.dmp.submission import entry_uuid, submission_set_unique_id
-    from pfi.ledger import Ledger
 
-    ledger = Ledger.from_url(ledger_url(args))
-    try:
+    with open_ledger(args) as ledger:
         document = _find_document(ledger, args.document)
         if document is None:
-            print(f"no document {args.document} in the ledger", file=sys.stderr)
             return 1
         deliveries = [d for d in ledger.deliveries_of(document.id) if d.channel == "dmp"]
         report = {
@@ -308,8 +278,6 @@ def cmd_status(args: argparse.Namespace) -> int:
                 for d in deliveries
             ],
         }
-    finally:
-        ledger.dispose()
     print(json.dumps(report, indent=2, default=str, ensure_ascii=False))
     if not deliveries:
         print("(no DMP delivery: the producer did not ask for the DMP, or it was refused)")
@@ -319,14 +287,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from pfi.cli import ledger_url
     from pfi.dmp import DmpClient, DmpEndpoints, Signer, TlsFiles
     from pfi.dmp.config import DmpConfig
     from pfi.dmp.sender import submit_due_deliveries
     from pfi.errors import ConfigurationError
-    from pfi.ledger import Ledger
 
-    settings = _settings(args, required=True)
+    settings = settings_of(args, required=True)
     config = DmpConfig.from_settings(settings)
     if args.limit:
         config = replace(config, batch_size=args.limit)
@@ -341,15 +307,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise ConfigurationError(
             f"AIRFLOW_CONN_PFI_DMP (JSON): extra.{exc.args[0]} missing"
         ) from None
-    ledger = Ledger.from_url(ledger_url(args))
-    try:
-        with DmpClient(
+    with (
+        open_ledger(args) as ledger,
+        DmpClient(
             endpoints, tls, connect_timeout=config.connect_timeout, read_timeout=config.read_timeout
-        ) as client:
-            counts = submit_due_deliveries(
-                ledger, client, signer, config, settings=settings, actor="cli"
-            )
-    finally:
-        ledger.dispose()
+        ) as client,
+    ):
+        counts = submit_due_deliveries(
+            ledger, client, signer, config, settings=settings, actor="cli"
+        )
     print(json.dumps(counts))
     return 0

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+
+from pfi.commands._common import env_connection, open_ledger, read_request, settings_of
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -72,18 +73,9 @@ def _date(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _settings(args: argparse.Namespace, *, required: bool):
-    from pfi.settings import load_settings
-
-    path = getattr(args, "settings", None) or os.environ.get("PFI_SETTINGS")
-    if not path and not required:
-        return None
-    return load_settings(path)
-
-
 def cmd_compose(args: argparse.Namespace) -> int:
     from pfi.errors import ConfigurationError
-    from pfi.hl7v2 import Hl7Request, decide_request, parse_message, split_file
+    from pfi.hl7v2 import decide_request
     from pfi.ins import InsPolicy
     from pfi.mssante import PATIENT, Mailbox, MssConfig, SiteInfo, compose, mail_orders
     from pfi.mssante.service import sending_mailbox
@@ -92,16 +84,11 @@ def cmd_compose(args: argparse.Namespace) -> int:
         raise ConfigurationError(
             "compose only writes files (--dry-run); mails are sent from the ledger: pfi mss send"
         )
-    settings = _settings(args, required=False)
+    settings = settings_of(args, required=False)
     config = MssConfig.from_settings(settings) if settings else MssConfig()
-    messages = split_file(args.hl7.read_bytes())
-    if not 1 <= args.message <= len(messages):
-        print(f"the file holds {len(messages)} message(s)", file=sys.stderr)
-        return 2
-    request = parse_message(messages[args.message - 1])
-    if not isinstance(request, Hl7Request):
-        print("not a document request (MDM/ORU)", file=sys.stderr)
-        return 1
+    request = read_request(args.hl7, args.message)
+    if isinstance(request, int):
+        return request
     environment = args.ins_environment or (settings.site.ins_environment if settings else "test")
     policy = InsPolicy.for_environment(environment)
     if args.sender:
@@ -129,20 +116,13 @@ def cmd_compose(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ledger(args: argparse.Namespace):
-    from pfi.cli import ledger_url
-    from pfi.ledger import Ledger
-
-    return Ledger.from_url(ledger_url(args))
-
-
 def _connection(conn_id: str) -> dict:
     from pfi.errors import ConfigurationError
 
-    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
-    if not raw or not raw.lstrip().startswith("{"):
+    conn = env_connection(conn_id)
+    if conn is None:
         raise ConfigurationError(f"set AIRFLOW_CONN_{conn_id.upper()} (JSON form) for the mailbox")
-    return json.loads(raw)
+    return conn
 
 
 def _endpoints(mailbox):
@@ -163,10 +143,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     from pfi.mssante.service import deliver_due
     from pfi.mssante.smtp import SmtpClient
 
-    settings = _settings(args, required=True)
-    ledger = _ledger(args)
+    settings = settings_of(args, required=True)
     channels = [args.channel] if args.channel else ["mss_professional", "mss_patient"]
-    try:
+    with open_ledger(args) as ledger:
         for channel in channels:
             counts = deliver_due(
                 ledger,
@@ -177,8 +156,6 @@ def cmd_send(args: argparse.Namespace) -> int:
                 limit=args.limit,
             )
             print(json.dumps(counts))
-    finally:
-        ledger.dispose()
     return 0
 
 
@@ -186,14 +163,11 @@ def cmd_poll(args: argparse.Namespace) -> int:
     from pfi.mssante.imap import ImapClient
     from pfi.mssante.service import poll_notifications
 
-    settings = _settings(args, required=True)
-    ledger = _ledger(args)
-    try:
+    settings = settings_of(args, required=True)
+    with open_ledger(args) as ledger:
         counts = poll_notifications(
             ledger, settings, lambda mailbox: ImapClient(_endpoints(mailbox)[1]), actor="cli"
         )
-    finally:
-        ledger.dispose()
     print(json.dumps(counts))
     return 0 if not counts["errors"] else 1
 
@@ -201,8 +175,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
 def cmd_traces(args: argparse.Namespace) -> int:
     from pfi.mssante.traces import mss_traces, traces_csv
 
-    ledger = _ledger(args)
-    try:
+    with open_ledger(args) as ledger:
         traces = mss_traces(
             ledger,
             since=args.since,
@@ -212,8 +185,6 @@ def cmd_traces(args: argparse.Namespace) -> int:
             recipient=args.recipient,
             limit=args.limit,
         )
-    finally:
-        ledger.dispose()
     sys.stdout.write(traces_csv(traces))
     return 0
 
@@ -223,7 +194,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from pfi.mssante.imap import ImapClient
     from pfi.mssante.smtp import SmtpClient
 
-    settings = _settings(args, required=True)
+    settings = settings_of(args, required=True)
     failures = 0
     for mailbox in settings.mailboxes:
         if args.mailbox and mailbox.name != args.mailbox:
