@@ -29,7 +29,7 @@ from pfi.hl7ack import read_header, split_segments
 from pfi.intake import acknowledge_items, claim_and_record, load_request
 from pfi.settings import load_settings
 from pfi_fixtures import site
-from pfi_fixtures.site import MDM_DEL, MDM_INIT, MDM_RPLC, ORU_INIT, V21, hl7_source
+from pfi_fixtures.site import MDM_DEL, MDM_INIT, MDM_RPLC, ORU_INIT, V21, lab_source
 
 pytestmark = pytest.mark.integration
 
@@ -89,17 +89,7 @@ def refused_reason(relative: str) -> tuple[str, str]:
 
 
 def write_settings(tmp_path: Path, extra: str = "") -> Path:
-    """The site with one laboratory source ``lab`` (SGL, UTF-8 by default)."""
-    lab = hl7_source(
-        tmp_path,
-        "lab",
-        "SGL",
-        drop="data/in",
-        out="data/out",
-        finess_geo="010000032",
-        encoding="utf-8",
-    )
-    return site.write_settings(tmp_path, sources=[lab], extra=extra)
+    return site.write_settings(tmp_path, sources=[lab_source(tmp_path)], extra=extra)
 
 
 @pytest.fixture

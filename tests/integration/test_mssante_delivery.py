@@ -7,14 +7,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pfi.mssante.imap import ImapClient, ImapEndpoint
+from pfi.mssante.imap import ImapClient
 from pfi.mssante.service import deliver_due, poll_notifications
-from pfi.mssante.smtp import SmtpClient, SmtpEndpoint
+from pfi.mssante.smtp import SmtpClient
 from pfi.mssante.traces import mss_traces, traces_csv
 from pfi.settings import load_settings
 from pfi.xdm import read_xdm
 from pfi_devkit.mail import client_ssl_context
-from pfi_fixtures.mail import APPLICATION_MAILBOXES, HUMAN_MAILBOXES, mailbox_tls, received_mails
+from pfi_fixtures.mail import (
+    APPLICATION_MAILBOXES,
+    HUMAN_MAILBOXES,
+    mailbox_endpoints,
+    received_mails,
+)
 from pfi_fixtures.site import (
     MDM_DEL,
     MDM_INIT,
@@ -63,34 +68,13 @@ def intake(settings, ledger, folder, fixtures_dir, *paths):
 def smtp_for(mail_servers, test_pki):
     def make(mailbox):
         assert mailbox.address == SENDER
-        return SmtpClient(
-            SmtpEndpoint(
-                mail_servers.host,
-                mail_servers.smtp_port,
-                mailbox.address,
-                mailbox_tls(test_pki, SENDER),
-                password=mail_servers.password_for(SENDER),
-                timeout=10,
-            )
-        )
+        return SmtpClient(mailbox_endpoints(mail_servers, test_pki, SENDER)[0])
 
     return make
 
 
 def imap_for(mail_servers, test_pki):
-    def make(mailbox):
-        return ImapClient(
-            ImapEndpoint(
-                mail_servers.host,
-                mail_servers.imap_port,
-                mailbox.address,
-                mailbox_tls(test_pki, SENDER),
-                password=mail_servers.password_for(SENDER),
-                timeout=10,
-            )
-        )
-
-    return make
+    return lambda mailbox: ImapClient(mailbox_endpoints(mail_servers, test_pki, mailbox.address)[1])
 
 
 def mss_deliveries(ledger):

@@ -80,6 +80,16 @@ def mailbox_connection(mail_servers, test_pki, address: str) -> dict:
     }
 
 
+def mailbox_endpoints(mail_servers, test_pki, address: str) -> tuple:
+    """``(SmtpEndpoint, ImapEndpoint)`` of an application mailbox, from its Connection mapped as
+    the hook maps it (:func:`pfi.mssante.connection.endpoints`)."""
+    from pfi.mssante.connection import endpoints
+
+    conn = mailbox_connection(mail_servers, test_pki, address)
+    fields = {k: conn[k] for k in ("host", "port", "login", "password", "extra")}
+    return endpoints(**fields, mailbox=address)
+
+
 def received_mails(mail_servers, test_pki, address: str, message_id: str) -> list:
     """The mails of a human mailbox's INBOX with this Message-ID (parsed, left unread)."""
     import email

@@ -6,8 +6,8 @@ Plain helpers (import them from ``pfi_fixtures.site``):
   ``folder/pfi.toml``: the test site (FINESS 010000024 / 010000032, INS environment ``test``),
   ``[paths] data_dir = folder/data``, then the ``[[hl7_source]]`` and ``[[mailbox]]`` tables
   given, then ``extra`` (TOML text, for the sections a test is about);
-- ``hl7_source(folder, name, kind)`` / ``mailbox(address)``: one such table, drop and outbound
-  folders under ``folder``, files settled at once (``settle_seconds = 0``);
+- ``hl7_source(folder, name, kind)`` / ``lab_source(folder)`` / ``mailbox(address)``: one such
+  table, drop and outbound folders under ``folder``, files settled at once (``settle_seconds = 0``);
 - ``use_site(monkeypatch, settings, ledger_url, pfi_dmp={...})``: what Airflow and the ``pfi``
   command read — ``PFI_SETTINGS``, ``AIRFLOW_CONN_PFI_LEDGER`` and each Connection given as
   ``AIRFLOW_CONN_<ID>`` in JSON form;
@@ -17,6 +17,7 @@ Plain helpers (import them from ``pfi_fixtures.site``):
 
 A migrated ledger of its own: fixture ``fresh_ledger_url`` (``pfi_fixtures.postgres``).
 Official samples: the paths below are relative to the ``fixtures_dir`` fixture.
+Nothing here needs pytest at run time: ``bench/`` uses it too (``tests.pfi_fixtures.site``).
 """
 
 from __future__ import annotations
@@ -71,6 +72,20 @@ def hl7_source(
         lines.append(f'default_encoding = "{encoding}"')
     lines.append("settle_seconds = 0")
     return "\n".join(lines) + "\n"
+
+
+def lab_source(folder: Path) -> str:
+    """The laboratory's source ``lab`` (SGL, FINESS 010000032, UTF-8 by default) under
+    ``folder/data``."""
+    return hl7_source(
+        folder,
+        "lab",
+        "SGL",
+        drop="data/in",
+        out="data/out",
+        finess_geo="010000032",
+        encoding="utf-8",
+    )
 
 
 def mailbox(address: str, name: str = "pfi", finess_geo: str = "010000032") -> str:
