@@ -636,26 +636,63 @@ def test_mssante_deliveries_refused_deferred_bounced_and_sent_leak_nothing(
         for d in _deliveries(ledger, "mss_professional", "mss_patient")
         if d.channel == "mss_patient" and d.status == "sent"
     )
-    dsn = (
-        f"From: {PROFESSIONAL}\r\nTo: {sender_address}\r\nSubject: rapport\r\nMIME-Version: 1.0\r\n"
-        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
-        "--B\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nRapport automatique.\r\n"
-        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
-        f"Reporting-MTA: dns; mx.patient.mssante.fr\r\nOriginal-Envelope-Id: {patient.request_id}"
-        f"\r\n\r\nFinal-Recipient: rfc822; {NIR}@patient.mssante.fr\r\nAction: failed\r\n"
-        f"Status: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 <{NIR}@patient.mssante.fr> unknown\r\n"
-        "\r\n--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
-        f"Message-ID: {patient.partner_ref}\r\nTo: {NIR}@patient.mssante.fr\r\n"
-        "Subject: PAT-TROIS DOMINIQUE\r\n--B--\r\n"
-    ).encode()
+    professional = next(
+        d
+        for d in _deliveries(ledger, "mss_professional", "mss_patient")
+        if d.channel == "mss_professional" and d.status == "sent"
+    )
+
+    def report(kind: str, fields: str, message_id: str) -> bytes:
+        part = (
+            "disposition-notification" if kind == "disposition-notification" else "delivery-status"
+        )
+        return (
+            f"From: {PROFESSIONAL}\r\nTo: {sender_address}\r\nSubject: rapport\r\n"
+            f'MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type={kind}; boundary="B"'
+            "\r\n\r\n--B\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nRapport.\r\n"
+            f"--B\r\nContent-Type: message/{part}\r\n\r\n{fields}\r\n"
+            "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+            f"Message-ID: {message_id}\r\nTo: {NIR}@patient.mssante.fr\r\n"
+            "Subject: PAT-TROIS DOMINIQUE\r\n--B--\r\n"
+        ).encode()
+
+    reports = [
+        # The patient's operator bounces a delivered mail, naming the patient's address.
+        report(
+            "delivery-status",
+            f"Reporting-MTA: dns; mx.patient.mssante.fr\r\nOriginal-Envelope-Id: "
+            f"{patient.request_id}\r\n\r\nFinal-Recipient: rfc822; {NIR}@patient.mssante.fr"
+            f"\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+            f"Diagnostic-Code: smtp; 550 5.1.1 <{NIR}@patient.mssante.fr> unknown\r\n",
+            patient.partner_ref,
+        ),
+        # A malformed DSN whose Status and Action fields hold the address.
+        report(
+            "delivery-status",
+            f"Reporting-MTA: dns; mx.example\r\nOriginal-Envelope-Id: {professional.request_id}"
+            f"\r\n\r\nFinal-Recipient: rfc822; {NIR}@patient.mssante.fr\r\n"
+            f"Action: delayed for {NIR}@patient.mssante.fr\r\n"
+            f"Status: {NIR}@patient.mssante.fr\r\n",
+            professional.partner_ref,
+        ),
+        # A malformed MDN whose disposition modifier holds the patient's name.
+        report(
+            "disposition-notification",
+            f"Final-Recipient: rfc822; {PROFESSIONAL}\r\n"
+            f"Original-Message-ID: {professional.partner_ref}\r\n"
+            "Disposition: manual-action/MDN-sent-manually; displayed/PAT-TROIS DOMINIQUE\r\n",
+            professional.partner_ref,
+        ),
+    ]
     ctx = client_ssl_context(test_pki)
     with smtplib.SMTP_SSL(mail_servers.host, mail_servers.smtps_port, context=ctx) as smtp:
         smtp.login(PROFESSIONAL, HUMAN_MAILBOXES[PROFESSIONAL])
-        smtp.sendmail(PROFESSIONAL, [sender_address], dsn)
+        for raw in reports:
+            smtp.sendmail(PROFESSIONAL, [sender_address], raw)
     counts = sinks.call(
         "poll_notifications", poll_notifications, ledger, settings, imap_for, actor="test"
     )
-    assert counts["dsn"] >= 1
+    assert counts["dsn"] >= 2 and counts["mdn"] == 1
     assert ledger.get_delivery(patient.id).status == "failed"
     for d in _deliveries(ledger, "mss_professional", "mss_patient"):
         for trace in mss_traces(ledger, delivery_id=d.id):

@@ -33,6 +33,20 @@ Kind = Literal["dsn", "mdn"]
 _DELIVERED = frozenset({"delivered", "relayed", "expanded"})
 _SMTP_CODE = re.compile(r"\b([245]\d\d)\b")
 _ERROR_CODE = re.compile(r"error\s*:\s*(\d{3})", re.IGNORECASE)
+# What a report says is recorded (events, reason texts) only in these shapes: a malformed report
+# could put anything there, the recipient's address (a patient's INS) included.
+_STATUS = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
+_WORD = re.compile(r"[a-z][a-z-]{0,39}")
+
+
+def _status(value: str) -> str:
+    token = (value or "").strip().split(" ")[0]
+    return token if _STATUS.fullmatch(token) else ("" if not token else "invalid")
+
+
+def _word(value: str) -> str:
+    token = (value or "").strip().lower()
+    return token if not token or _WORD.fullmatch(token) else "invalid"
 
 
 @dataclass(frozen=True)
@@ -156,7 +170,7 @@ def _clean(value: str) -> str:
 
 
 def _dsn(block: Message, original: str, envelope_id: str) -> Notification:
-    status = (block.get("Status", "") or "").strip().split(" ")[0]
+    status = _status(block.get("Status", "") or "")
     diagnostic = block.get("Diagnostic-Code", "") or ""
     found = _SMTP_CODE.search(diagnostic)
     code = int(found.group(1)) if found else None
@@ -165,7 +179,7 @@ def _dsn(block: Message, original: str, envelope_id: str) -> Notification:
     return Notification(
         kind="dsn",
         recipient=_address(block.get("Final-Recipient") or block.get("Original-Recipient", "")),
-        action=(block.get("Action", "") or "").strip().lower(),
+        action=_word(block.get("Action", "") or ""),
         status=status,
         smtp_code=code,
         original_message_id=original,
@@ -181,8 +195,8 @@ def _mdn(block: Message) -> Notification:
     return Notification(
         kind="mdn",
         recipient=_address(block.get("Final-Recipient") or block.get("Original-Recipient", "")),
-        action=kind_part.strip().lower(),
-        status=modifier.split(":")[0].strip().lower(),
+        action=_word(kind_part),
+        status=_word(modifier.split(":")[0]),
         error_code=error.group(1) if error else "",
         original_message_id=_clean(block.get("Original-Message-ID", "")),
     )
