@@ -14,19 +14,16 @@ from dataclasses import replace
 import pytest
 
 from pfi.dmp import constants as k
-from pfi.dmp.client import DmpClient, DmpEndpoints, TlsFiles
+from pfi.dmp.client import DmpClient, DmpEndpoints
 from pfi.dmp.config import DmpConfig
 from pfi.dmp.signing import Signer
 from pfi.dmp.submission import DmpSubmission, build_request, entry_uuid
 from pfi.errors import RefusedByPartner, TransientError
+from pfi_fixtures.partners import dmp_signer, dmp_tls
+from pfi_fixtures.site import MDM_DEL, MDM_INIT, MDM_RPLC, ORU_INIT
 
 pytestmark = pytest.mark.integration
 
-V21 = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1"
-MDM_INITIAL = f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
-MDM_REPLACEMENT = f"{V21}/MDM/Remplacement MDM/message_MDM_CR_Radio_RPLC_N1.er7"
-MDM_DELETION = f"{V21}/MDM/Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7"
-ORU_INITIAL = f"{V21}/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7"
 PATIENT = "279035121518989^^^&1.2.250.1.213.1.4.10&ISO^NH"
 CONFIG = DmpConfig(source_id="1.2.250.1.71.4.2.2", structure_name="CH TEST")
 
@@ -51,16 +48,13 @@ def endpoints(dmp) -> DmpEndpoints:
 
 @pytest.fixture
 def client(endpoints, test_pki):
-    tls = TlsFiles(
-        test_pki.establishment.cert_path, test_pki.establishment.key_path, test_pki.ca_bundle
-    )
-    with DmpClient(endpoints, tls, connect_timeout=5, read_timeout=10) as dmp_client:
+    with DmpClient(endpoints, dmp_tls(test_pki), connect_timeout=5, read_timeout=10) as dmp_client:
         yield dmp_client
 
 
 @pytest.fixture(scope="module")
 def signer(test_pki) -> Signer:
-    return Signer.from_files(test_pki.signing.cert_path, test_pki.signing.key_path)
+    return dmp_signer(test_pki)
 
 
 def load(fixtures_dir, path: str) -> DmpSubmission:
@@ -80,7 +74,7 @@ def send(client, signer, endpoints, sub: DmpSubmission, request_id=None):
     return client.send(soap)
 
 
-@pytest.mark.parametrize("path", [MDM_INITIAL, ORU_INITIAL], ids=["mdm-n1", "oru-n3"])
+@pytest.mark.parametrize("path", [MDM_INIT, ORU_INIT], ids=["mdm-n1", "oru-n3"])
 def test_official_examples_are_accepted_with_the_predicted_metadata(
     path, fixtures_dir, client, signer, endpoints, dmp, test_pki
 ):
@@ -108,9 +102,9 @@ def test_official_examples_are_accepted_with_the_predicted_metadata(
 
 
 def test_replacement_then_deletion(fixtures_dir, client, signer, endpoints, dmp):
-    initial = load(fixtures_dir, MDM_INITIAL)
-    replacement = load(fixtures_dir, MDM_REPLACEMENT)
-    deletion = load(fixtures_dir, MDM_DELETION)
+    initial = load(fixtures_dir, MDM_INIT)
+    replacement = load(fixtures_dir, MDM_RPLC)
+    deletion = load(fixtures_dir, MDM_DEL)
     assert replacement.replaces_unique_id == initial.unique_id
     assert deletion.unique_id == replacement.unique_id
 
@@ -128,7 +122,7 @@ def test_replacement_then_deletion(fixtures_dir, client, signer, endpoints, dmp)
 
 def test_deleting_what_the_dmp_does_not_hold_is_refused(fixtures_dir, client, signer, endpoints):
     with pytest.raises(RefusedByPartner) as caught:
-        send(client, signer, endpoints, load(fixtures_dir, MDM_DELETION))
+        send(client, signer, endpoints, load(fixtures_dir, MDM_DEL))
     assert caught.value.code == "UnresolvedReferenceException"
 
 
@@ -154,7 +148,7 @@ def test_deleting_what_the_dmp_does_not_hold_is_refused(fixtures_dir, client, si
 def test_masking_flags_reach_the_dmp_as_confidentiality_codes(
     flags, codes, fixtures_dir, client, signer, endpoints, dmp
 ):
-    sub = load(fixtures_dir, MDM_INITIAL)
+    sub = load(fixtures_dir, MDM_INIT)
     sub = replace(sub, flags=replace(sub.flags, **flags))
     send(client, signer, endpoints, sub)
     stored = {c.code for c in dmp.entries[sub.unique_id].confidentiality_codes}
@@ -165,7 +159,7 @@ def test_masking_flags_reach_the_dmp_as_confidentiality_codes(
 def test_a_lost_answer_resent_is_accepted_and_stored_once(
     fixtures_dir, client, signer, endpoints, dmp
 ):
-    sub = load(fixtures_dir, MDM_INITIAL)
+    sub = load(fixtures_dir, MDM_INIT)
     request_id = uuid.uuid4()
     send(client, signer, endpoints, sub, request_id)
     assert send(client, signer, endpoints, sub, request_id).accepted
@@ -178,7 +172,7 @@ def test_forced_failure_is_a_refusal_with_the_dmp_code(
 ):
     dmp.set_mode("fail", error_code="DMPClosed")
     with pytest.raises(RefusedByPartner) as caught:
-        send(client, signer, endpoints, load(fixtures_dir, MDM_INITIAL))
+        send(client, signer, endpoints, load(fixtures_dir, MDM_INIT))
     assert caught.value.code == "DMPClosed"
     assert "279035121518989" not in str(caught.value)
     assert dmp.entries == {}
@@ -191,7 +185,7 @@ def test_forced_failure_is_a_refusal_with_the_dmp_code(
 def test_unavailable_dmp_is_transient_then_accepts(
     mode, code, fixtures_dir, client, signer, endpoints, dmp
 ):
-    sub = load(fixtures_dir, MDM_INITIAL)
+    sub = load(fixtures_dir, MDM_INIT)
     dmp.set_mode(mode)
     with pytest.raises(TransientError) as caught:
         send(client, signer, endpoints, sub)
@@ -202,24 +196,18 @@ def test_unavailable_dmp_is_transient_then_accepts(
 
 def test_a_slow_dmp_hits_the_read_timeout(fixtures_dir, signer, endpoints, dmp, test_pki):
     dmp.set_mode("slow", delay=3)
-    tls = TlsFiles(
-        test_pki.establishment.cert_path, test_pki.establishment.key_path, test_pki.ca_bundle
-    )
-    with DmpClient(endpoints, tls, connect_timeout=2, read_timeout=0.3) as impatient:
+    with DmpClient(endpoints, dmp_tls(test_pki), connect_timeout=2, read_timeout=0.3) as impatient:
         with pytest.raises(TransientError) as caught:
-            send(impatient, signer, endpoints, load(fixtures_dir, MDM_INITIAL))
+            send(impatient, signer, endpoints, load(fixtures_dir, MDM_INIT))
     assert caught.value.code == "DMP_TIMEOUT"
 
 
 def test_an_untrusted_client_certificate_never_gets_through(
     fixtures_dir, signer, endpoints, dmp, test_pki
 ):
-    tls = TlsFiles(
-        test_pki.rogue_client.cert_path, test_pki.rogue_client.key_path, test_pki.ca_bundle
-    )
-    with DmpClient(endpoints, tls) as rogue:
+    with DmpClient(endpoints, dmp_tls(test_pki, test_pki.rogue_client)) as rogue:
         with pytest.raises(TransientError) as caught:
-            send(rogue, signer, endpoints, load(fixtures_dir, MDM_INITIAL))
+            send(rogue, signer, endpoints, load(fixtures_dir, MDM_INIT))
     assert caught.value.code in ("DMP_TLS", "DMP_UNREACHABLE")
     assert dmp.entries == {}
 
@@ -236,7 +224,7 @@ def test_a_signature_document_that_does_not_match_the_bytes_is_refused(
 
     monkeypatch.setattr(builder, "signature_document", stale)
     with pytest.raises(RefusedByPartner) as caught:
-        send(client, signer, endpoints, load(fixtures_dir, MDM_INITIAL))
+        send(client, signer, endpoints, load(fixtures_dir, MDM_INIT))
     assert caught.value.code == "XDSRegistryMetadataError"
     assert "digest" in dmp.refusals[-1].text and dmp.entries == {}
 
@@ -251,7 +239,7 @@ def test_incomplete_metadata_is_refused_by_a_strict_dmp(
         builder, "document_entry", lambda s: replace(original(s), practice_setting_code=None)
     )
     with pytest.raises(RefusedByPartner) as caught:
-        send(client, signer, endpoints, load(fixtures_dir, MDM_INITIAL))
+        send(client, signer, endpoints, load(fixtures_dir, MDM_INIT))
     assert caught.value.code == "XDSRegistryMetadataError"
     assert "practiceSettingCode" in dmp.refusals[-1].text
 
@@ -262,6 +250,6 @@ def test_a_signature_document_from_an_untrusted_signer_is_refused(
     dmp.verify_vihf = False  # isolate the signature document's own check
     rogue = Signer.from_files(test_pki.rogue_client.cert_path, test_pki.rogue_client.key_path)
     with pytest.raises(RefusedByPartner):
-        send(client, rogue, endpoints, load(fixtures_dir, MDM_INITIAL))
+        send(client, rogue, endpoints, load(fixtures_dir, MDM_INIT))
     assert "signature document refused" in dmp.refusals[-1].text
     assert dmp.entries == {}

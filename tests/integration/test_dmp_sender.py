@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pfi.deliveries import RetryPolicy, run_due
-from pfi.dmp.client import DmpClient, DmpEndpoints, TlsFiles
+from pfi.dmp.client import DmpClient, DmpEndpoints
 from pfi.dmp.config import DmpConfig
 from pfi.dmp.sender import DmpSender
-from pfi.dmp.signing import Signer
 from pfi.dmp.submission import entry_uuid
+from pfi_fixtures.partners import dmp_signer, dmp_tls
 from pfi_fixtures.site import MDM_DEL, MDM_INIT, MDM_RPLC, write_settings
 
 pytestmark = pytest.mark.integration
@@ -46,14 +46,13 @@ class World:
     def __init__(self, ledger, dmp, test_pki, fixtures_dir, settings) -> None:
         self.ledger, self.dmp, self.fixtures_dir = ledger, dmp, fixtures_dir
         self.requests: dict[int, object] = {}
-        tls = TlsFiles(
-            test_pki.establishment.cert_path, test_pki.establishment.key_path, test_pki.ca_bundle
+        self.client = DmpClient(
+            DmpEndpoints(dmp.repository_url, dmp.registry_url), dmp_tls(test_pki)
         )
-        self.client = DmpClient(DmpEndpoints(dmp.repository_url, dmp.registry_url), tls)
         self.sender = DmpSender(
             ledger,
             self.client,
-            Signer.from_files(test_pki.signing.cert_path, test_pki.signing.key_path),
+            dmp_signer(test_pki),
             DmpConfig(source_id="1.2.250.1.71.4.2.2", structure_name="CH TEST", retry=POLICY),
             load_request=lambda _ledger, item_id: self.requests[item_id],
             settings=settings,
