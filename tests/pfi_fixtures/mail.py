@@ -82,12 +82,10 @@ def mailbox_connection(mail_servers, test_pki, address: str) -> dict:
 
 def mailbox_endpoints(mail_servers, test_pki, address: str) -> tuple:
     """``(SmtpEndpoint, ImapEndpoint)`` of an application mailbox, from its Connection mapped as
-    the hook maps it (:func:`pfi.mssante.connection.endpoints`)."""
-    from pfi.mssante.connection import endpoints
+    ``pfi mss`` maps it (:func:`pfi.mssante.connection.endpoints_of`)."""
+    from pfi.mssante.connection import endpoints_of
 
-    conn = mailbox_connection(mail_servers, test_pki, address)
-    fields = {k: conn[k] for k in ("host", "port", "login", "password", "extra")}
-    return endpoints(**fields, mailbox=address)
+    return endpoints_of(mailbox_connection(mail_servers, test_pki, address), address)
 
 
 def received_mails(mail_servers, test_pki, address: str, message_id: str) -> list:

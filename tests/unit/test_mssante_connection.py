@@ -5,7 +5,7 @@ import json
 import pytest
 
 from pfi.errors import ConfigurationError
-from pfi.mssante.connection import endpoints
+from pfi.mssante.connection import endpoints, endpoints_of
 from pfi.mssante.smtp import smtp_code_of
 
 EXTRA = {
@@ -32,6 +32,17 @@ def test_demo_connection_gives_starttls_plain_with_the_mailbox_address():
     assert (imap.port, imap.security, imap.sasl) == (1143, "starttls", "plain")
     assert str(smtp.tls.client_cert) == "/pki/pfi.pem" and smtp.tls.crl_file is None
     assert smtp.tls.conf03_ciphers and smtp.password == "s"
+
+
+def test_the_json_form_of_a_connection_gives_the_same_endpoints():
+    conn = {"conn_type": "imap", "host": "127.0.0.1", "port": 1143, "login": "pfi@ch.test"}
+    conn |= {"password": "s", "extra": EXTRA}
+
+    assert endpoints_of(conn, "pfi@ch.test") == endpoints(
+        host="127.0.0.1", port=1143, login="pfi@ch.test", password="s", extra=EXTRA
+    )
+    with pytest.raises(ConfigurationError):  # the login must be the mailbox's address
+        endpoints_of(conn, "labo@ch.test")
 
 
 def test_implicit_tls_external_and_options_from_extra_json():

@@ -126,17 +126,9 @@ def _connection(conn_id: str) -> dict:
 
 
 def _endpoints(mailbox):
-    from pfi.mssante.connection import endpoints
+    from pfi.mssante.connection import endpoints_of
 
-    conn = _connection(mailbox.connection_id)
-    return endpoints(
-        host=conn.get("host"),
-        port=conn.get("port"),
-        login=conn.get("login"),
-        password=conn.get("password"),
-        extra=conn.get("extra"),
-        mailbox=mailbox.address,
-    )
+    return endpoints_of(_connection(mailbox.connection_id), mailbox.address)
 
 
 def cmd_send(args: argparse.Namespace) -> int:

@@ -132,4 +132,19 @@ def endpoints(
     return smtp, imap
 
 
-__all__ = ["endpoints", "tls_files"]
+def endpoints_of(
+    conn: Mapping[str, Any], mailbox: str | None = None
+) -> tuple[SmtpEndpoint, ImapEndpoint]:
+    """:func:`endpoints` of a Connection given as a mapping (the JSON form of
+    ``AIRFLOW_CONN_<ID>``: ``host``, ``port``, ``login``, ``password``, ``extra``)."""
+    return endpoints(
+        host=conn.get("host"),
+        port=conn.get("port"),
+        login=conn.get("login"),
+        password=conn.get("password"),
+        extra=conn.get("extra"),
+        mailbox=mailbox,
+    )
+
+
+__all__ = ["endpoints", "endpoints_of", "tls_files"]
