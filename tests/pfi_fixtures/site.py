@@ -13,7 +13,8 @@ Plain helpers (import them from ``pfi_fixtures.site``):
   ``AIRFLOW_CONN_<ID>`` in JSON form;
 - ``drop_sample(folder, sample)``: a file copied into a drop folder, already settled;
 - ``ingest(ledger, settings)``: claim, record and acknowledge what was dropped, as
-  ``ingest_hl7_drop`` does.
+  ``ingest_hl7_drop`` does;
+- ``load_dag(dag_id)`` (DAG tier only): a DAG of ``dags/`` as the scheduler parses it.
 
 A migrated ledger of its own: fixture ``fresh_ledger_url`` (``pfi_fixtures.postgres``).
 Official samples: the paths below are relative to the ``fixtures_dir`` fixture.
