@@ -26,6 +26,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from tests.pfi_fixtures.site import lab_source, write_settings
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PFI_SHARED_DIR", ROOT.parent / "shared"))
 EXAMPLES = SHARED / "fixtures" / "ans-hl7v2-exemples"
@@ -37,27 +39,6 @@ ROUNDS = 5
 LAB_FILES = 1000
 BATCH = 50
 WORKERS = 4
-
-SETTINGS = """
-[site]
-name = "CH"
-finess_juridique = "010000024"
-structure_oid = "1.2.250.1.71.4.2.2"
-ins_environment = "test"
-[[site.finess_geo]]
-finess = "010000032"
-name = "A"
-[paths]
-data_dir = "{data}"
-[[hl7_source]]
-name = "lab"
-kind = "SGL"
-finess_geo = "010000032"
-drop_dir = "{data}/in"
-outbound_dir = "{data}/out"
-default_encoding = "utf-8"
-settle_seconds = 0
-"""
 
 
 def _samples() -> list[bytes]:
@@ -153,8 +134,7 @@ def _through_intake(server, workers: int, messages: list[bytes]) -> dict:
         upgrade(url)
         ledger = Ledger.from_url(url)
         with tempfile.TemporaryDirectory() as tmp:
-            settings_file = Path(tmp) / "pfi.toml"
-            settings_file.write_text(SETTINGS.format(data=Path(tmp) / "data"))
+            settings_file = write_settings(Path(tmp), sources=[lab_source(Path(tmp))])
             settings = load_settings(settings_file)
             drop_dir = settings.source("lab").drop_dir
             drop_dir.mkdir(parents=True)
