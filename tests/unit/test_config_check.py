@@ -3,31 +3,14 @@
 from pathlib import Path
 
 from pfi.cli import main
+from pfi_fixtures.site import write_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "pfi.example.toml"
 
 
 def settings_with(tmp_path: Path, extra: str) -> Path:
-    drop = tmp_path / "in"
-    drop.mkdir()
-    path = tmp_path / "pfi.toml"
-    path.write_text(
-        f"""
-[site]
-name = "CH"
-finess_juridique = "010000024"
-structure_oid = "1.2.250.1.71.4.2.2"
-[[site.finess_geo]]
-finess = "010000032"
-name = "A"
-[[hl7_source]]
-name = "dpi"
-drop_dir = "{drop}"
-{extra}
-""",
-        encoding="utf-8",
-    )
-    return path
+    (tmp_path / "in").mkdir()
+    return write_settings(tmp_path, extra=extra)
 
 
 def test_the_flow_sections_are_checked_by_their_own_parsers(tmp_path, capsys):
