@@ -2,7 +2,6 @@
 intake, their ``mss_*`` deliveries sent over real TLS to the devkit mailboxes, business
 acknowledgements written, notifications (MDN, DSN) read back over IMAP."""
 
-import smtplib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,12 +12,11 @@ from pfi.mssante.smtp import SmtpClient
 from pfi.mssante.traces import mss_traces, traces_csv
 from pfi.settings import load_settings
 from pfi.xdm import read_xdm
-from pfi_devkit.mail import client_ssl_context
 from pfi_fixtures.mail import (
     APPLICATION_MAILBOXES,
-    HUMAN_MAILBOXES,
     mailbox_endpoints,
     received_mails,
+    send_as_human,
 )
 from pfi_fixtures.site import (
     MDM_DEL,
@@ -243,13 +241,6 @@ def _report(kind: str, original_id: str, fields: str, reporter: str) -> bytes:
     ).encode()
 
 
-def _send_as_human(mail_servers, test_pki, address, raw: bytes):
-    ctx = client_ssl_context(test_pki)
-    with smtplib.SMTP_SSL(mail_servers.host, mail_servers.smtps_port, context=ctx) as smtp:
-        smtp.login(address, HUMAN_MAILBOXES[address])
-        smtp.sendmail(address, [SENDER], raw)
-
-
 def test_read_notification_gives_z03_and_failure_dsn_fails_the_delivery_with_z02(
     site, mail_servers, test_pki, fixtures_dir
 ):
@@ -268,7 +259,7 @@ def test_read_notification_gives_z03_and_failure_dsn_fails_the_delivery_with_z02
         "Disposition: manual-action/MDN-sent-manually; displayed\r\n",
         PROFESSIONAL,
     )
-    _send_as_human(mail_servers, test_pki, PROFESSIONAL, mdn)
+    send_as_human(mail_servers, test_pki, PROFESSIONAL, SENDER, mdn)
     # The patient's operator bounces the mail after accepting it (DSN "failed", 550).
     dsn = _report(
         "delivery-status",
@@ -278,7 +269,7 @@ def test_read_notification_gives_z03_and_failure_dsn_fails_the_delivery_with_z02
         "Diagnostic-Code: smtp; 550 5.1.1 mailbox unavailable\r\n",
         PROFESSIONAL,
     )
-    _send_as_human(mail_servers, test_pki, PROFESSIONAL, dsn)
+    send_as_human(mail_servers, test_pki, PROFESSIONAL, SENDER, dsn)
 
     counts = poll_notifications(ledger, settings, imap_for(mail_servers, test_pki), actor="test")
     # The relay's two "delivered" DSNs, the operator's "failed" one, the professional's MDN.

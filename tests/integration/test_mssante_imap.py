@@ -1,15 +1,13 @@
 """The MSSanté IMAP client against Dovecot with client certificates: reports only, flagged once
 processed, EXTERNAL or PLAIN, refused certificates, a closed session reopened."""
 
-import smtplib
 import uuid
 
 import pytest
 
 from pfi.errors import ConfigurationError, TransientError
 from pfi.mssante.imap import ImapClient, ImapEndpoint
-from pfi_devkit.mail import client_ssl_context
-from pfi_fixtures.mail import APPLICATION_MAILBOXES, HUMAN_MAILBOXES, mailbox_tls
+from pfi_fixtures.mail import APPLICATION_MAILBOXES, mailbox_tls, send_as_human
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +30,6 @@ def endpoint(mail_servers, test_pki, *, security="starttls", sasl="plain", crede
     )
 
 
-def _send(mail_servers, test_pki, raw: bytes) -> None:
-    ctx = client_ssl_context(test_pki)
-    with smtplib.SMTP_SSL(mail_servers.host, mail_servers.smtps_port, context=ctx) as smtp:
-        smtp.login(HUMAN, HUMAN_MAILBOXES[HUMAN])
-        smtp.sendmail(HUMAN, [READER], raw)
-
-
 def _mdn(tag: str) -> bytes:
     return (
         f"From: {HUMAN}\r\nTo: {READER}\r\nSubject: lu {tag}\r\nMIME-Version: 1.0\r\n"
@@ -55,8 +46,14 @@ def test_reports_are_listed_once_and_ordinary_mail_is_left_alone(
     mail_servers, test_pki, security, sasl
 ):
     tag = uuid.uuid4().hex
-    _send(mail_servers, test_pki, _mdn(tag))
-    _send(mail_servers, test_pki, f"From: {HUMAN}\r\nSubject: {tag}\r\n\r\nBonjour\r\n".encode())
+    send_as_human(mail_servers, test_pki, HUMAN, READER, _mdn(tag))
+    send_as_human(
+        mail_servers,
+        test_pki,
+        HUMAN,
+        READER,
+        f"From: {HUMAN}\r\nSubject: {tag}\r\n\r\nBonjour\r\n".encode(),
+    )
     with ImapClient(endpoint(mail_servers, test_pki, security=security, sasl=sasl)) as imap:
         reports = imap.reports()
         mine = [uid for uid, raw in reports if tag.encode() in raw]
@@ -75,7 +72,7 @@ def test_session_closed_by_the_server_is_reopened(mail_servers, test_pki):
     with ImapClient(endpoint(mail_servers, test_pki)) as imap:
         imap.reports()
         imap._imap.send(b"X1 LOGOUT\r\n")  # the server ends the session (BYE), unannounced
-        _send(mail_servers, test_pki, _mdn(tag))
+        send_as_human(mail_servers, test_pki, HUMAN, READER, _mdn(tag))
         assert any(tag.encode() in raw for _, raw in imap.reports())
 
 

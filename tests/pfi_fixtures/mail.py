@@ -106,3 +106,15 @@ def received_mails(mail_servers, test_pki, address: str, message_id: str) -> lis
             _, fetched = imap.uid("FETCH", uid, "(BODY.PEEK[])")
             mails.append(email.message_from_bytes(fetched[0][1], policy=email.policy.default))
         return mails
+
+
+def send_as_human(mail_servers, test_pki, human: str, to: str, raw: bytes) -> None:
+    """A mail from a human mailbox (SMTPS, its password) to ``to``, e.g. an MDN or a reply."""
+    import smtplib
+
+    from pfi_devkit.mail import client_ssl_context
+
+    ctx = client_ssl_context(test_pki)
+    with smtplib.SMTP_SSL(mail_servers.host, mail_servers.smtps_port, context=ctx) as smtp:
+        smtp.login(human, HUMAN_MAILBOXES[human])
+        smtp.sendmail(human, [to], raw)
