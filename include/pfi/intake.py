@@ -52,6 +52,7 @@ is a site decision per channel, released by the operator.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import re
@@ -495,7 +496,10 @@ def record_claimed(
             )
             ids.append(item_id)
             continue
-        archived = drop.archive(source, claimed)
+        # named after the ledger item, not the producer's file name (which may name the patient):
+        # the path goes into the event trail
+        neutral = dataclasses.replace(claimed, original_name=f"{item_id:08d}__duplicate.hl7")
+        archived = drop.archive(source, neutral)
         ledger.add_event(
             "inbound.duplicate_drop",
             inbound_item_id=item_id,

@@ -488,11 +488,6 @@ def test_intake_of_every_official_example_and_malformed_variants_leaks_nothing(
     assert_no_leak(sinks, data)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="intake.py: the inbound.duplicate_drop event records the archived copy's path, "
-    "i.e. the producer's file name (test_intake_slice reads it back); reported, not fixed",
-)
 def test_a_file_named_after_the_patient_dropped_twice_leaks_nothing(sinks, site, fixtures_dir):
     data = PatientData()
     raw = (fixtures_dir / MDM_INIT).read_bytes()
