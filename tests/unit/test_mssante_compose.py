@@ -244,3 +244,15 @@ def test_a_recipient_that_is_no_mail_address_is_refused(load, address):
     with pytest.raises(InvalidInput) as refused:
         compose(request, order, MAILBOX, CONFIG)
     assert refused.value.code == "MSS_BAD_ADDRESS"
+
+
+@pytest.mark.parametrize(
+    ("path", "struct_id"),
+    [(MDM_INIT, "1300017985"), (ORU_INIT, "1120459876")],  # PRT-8 FINESS bare / already 1-prefixed
+)
+def test_the_xdm_author_institution_is_the_senders_national_structure_id(load, path, struct_id):
+    _, mail = _mails(load(path))[0]
+    package = read_xdm(_attachments(_parsed(mail))["IHE_XDM.ZIP"])
+
+    (author,) = package.submission_set.authors
+    assert author.institutions[0].endswith(f"^IDNST^^^{struct_id}")

@@ -429,7 +429,7 @@ def _xdm(
     """
     entry = xds.document_entry(cda, flags=request.flags, entry_id="Document01")
     sender = request.sender
-    structure_id = (sender.organization_id if sender else "") or (
+    structure_id = (xds.structure_id_of(sender) if sender else "") or (
         f"1{mailbox.finess_geo}" if mailbox.finess_geo else ""
     )
     root = site.structure_oid or k.SOURCE_ID_ROOT

@@ -471,6 +471,16 @@ def replaced_unique_id(doc: CdaDocument) -> str | None:
 # --- from the HL7 v2 request (IG-CDA ``mapping.md``: the data the message gives) ----------------
 
 
+def structure_id_of(sender: Any) -> str:
+    """The IdNatStruct of a PRT participant's PRT-8 organisation: a FINESS or SIRET gets its
+    ``1``/``3`` prefix (once); ``""`` without an organisation."""
+    struct_id = sender.organization_id or ""
+    prefix = k.STRUCT_PREFIX_BY_ORG_ID_TYPE.get((sender.organization_id_type or "").upper(), "")
+    if struct_id and prefix and not (len(struct_id) > 9 and struct_id.startswith(prefix)):
+        struct_id = prefix + struct_id
+    return struct_id
+
+
 def sender_author(sender: Any) -> Author | None:
     """The SubmissionSet author from the PRT ``SB`` participant (a :class:`pfi.hl7v2.Participant`).
 
@@ -493,10 +503,7 @@ def sender_author(sender: Any) -> Author | None:
     institutions: tuple[str, ...] = ()
     struct_id = ""
     if sender.organization_id:
-        prefix = k.STRUCT_PREFIX_BY_ORG_ID_TYPE.get(sender.organization_id_type.upper(), "")
-        struct_id = sender.organization_id
-        if prefix and not (len(struct_id) > 9 and struct_id.startswith(prefix)):
-            struct_id = prefix + struct_id
+        struct_id = structure_id_of(sender)
         oid = sender.organization_authority_oid or k.OID_IDNAT_STRUCT
         institutions = (
             f"{sender.organization_name}^^^^^&{oid}&ISO^{k.XON_TYPE_STRUCT}^^^{struct_id}",
