@@ -11,7 +11,10 @@ Every minute, for each configured HL7 source:
    technical ACK (AA, or AE/AR with ERR carrying the volet's error codes) in the source's outbound
    folder. Accepted requests become ledger documents and deliveries (``dmp``,
    ``mss_professional``, ``mss_patient``) that the delivery DAGs send. Originals are archived by
-   date, or quarantined with the reason beside them.
+   date, or quarantined with the reason beside them;
+3. **resend_queued_zams** — business acknowledgements (ZAM) that could not reach their producer
+   over MLLP (``[[hl7_source]] zam_mllp``) are queued by the delivery DAGs: sent again here, each
+   once, oldest first, and given up with a ``zam.failed`` event after two days.
 
 XCom carries ledger ids and counts only (refusal codes per batch, never patient data); each
 refusal is also a warning line of the task log with its code. Replaying a batch is safe: items
@@ -49,7 +52,18 @@ def ingest_hl7_drop():
         settings, ledger = site_and_ledger()
         return acknowledge_items(ledger, settings, batch, actor=actor())
 
+    @task
+    def resend_queued_zams() -> dict:
+        """ZAMs whose MLLP send to their producer failed are queued: send them again (the
+        sources that name a ``zam_mllp`` Connection; counts only)."""
+        from pfi.zam import resend_pending
+        from pfi_airflow.runtime import actor, site_and_ledger
+
+        settings, ledger = site_and_ledger()
+        return resend_pending(ledger, settings.sources, actor=actor())
+
     acknowledge_batch.expand(batch=claim_files())
+    resend_queued_zams()
 
 
 ingest_hl7_drop()
