@@ -7,9 +7,10 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from tests.pfi_fixtures.site import source_in
+
 from pfi.drop import archive, claim_ready_files
 from pfi.hl7ack import read_header, technical_ack
-from pfi.settings import Hl7Source
 
 MESSAGE = (
     b"MSH|^~\\&|DPI|CH|PFI|CH|20260101120000||MDM^T02^MDM_T02|{n}|P|2.6|||||FRA|8859/1|||"
@@ -21,17 +22,7 @@ FILES = 2000
 def run() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        source = Hl7Source(
-            name="bench",
-            kind="DPI",
-            finess_geo="010000032",
-            drop_dir=base / "in",
-            outbound_dir=base / "out",
-            archive_dir=base / "archive",
-            quarantine_dir=base / "quarantine",
-            work_dir=base / "work",
-            settle_seconds=0,
-        )
+        source = source_in(base, "bench", settle_seconds=0)
         source.drop_dir.mkdir(parents=True)
         for n in range(FILES):
             (source.drop_dir / f"m{n:05d}.hl7").write_bytes(

@@ -20,6 +20,7 @@ from pfi.hl7ack import MessageHeader
 from pfi.mllp import MllpClient, MllpEndpoint, MllpRefused
 from pfi.settings import Hl7Source
 from pfi_devkit.mllp_peer import AckError, MllpPeer
+from pfi_fixtures.site import source_in
 
 pytestmark = pytest.mark.integration
 
@@ -55,17 +56,7 @@ def receipt(number: int, *, accepted: bool = True) -> zam.BusinessAck:
 
 @pytest.fixture
 def source(tmp_path: Path) -> Hl7Source:
-    return Hl7Source(
-        name="dpi",
-        kind="DPI",
-        finess_geo="010000032",
-        drop_dir=tmp_path / "in",
-        outbound_dir=tmp_path / "out",
-        archive_dir=tmp_path / "archive",
-        quarantine_dir=tmp_path / "quarantine",
-        work_dir=tmp_path / "work",
-        zam_mllp_connection=CONNECTION,
-    )
+    return source_in(tmp_path, zam_mllp_connection=CONNECTION)
 
 
 @pytest.fixture(autouse=True)

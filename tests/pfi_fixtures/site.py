@@ -11,6 +11,8 @@ Plain helpers (import them from ``pfi_fixtures.site``):
 - ``use_site(monkeypatch, settings, ledger_url, pfi_dmp={...})``: what Airflow and the ``pfi``
   command read — ``PFI_SETTINGS``, ``AIRFLOW_CONN_PFI_LEDGER`` and each Connection given as
   ``AIRFLOW_CONN_<ID>`` in JSON form;
+- ``source_in(folder, name, kind, **options)``: an :class:`~pfi.settings.Hl7Source` itself (no
+  settings file), its in/out/archive/quarantine/work folders under ``folder``;
 - ``drop_sample(folder, sample)``: a file copied into a drop folder, already settled;
 - ``ingest(ledger, settings)``: claim, record and acknowledge what was dropped, as
   ``ingest_hl7_drop`` does;
@@ -33,6 +35,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import pytest
+
+    from pfi.settings import Hl7Source
 
 V21 = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1"
 MDM_INIT = f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
@@ -151,3 +155,21 @@ def load_dag(dag_id: str):
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=os.environ["AIRFLOW__CORE__DAGS_FOLDER"]).get_dag(dag_id)
+
+
+def source_in(folder: Path, name: str = "dpi", kind: str = "DPI", **options) -> Hl7Source:
+    """An HL7 source whose folders are ``folder/in``, ``/out``, ``/archive``, ``/quarantine``
+    and ``/work`` (FINESS géographique 010000032 unless given; other fields as ``options``)."""
+    from pfi.settings import Hl7Source
+
+    return Hl7Source(
+        name=name,
+        kind=kind,
+        finess_geo=options.pop("finess_geo", "010000032"),
+        drop_dir=folder / "in",
+        outbound_dir=folder / "out",
+        archive_dir=folder / "archive",
+        quarantine_dir=folder / "quarantine",
+        work_dir=folder / "work",
+        **options,
+    )

@@ -8,22 +8,12 @@ import pytest
 
 from pfi.drop import archive, batches, claim_ready_files, quarantine
 from pfi.settings import Hl7Source
+from pfi_fixtures.site import source_in
 
 
 @pytest.fixture
 def source(tmp_path: Path) -> Hl7Source:
-    base = tmp_path / "dpi"
-    return Hl7Source(
-        name="dpi",
-        kind="DPI",
-        finess_geo="010000032",
-        drop_dir=base / "in",
-        outbound_dir=base / "out",
-        archive_dir=base / "archive",
-        quarantine_dir=base / "quarantine",
-        work_dir=base / "work",
-        settle_seconds=2.0,
-    )
+    return source_in(tmp_path / "dpi", settle_seconds=2.0)
 
 
 def drop(source: Hl7Source, name: str, data: bytes, age: float = 10.0) -> Path:

@@ -13,7 +13,7 @@ import pytest
 from pfi import zam
 from pfi.hl7ack import read_header, split_segments
 from pfi.hl7v2 import Hl7Ack, MetaFlags, parse_message
-from pfi.settings import Hl7Source
+from pfi_fixtures.site import source_in
 
 ZAM_DIR = "ans-hl7v2-exemples/Volets/TRANS_DOC_CDA_HL7V2/V2.1/ORU/Transmission initiale ORU"
 ORU = f"{ZAM_DIR}/message_ORU_CR_Bio_INIT_N1_N3.hl7"
@@ -202,16 +202,7 @@ def test_wanted_follows_the_request_flags():
 
 
 def test_write_zam_writes_once_per_control_id_in_the_request_charset(tmp_path, request_header):
-    source = Hl7Source(
-        name="sgl",
-        kind="SGL",
-        finess_geo="010000032",
-        drop_dir=tmp_path / "in",
-        outbound_dir=tmp_path / "out",
-        archive_dir=tmp_path / "archive",
-        quarantine_dir=tmp_path / "quarantine",
-        work_dir=tmp_path / "work",
-    )
+    source = source_in(tmp_path, "sgl", "SGL")
     control = zam.zam_control_id(zam.Z01_DMP_RECEIPT, 42)
     ack = zam.dmp_receipt(request_header, accepted=True, control_id=control, now=NOW)
     first = zam.write_zam(source, ack)
@@ -224,17 +215,7 @@ def test_write_zam_writes_once_per_control_id_in_the_request_charset(tmp_path, r
 
 
 def test_emit_without_mllp_or_ledger_only_writes_the_file(tmp_path, request_header):
-    source = Hl7Source(
-        name="dpi",
-        kind="DPI",
-        finess_geo="010000032",
-        drop_dir=tmp_path / "in",
-        outbound_dir=tmp_path / "out",
-        archive_dir=tmp_path / "archive",
-        quarantine_dir=tmp_path / "quarantine",
-        work_dir=tmp_path / "work",
-        zam_mllp_connection="pfi_dpi_mllp",
-    )
+    source = source_in(tmp_path, zam_mllp_connection="pfi_dpi_mllp")
     ack = zam.dmp_receipt(request_header, accepted=True, control_id="PFIZ01D1", now=NOW)
     path = zam.emit(source, ack)  # no ledger to record a send in: the file only
     assert path.read_bytes() == ack.encode()
