@@ -621,6 +621,9 @@ class _Queued:
         folder = source.work_dir / SPOOL_DIR
         try:
             os.rename(folder / f"{self._stem()}.json", folder / f"{self._stem()}.sending")
+            # a rename keeps the queue time as mtime: date the claim, or another sweep would
+            # take an entry queued long ago for a dead task's claim (CLAIM_STALE) and send it too
+            os.utime(folder / f"{self._stem()}.sending")
         except FileNotFoundError:
             return False
         return True
