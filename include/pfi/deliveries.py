@@ -59,7 +59,8 @@ class RetryPolicy:
     """When to try again after a transient failure, and when to stop trying.
 
     The n-th retry waits ``first_delay × factor^(n-1)``, never more than ``max_delay``; a delivery
-    whose first creation is older than ``give_up_after`` is not retried any more: it fails.
+    whose first creation (or release from ``held``) is older than ``give_up_after`` is not retried
+    any more: it fails.
     """
 
     first_delay: timedelta = timedelta(minutes=1)
@@ -184,8 +185,10 @@ def record_outcome(
             actor=actor,
         )
     attempted = outcome.kind == "retry"
-    if policy.expired(delivery.created_at, now):
-        age_hours = round((now - delivery.created_at).total_seconds() / 3600, 1)
+    if policy.expired(delivery.created_at, now) and policy.expired(
+        since := queued_since(ledger, delivery), now
+    ):
+        age_hours = round((now - since).total_seconds() / 3600, 1)
         return ledger.mark_delivery(
             delivery.id,
             "failed",
@@ -207,6 +210,16 @@ def record_outcome(
         at=now,
         actor=actor,
     )
+
+
+def queued_since(ledger: Ledger, delivery: Delivery) -> datetime:
+    """When the delivery joined the queue: its creation, or its last release from ``held``
+    (a delivery held for days by the site has not been tried yet: its retries start then)."""
+    since = delivery.created_at
+    for line in ledger.events(delivery_id=delivery.id, kind="delivery.status"):
+        if line.detail.get("from") == "held" and line.detail.get("to") == "pending":
+            since = max(since, line.at)
+    return since
 
 
 def run_due(

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 
 from pfi.deliveries import GIVEN_UP, INTERNAL, Outcome, RetryPolicy, run_due
 from pfi.errors import ConfigurationError, InvalidInput, RefusedByPartner, TransientError
 from pfi.ledger import Ledger
+from pfi.ledger.schema import delivery
 
 pytestmark = pytest.mark.integration
 
@@ -132,6 +134,29 @@ def test_past_the_give_up_age_a_transient_failure_becomes_a_failure(fresh_ledger
     assert (failed.status, failed.reason_code) == ("failed", GIVEN_UP)
     assert "DMP_UNREACHABLE" in failed.reason_text
     assert seen == [("failed", "DMP_UNREACHABLE")]
+
+
+def test_a_delivery_released_after_a_long_hold_gets_its_retries(fresh_ledger: Ledger):
+    (delivery_id,) = queue(fresh_ledger, 1, status="held")
+    with fresh_ledger.engine.begin() as conn:  # held by the site for five days
+        conn.execute(
+            update(delivery)
+            .where(delivery.c.id == delivery_id)
+            .values(created_at=delivery.c.created_at - timedelta(days=5))
+        )
+    fresh_ledger.mark_delivery(delivery_id, "pending", actor="test")  # released now
+
+    counts = run_due(
+        fresh_ledger,
+        "dmp",
+        lambda d: Outcome.retry("DMP_UNREACHABLE", "timeout"),
+        policy=POLICY,
+        actor="test",
+    )
+
+    stands = fresh_ledger.get_delivery(delivery_id)
+    assert (counts["deferred"], counts["failed"]) == (1, 0)
+    assert (stands.status, stands.attempts) == ("pending", 1)
 
 
 def test_later_waits_without_counting_an_attempt(fresh_ledger: Ledger):
