@@ -28,7 +28,8 @@ slot ≠ SHA-1 of the bytes, or a uniqueId already stored with other bytes), ``X
 ``XDSPatientIdDoesNotMatch``, ``XDSRegistryDuplicateUniqueIdInMessage``,
 ``XDSRegistryMetadataError`` (no submission set, entry not a member of it, missing signature
 document when required), ``UnresolvedReferenceException`` (RPLC / ITI-57 target unknown),
-``XDSMetadataUpdateError`` (ITI-57 status change refused). The same document sent again (same
+``XDSMetadataUpdateError`` (ITI-57 status change refused), ``XDSDuplicateUniqueIdInRegistry`` (an
+ITI-57 submission set whose uniqueId was already accepted: the update sent again). The same document sent again (same
 uniqueId, same bytes) is the idempotent case: Success, counted in ``duplicates``, stored once.
 
 What is stored on success (``accepted``: one ``Submission`` per request; ``entries``: uniqueId →
@@ -186,6 +187,7 @@ XDS_NON_IDENTICAL_HASH = "XDSNonIdenticalHash"
 XDS_NON_IDENTICAL_SIZE = "XDSNonIdenticalSize"
 XDS_PATIENT_ID_DOES_NOT_MATCH = "XDSPatientIdDoesNotMatch"
 XDS_DUPLICATE_UNIQUE_ID_IN_MESSAGE = "XDSRegistryDuplicateUniqueIdInMessage"
+XDS_DUPLICATE_UNIQUE_ID_IN_REGISTRY = "XDSDuplicateUniqueIdInRegistry"
 XDS_METADATA_UPDATE_ERROR = "XDSMetadataUpdateError"
 UNRESOLVED_REFERENCE = "UnresolvedReferenceException"
 #: Default code of the ``fail`` mode: the DMP error seen in the ANS ZAM examples.
@@ -1323,6 +1325,17 @@ class DmpEndpoint:
                 f"no {ASSOC_UPDATE_STATUS} association (other metadata updates not simulated)",
             )
         with self._lock:
+            if package.unique_id and any(
+                s.transaction == "ITI-57" and s.submission_set_unique_id == package.unique_id
+                for s in self.accepted
+            ):
+                # A registry package's uniqueId is registered once: an update sent again (its
+                # answer was lost) is refused as a duplicate before its statuses are compared.
+                raise RegistryFailure.one(
+                    XDS_DUPLICATE_UNIQUE_ID_IN_REGISTRY,
+                    "submission set already registered",
+                    package.id,
+                )
             planned: list[tuple[DocumentEntry, str, str]] = []
             for assoc in updates:
                 original = (assoc.slots.get("OriginalStatus") or ("",))[0]

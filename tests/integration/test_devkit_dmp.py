@@ -571,6 +571,11 @@ def test_rplc_deprecates_the_previous_entry_and_iti57_deletes(dmp_endpoint, test
     assert dmp_endpoint.accepted[2].transaction == "ITI-57"
     assert dmp_endpoint.accepted[2].updates == ((v2.entry_id, APPROVED, DELETED),)
 
+    # The same update sent again (its answer was lost): its submission set is already registered.
+    again = registry_result(post(test_pki, dmp_endpoint.registry_url, deletion), deletion)
+    assert again == (FAILURE, ["XDSDuplicateUniqueIdInRegistry"])
+    assert len(dmp_endpoint.accepted) == 3
+
 
 def test_replacement_and_deletion_of_unknown_or_stale_entries_fail(dmp_endpoint, test_pki):
     v1 = Doc("1.2.250.1.999.1.6101", cda("v1"))

@@ -259,3 +259,24 @@ def test_given_up_after_the_policy_age_is_acknowledged_as_failed(world):
     assert (row.status, row.reason_code) == ("failed", "DELIVERY_GIVEN_UP")
     (zam,) = world.zams()
     assert "DELIVERY_GIVEN_UP" in zam
+
+
+def test_a_deletion_whose_answer_was_lost_is_sent_not_refused_when_tried_again(world):
+    world.message(MDM_INIT)
+    replacement = world.message(MDM_RPLC)
+    world.run(T0)
+    world.run(T0 + timedelta(minutes=2))
+    deletion = world.ledger.ensure_delivery(
+        world.ledger.get_delivery(replacement).document_id,
+        "dmp",
+        None,
+        "delete",
+        next_attempt_at=T0,
+    )[0]
+    # The DMP deleted the document on a first attempt whose answer was lost.
+    (claimed,) = world.ledger.claim_due_deliveries("dmp", now=T0 + timedelta(minutes=3))
+    assert world.sender(claimed).kind == "sent"
+    world.run(T0 + timedelta(hours=1))  # the lease expired: claimed and sent again
+    stands = world.ledger.get_delivery(deletion)
+    assert (stands.status, stands.reason_code) == ("sent", None)
+    assert world.dmp.entries["1.2.250.1.71.4.2.2.120456789.71024000082"].status.endswith("Deleted")
