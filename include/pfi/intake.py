@@ -886,10 +886,40 @@ def _empty_file(context: _Context, item: InboundItem, path: Path, when: datetime
 def _record_message(
     context: _Context, file_item: InboundItem, evaluation: Evaluation, kept: Path
 ) -> tuple[Answer, int, int]:
-    """The message's ledger item, and for an accepted request its documents and deliveries."""
-    ledger, header = context.ledger, evaluation.header
-    message_id, created_item = ledger.record_inbound(
-        kind="hl7_message",
+    """The message's ledger item, and for an accepted request its documents and deliveries — in
+    one ledger transaction (:meth:`~pfi.ledger.Ledger.record_message`)."""
+    header, answer, request = evaluation.header, evaluation.answer, evaluation.request
+    documents: list[dict[str, Any]] = []
+    deliveries: list[tuple[str, str | None, str]] = []
+    action = request.action if request is not None else Action.NEW
+    if answer.accepted:
+        assert request is not None
+        documents = [
+            {
+                "unique_id": planned.unique_id,
+                "set_id": planned.set_id,
+                "version": planned.version,
+                "type_code": (planned.type_code or "")[:20] or None,
+                "type_display": planned.type_display,
+                "finess_geo": context.source.finess_geo,
+                "effective_time": planned.effective_time,
+                "ins_matricule": evaluation.ins_matricule,
+                "ins_oid": evaluation.ins_oid,
+                "ins_qualified": evaluation.ins_qualified,
+                "content_sha256": planned.content_sha256,
+                "replaces_unique_id": (
+                    planned.replaces_unique_id if action is Action.REPLACE else None
+                ),
+            }
+            for planned in evaluation.documents
+        ]
+        hold = context.options.hold_channels
+        deliveries = [
+            (channel, recipient, "held" if channel in hold else "pending")
+            for channel, recipient in evaluation.channels
+        ]
+    reused = _reused_id()
+    outcome = context.ledger.record_message(
         source=context.source.name,
         finess_geo=context.source.finess_geo,
         original_ref=str(evaluation.index),
@@ -899,73 +929,24 @@ def _record_message(
         message_type=header.message_type[:40] or None,
         parent_id=file_item.id,
         storage_path=str(kept),
-        actor=context.actor,
-    )
-    message = None if created_item else ledger.get_inbound(message_id)
-    if message is not None and message.status in TERMINAL:  # seen before (replay, other file)
-        if message.status == "done":
-            return evaluation.answer, message_id, 0
-        return _answer_for(message), message_id, 0
-    answer, created = evaluation.answer, 0
-    if answer.accepted:
-        refused, created = _record_documents(context, evaluation, message_id)
-        answer = refused or answer
-    ledger.set_inbound_status(
-        message_id,
-        "done" if answer.accepted else "rejected",
+        status="done" if answer.accepted else "rejected",
         reason_code=answer.reason_code,
         reason_text=answer.reason_text,
+        documents=documents,
+        deliveries=deliveries,
+        action=action.value,
+        conflict_reason=(reused.reason_code or DOC_ID_REUSED, reused.reason_text or ""),
         actor=context.actor,
     )
-    return answer, message_id, created
-
-
-def _record_documents(
-    context: _Context, evaluation: Evaluation, message_id: int
-) -> tuple[Answer | None, int]:
-    """Documents and deliveries of an accepted request (how many deliveries were created), or a
-    refusal when a document id comes back with another content."""
-    ledger, request = context.ledger, evaluation.request
-    assert request is not None
-    action = request.action
-    document_ids = []
-    for planned in evaluation.documents:
-        document_id, created = ledger.upsert_document(
-            unique_id=planned.unique_id,
-            set_id=planned.set_id,
-            version=planned.version,
-            type_code=(planned.type_code or "")[:20] or None,
-            type_display=planned.type_display,
-            finess_geo=context.source.finess_geo,
-            effective_time=planned.effective_time,
-            ins_matricule=evaluation.ins_matricule,
-            ins_oid=evaluation.ins_oid,
-            ins_qualified=evaluation.ins_qualified,
-            content_sha256=planned.content_sha256,
-            inbound_item_id=message_id,
-            replaces_unique_id=planned.replaces_unique_id if action is Action.REPLACE else None,
-            actor=context.actor,
-        )
-        if not created and action is not Action.DELETE:
-            known = ledger.get_document(document_id)
-            if known.content_sha256 and known.content_sha256 != planned.content_sha256:
-                return _reused_id(), 0
-        document_ids.append(document_id)
-    created = 0
-    for document_id in document_ids:
-        for channel, recipient in evaluation.channels:
-            held = channel in context.options.hold_channels
-            _, new = ledger.ensure_delivery(
-                document_id,
-                channel,
-                recipient,
-                action.value,
-                status="held" if held else "pending",
-                inbound_item_id=message_id,
-                actor=context.actor,
-            )
-            created += new
-    return None, created
+    message = outcome.item
+    if outcome.unchanged:
+        # seen before (replay, the same message in another file): answered as it was then
+        if message.status == "done":
+            return answer, message.id, 0
+        return _answer_for(message), message.id, 0
+    if outcome.content_conflict:
+        return reused, message.id, 0
+    return answer, message.id, outcome.deliveries_created
 
 
 # --- reading back ---------------------------------------------------------------------------------

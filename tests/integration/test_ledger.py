@@ -679,3 +679,137 @@ def test_a_delivery_remembers_the_message_that_asked_for_it(ledger: Ledger):
 
     assert ledger.get_delivery(new_id).inbound_item_id is None  # falls back to the document's
     assert ledger.get_delivery(delete_id).inbound_item_id == later
+
+
+# --- one message's outcome in one transaction ----------------------------------------------------
+
+
+def _message(ledger: Ledger, checksum: str = SHA_A, **fields):
+    values = {
+        "source": "dpi",
+        "finess_geo": GEO_A,
+        "original_ref": "1",
+        "checksum": checksum,
+        "size": 300,
+        "control_id": "MSG1",
+        "message_type": "ORU^R01^ORU_R01",
+        "status": "done",
+        "documents": [
+            {
+                "unique_id": "1.2.250.1.999.1^20",
+                "type_code": BIO,
+                "finess_geo": GEO_A,
+                "ins_matricule": INS,
+                "ins_oid": INS_OID_TEST,
+                "ins_qualified": True,
+                "content_sha256": SHA_A,
+            }
+        ],
+        "deliveries": [
+            ("dmp", None, "pending"),
+            ("mss_professional", "Dr.Who@Hopital.MSSante.fr", "pending"),
+            ("mss_patient", None, "held"),
+        ],
+        "actor": "test",
+    } | fields
+    return ledger.record_message(**values)
+
+
+def test_a_message_is_recorded_with_its_documents_deliveries_and_events_once(ledger: Ledger):
+    parent, _ = ledger.record_inbound(kind="hl7_file", source="dpi", checksum=SHA_B)
+    first = _message(ledger, parent_id=parent)
+
+    assert first.created and not first.unchanged and not first.content_conflict
+    item = first.item
+    assert (item.kind, item.status, item.parent_id, item.control_id) == (
+        "hl7_message",
+        "done",
+        parent,
+        "MSG1",
+    )
+    [document_id] = first.document_ids
+    assert ledger.get_document(document_id).inbound_item_id == item.id
+    deliveries = ledger.deliveries_of(document_id)
+    assert first.deliveries_created == 3
+    assert [
+        (d.channel, d.recipient, d.status, d.qualified_ins, d.type_code) for d in deliveries
+    ] == [
+        ("dmp", None, "pending", True, BIO),
+        ("mss_professional", "dr.who@hopital.mssante.fr", "pending", True, BIO),
+        ("mss_patient", None, "held", True, BIO),
+    ]
+    assert all(d.inbound_item_id == item.id and d.finess_geo == GEO_A for d in deliveries)
+    assert deliveries[0].next_attempt_at is not None and deliveries[2].next_attempt_at is None
+    assert [e.kind for e in ledger.events(inbound_item_id=item.id)] == [
+        "inbound.recorded",
+        "document.recorded",
+        "inbound.status",
+    ]
+    status_event = ledger.events(inbound_item_id=item.id, kind="inbound.status")[0]
+    assert (status_event.detail["from"], status_event.detail["to"]) == ("received", "done")
+    for d in deliveries:
+        assert [e.kind for e in ledger.events(delivery_id=d.id)] == ["delivery.created"]
+
+    # A replay changes nothing and writes no event.
+    events_before = len(ledger.events())
+    again = _message(ledger, parent_id=parent)
+    assert (again.created, again.unchanged, again.item.id) == (False, True, item.id)
+    assert again.deliveries_created == 0
+    assert len(ledger.events()) == events_before
+    assert [d.request_id for d in ledger.deliveries_of(document_id)] == [
+        d.request_id for d in deliveries
+    ]
+
+
+def test_an_unfinished_message_item_is_finished_by_the_next_recording(ledger: Ledger):
+    item_id, _ = ledger.record_inbound(kind="hl7_message", source="dpi", checksum=SHA_A)
+    outcome = _message(ledger)
+    assert (outcome.created, outcome.unchanged, outcome.item.id) == (False, False, item_id)
+    assert outcome.item.status == "done" and outcome.deliveries_created == 3
+    [status_event] = ledger.events(inbound_item_id=item_id, kind="inbound.status")
+    assert status_event.detail["from"] == "received"
+
+
+def test_a_refused_message_writes_no_document(ledger: Ledger):
+    outcome = _message(ledger, status="rejected", reason_code="INS_MISSING", reason_text="no INS")
+    assert (outcome.item.status, outcome.item.reason_code) == ("rejected", "INS_MISSING")
+    assert outcome.document_ids == () and ledger.find_document("1.2.250.1.999.1^20") is None
+
+
+def test_a_document_id_reused_with_another_content_refuses_the_whole_message(ledger: Ledger):
+    a_document(ledger, "1.2.250.1.999.1^20", content_sha256=SHA_B)
+    documents = [
+        {"unique_id": "1.2.250.1.999.1^21", "content_sha256": SHA_A},
+        {"unique_id": "1.2.250.1.999.1^20", "content_sha256": SHA_A},
+    ]
+    outcome = _message(
+        ledger, documents=documents, conflict_reason=("DOC_ID_REUSED", "document id reused")
+    )
+    assert outcome.content_conflict and outcome.created
+    assert (outcome.item.status, outcome.item.reason_code) == ("rejected", "DOC_ID_REUSED")
+    assert ledger.find_document("1.2.250.1.999.1^21") is None  # undone with the rest
+    assert ledger.deliveries_of(ledger.find_document("1.2.250.1.999.1^20").id) == []
+    assert [e.kind for e in ledger.events(inbound_item_id=outcome.item.id)] == [
+        "inbound.recorded",
+        "inbound.status",
+    ]
+
+    # A deletion names the existing document: no content comparison.
+    deletion = _message(ledger, SHA_B, documents=documents[1:], action="delete")
+    assert deletion.item.status == "done" and not deletion.content_conflict
+    assert [(d.action, d.channel) for d in ledger.deliveries_of(deletion.document_ids[0])][0] == (
+        "delete",
+        "dmp",
+    )
+
+
+def test_a_constraint_violated_while_recording_a_message_writes_nothing(ledger: Ledger):
+    documents = [
+        {"unique_id": "1.2.250.1.999.1^30", "content_sha256": SHA_A},
+        {"unique_id": "1.2.250.1.999.1^31", "ins_matricule": "NOT-AN-INS", "ins_oid": "1.2"},
+    ]
+    with pytest.raises(IntegrityError):
+        _message(ledger, documents=documents)
+    assert ledger.find_inbound(kind="hl7_message") == []
+    assert ledger.find_document("1.2.250.1.999.1^30") is None
+    assert ledger.events() == []

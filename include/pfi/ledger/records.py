@@ -110,6 +110,25 @@ class Event(_Row):
 
 
 @dataclass(frozen=True)
+class MessageOutcome:
+    """What :meth:`pfi.ledger.Ledger.record_message` recorded for one message.
+
+    ``item`` is the message's item as it now stands; ``created`` says whether this call recorded
+    it (``False``: already known); ``unchanged`` that it was already final (an earlier run, the
+    same message in another file) so that nothing was written.
+    ``content_conflict`` says that a document id came back with another content, so that the
+    message was recorded refused and none of its documents or deliveries were written.
+    """
+
+    item: InboundItem
+    created: bool
+    document_ids: tuple[int, ...] = ()
+    deliveries_created: int = 0
+    content_conflict: bool = False
+    unchanged: bool = False
+
+
+@dataclass(frozen=True)
 class MonthlyCount(_Row):
     """Deliveries of one month (Paris time) sharing every other column: the statistics' unit.
 
@@ -145,6 +164,7 @@ __all__ = [
     "Document",
     "Event",
     "InboundItem",
+    "MessageOutcome",
     "MonthlyCount",
     "MonthlyInboundCount",
 ]

@@ -19,9 +19,10 @@ never hold patient data (names, INS, document content): they are shown in the UI
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -45,6 +46,7 @@ from pfi.ledger.records import (
     Document,
     Event,
     InboundItem,
+    MessageOutcome,
     MonthlyCount,
     MonthlyInboundCount,
 )
@@ -61,6 +63,9 @@ from pfi.ledger.schema import (
     event,
     inbound_item,
 )
+
+#: Statuses of an inbound item that no later processing changes.
+TERMINAL_INBOUND = ("done", "rejected", "duplicate")
 
 #: How long a claimed delivery stays invisible to other workers (the longest attempt we expect).
 DEFAULT_LEASE = timedelta(minutes=10)
@@ -83,6 +88,51 @@ def _one_of(name: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
     return value
+
+
+def _document_values(
+    *,
+    unique_id: str,
+    set_id: str | None = None,
+    version: int | None = None,
+    type_code: str | None = None,
+    type_display: str | None = None,
+    finess_geo: str | None = None,
+    effective_time: datetime | None = None,
+    ins_matricule: str | None = None,
+    ins_oid: str | None = None,
+    ins_qualified: bool = False,
+    content_sha256: str | None = None,
+    inbound_item_id: int | None = None,
+    replaces_unique_id: str | None = None,
+) -> dict[str, Any]:
+    """A document row's values, normalised (INS upper-case, kept only with its OID)."""
+    matricule = ins_matricule.strip().upper() if ins_matricule else None
+    replaced = (
+        select(document.c.id).where(document.c.unique_id == replaces_unique_id).scalar_subquery()
+        if replaces_unique_id
+        else None
+    )
+    return {
+        "unique_id": unique_id,
+        "set_id": set_id,
+        "version": version,
+        "type_code": type_code,
+        "type_display": type_display,
+        "finess_geo": finess_geo,
+        "effective_time": effective_time,
+        "ins_matricule": matricule,
+        "ins_oid": ins_oid if matricule else None,
+        "ins_qualified": bool(ins_qualified and matricule),
+        "content_sha256": content_sha256.lower() if content_sha256 else None,
+        "inbound_item_id": inbound_item_id,
+        "replaces_unique_id": replaces_unique_id,
+        "replaces_document_id": replaced,
+    }
+
+
+class _ContentConflict(Exception):
+    """A document id came back with another content: the message's transaction is undone."""
 
 
 def delivery_key(channel: str, recipient: str | None, action: str) -> tuple[str, str | None, str]:
@@ -298,6 +348,273 @@ class Ledger:
             )
             return InboundItem.from_row(row._mapping)
 
+    def record_message(
+        self,
+        *,
+        source: str,
+        checksum: str,
+        status: str,
+        finess_geo: str | None = None,
+        original_ref: str | None = None,
+        size: int | None = None,
+        control_id: str | None = None,
+        message_type: str | None = None,
+        parent_id: int | None = None,
+        storage_path: str | None = None,
+        reason_code: str | None = None,
+        reason_text: str | None = None,
+        documents: Sequence[Mapping[str, Any]] = (),
+        deliveries: Sequence[tuple[str, str | None, str]] = (),
+        action: str = "new",
+        conflict_reason: tuple[str, str] = ("DOC_ID_REUSED", "document id reused"),
+        actor: str = "cli",
+    ) -> MessageOutcome:
+        """Record one ``hl7_message`` and what was decided about it, in ONE transaction.
+
+        The message's item (insert-or-get by checksum, as :meth:`record_inbound`), moved to
+        ``status`` (``done`` or ``rejected``, with its reason); for ``done``, its ``documents``
+        (keyword arguments of :meth:`upsert_document`, insert-or-get by unique id) and, for each
+        document, one delivery per ``(channel, recipient, status)`` of ``deliveries`` (insert-or-get
+        by key as :meth:`ensure_delivery`, ``status`` ``pending`` due now or ``held``, for
+        ``action``) — with the same events as those methods, written in the same transaction.
+
+        An item already known in a final status (``done``, ``rejected``, ``duplicate``: a replay,
+        the same message in another file) is returned unchanged and nothing is written. A document
+        id already known with another ``content_sha256`` (except for a deletion) refuses the whole
+        message: it is recorded ``rejected`` with ``conflict_reason`` and nothing else is written
+        (``content_conflict=True``). Any error (a constraint violated) writes nothing at all.
+        """
+        if status not in ("done", "rejected"):
+            raise ValueError(f"a message is recorded done or rejected, not {status!r}")
+        _one_of("action", action, ACTIONS)
+        keys = [
+            (*delivery_key(c, r, action), _one_of("status", s, ("pending", "held")))
+            for c, r, s in deliveries
+        ]
+        item = {
+            "kind": "hl7_message",
+            "source": source,
+            "finess_geo": finess_geo,
+            "original_ref": original_ref,
+            "checksum": checksum.lower(),
+            "size": size,
+            "control_id": control_id,
+            "message_type": message_type,
+            "parent_id": parent_id,
+            "storage_path": storage_path,
+        }
+        try:
+            with self.engine.begin() as conn:
+                return self._record_message(
+                    conn,
+                    item,
+                    status,
+                    reason_code,
+                    reason_text,
+                    documents if status == "done" else (),
+                    keys,
+                    action,
+                    actor,
+                )
+        except _ContentConflict:
+            pass
+        code, text = conflict_reason
+        with self.engine.begin() as conn:
+            outcome = self._record_message(
+                conn, item, "rejected", code, text, (), [], action, actor
+            )
+        return dataclasses.replace(outcome, content_conflict=True)
+
+    def _record_message(
+        self,
+        conn: Connection,
+        item: Mapping[str, Any],
+        status: str,
+        reason_code: str | None,
+        reason_text: str | None,
+        documents: Sequence[Mapping[str, Any]],
+        keys: Sequence[tuple[str, str | None, str, str]],
+        action: str,
+        actor: str,
+    ) -> MessageOutcome:
+        events: list[dict[str, Any]] = []
+
+        def note(kind: str, detail: Mapping[str, Any], **refs: int | None) -> None:
+            events.append(
+                {
+                    "kind": kind,
+                    "actor": actor,
+                    "detail": _plain(detail),
+                    "inbound_item_id": refs.get("inbound_item_id"),
+                    "document_id": refs.get("document_id"),
+                    "delivery_id": refs.get("delivery_id"),
+                }
+            )
+
+        item_id = conn.execute(
+            insert(inbound_item)
+            .values(**item, status="received")
+            .on_conflict_do_nothing(index_elements=["source", "kind", "checksum"])
+            .returning(inbound_item.c.id)
+        ).scalar()
+        created = item_id is not None
+        if created:
+            before = "received"
+            note(
+                "inbound.recorded",
+                {
+                    "kind": "hl7_message",
+                    "source": item["source"],
+                    "size": item["size"],
+                    "status": before,
+                },
+                inbound_item_id=item_id,
+            )
+        else:
+            known = conn.execute(
+                select(inbound_item)
+                .where(
+                    inbound_item.c.source == item["source"],
+                    inbound_item.c.kind == "hl7_message",
+                    inbound_item.c.checksum == item["checksum"],
+                )
+                .with_for_update()
+            ).one()
+            if known.status in TERMINAL_INBOUND:
+                return MessageOutcome(
+                    InboundItem.from_row(known._mapping), created=False, unchanged=True
+                )
+            item_id, before = known.id, known.status
+        document_ids: list[int] = []
+        created_deliveries = 0
+        if documents:
+            document_ids = self._record_documents(conn, documents, item_id, action, note)
+        if document_ids and keys:
+            created_deliveries = self._record_deliveries(
+                conn, document_ids, keys, action, item_id, note
+            )
+        row = conn.execute(
+            update(inbound_item)
+            .where(inbound_item.c.id == item_id)
+            .values(
+                status=status,
+                reason_code=reason_code,
+                reason_text=reason_text,
+                updated_at=func.now(),
+            )
+            .returning(*inbound_item.c)
+        ).one()
+        note(
+            "inbound.status",
+            {"from": before, "to": status, "reason_code": reason_code, "reason_text": reason_text},
+            inbound_item_id=item_id,
+        )
+        conn.execute(event.insert(), events)
+        return MessageOutcome(
+            InboundItem.from_row(row._mapping), created, tuple(document_ids), created_deliveries
+        )
+
+    @staticmethod
+    def _record_documents(
+        conn: Connection,
+        documents: Sequence[Mapping[str, Any]],
+        item_id: int,
+        action: str,
+        note: Any,
+    ) -> list[int]:
+        ids: list[int] = []
+        for fields in documents:
+            values = _document_values(**fields, inbound_item_id=item_id)
+            inserted = conn.execute(
+                insert(document)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=["unique_id"])
+                .returning(document.c.id, document.c.replaces_document_id)
+            ).first()
+            if inserted is not None:
+                detail: dict[str, Any] = {
+                    "type_code": values["type_code"],
+                    "version": values["version"],
+                    "ins_qualified": values["ins_qualified"],
+                }
+                if values["replaces_unique_id"]:
+                    detail["replaces_known"] = inserted.replaces_document_id is not None
+                note("document.recorded", detail, inbound_item_id=item_id, document_id=inserted.id)
+                ids.append(inserted.id)
+                continue
+            known = conn.execute(
+                select(document.c.id, document.c.content_sha256).where(
+                    document.c.unique_id == values["unique_id"]
+                )
+            ).one()
+            sha = values["content_sha256"]
+            if action != "delete" and known.content_sha256 and sha and known.content_sha256 != sha:
+                raise _ContentConflict
+            ids.append(known.id)
+        return ids
+
+    @staticmethod
+    def _record_deliveries(
+        conn: Connection,
+        document_ids: Sequence[int],
+        keys: Sequence[tuple[str, str | None, str, str]],
+        action: str,
+        item_id: int,
+        note: Any,
+    ) -> int:
+        sources = {
+            row.id: row
+            for row in conn.execute(
+                select(
+                    document.c.id,
+                    document.c.finess_geo,
+                    document.c.type_code,
+                    document.c.ins_qualified,
+                ).where(document.c.id.in_(set(document_ids)))
+            )
+        }
+        rows = []
+        for document_id in dict.fromkeys(document_ids):
+            source = sources[document_id]
+            for channel, recipient, _, status in keys:
+                rows.append(
+                    {
+                        "document_id": document_id,
+                        "channel": channel,
+                        "recipient": recipient,
+                        "action": action,
+                        "status": status,
+                        "next_attempt_at": func.now() if status == "pending" else None,
+                        "request_id": uuid.uuid4(),
+                        "historical": False,
+                        "inbound_item_id": item_id,
+                        "qualified_ins": source.ins_qualified,
+                        "finess_geo": source.finess_geo,
+                        "type_code": source.type_code,
+                    }
+                )
+        inserted = conn.execute(
+            insert(delivery)
+            .values(rows)
+            .on_conflict_do_nothing(
+                index_elements=["document_id", "channel", "recipient", "action"]
+            )
+            .returning(delivery.c.id, delivery.c.document_id, delivery.c.channel, delivery.c.status)
+        ).all()
+        for row in sorted(inserted, key=lambda r: r.id):
+            note(
+                "delivery.created",
+                {
+                    "channel": row.channel,
+                    "action": action,
+                    "status": row.status,
+                    "historical": False,
+                },
+                document_id=row.document_id,
+                delivery_id=row.id,
+            )
+        return len(inserted)
+
     # --- documents -----------------------------------------------------------------------------
 
     def upsert_document(
@@ -328,30 +645,21 @@ class Ledger:
         ``replaces_unique_id`` (the parent document of a replacement) is resolved to
         ``replaces_document_id`` when that document is in the ledger.
         """
-        matricule = ins_matricule.strip().upper() if ins_matricule else None
-        replaced = (
-            select(document.c.id)
-            .where(document.c.unique_id == replaces_unique_id)
-            .scalar_subquery()
-            if replaces_unique_id
-            else None
+        values = _document_values(
+            unique_id=unique_id,
+            set_id=set_id,
+            version=version,
+            type_code=type_code,
+            type_display=type_display,
+            finess_geo=finess_geo,
+            effective_time=effective_time,
+            ins_matricule=ins_matricule,
+            ins_oid=ins_oid,
+            ins_qualified=ins_qualified,
+            content_sha256=content_sha256,
+            inbound_item_id=inbound_item_id,
+            replaces_unique_id=replaces_unique_id,
         )
-        values = {
-            "unique_id": unique_id,
-            "set_id": set_id,
-            "version": version,
-            "type_code": type_code,
-            "type_display": type_display,
-            "finess_geo": finess_geo,
-            "effective_time": effective_time,
-            "ins_matricule": matricule,
-            "ins_oid": ins_oid if matricule else None,
-            "ins_qualified": bool(ins_qualified and matricule),
-            "content_sha256": content_sha256.lower() if content_sha256 else None,
-            "inbound_item_id": inbound_item_id,
-            "replaces_unique_id": replaces_unique_id,
-            "replaces_document_id": replaced,
-        }
         with self.engine.begin() as conn:
             inserted = conn.execute(
                 insert(document)
