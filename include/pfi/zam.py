@@ -492,10 +492,7 @@ def emit(
     path = write_zam(source, zam)
     if ledger is None or (endpoint is None and not source.zam_mllp_connection):
         return path
-    if delivery_id is not None and any(
-        e.detail.get("control_id") == zam.control_id
-        for e in ledger.events(delivery_id=delivery_id, kind=EVENT_SENT)
-    ):
+    if _already_sent(ledger, delivery_id, zam.control_id):
         return path
     entry = _Queued(
         source.name,
@@ -555,6 +552,9 @@ def resend_pending(
                 continue
             if not entry.claim(source):
                 continue  # another task is sending it, or it is gone
+            if _already_sent(ledger, entry.delivery_id, entry.control_id):
+                entry.remove(source)  # a task sent it, recorded it and died before unqueuing it
+                continue
             try:
                 data = entry.data_path(source).read_bytes()
             except FileNotFoundError:
@@ -569,6 +569,14 @@ def resend_pending(
             entry.remove(source)
             counts["sent" if outcome == "sent" else "refused"] += 1
     return counts
+
+
+def _already_sent(ledger: Ledger, delivery_id: int | None, control_id: str) -> bool:
+    """Has the ledger's trail a :data:`EVENT_SENT` of this ZAM (same delivery, control id)?"""
+    return delivery_id is not None and any(
+        e.detail.get("control_id") == control_id
+        for e in ledger.events(delivery_id=delivery_id, kind=EVENT_SENT)
+    )
 
 
 @dataclass(frozen=True)

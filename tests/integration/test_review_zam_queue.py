@@ -81,3 +81,50 @@ def test_an_old_queued_zam_claimed_by_one_task_is_not_sent_by_another(
         assert peer.received == []
     assert counts["sent"] == 0
     assert list(folder.glob("*.sending")) != []  # still task A's
+
+
+def test_a_queued_zam_sent_by_a_sweep_that_died_before_unqueuing_it_is_not_sent_again(
+    fresh_ledger, source, monkeypatch
+):
+    port = _free_port()
+    conn = {"conn_type": "mllp", "host": "127.0.0.1", "port": port, "extra": {"timeout": 5}}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONNECTION.upper()}", json.dumps(conn))
+    document_id, _ = fresh_ledger.upsert_document(unique_id="1.2.250.1.999.1.1.78")
+    delivery_id, _ = fresh_ledger.ensure_delivery(document_id, "dmp")
+    ack = zam.dmp_receipt(
+        REQUEST,
+        accepted=True,
+        control_id=zam.zam_control_id(zam.Z01_DMP_RECEIPT, delivery_id),
+        now=datetime(2026, 3, 2, 8, 0, tzinfo=UTC),
+    )
+    zam.emit(
+        source,
+        ack,
+        ledger=fresh_ledger,
+        delivery_id=delivery_id,
+        actor="test",
+        sleep=lambda _: None,
+    )
+    folder = source.work_dir / zam.SPOOL_DIR
+
+    class Killed(BaseException):
+        """The sweeping task is killed right after the send was recorded."""
+
+    def killed(self, source):
+        raise Killed
+
+    with MllpPeer(port=port) as peer:
+        with monkeypatch.context() as crash:
+            crash.setattr(zam._Queued, "remove", killed)
+            with pytest.raises(Killed):
+                zam.resend_pending(fresh_ledger, [source], actor="test")
+        (claimed,) = folder.glob("*.sending")
+        old = claimed.stat().st_mtime - zam.CLAIM_STALE.total_seconds() - 60
+        os.utime(claimed, (old, old))  # the dead task's claim comes back to the queue
+        counts = zam.resend_pending(fresh_ledger, [source], actor="test")  # the next sweep
+        assert peer.wait_received(1)
+        received = [e.control_id for e in peer.exchanges]
+    assert received == [ack.control_id]  # the producer gets its ZAM once
+    assert counts["sent"] == 0
+    assert len(fresh_ledger.events(delivery_id=delivery_id, kind=zam.EVENT_SENT)) == 1
+    assert list(folder.iterdir()) == []
