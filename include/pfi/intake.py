@@ -461,7 +461,12 @@ def claim(source: Hl7Source, *, limit: int = 1000) -> list[drop.ClaimedFile]:
 
 
 def record_claimed(
-    ledger: Ledger, source: Hl7Source, files: Sequence[drop.ClaimedFile], *, actor: str
+    ledger: Ledger,
+    source: Hl7Source,
+    files: Sequence[drop.ClaimedFile],
+    *,
+    actor: str,
+    settings: Settings | None = None,
 ) -> list[int]:
     """Record claimed files in the ledger (checksum first); return the ids still to acknowledge.
 
@@ -471,7 +476,9 @@ def record_claimed(
       leftover or a copy dropped while the first is in progress — the first item answers once
       processed; a copy is archived beside;
     - it is a new copy of a finished item (the producer dropped it again, typically because it
-      did not get the ACK): the copy is archived and the same answers are written again.
+      did not get the ACK): the copy is archived and the same answers are written again (with
+      ``settings``, the messages are checked again so that each answer carries the same ERR
+      segments as the first time; without, it is rebuilt from the ledger's first reason).
     """
     ids = []
     for claimed in files:
@@ -507,23 +514,48 @@ def record_claimed(
             detail={"archived_copy": str(archived), "first_status": known.status},
         )
         if known.status in TERMINAL:
-            _answer_again(ledger, source, known, archived.read_bytes())
+            _answer_again(ledger, source, known, archived.read_bytes(), settings, actor)
     return ids
 
 
-def _answer_again(ledger: Ledger, source: Hl7Source, item: InboundItem, raw: bytes) -> None:
-    """Write again the ACKs of a finished file, from what the ledger recorded per message."""
+def _answer_again(
+    ledger: Ledger,
+    source: Hl7Source,
+    item: InboundItem,
+    raw: bytes,
+    settings: Settings | None,
+    actor: str,
+) -> None:
+    """Write again the ACKs of a finished file: what the ledger decided per message, with the
+    ERR segments of the first answer when the messages, checked again, come to the same."""
     when = datetime.now(UTC)
-    chunks = split_file(raw)
-    if not chunks:
-        _write_ack(source, MessageHeader(), item.id, 0, f"PFI{item.id}", _answer_for(item), when)
+    if settings is not None:
+        evaluations = _evaluations(_context(ledger, settings, source, actor=actor), raw)
+    else:
+        evaluations = [
+            Evaluation(index, chunk, read_header(chunk[:HEADER_PEEK_BYTES]), _answer_for(item))
+            for index, chunk in enumerate(split_file(raw), 1)
+        ]
+    if not evaluations:
+        _write_ack(source, MessageHeader(), item.id, 0, f"PFI{item.id}", _empty_answer(), when)
         return
-    for index, chunk in enumerate(chunks, 1):
-        message = ledger.already_seen(source.name, "hl7_message", message_checksum(chunk))
+    for evaluation in evaluations:
+        message = ledger.already_seen(source.name, "hl7_message", evaluation.checksum)
         answered = message or item
         control = f"PFI{message.id}" if message else f"PFI{item.id}"
-        header = read_header(chunk[:HEADER_PEEK_BYTES])
-        _write_ack(source, header, item.id, index, control, _answer_for(answered), when)
+        answer = _answer_as_recorded(evaluation.answer, answered)
+        _write_ack(source, evaluation.header, item.id, evaluation.index, control, answer, when)
+
+
+def _answer_as_recorded(answer: Answer, item: InboundItem) -> Answer:
+    """The answer to a message the ledger already decided: ``answer`` (as evaluated now, with
+    all its ERR segments) when it comes to the same decision, else rebuilt from the ledger."""
+    if item.status == "done" and answer.accepted:
+        return answer
+    if item.status == "rejected" and not answer.accepted:
+        if answer.reason_code == item.reason_code:
+            return answer
+    return _answer_for(item)
 
 
 def _answer_for(item: InboundItem) -> Answer:
@@ -551,7 +583,9 @@ def claim_and_record(
     for source in settings.sources:
         if sources is not None and source.name not in sources:
             continue
-        ids = record_claimed(ledger, source, claim(source, limit=limit), actor=actor)
+        ids = record_claimed(
+            ledger, source, claim(source, limit=limit), actor=actor, settings=settings
+        )
         ids += [i for i in unfinished_kept(ledger, source, limit=limit) if i not in ids]
         for chunk in drop.batches([str(i) for i in ids], batch_size):
             batches.append({"source": source.name, "item_ids": [int(i) for i in chunk]})
@@ -632,15 +666,7 @@ def acknowledge_items(
     ``refused``; ``deliveries`` created; ``reasons`` per refusal code.
     """
     source = settings.source(batch["source"])
-    context = _Context(
-        ledger=ledger,
-        source=source,
-        policy=InsPolicy.for_site(settings.site),
-        options=IntakeOptions.from_settings(settings),
-        structure_oid=settings.site.structure_oid,
-        actor=actor,
-        now=now,
-    )
+    context = _context(ledger, settings, source, actor=actor, now=now)
     counts: dict[str, Any] = {
         "acknowledged": 0,
         "rejected": 0,
@@ -683,6 +709,25 @@ class _Context:
     now: datetime | None
 
 
+def _context(
+    ledger: Ledger,
+    settings: Settings,
+    source: Hl7Source,
+    *,
+    actor: str,
+    now: datetime | None = None,
+) -> _Context:
+    return _Context(
+        ledger=ledger,
+        source=source,
+        policy=InsPolicy.for_site(settings.site),
+        options=IntakeOptions.from_settings(settings),
+        structure_oid=settings.site.structure_oid,
+        actor=actor,
+        now=now,
+    )
+
+
 def _record_failure(ledger: Ledger, item_id: int, exc: Exception, *, actor: str) -> None:
     try:
         ledger.set_inbound_status(
@@ -718,29 +763,10 @@ def _acknowledge_one(context: _Context, item_id: int, counts: dict[str, Any]) ->
     if path is None:
         raise FileNotFoundError(f"the file of item {item_id} is neither in work nor kept")
     when = context.now or datetime.now(UTC)
-    # A file far over any sensible size is answered from its first bytes, never parsed.
-    file_limit = context.options.max_file_bytes
-    raw = _read(path, file_limit)
-    if len(raw) > file_limit:
-        head = raw[:HEADER_PEEK_BYTES]
-        failure = RuleFailure(INTAKE_TOO_LARGE, f"file over the limit of {file_limit} bytes")
-        evaluations = [Evaluation(1, head, read_header(head), refusal([failure], code="AR"))]
-    else:
-        evaluations = [
-            evaluate(
-                index,
-                chunk,
-                source=source,
-                policy=context.policy,
-                options=context.options,
-                structure_oid=context.structure_oid,
-            )
-            for index, chunk in enumerate(split_file(raw), 1)
-        ]
+    evaluations = _evaluations(context, _read(path, context.options.max_file_bytes))
     if not evaluations:
         return _empty_file(context, item, path, when)
 
-    evaluations = [_precheck_documents(context, e) for e in evaluations]
     any_accepted = any(e.answer.accepted for e in evaluations)
     name = item.original_ref or path.name
     archived = drop.kept_path(source, item.id, name, item.received_at, rejected=False)
@@ -827,6 +853,28 @@ def _acknowledge_one(context: _Context, item_id: int, counts: dict[str, Any]) ->
     return "acknowledged" if accepted else "rejected"
 
 
+def _evaluations(context: _Context, raw: bytes) -> list[Evaluation]:
+    """What is decided about each message of a file (none: an empty file), before any write."""
+    # A file far over any sensible size is answered from its first bytes, never parsed.
+    file_limit = context.options.max_file_bytes
+    if len(raw) > file_limit:
+        head = raw[:HEADER_PEEK_BYTES]
+        failure = RuleFailure(INTAKE_TOO_LARGE, f"file over the limit of {file_limit} bytes")
+        return [Evaluation(1, head, read_header(head), refusal([failure], code="AR"))]
+    evaluations = [
+        evaluate(
+            index,
+            chunk,
+            source=context.source,
+            policy=context.policy,
+            options=context.options,
+            structure_oid=context.structure_oid,
+        )
+        for index, chunk in enumerate(split_file(raw), 1)
+    ]
+    return [_precheck_documents(context, e) for e in evaluations]
+
+
 def _precheck_documents(context: _Context, evaluation: Evaluation) -> Evaluation:
     """Refuse before any write a request whose document id is known with another content.
 
@@ -854,17 +902,17 @@ def _reused_id() -> Answer:
     )
 
 
-def _empty_file(context: _Context, item: InboundItem, path: Path, when: datetime) -> str:
-    answer = refusal(
-        [RuleFailure(INTAKE_EMPTY_FILE, "the file holds no HL7 segment")],
-        location="MSH",
-    )
-    answer = Answer(
+def _empty_answer() -> Answer:
+    return Answer(
         "AE",
         (AckError(condition=ERR_SEGMENT_SEQUENCE, location="MSH", diagnostic=INTAKE_EMPTY_FILE),),
-        answer.reason_code,
-        answer.reason_text,
+        INTAKE_EMPTY_FILE,
+        "the file holds no HL7 segment",
     )
+
+
+def _empty_file(context: _Context, item: InboundItem, path: Path, when: datetime) -> str:
+    answer = _empty_answer()
     _write_ack(context.source, MessageHeader(), item.id, 0, f"PFI{item.id}", answer, when)
     target = drop.kept_path(
         context.source, item.id, item.original_ref or path.name, item.received_at, rejected=True
@@ -941,9 +989,7 @@ def _record_message(
     message = outcome.item
     if outcome.unchanged:
         # seen before (replay, the same message in another file): answered as it was then
-        if message.status == "done":
-            return answer, message.id, 0
-        return _answer_for(message), message.id, 0
+        return _answer_as_recorded(answer, message), message.id, 0
     if outcome.content_conflict:
         return reused, message.id, 0
     return answer, message.id, outcome.deliveries_created

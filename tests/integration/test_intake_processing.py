@@ -401,6 +401,40 @@ def test_the_same_file_dropped_twice_is_processed_once(fresh_ledger, settings, f
     assert again["skipped"] == 1 and again["deliveries"] == 0
 
 
+def test_a_re_dropped_file_gets_the_same_answers_as_the_first_time(
+    fresh_ledger, settings, fixtures_dir
+):
+    good = (fixtures_dir / MDM_INIT).read_bytes()
+    ins = b"279035121518989^^^ASIP-SANTE-INS-NIR&1.2.250.1.213.1.4.10&ISO^INS^^20101207"
+    cases = {
+        "warned.hl7": (fixtures_dir / ORU_INIT).read_bytes(),  # AA with ERR of severity W
+        "no_ins.hl7": variant(good, (b"PID|||" + ins + b"|", b"PID||||")),  # several ERR
+        "unknown_event.hl7": variant(good, (b"MDM^T02^MDM_T02", b"MDM^T99^MDM_T02")),
+        "ack.hl7": b"MSH|^~\\&|DPI|CH|PFI|CH|20260301||ACK^T02^ACK|77|P|2.6\nMSA|AA|12\n",
+        "empty.hl7": b"",
+    }
+    drop = Dropper(settings)
+    for name, data in cases.items():
+        drop(name, data)
+    run(fresh_ledger, settings)
+    items = {i.original_ref: i for i in fresh_ledger.find_inbound(kind="hl7_file")}
+
+    def answers() -> dict[str, list[list[str]]]:  # every ACK but its MSH (which dates it)
+        return {name: [a[1:] for a in acks_of(settings, items[name].id)] for name in cases}
+
+    first = answers()
+    for ack in settings.source("lab").outbound_dir.iterdir():
+        ack.unlink()  # the producer took its ACKs... then dropped the same files again
+    for name, data in cases.items():
+        drop(f"again_{name}", data)
+    batches, _ = run(fresh_ledger, settings)
+
+    assert batches == []
+    again = answers()
+    assert [len(again[name]) for name in cases] == [1] * len(cases)
+    assert again == first
+
+
 CRASHING_WORKER = textwrap.dedent(
     """
     import os, signal, sys
