@@ -1,10 +1,13 @@
 """The MSSanté SMTP client against the devkit relay and Dovecot, over real TLS with the
 mailbox's client certificate: what arrives, what is refused, outages and closed sessions."""
 
+import contextlib
 import email
 import email.policy
 import imaplib
 import socket
+import ssl
+import threading
 
 import pytest
 
@@ -207,3 +210,86 @@ def test_sasl_external_over_the_certificate(mail_servers, test_pki, fixtures_dir
     with SmtpClient(endpoint(mail_servers, test_pki, sasl="external")) as smtp:
         smtp.send(mail)
     assert len(received(mail_servers, test_pki, mail.recipient, mail.message_id)) == 1
+
+
+class _DroppingServer:
+    """A minimal SMTP server over implicit TLS (the devkit's server certificate) that keeps what
+    it accepts and, when told, takes a mail's data and closes the connection without the final
+    reply — as a relay that crashes, or a client timeout while a slow relay scans a large mail."""
+
+    def __init__(self, test_pki) -> None:
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(test_pki.server.cert_path, test_pki.server.key_path)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.received: list[bytes] = []
+        self.drop_next_data = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                raw, _ = self.listener.accept()
+            except OSError:
+                return
+            with contextlib.suppress(OSError, ssl.SSLError):
+                with self.ctx.wrap_socket(raw, server_side=True) as conn:
+                    self._session(conn.makefile("rwb"))
+
+    def _session(self, io) -> None:
+        def reply(line: str) -> None:
+            io.write(line.encode() + b"\r\n")
+            io.flush()
+
+        reply("220 dropping.test ESMTP")
+        while line := io.readline():
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                reply("250-dropping.test")
+                reply("250 8BITMIME")
+            elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
+                reply("250 2.0.0 OK")
+            elif verb == b"DATA":
+                reply("354 go ahead")
+                data = b""
+                while (chunk := io.readline()) not in (b".\r\n", b""):
+                    data += chunk
+                self.received.append(data)
+                if self.drop_next_data:
+                    self.drop_next_data = False
+                    return  # taken, then the connection is gone before "250"
+                reply("250 2.0.0 queued")
+            elif verb == b"QUIT":
+                reply("221 bye")
+                return
+            else:
+                reply("502 5.5.2 not implemented")
+
+    def count(self, message_id: str) -> int:
+        return sum(message_id.encode() in data for data in self.received)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_connection_lost_after_the_data_is_not_followed_by_a_second_copy(
+    mail_servers, test_pki, fixtures_dir
+):
+    # The session is reused for a second mail; the server takes that mail's data and the
+    # connection drops before its reply. The mail may well be on its way: sending it again on a
+    # new session would give the recipient two copies. It is a transient failure, nothing more.
+    _, (first,) = mails_of(fixtures_dir, MDM_INIT)
+    _, (second,) = mails_of(fixtures_dir, MDM_INIT)
+    server = _DroppingServer(test_pki)
+    try:
+        ep = endpoint(mail_servers, test_pki, security="tls", sasl="none")
+        ep = type(ep)(**{**ep.__dict__, "port": server.port})
+        with SmtpClient(ep) as smtp:
+            smtp.send(first)
+            server.drop_next_data = True
+            with pytest.raises(TransientError):
+                smtp.send(second)
+    finally:
+        server.close()
+    assert (server.count(first.message_id), server.count(second.message_id)) == (1, 1)

@@ -97,7 +97,8 @@ _ENHANCED = re.compile(rb"^\s*([245]\.\d{1,3}\.\d{1,3})")
 
 
 class SmtpClient(MailboxSession):
-    """One SMTP session, opened lazily, reused for many mails, reopened when the server closed it.
+    """One SMTP session, opened lazily, reused for many mails, reopened when the server closed it
+    (found before a mail is sent, never by resending one).
 
     ::
 
@@ -173,26 +174,33 @@ class SmtpClient(MailboxSession):
     def send(self, mail: ComposedMail) -> SendReceipt:
         """Send one mail to its one recipient; raise a PFI error on any failure.
 
-        A session the server closed since the last mail (inactivity, maximum duration) is
-        reopened and the mail sent on the new one, once.
+        A session the server closed since the last mail (inactivity, maximum duration) is found
+        by a ``NOOP`` before the mail and reopened. Once the mail's transaction has begun, a lost
+        connection is a transient failure and never a second copy on a new session: the server
+        may have taken the mail before the connection broke (a missing "250" after the data).
         """
         if mail.sender.lower() != self.endpoint.mailbox.lower():
             raise ConfigurationError(
                 "the mail's sender is not this SMTP session's mailbox", code=k.NO_MAILBOX
             )
         data = mail.as_bytes()
-        reused = self._smtp is not None
-        try:
-            return self._send_once(mail, data)
-        except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
-            self._drop()
-            if not reused:
-                raise _translate(exc, "send") from None
+        self._probe()
         try:
             return self._send_once(mail, data)
         except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
             self._drop()
             raise _translate(exc, "send") from None
+
+    def _probe(self) -> None:
+        """Drop a reused session that no longer answers (nothing of a mail has been sent yet)."""
+        if self._smtp is None:
+            return
+        try:
+            code, _ = self._smtp.noop()
+        except (OSError, smtplib.SMTPException):
+            code = 0
+        if code != 250:
+            self._drop()
 
     def _send_once(self, mail: ComposedMail, data: bytes) -> SendReceipt:
         self.connect()
