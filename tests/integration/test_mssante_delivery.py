@@ -290,6 +290,41 @@ def test_read_notification_gives_z03_and_failure_dsn_fails_the_delivery_with_z02
     assert len(zams(folder, "Z03")) == 1
 
 
+def test_a_dsn_for_a_mail_whose_smtp_reply_was_lost_stops_its_retries(
+    site, mail_servers, test_pki, fixtures_dir
+):
+    settings, ledger, folder = site
+    intake(settings, ledger, folder, fixtures_dir, MDM_INIT)
+    # The attempt ends in a connection failure: as when the connection broke after the data,
+    # before the operator's "250" (here the relay is down; the ledger cannot tell the two apart).
+    try:
+        mail_servers.set_relay_state("refuse")
+        send_all(settings, ledger, mail_servers, test_pki)
+    finally:
+        mail_servers.set_relay_state("up")
+    (waiting,) = mss_deliveries(ledger)
+    assert waiting.status == "pending"
+    message_id = f"<{waiting.request_id}@ch-demo.mssante.test>"
+    # The operator had the mail: its DSN says so. Sending it again would be a second copy.
+    dsn = _report(
+        "delivery-status",
+        message_id,
+        f"Reporting-MTA: dns; mx.test-ci-sis.mssante.fr\r\nOriginal-Envelope-Id: "
+        f"{waiting.request_id}\r\n\r\nFinal-Recipient: rfc822; {PROFESSIONAL}\r\n"
+        "Action: delivered\r\nStatus: 2.0.0\r\n",
+        PROFESSIONAL,
+    )
+    send_as_human(mail_servers, test_pki, PROFESSIONAL, SENDER, dsn)
+    counts = poll_notifications(ledger, settings, imap_for(mail_servers, test_pki), actor="test")
+    assert counts["dsn"] == 1
+    later = datetime.now(UTC) + timedelta(hours=2)
+    again = send_all(settings, ledger, mail_servers, test_pki, now=later)
+    assert again["mss_professional"]["claimed"] == 0
+    (sent,) = mss_deliveries(ledger)
+    assert (sent.status, sent.partner_ref) == ("sent", message_id)
+    assert received_mails(mail_servers, test_pki, PROFESSIONAL, message_id) == []
+
+
 def test_initial_replacement_and_deletion_each_mail_the_professional_once(
     site, mail_servers, test_pki, fixtures_dir
 ):
@@ -329,6 +364,46 @@ def test_a_mail_sent_by_a_worker_that_died_before_recording_it_is_not_sent_again
     (sent,) = mss_deliveries(ledger)
     assert sent.status == "sent" and sent.partner_ref == message_id
     assert received_mails(mail_servers, test_pki, PROFESSIONAL, message_id) == []
+
+
+def test_a_mail_accepted_while_the_trail_cannot_be_written_is_recorded_sent_not_mailed_again(
+    site, mail_servers, test_pki, fixtures_dir
+):
+    from sqlalchemy import text
+
+    from pfi.errors import TransientError
+
+    settings, ledger, folder = site
+    intake(settings, ledger, folder, fixtures_dir, MDM_INIT)
+    (due,) = mss_deliveries(ledger)
+    message_id = f"<{due.request_id}@ch-demo.mssante.test>"
+    # The database refuses the first "mss.sent" line (a lost connection, a full disk…) just
+    # after the operator accepted the mail: that mail is gone, whatever the trail says.
+    with ledger.engine.begin() as conn:
+        conn.execute(text("CREATE SEQUENCE test_trail_once"))
+        conn.execute(
+            text(
+                "CREATE FUNCTION test_trail_fails_once() RETURNS trigger AS $$ BEGIN "
+                "IF NEW.kind = 'mss.sent' AND nextval('test_trail_once') = 1 THEN "
+                "RAISE EXCEPTION 'the trail cannot be written'; END IF; RETURN NEW; END $$ "
+                "LANGUAGE plpgsql"
+            )
+        )
+        conn.execute(
+            text(
+                "CREATE TRIGGER test_trail_fails_once BEFORE INSERT ON event "
+                "FOR EACH ROW EXECUTE FUNCTION test_trail_fails_once()"
+            )
+        )
+    with pytest.raises(TransientError) as red:  # the task turns red: the trail lacks a line
+        send_all(settings, ledger, mail_servers, test_pki)
+    assert red.value.code == "INTERNAL"
+    later = datetime.now(UTC) + timedelta(hours=2)
+    again = send_all(settings, ledger, mail_servers, test_pki, now=later)
+    assert again["mss_professional"]["claimed"] == 0
+    (sent,) = mss_deliveries(ledger)
+    assert (sent.status, sent.partner_ref) == ("sent", message_id)
+    assert len(received_mails(mail_servers, test_pki, PROFESSIONAL, message_id)) == 1
 
 
 EXAMPLES = [

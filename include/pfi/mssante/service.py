@@ -47,8 +47,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from pfi import zam
-from pfi.deliveries import Outcome, RetryPolicy, run_due
-from pfi.errors import ConfigurationError, InvalidInput, PfiError
+from pfi.deliveries import INTERNAL, Outcome, RetryPolicy, run_due
+from pfi.errors import (
+    ConfigurationError,
+    InvalidInput,
+    PfiError,
+    TransientError,
+    unexpected_summary,
+)
 from pfi.hl7v2 import decide_request
 from pfi.ins import InsPolicy
 from pfi.mssante import constants as k
@@ -147,6 +153,8 @@ class MssSender:
         self._clients: dict[str, SmtpClient] = {}
         self._requests: dict[int, Hl7Request] = {}
         self._sent: dict[int, bool] = {}
+        #: Trail lines of accepted mails that could not be written (the task turns red).
+        self.trail_errors: list[BaseException] = []
 
     # -- the pieces ------------------------------------------------------------------------
 
@@ -210,11 +218,20 @@ class MssSender:
             self._event(EVENT_ERROR, delivery, {**detail, "code": exc.code, "smtp_code": smtp_code})
             raise
         self._sent[delivery.id] = receipt.dsn_requested
-        self._event(
-            EVENT_SENT,
-            delivery,
-            {**detail, "dsn_requested": receipt.dsn_requested, "mdn_requested": mail.mdn},
-        )
+        try:
+            self._event(
+                EVENT_SENT,
+                delivery,
+                {**detail, "dsn_requested": receipt.dsn_requested, "mdn_requested": mail.mdn},
+            )
+        except Exception as exc:  # the mail is accepted: a retry would send it a second time
+            self.trail_errors.append(exc)
+            log.error(
+                "delivery %s: mail %s accepted, its mss.sent line not written (%s)",
+                delivery.id,
+                mail.message_id,
+                unexpected_summary(exc),
+            )
         return Outcome.sent(mail.message_id)
 
     def after(self, delivery: Delivery, outcome: Outcome) -> None:
@@ -343,7 +360,7 @@ def deliver_due(
     config = config or MssConfig.from_settings(settings)
     sender = MssSender(ledger, settings, smtp_for, actor=actor, config=config)
     try:
-        return run_due(
+        counts = run_due(
             ledger,
             channel,
             sender.send_one,
@@ -355,6 +372,13 @@ def deliver_due(
         )
     finally:
         sender.close()
+    if sender.trail_errors:
+        raise TransientError(
+            f"{len(sender.trail_errors)} accepted mail(s) without their mss.sent trail line "
+            f"(first: {unexpected_summary(sender.trail_errors[0])}); recorded as sent",
+            code=INTERNAL,
+        )
+    return counts
 
 
 def find_delivery(ledger: Ledger, request_id: uuid.UUID) -> Delivery | None:
@@ -460,11 +484,15 @@ def _record(sender: MssSender, note: Notification, counts: dict[str, int]) -> No
             delivery,
             {"action": note.action, "status": note.status, "smtp_code": note.smtp_code},
         )
+        if delivery.status == "pending" and not note.failed:
+            # The operator has the mail although our attempt ended without its "250" (the
+            # connection broke after the data): the queue must not send a second copy.
+            delivery = _sent_per_dsn(sender, delivery, note)
         if note.delivered:
             counts["zam"] += bool(sender.receipt(delivery, delivered=True))
         elif note.failed:
             code = note.smtp_code or 550
-            if delivery.status == "sent":
+            if delivery.status in ("sent", "pending"):
                 delivery = ledger.mark_delivery(
                     delivery.id,
                     "failed",
@@ -481,6 +509,24 @@ def _record(sender: MssSender, note: Notification, counts: dict[str, int]) -> No
         {"disposition": note.action, "modifier": note.status, "error_code": note.error_code},
     )
     counts["zam"] += bool(sender.read_receipt(delivery, note))
+
+
+def _sent_per_dsn(sender: MssSender, delivery: Delivery, note: Notification) -> Delivery:
+    """A pending delivery that a DSN (delivered, relayed, delayed…) shows the operator took:
+    ``sent``, with the Message-ID of its attempts, and the ``mss.sent`` line of the trail."""
+    attempts = sender.ledger.events(delivery_id=delivery.id, kind=EVENT_SENDING)
+    message_id = next(
+        (str(e.detail["message_id"]) for e in reversed(attempts) if e.detail.get("message_id")),
+        note.original_message_id or None,
+    )
+    sender._event(
+        EVENT_SENT,
+        delivery,
+        {"message_id": message_id, "dsn_requested": True, "per_dsn": note.action},
+    )
+    return sender.ledger.mark_delivery(
+        delivery.id, "sent", partner_ref=message_id, attempted=False, actor=sender.actor
+    )
 
 
 def _no_smtp(mailbox: MailboxSetting) -> SmtpClient:
