@@ -325,6 +325,30 @@ def test_a_dsn_for_a_mail_whose_smtp_reply_was_lost_stops_its_retries(
     assert received_mails(mail_servers, test_pki, PROFESSIONAL, message_id) == []
 
 
+def test_a_dsn_whose_diagnostic_is_in_raw_utf8_is_read_and_blocks_nothing(
+    site, mail_servers, test_pki, fixtures_dir
+):
+    settings, ledger, folder = site
+    intake(settings, ledger, folder, fixtures_dir, MDM_INIT)
+    send_all(settings, ledger, mail_servers, test_pki)
+    (sent,) = mss_deliveries(ledger)
+    # A French operator's bounce, its diagnostic in 8-bit UTF-8 as many MTAs write it.
+    dsn = _report(
+        "delivery-status",
+        sent.partner_ref,
+        f"Reporting-MTA: dns; mx.test-ci-sis.mssante.fr\r\nOriginal-Envelope-Id: "
+        f"{sent.request_id}\r\n\r\nFinal-Recipient: rfc822; {PROFESSIONAL}\r\n"
+        "Action: failed\r\nStatus: 5.2.2\r\n"
+        "Diagnostic-Code: smtp; 552 5.2.2 Boîte aux lettres pleine\r\n",
+        PROFESSIONAL,
+    )
+    send_as_human(mail_servers, test_pki, PROFESSIONAL, SENDER, dsn)
+    counts = poll_notifications(ledger, settings, imap_for(mail_servers, test_pki), actor="test")
+    assert counts["errors"] == 0
+    failed = ledger.get_delivery(sent.id)
+    assert (failed.status, failed.reason_code) == ("failed", "SMTP_552")
+
+
 def test_initial_replacement_and_deletion_each_mail_the_professional_once(
     site, mail_servers, test_pki, fixtures_dir
 ):

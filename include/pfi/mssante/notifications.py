@@ -139,7 +139,7 @@ def _blocks(part: Message) -> list[Message]:
     if isinstance(payload, list):
         return [p for p in payload if isinstance(p, Message)]
     text = payload if isinstance(payload, str) else ""
-    if part.get("Content-Transfer-Encoding", "").lower() in ("base64", "quoted-printable"):
+    if _field(part, "Content-Transfer-Encoding").lower() in ("base64", "quoted-printable"):
         text = (part.get_payload(decode=True) or b"").decode("utf-8", "replace")
     chunks = re.split(r"\r?\n\s*\r?\n", text.strip())
     return [HeaderParser().parsestr(chunk.strip() + "\n") for chunk in chunks if chunk.strip()]
@@ -164,22 +164,32 @@ def _address(value: str) -> str:
     return (address or value or "").strip().strip("<>").strip().lower()
 
 
+def _field(block: Message, *names: str) -> str:
+    """The first of these fields that is present, as text. A field with raw 8-bit bytes (a
+    diagnostic in UTF-8, an SMTPUTF8 address) comes as a ``Header`` from the parser, not a str."""
+    for name in names:
+        value = block.get(name)
+        if value:
+            return str(value)
+    return ""
+
+
 def _clean(value: str) -> str:
     """Message ids as the IG example writes them (``<id >``): blanks removed."""
     return "".join(str(value or "").split())
 
 
 def _dsn(block: Message, original: str, envelope_id: str) -> Notification:
-    status = _status(block.get("Status", "") or "")
-    diagnostic = block.get("Diagnostic-Code", "") or ""
+    status = _status(_field(block, "Status"))
+    diagnostic = _field(block, "Diagnostic-Code")
     found = _SMTP_CODE.search(diagnostic)
     code = int(found.group(1)) if found else None
     if code is None and status[:1] in "45" and status:
         code = 550 if status.startswith("5") else 450
     return Notification(
         kind="dsn",
-        recipient=_address(block.get("Final-Recipient") or block.get("Original-Recipient", "")),
-        action=_word(block.get("Action", "") or ""),
+        recipient=_address(_field(block, "Final-Recipient", "Original-Recipient")),
+        action=_word(_field(block, "Action")),
         status=status,
         smtp_code=code,
         original_message_id=original,
@@ -188,17 +198,17 @@ def _dsn(block: Message, original: str, envelope_id: str) -> Notification:
 
 
 def _mdn(block: Message) -> Notification:
-    disposition = block.get("Disposition", "") or ""
+    disposition = _field(block, "Disposition")
     _, _, what = disposition.partition(";")
     kind_part, _, modifier = what.strip().partition("/")
     error = _ERROR_CODE.search(modifier)
     return Notification(
         kind="mdn",
-        recipient=_address(block.get("Final-Recipient") or block.get("Original-Recipient", "")),
+        recipient=_address(_field(block, "Final-Recipient", "Original-Recipient")),
         action=_word(kind_part),
         status=_word(modifier.split(":")[0]),
         error_code=error.group(1) if error else "",
-        original_message_id=_clean(block.get("Original-Message-ID", "")),
+        original_message_id=_clean(_field(block, "Original-Message-ID")),
     )
 
 
