@@ -612,8 +612,22 @@ def unfinished_kept(ledger: Ledger, source: Hl7Source, *, limit: int = 1000) -> 
     return found[:limit]
 
 
+#: Bytes of the producer's file name kept in the name of a kept original: with the ledger id
+#: before it and ``.NNN.hl7.reason.txt`` after it, a file name stays under the 255 bytes of
+#: usual file systems.
+KEPT_NAME_BYTES = 200
+
+
+def _kept_name(name: str) -> str:
+    """The producer's file name as far as it goes into a kept path (its end: the extension)."""
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) <= KEPT_NAME_BYTES:
+        return name
+    return encoded[-KEPT_NAME_BYTES:].decode("utf-8", "ignore")
+
+
 def _locate_kept(source: Hl7Source, item: InboundItem) -> Path | None:
-    name = item.original_ref or Path(item.storage_path or "").name
+    name = _kept_name(item.original_ref or Path(item.storage_path or "").name)
     for rejected in (False, True):
         kept = drop.kept_path(source, item.id, name, item.received_at, rejected=rejected)
         if kept.is_file():
@@ -768,7 +782,7 @@ def _acknowledge_one(context: _Context, item_id: int, counts: dict[str, Any]) ->
         return _empty_file(context, item, path, when)
 
     any_accepted = any(e.answer.accepted for e in evaluations)
-    name = item.original_ref or path.name
+    name = _kept_name(item.original_ref or path.name)
     archived = drop.kept_path(source, item.id, name, item.received_at, rejected=False)
     quarantined = drop.kept_path(source, item.id, name, item.received_at, rejected=True)
     target = archived if any_accepted else quarantined
@@ -915,7 +929,11 @@ def _empty_file(context: _Context, item: InboundItem, path: Path, when: datetime
     answer = _empty_answer()
     _write_ack(context.source, MessageHeader(), item.id, 0, f"PFI{item.id}", answer, when)
     target = drop.kept_path(
-        context.source, item.id, item.original_ref or path.name, item.received_at, rejected=True
+        context.source,
+        item.id,
+        _kept_name(item.original_ref or path.name),
+        item.received_at,
+        rejected=True,
     )
     kept = drop.keep(path, target)
     drop.write_reason(kept, INTAKE_EMPTY_FILE, answer.reason_text or "", item.checksum, when=when)

@@ -435,6 +435,29 @@ def test_a_re_dropped_file_gets_the_same_answers_as_the_first_time(
     assert again == first
 
 
+def test_a_file_with_a_long_name_is_answered_and_kept(fresh_ledger, settings, fixtures_dir):
+    good = (fixtures_dir / MDM_INIT).read_bytes()
+    bad = variant(good, (b"279035121518989", b"279035121518988"))
+    long = "CR_" + "x" * 227 + ".hl7"  # claimable (work name ≤ 255 bytes), yet long
+    drop = Dropper(settings)
+    drop("r" + long, b"not HL7 at all")  # refused: quarantined with its reason beside
+    drop("b" + long, good + bad)  # a batch with a refused message: archived, copy quarantined
+
+    _, results = run(fresh_ledger, settings)
+
+    assert results[0]["failed"] == 0
+    items = {i.original_ref: i for i in fresh_ledger.find_inbound(kind="hl7_file")}
+    refused, batch = items["r" + long], items["b" + long]
+    assert (refused.status, batch.status) == ("rejected", "done")
+    kept = Path(refused.storage_path)
+    assert "quarantine" in kept.parts and kept.read_bytes() == b"not HL7 at all"
+    assert kept.with_name(kept.name + ".reason.txt").read_text().startswith("HL7_PARSE")
+    assert "archive" in Path(batch.storage_path).parts
+    [copy] = [p for p in settings.source("lab").quarantine_dir.rglob("*.hl7") if p != kept]
+    assert b"279035121518988" in copy.read_bytes()
+    assert not list(settings.source("lab").work_dir.iterdir())
+
+
 CRASHING_WORKER = textwrap.dedent(
     """
     import os, signal, sys
