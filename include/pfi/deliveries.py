@@ -237,14 +237,20 @@ def run_due(
 
     ``after(delivery, outcome)`` runs once the outcome is recorded (business acknowledgement to
     the producer, for instance); ``delivery`` is the ledger row as it now stands (``failed`` when
-    the retries were given up). Returns counts only (XCom-safe): ``claimed``, ``sent``,
-    ``refused``, ``deferred``, ``failed``, ``errors``.
+    the retries were given up). Before each delivery after the first, its lease is renewed
+    (:meth:`~pfi.ledger.Ledger.renew_claim`): one that another worker claimed once this batch
+    outlasted the lease is skipped, never attempted twice. Returns counts only (XCom-safe):
+    ``claimed``, ``sent``, ``refused``, ``deferred``, ``failed``, ``errors``, ``skipped``.
     """
     claimed = ledger.claim_due_deliveries(channel, now=now, limit=limit, actor=actor)
     counts = {"channel": channel, "claimed": len(claimed), "sent": 0, "refused": 0}
-    counts |= {"deferred": 0, "failed": 0, "errors": 0}
+    counts |= {"deferred": 0, "failed": 0, "errors": 0, "skipped": 0}
     unexpected: list[BaseException] = []
-    for due in claimed:
+    for position, due in enumerate(claimed):
+        if position and not ledger.renew_claim(due, now=now):
+            # the batch outlasted this delivery's lease and another worker took it: theirs now
+            counts["skipped"] += 1
+            continue
         try:
             outcome = send_one(due)
         except PfiError as exc:

@@ -59,6 +59,7 @@ def test_each_outcome_is_recorded_and_the_batch_goes_on(fresh_ledger: Ledger):
         "deferred": 1,
         "failed": 0,
         "errors": 0,
+        "skipped": 0,
     }
     assert fresh_ledger.get_delivery(sent).partner_ref == "DMP-42"
     retry = fresh_ledger.get_delivery(transient)
@@ -157,6 +158,28 @@ def test_a_delivery_released_after_a_long_hold_gets_its_retries(fresh_ledger: Le
     stands = fresh_ledger.get_delivery(delivery_id)
     assert (counts["deferred"], counts["failed"]) == (1, 0)
     assert (stands.status, stands.attempts) == ("pending", 1)
+
+
+def test_a_delivery_taken_by_another_worker_once_the_lease_ran_out_is_not_attempted_twice(
+    fresh_ledger: Ledger,
+):
+    first, second = queue(fresh_ledger, 2)
+    attempted = []
+
+    def slow_send(due):  # the first send outlasts the lease; another worker claims what is left
+        attempted.append(due.id)
+        if due.id == first:
+            later = datetime.now(UTC) + timedelta(minutes=11)
+            taken = fresh_ledger.claim_due_deliveries("dmp", now=later, actor="other-worker")
+            assert second in [d.id for d in taken]
+        return Outcome.sent("DMP-1")
+
+    counts = run_due(fresh_ledger, "dmp", slow_send, policy=POLICY, actor="test")
+
+    assert attempted == [first]
+    assert (counts["sent"], counts["skipped"]) == (1, 1)
+    stands = fresh_ledger.get_delivery(second)
+    assert (stands.status, stands.claimed_by, stands.attempts) == ("pending", "other-worker", 0)
 
 
 def test_later_waits_without_counting_an_attempt(fresh_ledger: Ledger):

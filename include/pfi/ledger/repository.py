@@ -988,6 +988,31 @@ class Ledger:
                 )
         return sorted(rows, key=lambda row: row.id)
 
+    def renew_claim(
+        self, claimed: Delivery, now: datetime | None = None, *, lease: timedelta = DEFAULT_LEASE
+    ) -> bool:
+        """Confirm that ``claimed`` (as :meth:`claim_due_deliveries` returned it) is still this
+        worker's to attempt, and push its lease ``lease`` from ``now``.
+
+        ``False`` when it is not pending any more or when another worker claimed it since (its
+        lease ran out while this worker's batch was busy with earlier deliveries): the caller
+        must not attempt it, or it could be sent twice.
+        """
+        moment: Any = now if now is not None else func.now()
+        with self.engine.begin() as conn:
+            renewed = conn.execute(
+                update(delivery)
+                .where(
+                    delivery.c.id == claimed.id,
+                    delivery.c.status == "pending",
+                    delivery.c.claimed_at == claimed.claimed_at,
+                    delivery.c.claimed_by == claimed.claimed_by,
+                )
+                .values(next_attempt_at=moment + lease, updated_at=func.now())
+                .returning(delivery.c.id)
+            ).first()
+        return renewed is not None
+
     # --- event trail ---------------------------------------------------------------------------
 
     def add_event(
