@@ -16,8 +16,10 @@ for the renames to be atomic; :func:`claim_ready_files` refuses otherwise.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
+import logging
 import os
 import time
 import uuid
@@ -30,6 +32,22 @@ from pfi.errors import ConfigurationError
 from pfi.settings import Hl7Source
 
 CLAIM_SEPARATOR = "__"
+
+#: Bytes of a producer's file name kept in the names the PFI gives it (work, archive, quarantine):
+#: with an id before it and ``.NNN.hl7.reason.txt`` after it, a name stays under the 255 bytes of
+#: usual file systems.
+NAME_BYTES = 200
+
+log = logging.getLogger(__name__)
+
+
+def short_name(name: str, limit: int = NAME_BYTES) -> str:
+    """``name`` as far as it goes into a PFI file name: its last ``limit`` bytes (the extension
+    is kept), cut on a character boundary."""
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) <= limit:
+        return name
+    return encoded[-limit:].decode("utf-8", "ignore")
 
 
 @dataclass(frozen=True)
@@ -116,11 +134,19 @@ def claim_ready_files(
     for _, name in candidates:
         if len(claimed) >= limit:
             break
-        target = source.work_dir / f"{uuid.uuid4().hex[:12]}{CLAIM_SEPARATOR}{name}"
+        target = source.work_dir / f"{uuid.uuid4().hex[:12]}{CLAIM_SEPARATOR}{short_name(name)}"
         try:
             os.rename(source.drop_dir / name, target)
         except FileNotFoundError:
             continue  # another poller took it first
+        except OSError as exc:  # left in place, the others go on; its name may name a patient
+            log.error(
+                "hl7_source %s: a settled file cannot be claimed (%s); it stays in the drop "
+                "directory",
+                source.name,
+                errno.errorcode.get(exc.errno or 0, type(exc).__name__),
+            )
+            continue
         claimed.append(_describe(source, target))
     return claimed
 

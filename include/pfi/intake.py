@@ -612,22 +612,8 @@ def unfinished_kept(ledger: Ledger, source: Hl7Source, *, limit: int = 1000) -> 
     return found[:limit]
 
 
-#: Bytes of the producer's file name kept in the name of a kept original: with the ledger id
-#: before it and ``.NNN.hl7.reason.txt`` after it, a file name stays under the 255 bytes of
-#: usual file systems.
-KEPT_NAME_BYTES = 200
-
-
-def _kept_name(name: str) -> str:
-    """The producer's file name as far as it goes into a kept path (its end: the extension)."""
-    encoded = name.encode("utf-8", "surrogateescape")
-    if len(encoded) <= KEPT_NAME_BYTES:
-        return name
-    return encoded[-KEPT_NAME_BYTES:].decode("utf-8", "ignore")
-
-
 def _locate_kept(source: Hl7Source, item: InboundItem) -> Path | None:
-    name = _kept_name(item.original_ref or Path(item.storage_path or "").name)
+    name = drop.short_name(item.original_ref or Path(item.storage_path or "").name)
     for rejected in (False, True):
         kept = drop.kept_path(source, item.id, name, item.received_at, rejected=rejected)
         if kept.is_file():
@@ -782,7 +768,7 @@ def _acknowledge_one(context: _Context, item_id: int, counts: dict[str, Any]) ->
         return _empty_file(context, item, path, when)
 
     any_accepted = any(e.answer.accepted for e in evaluations)
-    name = _kept_name(item.original_ref or path.name)
+    name = drop.short_name(item.original_ref or path.name)
     archived = drop.kept_path(source, item.id, name, item.received_at, rejected=False)
     quarantined = drop.kept_path(source, item.id, name, item.received_at, rejected=True)
     target = archived if any_accepted else quarantined
@@ -931,7 +917,7 @@ def _empty_file(context: _Context, item: InboundItem, path: Path, when: datetime
     target = drop.kept_path(
         context.source,
         item.id,
-        _kept_name(item.original_ref or path.name),
+        drop.short_name(item.original_ref or path.name),
         item.received_at,
         rejected=True,
     )

@@ -438,16 +438,16 @@ def test_a_re_dropped_file_gets_the_same_answers_as_the_first_time(
 def test_a_file_with_a_long_name_is_answered_and_kept(fresh_ledger, settings, fixtures_dir):
     good = (fixtures_dir / MDM_INIT).read_bytes()
     bad = variant(good, (b"279035121518989", b"279035121518988"))
-    long = "CR_" + "x" * 227 + ".hl7"  # claimable (work name ≤ 255 bytes), yet long
+    long = "CR_" + "x" * 227  # too long for the PFI's names: their end is kept
     drop = Dropper(settings)
-    drop("r" + long, b"not HL7 at all")  # refused: quarantined with its reason beside
-    drop("b" + long, good + bad)  # a batch with a refused message: archived, copy quarantined
+    drop(long + "_r.hl7", b"not HL7 at all")  # refused: quarantined with its reason beside
+    drop(long + "_b.hl7", good + bad)  # a batch with a refused message: archived, copy quarantined
 
     _, results = run(fresh_ledger, settings)
 
     assert results[0]["failed"] == 0
-    items = {i.original_ref: i for i in fresh_ledger.find_inbound(kind="hl7_file")}
-    refused, batch = items["r" + long], items["b" + long]
+    items = {i.original_ref[-5]: i for i in fresh_ledger.find_inbound(kind="hl7_file")}
+    refused, batch = items["r"], items["b"]
     assert (refused.status, batch.status) == ("rejected", "done")
     kept = Path(refused.storage_path)
     assert "quarantine" in kept.parts and kept.read_bytes() == b"not HL7 at all"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pfi.drop import archive, batches, claim_ready_files, quarantine
+from pfi.drop import NAME_BYTES, archive, batches, claim_ready_files, quarantine
 from pfi.settings import Hl7Source
 from pfi_fixtures.site import source_in
 
@@ -53,6 +53,18 @@ def test_files_left_by_a_crashed_run_are_claimed_again_first(source):
     second = claim_ready_files(source)  # the first run died before archiving a.hl7
     assert [c.original_name for c in second] == ["a.hl7", "b.hl7"]
     assert second[0].path == first[0].path
+
+
+def test_a_name_too_long_for_the_work_folder_is_claimed_under_its_end(source):
+    long = "CR_" + "é" * 120 + ".hl7"  # 247 bytes: with the claim prefix, over 255
+    drop(source, long, b"A")
+    drop(source, "short.hl7", b"B")
+
+    claimed = claim_ready_files(source)
+
+    (kept,) = [c.original_name for c in claimed if c.original_name != "short.hl7"]
+    assert len(claimed) == 2 and not list(source.drop_dir.iterdir())
+    assert len(kept.encode()) <= NAME_BYTES and long.endswith(kept) and kept.endswith("é.hl7")
 
 
 def test_limit_bounds_a_run(source):
