@@ -813,3 +813,26 @@ def test_a_constraint_violated_while_recording_a_message_writes_nothing(ledger: 
     assert ledger.find_inbound(kind="hl7_message") == []
     assert ledger.find_document("1.2.250.1.999.1^30") is None
     assert ledger.events() == []
+
+
+def test_a_message_recorded_by_another_worker_during_a_content_conflict_keeps_its_outcome(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+):
+    a_document(ledger, "1.2.250.1.999.1^20", content_sha256=SHA_B)
+    conflicting = [{"unique_id": "1.2.250.1.999.1^20", "content_sha256": SHA_A}]
+    original = Ledger._record_message
+    calls = []
+
+    def other_worker_first(self, conn, item, status, *args):
+        calls.append(status)
+        if status == "rejected":  # between the undone transaction and the refusal
+            with self.engine.begin() as other:
+                original(self, other, item, "done", None, None, (), [], "new", "other")
+        return original(self, conn, item, status, *args)
+
+    monkeypatch.setattr(Ledger, "_record_message", other_worker_first)
+    outcome = _message(ledger, documents=conflicting)
+
+    assert calls == ["done", "rejected"]
+    assert outcome.unchanged and not outcome.content_conflict
+    assert (outcome.item.status, outcome.item.reason_code) == ("done", None)

@@ -423,6 +423,8 @@ class Ledger:
             outcome = self._record_message(
                 conn, item, "rejected", code, text, (), [], action, actor
             )
+        if outcome.unchanged:  # another worker recorded the message meanwhile: its outcome
+            return outcome
         return dataclasses.replace(outcome, content_conflict=True)
 
     def _record_message(
