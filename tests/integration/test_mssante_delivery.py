@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from pfi.errors import TransientError
+from pfi.mssante import service
 from pfi.mssante.imap import ImapClient
 from pfi.mssante.service import deliver_due, poll_notifications
 from pfi.mssante.smtp import SmtpClient
@@ -288,6 +290,31 @@ def test_read_notification_gives_z03_and_failure_dsn_fails_the_delivery_with_z02
     again = poll_notifications(ledger, settings, imap_for(mail_servers, test_pki), actor="test")
     assert again["reports"] == 0
     assert len(zams(folder, "Z03")) == 1
+
+
+def test_a_report_that_cannot_be_recorded_blocks_no_other_and_is_read_again_next_poll(
+    site, mail_servers, test_pki, fixtures_dir, monkeypatch
+):
+    settings, ledger, folder = site
+    intake(settings, ledger, folder, fixtures_dir, ORU_INIT)
+    send_all(settings, ledger, mail_servers, test_pki)  # the relay sends two "delivered" DSNs
+    record, calls = service._record, []
+
+    def fails_once(sender, note, counts):
+        calls.append(note)
+        if len(calls) == 1:
+            raise RuntimeError("a bug met by one report")
+        return record(sender, note, counts)
+
+    monkeypatch.setattr(service, "_record", fails_once)
+    with pytest.raises(TransientError) as raised:
+        poll_notifications(ledger, settings, imap_for(mail_servers, test_pki), actor="test")
+    assert "RuntimeError" in str(raised.value) and "a bug met" not in str(raised.value)
+    assert len(zams(folder, "Z02")) == 1  # the other report was recorded
+
+    again = poll_notifications(ledger, settings, imap_for(mail_servers, test_pki), actor="test")
+    assert (again["reports"], again["dsn"], again["errors"]) == (1, 1, 0)
+    assert len(zams(folder, "Z02")) == 2
 
 
 def test_a_dsn_for_a_mail_whose_smtp_reply_was_lost_stops_its_retries(

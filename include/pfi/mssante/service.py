@@ -415,13 +415,19 @@ def poll_notifications(
     sender = MssSender(ledger, settings, _no_smtp, actor=actor, config=config)
     counts = {"reports": 0, "dsn": 0, "mdn": 0, "unmatched": 0, "zam": 0, "errors": 0}
     counts["zam_without_dsn"] = 0
+    unexpected: list[BaseException] = []
     for mailbox in settings.mailboxes:
         try:
             with imap_for(mailbox) as imap:
                 for uid, raw in imap.reports(limit):
                     counts["reports"] += 1
-                    for note in parse_notifications(raw):
-                        _record(sender, note, counts)
+                    try:
+                        for note in parse_notifications(raw):
+                            _record(sender, note, counts)
+                    except Exception as exc:  # this report only: left unflagged, tried again
+                        unexpected.append(exc)
+                        counts["errors"] += 1
+                        continue
                     imap.mark_processed(uid)
         except PfiError as exc:
             counts["errors"] += 1
@@ -429,7 +435,17 @@ def poll_notifications(
     for delivery in deliveries_without_dsn(
         ledger, older_than=(now or datetime.now(UTC)) - sender.config.dsn_wait, limit=limit
     ):
-        counts["zam_without_dsn"] += bool(sender.receipt(delivery, delivered=True))
+        try:
+            counts["zam_without_dsn"] += bool(sender.receipt(delivery, delivered=True))
+        except Exception as exc:  # this delivery only: the others still get their Z02
+            unexpected.append(exc)
+            counts["errors"] += 1
+    if unexpected:
+        raise TransientError(
+            f"{len(unexpected)} unexpected error(s) while recording MSSanté notifications "
+            f"(first: {unexpected_summary(unexpected[0])}); the others were recorded",
+            code="MSS_NOTIFICATION_ERROR",
+        ) from None  # the cause's message may quote a report (an address, a patient)
     return counts
 
 
