@@ -4,7 +4,9 @@
 - :func:`open_ledger`: the ledger of ``--url`` / ``PFI_LEDGER_URL`` / ``AIRFLOW_CONN_PFI_LEDGER``,
   disposed at the end of the ``with``;
 - :func:`env_connection`: an Airflow Connection given in JSON form as ``AIRFLOW_CONN_<ID>``;
-- :func:`read_request`: the one producer request of an HL7 file a dry run is about.
+- :func:`read_request`: the one producer request of an HL7 file a dry run is about;
+- :func:`input_file`: the ``type=`` of a file argument that must exist (a usage error, exit 2,
+  instead of a traceback).
 """
 
 from __future__ import annotations
@@ -56,6 +58,20 @@ def env_connection(conn_id: str) -> dict[str, Any] | None:
     extra = data.get("extra") or {}
     data["extra"] = json.loads(extra) if isinstance(extra, str) else extra
     return data
+
+
+def input_file(text: str) -> Path:
+    """An existing, readable file, else a usage error naming it (argparse ``type=``)."""
+    path = Path(text)
+    if not path.is_file():
+        reason = "is a folder" if path.is_dir() else "does not exist"
+        raise argparse.ArgumentTypeError(f"{text} {reason}")
+    if not os.access(path, os.R_OK):
+        raise argparse.ArgumentTypeError(f"{text} is not readable")
+    return path
+
+
+input_file.__name__ = "file"
 
 
 def read_request(path: Path, number: int) -> Hl7Request | int:

@@ -24,19 +24,21 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+from pfi.commands._common import input_file
+
 
 def register(groups: argparse._SubParsersAction) -> None:
     cda = groups.add_parser("cda", help="CDA R2 documents").add_subparsers(
         dest="action", required=True
     )
     inspect = cda.add_parser("inspect", help="show a CDA header, its XDS codes and defects")
-    inspect.add_argument("file", type=Path)
+    inspect.add_argument("file", type=input_file)
     inspect.add_argument("--show-identity", action="store_true", help="print patient data")
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
     inspect.set_defaults(func=cmd_inspect)
 
     from_pdf = cda.add_parser("from-pdf", help="make an N1 CDA around a PDF")
-    from_pdf.add_argument("pdf", type=Path)
+    from_pdf.add_argument("pdf", type=input_file)
     from_pdf.add_argument("-o", "--output", type=Path, required=True)
     from_pdf.add_argument("--type", required=True, help="Ségur document type (see --list-types)")
     from_pdf.add_argument("--title", help="default: the type's label")

@@ -28,7 +28,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pfi.commands._common import env_connection, open_ledger, read_request, settings_of
+from pfi.commands._common import (
+    env_connection,
+    input_file,
+    open_ledger,
+    read_request,
+    settings_of,
+)
 
 MASK = "***"
 
@@ -36,13 +42,13 @@ MASK = "***"
 def register(groups: argparse._SubParsersAction) -> None:
     dmp = groups.add_parser("dmp", help="the DMP feed").add_subparsers(dest="action", required=True)
     submit = dmp.add_parser("submit", help="print the DMP request a message would give")
-    submit.add_argument("hl7", type=Path, help="an HL7 v2 MDM/ORU file of a producer")
+    submit.add_argument("hl7", type=input_file, help="an HL7 v2 MDM/ORU file of a producer")
     submit.add_argument("--dry-run", action="store_true", help="print, send nothing")
     submit.add_argument("--message", type=int, default=1, help="message of a batch file (1-based)")
     submit.add_argument("--action", dest="dmp_action", choices=("new", "replace", "delete"))
     submit.add_argument("--show-identity", action="store_true", help="do not mask patient data")
-    submit.add_argument("--signing-cert", type=Path)
-    submit.add_argument("--signing-key", type=Path)
+    submit.add_argument("--signing-cert", type=input_file)
+    submit.add_argument("--signing-key", type=input_file)
     submit.set_defaults(func=cmd_submit)
 
     status = dmp.add_parser("status", help="what the ledger knows of a document's DMP feed")

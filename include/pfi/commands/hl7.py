@@ -28,13 +28,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from pfi.commands._common import input_file
+
 
 def register(groups: argparse._SubParsersAction) -> None:
     hl7 = groups.add_parser("hl7", help="HL7 v2 messages and the MLLP inlet").add_subparsers(
         dest="action", required=True
     )
     inspect = hl7.add_parser("inspect", help="what the PFI understands of an HL7 file (JSON)")
-    inspect.add_argument("file", type=Path)
+    inspect.add_argument("file", type=input_file)
     inspect.add_argument("--show-identity", action="store_true", help="print patient data")
     inspect.add_argument("--source", help="hl7_source of the settings (default encoding)")
     inspect.add_argument(

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
+
+from pfi.commands._common import input_file
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -38,7 +39,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     check.add_argument("--birth-date", default="", help="YYYYMMDD")
     check.add_argument("--sex", default="", choices=("", "M", "F", "U"))
     check.add_argument("--birthplace", default="", help="INSEE code of the birthplace")
-    check.add_argument("--cda", type=Path, help="compare with this CDA header's patient")
+    check.add_argument("--cda", type=input_file, help="compare with this CDA header's patient")
     check.set_defaults(func=cmd_check)
 
 

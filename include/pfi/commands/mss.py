@@ -26,7 +26,13 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pfi.commands._common import env_connection, open_ledger, read_request, settings_of
+from pfi.commands._common import (
+    env_connection,
+    input_file,
+    open_ledger,
+    read_request,
+    settings_of,
+)
 
 
 def register(groups: argparse._SubParsersAction) -> None:
@@ -34,7 +40,7 @@ def register(groups: argparse._SubParsersAction) -> None:
         dest="action", required=True
     )
     compose = mss.add_parser("compose", help="write the mails a message asks for as .eml")
-    compose.add_argument("hl7", type=Path, help="an HL7 v2 MDM/ORU file of a producer")
+    compose.add_argument("hl7", type=input_file, help="an HL7 v2 MDM/ORU file of a producer")
     compose.add_argument("--dry-run", action="store_true", help="write .eml files, send nothing")
     compose.add_argument("-o", "--output", type=Path, default=Path("."), help="folder of the .eml")
     compose.add_argument("--message", type=int, default=1, help="message of a batch file (1-based)")

@@ -21,6 +21,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pfi.commands._common import input_file
+
 #: ``--flags`` names (the MetaDMPMSS codes) → :class:`pfi.hl7v2.MetaFlags` attributes.
 FLAG_NAMES = {
     "MASQUE_PS": "masque_ps",
@@ -34,7 +36,7 @@ def register(groups: argparse._SubParsersAction) -> None:
         dest="action", required=True
     )
     pack = xdm.add_parser("pack", help="pack CDA documents into an IHE_XDM.ZIP")
-    pack.add_argument("cda", type=Path, nargs="+")
+    pack.add_argument("cda", type=input_file, nargs="+")
     pack.add_argument("-o", "--output", type=Path, required=True)
     pack.add_argument("--flags", default="", help=f"comma-separated: {', '.join(FLAG_NAMES)}")
     pack.add_argument("--recipient", action="append", default=[], help="intended recipient")
@@ -46,7 +48,7 @@ def register(groups: argparse._SubParsersAction) -> None:
     pack.set_defaults(func=cmd_pack)
 
     inspect = xdm.add_parser("inspect", help="check and show an IHE_XDM.ZIP")
-    inspect.add_argument("zip", type=Path)
+    inspect.add_argument("zip", type=input_file)
     inspect.add_argument("--show-identity", action="store_true", help="print patient data")
     inspect.add_argument("--json", action="store_true", help="machine-readable output")
     inspect.add_argument(
