@@ -141,7 +141,13 @@ def test_bad_inputs(capsys, fixtures_dir, tmp_path):
     code = main(["cda", "from-pdf", str(pdf), "-o", str(tmp_path / "o.xml"), "--type", "nope",
                  *PATIENT, *AUTHOR, "--structure-id", "1", "--structure-name", "x",
                  "--ins-oid", "1.2.250.1.213.1.4.10"])  # fmt: skip
-    assert code == 1 and "CDA_BAD_INPUT" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 1 and "CDA_BAD_INPUT" in err
+    assert "unknown document type 'nope'" in err and "pfi cda types" in err
+    with pytest.raises(SystemExit):
+        main(["cda", "from-pdf", "--help"])
+    # There is no --list-types option: the help names the command that lists them.
+    assert "--list-types" not in capsys.readouterr().out
 
 
 def test_inspect_an_hl7_file_shows_each_cda(capsys, fixtures_dir):

@@ -40,7 +40,11 @@ def register(groups: argparse._SubParsersAction) -> None:
     from_pdf = cda.add_parser("from-pdf", help="make an N1 CDA around a PDF")
     from_pdf.add_argument("pdf", type=input_file)
     from_pdf.add_argument("-o", "--output", type=Path, required=True)
-    from_pdf.add_argument("--type", required=True, help="Ségur document type (see --list-types)")
+    from_pdf.add_argument(
+        "--type",
+        required=True,
+        help="Ségur document type key, e.g. cr-imagerie (list: pfi cda types)",
+    )
     from_pdf.add_argument("--title", help="default: the type's label")
     patient = from_pdf.add_argument_group("patient (INS and its traits)")
     patient.add_argument("--ins", required=True, help="15-character INS matricule")
@@ -206,7 +210,8 @@ def cmd_from_pdf(args: argparse.Namespace) -> int:
     doc_type = SEGUR_DOCUMENT_TYPES.get(args.type)
     if doc_type is None:
         raise InvalidInput(
-            f"unknown document type; one of {', '.join(SEGUR_DOCUMENT_TYPES)}",
+            f"unknown document type {args.type!r}; one of {', '.join(SEGUR_DOCUMENT_TYPES)}"
+            " (pfi cda types)",
             code="CDA_BAD_INPUT",
         )
     settings = None
