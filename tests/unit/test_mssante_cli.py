@@ -1,9 +1,15 @@
-"""``pfi mss compose --dry-run``: the .eml files a message would produce, nothing sent."""
+"""``pfi mss compose --dry-run``: the .eml files a message would produce, nothing sent; usage
+errors of ``check`` and ``traces``."""
 
 import email
 import email.policy
+from pathlib import Path
+
+import pytest
 
 from pfi.cli import main
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "pfi.example.toml"
 
 ORU = (
     "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/ORU/"
@@ -32,3 +38,16 @@ def test_compose_dry_run_writes_one_eml_per_recipient(fixtures_dir, tmp_path, ca
     # Without --dry-run nothing is written: sending goes through the ledger.
     assert main(argv[:3] + ["-o", str(tmp_path / "x"), "--from", "a@b.c"]) == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_check_names_an_unknown_mailbox(capsys, monkeypatch):
+    monkeypatch.setenv("PFI_SETTINGS", str(EXAMPLE))
+    assert main(["mss", "check", "--mailbox", "nope"]) == 2  # used to check nothing and exit 0
+    assert "unknown mailbox 'nope'" in capsys.readouterr().err
+
+
+def test_traces_names_a_bad_date(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["mss", "traces", "--since", "yesterday"])
+    assert exit_info.value.code == 2
+    assert "invalid ISO date value: 'yesterday'" in capsys.readouterr().err

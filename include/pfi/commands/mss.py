@@ -65,7 +65,7 @@ def register(groups: argparse._SubParsersAction) -> None:
 
     traces = mss.add_parser("traces", help="who was mailed what, when, and how it went (CSV)")
     traces.add_argument("--since", type=_date, help="ISO date or date-time (UTC if naive)")
-    traces.add_argument("--until", type=_date)
+    traces.add_argument("--until", type=_date, help="ISO date or date-time, excluded")
     traces.add_argument("--channel", choices=("mss_professional", "mss_patient"))
     traces.add_argument("--document", help="document unique id (root^extension)")
     traces.add_argument("--recipient", help="a professional's MSSanté address")
@@ -77,6 +77,9 @@ def register(groups: argparse._SubParsersAction) -> None:
 def _date(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+_date.__name__ = "ISO date"  # argparse: "invalid ISO date value: 'yesterday'"
 
 
 def cmd_compose(args: argparse.Namespace) -> int:
@@ -188,11 +191,16 @@ def cmd_traces(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from pfi.errors import PfiError
+    from pfi.errors import ConfigurationError, PfiError
     from pfi.mssante.imap import ImapClient
     from pfi.mssante.smtp import SmtpClient
 
     settings = settings_of(args, required=True)
+    names = [m.name for m in settings.mailboxes]
+    if args.mailbox and args.mailbox not in names:
+        raise ConfigurationError(
+            f"unknown mailbox {args.mailbox!r}; [[mailbox]] names: {', '.join(names) or 'none'}"
+        )
     failures = 0
     for mailbox in settings.mailboxes:
         if args.mailbox and mailbox.name != args.mailbox:
