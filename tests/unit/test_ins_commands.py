@@ -44,7 +44,8 @@ def test_a_bad_key_and_a_production_oid_on_a_test_site(capsys):
     code, report = check(capsys, "--ins", "279035121518988", "--oid", "1.2.250.1.213.1.4.8")
     assert code == 1
     assert [f["code"] for f in report["failures"]] == ["INS_KEY", "INS_OID_ENVIRONMENT"]
-    assert not report["dmp_allowed"] and report["professional_mail_allowed"]
+    # The intake refuses such a message (AE): nothing goes out, not even professional mail.
+    assert not report["dmp_allowed"] and not report["professional_mail_allowed"]
 
 
 def test_corsica_keys_and_unqualified_status(capsys):
@@ -67,3 +68,12 @@ def test_comparison_with_a_cda_header(capsys, fixtures_dir):
     code, report = check(capsys, "--ins", "279035121518989", *other, "--cda", cda)
     assert code == 1
     assert [m["code"] for m in report["cda_mismatches"]] == ["INS_MISMATCH_GIVEN_NAME"]
+    assert report["valid"]  # the INS itself is fine, but the intake refuses the mismatch
+    assert not report["dmp_allowed"] and not report["patient_mailbox_allowed"]
+    assert not report["professional_mail_allowed"]
+
+
+def test_a_valid_unqualified_ins_still_allows_professional_mail(capsys):
+    code, report = check(capsys, "--ins", "279035121518989", "--status", "PROV", *TRAITS)
+    assert code == 0 and not report["qualified"]
+    assert not report["dmp_allowed"] and report["professional_mail_allowed"]

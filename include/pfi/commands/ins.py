@@ -11,7 +11,8 @@ with Corsica 2A/2B), the OID against the site's INS environment (production ``�
 test ``…4.10``/``…4.11``), the identity status (PID-32 codes given with ``--status``) and, when
 the traits are given, their presence; with ``--cda``, the traits are compared with the CDA
 header's ``recordTarget``. Prints JSON with coded failures (never the matricule or a name), and
-whether the DMP and the patient's MSSanté mailbox may be used. Exit 1 when the INS is not valid
+whether the DMP, the patient's MSSanté mailbox and professionals' mail may be used (none when the
+INS is not valid or differs from the CDA: the intake refuses such a message). Exit 1 when the INS is not valid
 (or differs from the CDA), 0 otherwise — a valid but unqualified INS exits 0 with
 ``"qualified": false``.
 """
@@ -91,6 +92,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             ]
     qualification = policy.check_qualified(identity, args.status)
     qualified = not qualification
+    # The intake refuses (AE) a message whose INS is not valid or differs from its CDA: then
+    # nothing is sent, not even to professionals.
+    accepted = not invalid and not mismatches
     report = {
         "environment": environment,
         "oid": oid,
@@ -101,9 +105,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             {"code": f.code, "message": f.message} for f in qualification if f not in invalid
         ],
         "cda_mismatches": mismatches,
-        "dmp_allowed": qualified,
-        "patient_mailbox_allowed": qualified,
-        "professional_mail_allowed": True,
+        "dmp_allowed": accepted and qualified,
+        "patient_mailbox_allowed": accepted and qualified,
+        "professional_mail_allowed": accepted,
     }
     print(json.dumps(report, indent=2, ensure_ascii=False))
     return 0 if not invalid and not mismatches else 1
