@@ -46,3 +46,30 @@ def test_a_deletion_prints_an_iti57(fixtures_dir, capsys):
 def test_submit_without_dry_run_sends_nothing(fixtures_dir, capsys):
     assert main(["dmp", "submit", str(fixtures_dir / INITIAL)]) == 2
     assert "pfi dmp run" in capsys.readouterr().err
+
+
+def _settings_naming(tmp_path, monkeypatch, conn_id: str) -> None:
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "config" / "pfi.example.toml"
+    text = example.read_text(encoding="utf-8").replace('dmp = "pfi_dmp"', f'dmp = "{conn_id}"')
+    assert f'dmp = "{conn_id}"' in text
+    settings = tmp_path / "pfi.toml"
+    settings.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("PFI_SETTINGS", str(settings))
+
+
+def test_the_connection_named_by_the_settings_is_used(fixtures_dir, capsys, tmp_path, monkeypatch):
+    _settings_naming(tmp_path, monkeypatch, "site_dmp")
+    monkeypatch.setenv("AIRFLOW_CONN_PFI_DMP", '{"extra": {"repository_url": "https://wrong/r"}}')
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SITE_DMP",
+        '{"conn_type": "http", "extra": {"repository_url": "https://dmp.site/r",'
+        ' "registry_url": "https://dmp.site/g"}}',
+    )
+    assert main(["dmp", "submit", str(fixtures_dir / INITIAL), "--dry-run"]) == 0
+    assert "# POST https://dmp.site/r" in capsys.readouterr().out
+    # dmp run names the Connection it looks for (it used to read AIRFLOW_CONN_PFI_DMP only).
+    monkeypatch.delenv("AIRFLOW_CONN_SITE_DMP")
+    assert main(["dmp", "run", "--url", "postgresql://nobody@invalid/x"]) == 2
+    assert "AIRFLOW_CONN_SITE_DMP" in capsys.readouterr().err

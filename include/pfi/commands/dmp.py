@@ -11,7 +11,8 @@
 ``submit --dry-run`` prints the SOAP request the PFI would send for a producer's message (ITI-41
 or ITI-57, VIHF, metadata; documents summarised), nothing sent, nothing recorded. Patient data
 (INS, IPP, names, birth date, sourcePatientInfo) is masked unless ``--show-identity``; the
-signature uses the signing certificate given, else the one of ``AIRFLOW_CONN_PFI_DMP``, else a
+signature uses the signing certificate given, else the one of the DMP Connection the settings
+name (``[connections] dmp``, default ``pfi_dmp``, given as ``AIRFLOW_CONN_<ID>``), else a
 throw-away key (said so). ``status`` prints what the ledger knows of a document (by unique id
 ``root^extension`` or ledger id): its DMP deliveries and their trail. ``run`` does what the
 ``deliver_dmp`` DAG does, once. ``hold`` parks a document's pending DMP deliveries (never
@@ -71,21 +72,26 @@ def register(groups: argparse._SubParsersAction) -> None:
         sub.set_defaults(func=cmd_hold_release, order=name)
 
 
-def _dmp_connection() -> dict[str, Any]:
-    return env_connection("pfi_dmp") or {}
+def _dmp_connection_id(settings) -> str:
+    """The DMP Connection the settings name (``[connections] dmp``), as ``deliver_dmp`` uses."""
+    return settings.dmp_connection_id if settings is not None else "pfi_dmp"
 
 
-def _signer(args: argparse.Namespace):
+def _dmp_connection(settings) -> dict[str, Any]:
+    return env_connection(_dmp_connection_id(settings)) or {}
+
+
+def _signer(args: argparse.Namespace, settings):
     """The signing certificate: options, else the Connection's, else a throw-away one."""
     from pfi.dmp import Signer
 
     if args.signing_cert and args.signing_key:
         return Signer.from_files(args.signing_cert, args.signing_key), "given"
-    extra = _dmp_connection().get("extra", {})
+    extra = _dmp_connection(settings).get("extra", {})
     if extra.get("signing_cert") and extra.get("signing_key"):
         return Signer.from_files(
             extra["signing_cert"], extra["signing_key"]
-        ), "AIRFLOW_CONN_PFI_DMP"
+        ), f"AIRFLOW_CONN_{_dmp_connection_id(settings).upper()}"
     return _throwaway_signer(), "a throw-away key (dry run)"
 
 
@@ -189,12 +195,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         submission = replace(submission, action=args.dmp_action)
-    extra = _dmp_connection().get("extra", {})
+    extra = _dmp_connection(settings).get("extra", {})
     endpoints = DmpEndpoints(
         extra.get("repository_url", "https://dmp.invalid/si-dmp-server/v2/services/repository"),
         extra.get("registry_url", "https://dmp.invalid/si-dmp-server/v2/services/registry"),
     )
-    signer, origin = _signer(args)
+    signer, origin = _signer(args, settings)
     soap = build_request(
         submission, config=config, signer=signer, endpoints=endpoints, request_id=uuid.uuid4()
     )
@@ -302,7 +308,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = DmpConfig.from_settings(settings)
     if args.limit:
         config = replace(config, batch_size=args.limit)
-    extra = _dmp_connection().get("extra", {})
+    conn_id = _dmp_connection_id(settings)
+    connection = env_connection(conn_id)
+    if connection is None:
+        raise ConfigurationError(
+            f"set AIRFLOW_CONN_{conn_id.upper()} (JSON form) for the DMP ([connections] dmp)"
+        )
+    extra = connection.get("extra", {})
     try:
         endpoints = DmpEndpoints(extra["repository_url"], extra["registry_url"])
         tls = TlsFiles(
@@ -311,7 +323,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         signer = Signer.from_files(extra["signing_cert"], extra["signing_key"])
     except KeyError as exc:
         raise ConfigurationError(
-            f"AIRFLOW_CONN_PFI_DMP (JSON): extra.{exc.args[0]} missing"
+            f"AIRFLOW_CONN_{conn_id.upper()} (JSON): extra.{exc.args[0]} missing"
         ) from None
     with (
         open_ledger(args) as ledger,
