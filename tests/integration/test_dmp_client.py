@@ -156,6 +156,21 @@ def test_masking_flags_reach_the_dmp_as_confidentiality_codes(
     assert visibility == codes
 
 
+def test_the_signature_document_is_as_hidden_as_the_document_it_signs(
+    fixtures_dir, client, signer, endpoints, dmp
+):
+    # spec-facts §5.4: the signature entry carries the same confidentiality codes as the
+    # document; a masked document's signature listed as "N" would show the lot to whom the
+    # document is hidden from.
+    sub = load(fixtures_dir, MDM_INIT)
+    sub = replace(sub, flags=replace(sub.flags, masque_ps=True, invisible_patient=True))
+    send(client, signer, endpoints, sub)
+    document = [c.code for c in dmp.entries[sub.unique_id].confidentiality_codes]
+    (signature,) = [e for e in dmp.entries.values() if e.is_signature]
+    assert {"MASQUE_PS", "INVISIBLE_PATIENT"} <= set(document)
+    assert [c.code for c in signature.confidentiality_codes] == document
+
+
 def test_a_lost_answer_resent_is_accepted_and_stored_once(
     fixtures_dir, client, signer, endpoints, dmp
 ):

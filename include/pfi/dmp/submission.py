@@ -163,7 +163,9 @@ def _signature_entry(
         class_code=Coded(k.SIGNATURE_CLASS_CODE, "URN", "Digital Signature"),
         type_code=Coded(k.SIGNATURE_TYPE_CODE, "ASTM", "Full Document"),
         format_code=Coded(k.SIGNATURE_FORMAT_CODE, "URN", "Default Signature Style"),
-        confidentiality_codes=(Coded("N", k.HL7_CONFIDENTIALITY_SCHEME, "Normal"),),
+        # the same codes as the document it signs (spec-facts §5.4): a signature entry left
+        # "N" would show the lot to those the document is masked from
+        confidentiality_codes=entry.confidentiality_codes,
         healthcare_facility_type_code=entry.healthcare_facility_type_code,
         practice_setting_code=entry.practice_setting_code,
         event_codes=(Coded(k.SIGNATURE_EVENT_CODE, k.SIGNATURE_EVENT_SCHEME, "Source"),),
