@@ -280,3 +280,22 @@ def test_a_deletion_whose_answer_was_lost_is_sent_not_refused_when_tried_again(w
     stands = world.ledger.get_delivery(deletion)
     assert (stands.status, stands.reason_code) == ("sent", None)
     assert world.dmp.entries["1.2.250.1.71.4.2.2.120456789.71024000082"].status.endswith("Deleted")
+
+
+def test_a_wrong_endpoint_url_keeps_the_document_queued_instead_of_refusing_it(world, test_pki):
+    # A bare HTTP 404 (no SOAP answer: nothing serves that URL) is the connection's fault, like
+    # a TLS failure: the operator fixes the URL and the queue resumes. The DMP never saw it.
+    delivery = world.message(MDM_INIT, ack=True)
+    wrong = DmpEndpoints(
+        world.dmp.base_url + "/si-dmp-server/v3/repository", world.dmp.registry_url
+    )
+    with DmpClient(wrong, dmp_tls(test_pki)) as misconfigured:
+        world.sender.client, world.sender.endpoints = misconfigured, wrong
+        world.run(T0)
+    row = world.ledger.get_delivery(delivery)
+    assert (row.status, row.reason_code) == ("pending", "DMP_HTTP_404")
+    assert world.zams() == []  # nothing final yet: no receipt
+    world.sender.client = world.client
+    world.sender.endpoints = DmpEndpoints(world.dmp.repository_url, world.dmp.registry_url)
+    world.run(T0 + timedelta(minutes=5))
+    assert world.status(delivery) == "sent" and len(world.dmp.accepted) == 1

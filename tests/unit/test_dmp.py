@@ -320,7 +320,9 @@ def test_an_mtom_answer_is_read_from_its_root_part():
         (500, ("VersionMismatch", None), RefusedByPartner, "DMP_SOAP_FAULT"),
         (502, None, TransientError, "DMP_HTTP_502"),
         (429, None, TransientError, "DMP_HTTP_429"),
-        (404, None, RefusedByPartner, "DMP_HTTP_404"),
+        (404, None, TransientError, "DMP_HTTP_404"),  # nothing at that URL: the operator's fix
+        (403, None, TransientError, "DMP_HTTP_403"),
+        (400, None, RefusedByPartner, "DMP_HTTP_400"),
         (200, None, TransientError, "DMP_BAD_RESPONSE"),
     ],
 )

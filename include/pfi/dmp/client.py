@@ -7,8 +7,9 @@ system store: the DMP chains to IGC-Santé). Every call has explicit connect and
 Errors, per the PFI's tree (:mod:`pfi.errors`)::
 
     network error, timeout, TLS failure, HTTP 5xx/429,      → TransientError (retry later)
-    SOAP Receiver fault, transient registry error
-    SOAP Sender fault, HTTP 4xx, registry refusal           → RefusedByPartner (never retry)
+    SOAP Receiver fault, transient registry error,
+    bare HTTP 401/403/404/405/407/408/421/425 (URL, credentials, proxy: the operator's fix)
+    SOAP Sender fault, other HTTP 4xx, registry refusal     → RefusedByPartner (never retry)
 
 A TLS failure is transient on purpose: an expired or revoked certificate is an operator's fix,
 and the deferred queue resumes once it is done. The transport is a ``requests.Session``

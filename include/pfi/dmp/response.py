@@ -12,6 +12,11 @@ answer                                          meaning for the PFI
 ``Failure`` otherwise, ``PartialSuccess``       :class:`~pfi.errors.RefusedByPartner`, with the
                                                 first registry error code as the error's code
 SOAP Fault ``Receiver``, HTTP 5xx, 429          :class:`~pfi.errors.TransientError`
+HTTP 401, 403, 404, 405, 407, 408, 421, 425     :class:`~pfi.errors.TransientError`
+without a SOAP answer                           (``DMP_HTTP_<status>``): nothing at that URL,
+                                                credentials or proxy, timeout — the
+                                                connection's fault, fixed by the operator;
+                                                the DMP never read the request
 SOAP Fault ``Sender`` / ``VersionMismatch``,    :class:`~pfi.errors.RefusedByPartner`
 other HTTP 4xx                                  (``DMP_SOAP_FAULT`` / ``DMP_HTTP_<status>``)
 ==============================================  ============================================
@@ -34,6 +39,11 @@ from pfi.errors import RefusedByPartner, TransientError
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
 Status = Literal["success", "partial", "failure"]
+
+#: HTTP statuses that, without a SOAP answer, say "not here / not you / not now" about the
+#: connection (wrong URL, credentials, proxy, timeout), not "no" about the document: retried,
+#: like a TLS failure, instead of refusing for good a document the DMP never read.
+ENDPOINT_STATUSES = frozenset({401, 403, 404, 405, 407, 408, 421, 425})
 
 
 @dataclass(frozen=True)
@@ -132,7 +142,7 @@ def parse_response(http_status: int, content_type: str, body: bytes) -> DmpRespo
         response = root.find("soap:Body/rs:RegistryResponse", k.NSMAP)
         if response is not None:
             return _registry_response(root, response, http_status)
-    if http_status >= 500 or http_status == 429:
+    if http_status >= 500 or http_status == 429 or http_status in ENDPOINT_STATUSES:
         raise TransientError(f"the DMP answered HTTP {http_status}", code=f"DMP_HTTP_{http_status}")
     if http_status >= 400:
         raise RefusedByPartner(
