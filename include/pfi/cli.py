@@ -44,11 +44,30 @@ def connection_url(conn_id: str) -> str | None:
     return raw.replace("postgres://", "postgresql://", 1)
 
 
+def ledger_connection_id(args: argparse.Namespace) -> str:
+    """``[connections] ledger`` of the settings (``--settings`` or ``$PFI_SETTINGS``) when they
+    can be read, as the DAGs use it; ``pfi_ledger`` otherwise."""
+    from pfi.settings import load_settings
+
+    path = getattr(args, "settings", None) or os.environ.get("PFI_SETTINGS")
+    if not path:
+        return "pfi_ledger"
+    try:
+        return load_settings(path).ledger_connection_id
+    except ConfigurationError:
+        return "pfi_ledger"
+
+
 def ledger_url(args: argparse.Namespace) -> str:
-    url = args.url or os.environ.get("PFI_LEDGER_URL") or connection_url("pfi_ledger")
+    """``--url``, else ``$PFI_LEDGER_URL``, else the ledger Connection as ``AIRFLOW_CONN_<ID>``."""
+    url = getattr(args, "url", None) or os.environ.get("PFI_LEDGER_URL")
+    if url:
+        return url
+    conn_id = ledger_connection_id(args)
+    url = connection_url(conn_id)
     if not url:
         raise ConfigurationError(
-            "no ledger URL: pass --url, or set PFI_LEDGER_URL or AIRFLOW_CONN_PFI_LEDGER"
+            f"no ledger URL: pass --url, or set PFI_LEDGER_URL or AIRFLOW_CONN_{conn_id.upper()}"
         )
     return url
 
@@ -206,6 +225,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # the output was piped into `head` (or the like), which stopped
+        try:  # no second error when Python flushes stdout on exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 0
     except ConfigurationError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
