@@ -80,6 +80,14 @@ def test_status_of_an_unknown_document(environment, capsys):
     assert "no document" in capsys.readouterr().err
 
 
+def test_status_of_a_document_without_dmp_delivery_is_still_one_json_document(environment, capsys):
+    environment.upsert_document(unique_id="1.2.250.1.999.1^mail-only")
+    assert main(["dmp", "status", "1.2.250.1.999.1^mail-only"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["dmp_deliveries"] == []
+    assert "no DMP delivery" in captured.err
+
+
 def test_hold_then_release(environment, dmp_endpoint, capsys):
     assert main(["dmp", "hold", UNIQUE_ID]) == 0
     assert json.loads(capsys.readouterr().out)["hold"]

@@ -291,8 +291,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             ],
         }
     print(json.dumps(report, indent=2, default=str, ensure_ascii=False))
-    if not deliveries:
-        print("(no DMP delivery: the producer did not ask for the DMP, or it was refused)")
+    if not deliveries:  # said on stderr: stdout stays one JSON document
+        print(
+            "(no DMP delivery: the producer did not ask for the DMP, or it was refused)",
+            file=sys.stderr,
+        )
     return 0
 
 
