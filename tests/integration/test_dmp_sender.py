@@ -299,3 +299,48 @@ def test_a_wrong_endpoint_url_keeps_the_document_queued_instead_of_refusing_it(w
     world.sender.endpoints = DmpEndpoints(world.dmp.repository_url, world.dmp.registry_url)
     world.run(T0 + timedelta(minutes=5))
     assert world.status(delivery) == "sent" and len(world.dmp.accepted) == 1
+
+
+def test_deleting_a_version_the_dmp_refused_is_refused_with_its_reason_not_sent(world):
+    from sqlalchemy import update
+
+    from pfi.ledger.schema import delivery as delivery_table
+
+    world.message(MDM_INIT)
+    world.run(T0)
+    replacement = world.message(MDM_RPLC)
+    world.dmp.set_mode("fail", error_code="DMPClosed")
+    world.run(T0 + timedelta(minutes=1))
+    assert world.status(replacement) == "refused"
+    world.dmp.set_mode("normal")
+    deletion = world.message(MDM_DEL, ack=True, control_id="DEL-43")
+    with world.ledger.engine.begin() as conn:  # what intake records: the message that asked
+        conn.execute(
+            update(delivery_table)
+            .where(delivery_table.c.id == deletion)
+            .values(inbound_item_id=max(world.requests))
+        )
+    requests = world.dmp.requests
+    world.run(T0 + timedelta(minutes=2))
+    # The DMP never held that version: nothing to delete, said plainly, the DMP not called.
+    row = world.ledger.get_delivery(deletion)
+    assert (row.status, row.reason_code) == ("refused", "DMP_NOT_PUBLISHED")
+    assert world.dmp.requests == requests
+    (zam,) = world.zams()
+    assert "^AckMetierZAM|DEL-43|N^" in zam and "DMP_NOT_PUBLISHED^" in zam
+
+
+def test_a_replacement_given_up_waiting_for_its_held_previous_version_says_so(world):
+    initial = world.message(MDM_INIT)
+    world.ledger.mark_delivery(initial, "held", reason_code="DMP_HOLD", actor="test")
+    replacement = world.message(MDM_RPLC, ack=True)
+    short = RetryPolicy(first_delay=timedelta(minutes=1), give_up_after=timedelta(minutes=30))
+    created = world.ledger.get_delivery(replacement).created_at
+    world.run(created + timedelta(hours=1), policy=short)
+    row = world.ledger.get_delivery(replacement)
+    assert (row.status, row.reason_code, row.attempts) == ("failed", "DELIVERY_GIVEN_UP", 0)
+    assert world.dmp.requests == 0
+    # The DMP was never called: the receipt must not blame it as unreachable.
+    (zam,) = world.zams()
+    assert "DELIVERY_GIVEN_UP^" in zam and "injoignable" not in zam
+    assert "^Version pr" in zam  # "Version précédente jamais parvenue au DMP"

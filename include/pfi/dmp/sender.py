@@ -9,7 +9,8 @@ claimed delivery:
    never submits twice.
 2. **Qualified INS** only (DSR HOP-PFI, INS/va1.16): otherwise refused ``DMP_INS_NOT_QUALIFIED``.
 3. **In order**: a replacement waits (``later``) while the version it replaces is still queued for
-   the DMP; a deletion waits while its document's publication is queued.
+   the DMP; a deletion waits while its document's publication is queued, and is refused
+   ``DMP_NOT_PUBLISHED`` (the DMP not called) when that publication was refused.
 4. The request is re-read from the archived original (:func:`pfi.intake.load_request`; the ledger
    keeps no content), turned into a signed SOAP request whose submission set uniqueId derives
    from the delivery's ``request_id`` (fixed before the first attempt), and the attempt is written
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "dmp"
 INS_NOT_QUALIFIED = "DMP_INS_NOT_QUALIFIED"
 WAITING_PREVIOUS = "DMP_WAITING_PREVIOUS"
+NOT_PUBLISHED = "DMP_NOT_PUBLISHED"
 
 LoadRequest = Callable[["Ledger", int], "Hl7Request"]
 
@@ -174,6 +176,17 @@ class DmpSender:
                 "waiting for the previous version to reach the DMP",
                 self.config.retry.first_delay,
             )
+        if (
+            delivery.action == "delete"
+            and depends_on
+            and all(d.status == "refused" for d in depends_on)
+        ):
+            # Its publication was refused (by the DMP or by our checks): the DMP never held it.
+            # A "failed" publication may have been accepted with its answer lost: that one is
+            # deleted; a document the ledger never published (fed before the PFI) too.
+            return Outcome.refused(
+                NOT_PUBLISHED, "the DMP never received this document: nothing to delete"
+            )
         return None
 
     # -- run_due's after --------------------------------------------------------------------------
@@ -202,7 +215,7 @@ class DmpSender:
             control_id=zam.zam_control_id(zam.Z01_DMP_RECEIPT, delivery.id),
             now=self.clock() if self.clock else datetime.now(UTC),
             error_code="" if accepted else (delivery.reason_code or ""),
-            error_text="" if accepted else _zam_text(delivery),
+            error_text="" if accepted else _zam_text(delivery, outcome),
         )
         path = zam.emit(
             source,
@@ -233,6 +246,7 @@ def _request_item(delivery: Delivery, document_item: int | None) -> int | None:
 #: ERR-5 labels (French: the producer's staff read them) for the PFI's own reason codes.
 _ZAM_TEXTS = {
     INS_NOT_QUALIFIED: "INS non qualifiée : document non envoyé au DMP",
+    NOT_PUBLISHED: "Document jamais publié dans le DMP : rien à supprimer",
     "DELIVERY_GIVEN_UP": "DMP injoignable : envoi abandonné après plusieurs tentatives",
     "DMP_UNIQUE_ID_FORMAT": "Identifiant de document OID^extension non accepté par le DMP",
     "DMP_NO_STRUCTURE_ID": "Identifiant de structure absent (PRT SB) : VIHF impossible",
@@ -240,8 +254,13 @@ _ZAM_TEXTS = {
 }
 
 
-def _zam_text(delivery: Delivery) -> str:
+def _zam_text(delivery: Delivery, outcome: Outcome | None = None) -> str:
     code = delivery.reason_code or ""
+    if code == "DELIVERY_GIVEN_UP" and outcome is not None and outcome.kind == "later":
+        # given up while waiting, never sent: the DMP was not unreachable
+        if outcome.reason_code == WAITING_PREVIOUS:
+            return "Version précédente jamais parvenue au DMP : envoi abandonné"
+        return "Envoi au DMP abandonné sans tentative"
     return _ZAM_TEXTS.get(code) or f"Refus du DMP ({code})"[:80]
 
 
@@ -281,4 +300,11 @@ def submit_due_deliveries(
     )
 
 
-__all__ = ["CHANNEL", "INS_NOT_QUALIFIED", "WAITING_PREVIOUS", "DmpSender", "submit_due_deliveries"]
+__all__ = [
+    "CHANNEL",
+    "INS_NOT_QUALIFIED",
+    "NOT_PUBLISHED",
+    "WAITING_PREVIOUS",
+    "DmpSender",
+    "submit_due_deliveries",
+]
