@@ -197,6 +197,7 @@ def record_outcome(
             f"{outcome.reason_text or ''}".strip(),
             attempted=attempted,
             at=now,
+            keep_held=True,
             actor=actor,
         )
     wait = outcome.delay if outcome.kind == "later" else policy.delay(delivery.attempts + 1)
@@ -208,6 +209,7 @@ def record_outcome(
         next_attempt_at=now + (wait or policy.first_delay),
         attempted=attempted,
         at=now,
+        keep_held=True,
         actor=actor,
     )
 

@@ -182,6 +182,20 @@ def test_a_delivery_taken_by_another_worker_once_the_lease_ran_out_is_not_attemp
     assert (stands.status, stands.claimed_by, stands.attempts) == ("pending", "other-worker", 0)
 
 
+def test_a_hold_put_while_the_delivery_was_being_tried_survives_its_retry(fresh_ledger: Ledger):
+    (delivery_id,) = queue(fresh_ledger, 1)
+
+    def held_meanwhile(due):  # the operator runs `pfi dmp hold` during the attempt
+        fresh_ledger.mark_delivery(due.id, "held", actor="operator")
+        return Outcome.retry("DMP_UNREACHABLE", "timeout")
+
+    run_due(fresh_ledger, "dmp", held_meanwhile, policy=POLICY, actor="test")
+
+    stands = fresh_ledger.get_delivery(delivery_id)
+    assert (stands.status, stands.attempts, stands.reason_code) == ("held", 1, "DMP_UNREACHABLE")
+    assert fresh_ledger.claim_due_deliveries("dmp") == []
+
+
 def test_later_waits_without_counting_an_attempt(fresh_ledger: Ledger):
     (delivery_id,) = queue(fresh_ledger, 1)
     now = later_than_creation(fresh_ledger, delivery_id, timedelta(seconds=1))

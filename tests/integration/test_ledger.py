@@ -36,6 +36,7 @@ pytestmark = pytest.mark.integration
 LEDGER_TABLES = {"inbound_item", "document", "delivery", "event"}
 SHA_A = "a" * 64
 SHA_B = "b" * 64
+SHA_C = "c" * 64
 GEO_A = "750712184"
 GEO_B = "920000650"
 BIO = "11502-2"  # CR d'examens biologiques
@@ -836,3 +837,21 @@ def test_a_message_recorded_by_another_worker_during_a_content_conflict_keeps_it
     assert calls == ["done", "rejected"]
     assert outcome.unchanged and not outcome.content_conflict
     assert (outcome.item.status, outcome.item.reason_code) == ("done", None)
+
+
+def test_a_deletion_received_before_its_creation_does_not_make_the_creation_a_reuse(
+    ledger: Ledger,
+):
+    document = {"unique_id": "1.2.250.1.999.1^40", "content_sha256": SHA_B}
+    deletion = _message(ledger, SHA_B, documents=[document], action="delete")
+    [document_id] = deletion.document_ids
+    assert ledger.get_document(document_id).content_sha256 is None
+
+    creation = _message(ledger, SHA_A, documents=[document | {"content_sha256": SHA_A}])
+
+    assert creation.item.status == "done" and not creation.content_conflict
+    assert ledger.get_document(document_id).content_sha256 == SHA_A
+    actions = {(d.channel, d.action) for d in ledger.deliveries_of(document_id)}
+    assert {("dmp", "delete"), ("dmp", "new")} <= actions
+    other = _message(ledger, SHA_C, documents=[document | {"content_sha256": SHA_C}])
+    assert other.content_conflict  # from now on, the creation's content is the reference

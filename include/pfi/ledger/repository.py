@@ -527,6 +527,11 @@ class Ledger:
         ids: list[int] = []
         for fields in documents:
             values = _document_values(**fields, inbound_item_id=item_id)
+            sha = values["content_sha256"]
+            if action == "delete":
+                # A deletion names a document: what it carries is not that document's content
+                # (a deletion received before its creation must not make the creation a reuse).
+                values["content_sha256"] = None
             inserted = conn.execute(
                 insert(document)
                 .values(**values)
@@ -549,9 +554,12 @@ class Ledger:
                     document.c.unique_id == values["unique_id"]
                 )
             ).one()
-            sha = values["content_sha256"]
             if action != "delete" and known.content_sha256 and sha and known.content_sha256 != sha:
                 raise _ContentConflict
+            if action != "delete" and sha and not known.content_sha256:  # known by a deletion
+                conn.execute(
+                    update(document).where(document.c.id == known.id).values(content_sha256=sha)
+                )
             ids.append(known.id)
         return ids
 
@@ -848,9 +856,14 @@ class Ledger:
         next_attempt_at: datetime | None = None,
         attempted: bool | None = None,
         at: datetime | None = None,
+        keep_held: bool = False,
         actor: str = "cli",
     ) -> Delivery:
         """Record where a delivery stands and write the ``delivery.status`` event.
+
+        ``keep_held``: an unfinished outcome (``pending``, ``failed``) of an attempt that an
+        operator put on hold while it ran leaves the delivery ``held`` (the attempt and its
+        reason are still recorded): the operator's hold wins until ``release``.
 
         ``attempted`` says whether this records an attempt (``attempts`` + 1, ``last_attempt_at``
         = ``at``); by default only the outcomes ``sent``, ``failed`` and ``refused`` are. A retry
@@ -873,6 +886,8 @@ class Ledger:
             if current is None:
                 raise LookupError(f"no delivery {delivery_id} in the ledger")
             before = current.status
+            if keep_held and before == "held" and status in ("pending", "failed"):
+                status = "held"
             if before == "sent" and status in ("pending", "held"):
                 raise ValueError(
                     f"delivery {delivery_id} was sent: it cannot become {status} (no second send)"
