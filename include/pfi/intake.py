@@ -76,7 +76,13 @@ from pfi.hl7ack import (
 )
 from pfi.hl7v2 import Action, Hl7Error, Hl7Request, decide_request, parse_message, split_file
 from pfi.hl7v2.parser import DEFAULT_ENCODING
-from pfi.ins import InsIdentity, InsPolicy, RuleFailure, compare_identities
+from pfi.ins import (
+    PATIENT_MAIL_DOMAIN,
+    InsIdentity,
+    InsPolicy,
+    RuleFailure,
+    compare_identities,
+)
 from pfi.settings import Hl7Source, Settings, load_settings
 from pfi.zam import write_atomically
 
@@ -179,6 +185,8 @@ class PlannedDocument:
     effective_time: datetime | None
     content_sha256: str
     replaces_unique_id: str | None
+    #: MSSanté addresses of the CDA's intended recipients (used for a volet v1.2 request only).
+    recipient_addresses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -359,6 +367,7 @@ def _plan_documents(
                 effective_time=cda.effective_time,
                 content_sha256=sha,
                 replaces_unique_id=str(replaced) if replaced else parent_id,
+                recipient_addresses=cda.recipient_addresses,
             )
         )
     return planned, failures
@@ -411,16 +420,23 @@ def evaluate(
     if decision.routing.dmp:
         channels.append(("dmp", None))
     if decision.routing.professionals:
-        seen: set[str] = set()
-        for recipient in request.professional_recipients:
-            address = recipient.address.strip().lower()
-            if address and address not in seen:
-                seen.add(address)
-                channels.append(("mss_professional", address))
+        addresses = [r.address.strip().lower() for r in request.professional_recipients]
+        if request.profile is not None and request.profile.is_vague1 and not any(addresses):
+            # volet v1.2: the professionals "indiqués dans le document CDA" (its header's
+            # informationRecipient/intendedRecipient/telecom mailto:); the patient's own
+            # address is DESTMSSANTEPAT's business, never a professional delivery
+            addresses = [
+                a
+                for d in documents
+                for a in d.recipient_addresses
+                if not a.endswith("@" + PATIENT_MAIL_DOMAIN)
+            ]
+        for address in dict.fromkeys(a for a in addresses if a):
+            channels.append(("mss_professional", address))
     warnings = _warnings(request)
     if decision.routing.professionals and not any(c == "mss_professional" for c, _ in channels):
-        # only for volet v1.2 (the rule table refuses it otherwise): its recipients were in the
-        # CDA header, which this PFI does not read for routing — said in the ACK, not guessed
+        # only for volet v1.2 (the rule table refuses it otherwise) whose CDA names no recipient
+        # address either: said in the ACK, not guessed
         warnings += (
             AckError(
                 condition=ERR_APPLICATION,
@@ -430,7 +446,7 @@ def evaluate(
                 application_text=APP_OTHER[1],
                 application_table=APPLICATION_TABLE,
                 alternate_code=INTAKE_NO_RECIPIENT,
-                alternate_text="DESTMSSANTEPS=Y without PRT recipient: no mail sent",
+                alternate_text="DESTMSSANTEPS=Y without PRT or CDA recipient: no mail sent",
                 alternate_table=PFI_TABLE,
             ),
         )

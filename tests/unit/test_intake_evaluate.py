@@ -4,6 +4,8 @@ Variants of the official v2.1 MDM initial example (Base64 CDA N1, test INS 27903
 DESTDMP=Y, DESTMSSANTEPS=Y to adam.hoda@test-ci-sis.mssante.fr).
 """
 
+import base64
+import re
 from pathlib import Path
 
 import pytest
@@ -129,10 +131,45 @@ def test_volet_codes(code, volet):
     assert volet_code(code)[0] == volet
 
 
-def test_a_vague1_request_to_professionals_without_prt_is_accepted_with_a_warning(good):
-    vague1 = good.replace(b"2.1^CISIS_CDA_HL7_V2", b"1.2^CISIS_CDA_HL7_V1")
-    vague1 = b"\n".join(line for line in vague1.split(b"\n") if not line.startswith(b"PRT|"))
-    result = decide(vague1)
+def vague1_without_prt(raw: bytes) -> bytes:
+    vague1 = raw.replace(b"2.1^CISIS_CDA_HL7_V2", b"1.2^CISIS_CDA_HL7_V1")
+    return b"\n".join(line for line in vague1.split(b"\n") if not line.startswith(b"PRT|"))
+
+
+def with_cda(raw: bytes, edit) -> bytes:
+    """``raw`` whose embedded CDA (base64 in the OBX ED) went through ``edit``."""
+    lines = raw.split(b"\n")
+    for n, line in enumerate(lines):
+        fields = line.split(b"|")
+        if line.startswith(b"OBX|") and fields[2] == b"ED":
+            parts = fields[5].split(b"^")
+            cda = base64.b64decode(parts[4] + b"=" * (-len(parts[4]) % 4))
+            parts[4] = base64.b64encode(edit(cda))
+            fields[5] = b"^".join(parts)
+            lines[n] = b"|".join(fields)
+    return b"\n".join(lines)
+
+
+def test_a_vague1_request_mails_the_professionals_its_cda_names(good):
+    # Volet v1.2: "professionnels de santé indiqués dans le document CDA" (no PRT RCT).
+    def patient_listed_too(cda: bytes) -> bytes:  # never a professional delivery
+        patient = b"<intendedRecipient><telecom value='mailto:279035121518989@patient.mssante.fr'/>"
+        return cda.replace(b"<intendedRecipient>", patient, 1)
+
+    for raw in (vague1_without_prt(good), with_cda(vague1_without_prt(good), patient_listed_too)):
+        result = decide(raw)
+        assert result.answer.code == "AA" and result.answer.errors == ()
+        assert result.channels == (
+            ("dmp", None),
+            ("mss_professional", "adam.hoda@medecin.mssante.fr"),
+        )
+
+
+def test_a_vague1_request_whose_cda_names_no_address_is_accepted_with_a_warning(good):
+    def no_telecom(cda: bytes) -> bytes:
+        return re.sub(rb"<telecom value=\"mailto:[^\"]*\"[^>]*/>", b"", cda)
+
+    result = decide(with_cda(vague1_without_prt(good), no_telecom))
     assert result.answer.code == "AA"
     assert result.channels == (("dmp", None),)
     assert [(e.severity, e.alternate_code) for e in result.answer.errors] == [

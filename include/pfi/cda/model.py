@@ -226,6 +226,10 @@ class CdaDocument:
     _attached_pdf: str | None = field(default=None, repr=False)
     #: Size of the CDA document in bytes, as received.
     size: int = 0
+    #: MSSanté addresses of the ``informationRecipient/intendedRecipient`` (``telecom`` whose
+    #: value is ``mailto:…``), lower-case, in order, without duplicates: where a volet v1.2
+    #: message's recipients are ("professionnels indiqués dans le document CDA").
+    recipient_addresses: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def template_roots(self) -> tuple[str, ...]:

@@ -112,6 +112,7 @@ def read_cda(data: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> CdaDocument:
         _body_text=body_text,
         _attached_pdf=_attached_pdf(structured) if structured is not None else None,
         size=len(data),
+        recipient_addresses=_recipient_addresses(root),
     )
 
 
@@ -529,6 +530,16 @@ def _related(el: etree._Element) -> RelatedDocument:
 #: CI-SIS "FR-Document-attache" entry and the "Copie du document" type (LOINC 55108-5).
 _ATTACHED_DOCUMENT = "1.2.250.1.213.1.1.3.18"
 _COPY_OF_DOCUMENT = "55108-5"
+
+
+def _recipient_addresses(root: etree._Element) -> tuple[str, ...]:
+    found: dict[str, None] = {}
+    for recipient in _all(root, "informationRecipient"):
+        for telecom in _all(_one(recipient, "intendedRecipient"), "telecom"):
+            value = (telecom.get("value") or "").strip()
+            if value[:7].lower() == "mailto:" and "@" in value:
+                found.setdefault(value[7:].strip().lower(), None)
+    return tuple(found)
 
 
 def _attached_pdf(body: etree._Element) -> str | None:
