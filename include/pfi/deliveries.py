@@ -21,6 +21,11 @@ deferred-send queue of SC.DMP/ALI/PROG.06-07; "held" deliveries are never claime
 One bad delivery never stops the batch: its outcome is recorded and the next one is tried. An
 unexpected exception (a bug, the disk) is recorded as a retry with the exception's type only (no
 message: it may quote content), and raised after the batch so that the task turns red.
+
+``after`` (the producer's ZAM) runs once a final outcome is recorded and is then marked in the
+trail (:data:`FOLLOWED_UP`); a final outcome left without that mark — the worker died in
+between, or ``after`` failed — is followed up by a later run (:func:`follow_up_missed`), so a
+ZAM is never lost. ``after`` must therefore be idempotent.
 """
 
 from __future__ import annotations
@@ -52,6 +57,13 @@ OutcomeKind = Literal["sent", "refused", "retry", "later"]
 GIVEN_UP = "DELIVERY_GIVEN_UP"
 #: Reason code of an unexpected exception in a sender (a bug): retried, and the task fails.
 INTERNAL = "INTERNAL"
+#: Trail line written once ``after`` (the producer's ZAM) has run for a final outcome; a final
+#: delivery without it is followed up again by :func:`follow_up_missed`.
+FOLLOWED_UP = "delivery.followed_up"
+#: How long a final outcome is left to the worker that recorded it before its follow-up is
+#: deemed missed (that worker died between the outcome and the ZAM), and how far back to look.
+FOLLOW_UP_GRACE = timedelta(minutes=5)
+FOLLOW_UP_WINDOW = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -278,10 +290,16 @@ def run_due(
         )
         if after is not None:
             try:
-                after(stands, outcome)
-            except Exception as exc:
+                _follow_up(ledger, stands, outcome, after, actor)
+            except Exception as exc:  # followed up again by a later run (follow_up_missed)
                 unexpected.append(exc)
                 counts["errors"] += 1
+    if after is not None:
+        try:
+            counts["followed_up"] = follow_up_missed(ledger, channel, after, actor=actor, now=now)
+        except Exception as exc:
+            unexpected.append(exc)
+            counts["errors"] += 1
     if unexpected:
         raise TransientError(
             f"{len(unexpected)} unexpected error(s) while sending {channel} deliveries "
@@ -291,17 +309,66 @@ def run_due(
     return counts
 
 
+def _follow_up(
+    ledger: Ledger, stands: Delivery, outcome: Outcome, after: AfterOutcome, actor: str
+) -> None:
+    after(stands, outcome)
+    if stands.status in ("sent", "refused", "failed"):
+        ledger.add_event(
+            FOLLOWED_UP,
+            document_id=stands.document_id,
+            delivery_id=stands.id,
+            actor=actor,
+            detail={"status": stands.status},
+        )
+
+
+def follow_up_missed(
+    ledger: Ledger,
+    channel: str,
+    after: AfterOutcome,
+    *,
+    actor: str,
+    now: datetime | None = None,
+    limit: int = 200,
+) -> int:
+    """Run ``after`` for the deliveries of ``channel`` whose final outcome is older than
+    :data:`FOLLOW_UP_GRACE` and was never followed up (the worker died before the producer's
+    ZAM); how many. ``after`` must be idempotent: it is given the outcome as the ledger tells
+    it (``sent`` with its partner reference, ``refused`` / ``failed`` with their reason)."""
+    now = now or datetime.now(UTC)
+    missed = ledger.final_without_event(
+        channel,
+        FOLLOWED_UP,
+        updated_after=now - FOLLOW_UP_WINDOW,
+        updated_before=now - FOLLOW_UP_GRACE,
+        limit=limit,
+    )
+    for stands in missed:
+        if stands.status == "sent":
+            outcome = Outcome.sent(stands.partner_ref or "")
+        elif stands.status == "refused":
+            outcome = Outcome.refused(stands.reason_code or "", stands.reason_text or "")
+        else:
+            outcome = Outcome.retry(stands.reason_code or GIVEN_UP, stands.reason_text or "")
+        log.info("delivery %s (%s): %s outcome followed up late", stands.id, channel, stands.status)
+        _follow_up(ledger, stands, outcome, after, actor)
+    return len(missed)
+
+
 def _count_key(status: str) -> str:
     return {"sent": "sent", "refused": "refused", "failed": "failed"}.get(status, "deferred")
 
 
 __all__ = [
+    "FOLLOWED_UP",
     "GIVEN_UP",
     "INTERNAL",
     "AfterOutcome",
     "Outcome",
     "RetryPolicy",
     "SendOne",
+    "follow_up_missed",
     "record_outcome",
     "run_due",
 ]

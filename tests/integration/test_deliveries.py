@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from pfi.deliveries import GIVEN_UP, INTERNAL, Outcome, RetryPolicy, run_due
+from pfi.deliveries import FOLLOWED_UP, GIVEN_UP, INTERNAL, Outcome, RetryPolicy, run_due
 from pfi.errors import ConfigurationError, InvalidInput, RefusedByPartner, TransientError
 from pfi.ledger import Ledger
 from pfi.ledger.schema import delivery
@@ -194,6 +194,41 @@ def test_a_hold_put_while_the_delivery_was_being_tried_survives_its_retry(fresh_
     stands = fresh_ledger.get_delivery(delivery_id)
     assert (stands.status, stands.attempts, stands.reason_code) == ("held", 1, "DMP_UNREACHABLE")
     assert fresh_ledger.claim_due_deliveries("dmp") == []
+
+
+def test_a_follow_up_that_failed_is_run_again_by_a_later_run_once(fresh_ledger: Ledger):
+    sent, refused = queue(fresh_ledger, 2)
+    answers = {sent: Outcome.sent("DMP-1"), refused: Outcome.refused("XDSRegistryError", "no")}
+    followed: list[tuple[int, str, str | None]] = []
+
+    def after(stands, outcome):  # the producer's ZAM; the outbound folder is full at first
+        followed.append((stands.id, outcome.kind, outcome.partner_ref or outcome.reason_code))
+        if len(followed) == 1:
+            raise OSError("no space left")
+
+    def run(now=None):
+        return run_due(
+            fresh_ledger,
+            "dmp",
+            lambda d: answers[d.id],
+            policy=POLICY,
+            actor="t",
+            after=after,
+            now=now,
+        )
+
+    with pytest.raises(TransientError):
+        run()
+    assert run()["followed_up"] == 0  # within the grace left to the worker that recorded it
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    assert run(later)["followed_up"] == 1
+    assert run(later)["followed_up"] == 0
+
+    assert followed == [(sent, "sent", "DMP-1"), (refused, "refused", "XDSRegistryError")] + [
+        (sent, "sent", "DMP-1")
+    ]
+    for delivery_id in (sent, refused):
+        assert len(fresh_ledger.events(delivery_id=delivery_id, kind=FOLLOWED_UP)) == 1
 
 
 def test_later_waits_without_counting_an_attempt(fresh_ledger: Ledger):

@@ -68,7 +68,7 @@ def test_run_sends_and_status_tells(environment, dmp_endpoint, capsys):
     assert delivery["status"] == "sent" and delivery["attempts"] == 1
     assert delivery["partner_ref"] == report["document"]["entry_uuid"]
     kinds = [line["kind"] for line in delivery["trail"]]
-    assert "dmp.request" in kinds and kinds[-1] == "delivery.status"
+    assert "dmp.request" in kinds and kinds[-2:] == ["delivery.status", "delivery.followed_up"]
     assert "279035121518989" not in out
 
     assert main(["dmp", "run"]) == 0  # nothing due any more

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pfi.deliveries import RetryPolicy, run_due
+from pfi.deliveries import Outcome, RetryPolicy, follow_up_missed, record_outcome, run_due
 from pfi.dmp.client import DmpClient, DmpEndpoints
 from pfi.dmp.config import DmpConfig
 from pfi.dmp.sender import DmpSender
@@ -203,6 +203,22 @@ def test_accepted_delivery_is_acknowledged_positively(world):
     world.run(T0)
     (zam,) = world.zams()
     assert "|Y^^expandedYes-NoIndicator" in zam and "\rERR|" not in zam
+
+
+def test_a_worker_dying_before_the_zam_leaves_it_to_the_next_run_once(world):
+    delivery = world.message(MDM_INIT, ack=True)
+    (claimed,) = world.ledger.claim_due_deliveries("dmp", now=T0, actor="test")
+    record_outcome(world.ledger, claimed, world.sender(claimed), policy=POLICY, actor="test")
+    assert world.zams() == []  # the worker died here, before its ZAM
+
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    assert follow_up_missed(world.ledger, "dmp", world.sender.after, actor="test", now=later) == 1
+    assert follow_up_missed(world.ledger, "dmp", world.sender.after, actor="test", now=later) == 0
+    world.sender.after(world.ledger.get_delivery(delivery), Outcome.sent())  # a replay: no-op
+
+    (zam,) = world.zams()
+    assert "|Y^^expandedYes-NoIndicator" in zam
+    assert len(world.ledger.events(delivery_id=delivery, kind="dmp.acknowledged")) == 1
 
 
 def test_replayed_or_lost_answer_never_submits_twice(world):

@@ -317,6 +317,28 @@ def test_a_report_that_cannot_be_recorded_blocks_no_other_and_is_read_again_next
     assert len(zams(folder, "Z02")) == 2
 
 
+def test_a_worker_dying_before_the_zam_leaves_it_to_a_later_run_which_still_waits_for_the_dsn(
+    site, mail_servers, test_pki, fixtures_dir
+):
+    from pfi.deliveries import RetryPolicy, follow_up_missed, record_outcome
+
+    settings, ledger, folder = site
+    intake(settings, ledger, folder, fixtures_dir, ORU_INIT)
+    sender = service.MssSender(ledger, settings, smtp_for(mail_servers, test_pki), actor="test")
+    (claimed,) = ledger.claim_due_deliveries("mss_professional", actor="test")
+    record_outcome(ledger, claimed, sender.send_one(claimed), policy=RetryPolicy(), actor="test")
+    sender.close()  # the worker died here, before its follow-up
+
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    fresh = service.MssSender(ledger, settings, smtp_for(mail_servers, test_pki), actor="test")
+    assert follow_up_missed(ledger, "mss_professional", fresh.after, actor="t", now=later) == 1
+    assert zams(folder, "Z02") == []  # the mail asked for a DSN: the Z02 waits for it
+
+    poll_notifications(ledger, settings, imap_for(mail_servers, test_pki), actor="test")
+    (receipt,) = zams(folder, "Z02")
+    assert "|Y^^expandedYes-NoIndicator|" in receipt
+
+
 def test_a_dsn_for_a_mail_whose_smtp_reply_was_lost_stops_its_retries(
     site, mail_servers, test_pki, fixtures_dir
 ):

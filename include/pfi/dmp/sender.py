@@ -196,6 +196,8 @@ class DmpSender:
         request = self._requests.pop(delivery.id, None)
         if delivery.status not in ("sent", "refused", "failed") or self.settings is None:
             return
+        if self.ledger.events(delivery_id=delivery.id, kind="dmp.acknowledged", limit=1):
+            return  # already answered (this is a late follow-up: deliveries.follow_up_missed)
         item_id = _request_item(
             delivery, self.ledger.get_document(delivery.document_id).inbound_item_id
         )

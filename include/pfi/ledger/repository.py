@@ -822,6 +822,35 @@ class Ledger:
         with self.engine.connect() as conn:
             return [Delivery.from_row(row._mapping) for row in conn.execute(query)]
 
+    def final_without_event(
+        self,
+        channel: str,
+        kind: str,
+        *,
+        updated_after: datetime,
+        updated_before: datetime,
+        limit: int = 200,
+    ) -> list[Delivery]:
+        """Deliveries of ``channel`` that reached a final status (sent, failed, refused) between
+        the two times and have no ``kind`` line in their trail, oldest first: the follow-up (the
+        producer's ZAM) that a worker dying right after the outcome never wrote."""
+        _one_of("channel", channel, CHANNELS)
+        followed = exists().where(event.c.delivery_id == delivery.c.id, event.c.kind == kind)
+        query = (
+            select(delivery)
+            .where(
+                delivery.c.channel == channel,
+                delivery.c.status.in_(DELIVERY_OUTCOMES),
+                delivery.c.updated_at > updated_after,
+                delivery.c.updated_at <= updated_before,
+                ~followed,
+            )
+            .order_by(delivery.c.updated_at, delivery.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [Delivery.from_row(row._mapping) for row in conn.execute(query)]
+
     def delivery_done(
         self,
         document_unique_id: str,

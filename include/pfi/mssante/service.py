@@ -237,14 +237,24 @@ class MssSender:
     def after(self, delivery: Delivery, outcome: Outcome) -> None:
         """ZAM^Z02 once the outcome is known (see the module docstring)."""
         if delivery.status == "sent" and outcome.kind == "sent":
-            if self._sent.get(delivery.id):
-                return  # the DSN will tell
+            if self._dsn_requested(delivery):
+                return  # the DSN will tell (or the wait without one: poll_notifications)
             self.receipt(delivery, delivered=True)
         elif delivery.status in ("refused", "failed"):
             code = smtp_code_of(delivery.reason_code) or smtp_code_of(outcome.reason_code)
             if code is None:
                 code = _SMTPERRORCODE_OF.get(outcome.reason_code or "")
             self.receipt(delivery, delivered=False, smtp_code=code)
+
+    def _dsn_requested(self, delivery: Delivery) -> bool:
+        """Whether the mail asked the operator for a DSN: known by this sender when it sent the
+        mail, else from the trail (a late follow-up, or a mail recorded sent per its DSN)."""
+        if delivery.id in self._sent:
+            return self._sent[delivery.id]
+        return any(
+            e.detail.get("dsn_requested")
+            for e in self.ledger.events(delivery_id=delivery.id, kind=EVENT_SENT)
+        )
 
     # -- acknowledgements ------------------------------------------------------------------
 
