@@ -171,6 +171,55 @@ def test_deletion_waits_for_nothing_once_published_and_deletes(world):
     assert world.dmp.entries["1.2.250.1.71.4.2.2.120456789.71024000082"].status.endswith("Deleted")
 
 
+V1 = "1.2.250.1.71.4.2.2.120456789.71024000081"
+V2 = "1.2.250.1.71.4.2.2.120456789.71024000082"
+
+
+def test_a_replacement_of_a_version_the_dmp_never_had_is_published_as_new(world):
+    initial = world.message(MDM_INIT, qualified=False)  # refused: the DMP never had it
+    replacement = world.message(MDM_RPLC)
+    world.run(T0)
+    world.run(T0 + timedelta(minutes=2))
+
+    assert (world.status(initial), world.status(replacement)) == ("refused", "sent")
+    assert world.dmp.entries[V2].replaces is None and world.dmp.entries[V2].status.endswith(
+        "Approved"
+    )
+    (instead,) = world.ledger.events(delivery_id=replacement, kind="dmp.replaces_instead")
+    assert instead.detail == {"action": "new", "replaces_known": False}
+
+
+def test_a_replacement_names_the_last_version_the_dmp_holds(world):
+    from sqlalchemy import update
+
+    from pfi.ledger.schema import document
+
+    world.message(MDM_INIT)
+    world.run(T0)  # v1 is in the DMP
+    # v1.5 replaced v1 but its DMP publication was refused; v2 names v1.5.
+    middle, _ = world.ledger.upsert_document(
+        unique_id="1.2.250.1.999.1^v1.5",
+        replaces_unique_id=V1,
+        ins_matricule=INS,
+        ins_oid=INS_OID,
+        ins_qualified=True,
+    )
+    refused, _ = world.ledger.ensure_delivery(middle, "dmp", None, "replace")
+    world.ledger.mark_delivery(refused, "refused", reason_code="XDSRegistryError", actor="test")
+    replacement = world.message(MDM_RPLC)
+    with world.ledger.engine.begin() as conn:
+        conn.execute(
+            update(document)
+            .where(document.c.unique_id == V2)
+            .values(replaces_unique_id="1.2.250.1.999.1^v1.5")
+        )
+    world.run(T0 + timedelta(minutes=2))
+
+    assert world.status(replacement) == "sent"
+    assert world.dmp.entries[V2].replaces == entry_uuid(V1)
+    assert world.dmp.entries[V1].status.endswith("Deprecated")
+
+
 def test_unqualified_ins_is_refused_without_calling_the_dmp_and_acknowledged(world):
     delivery = world.message(MDM_INIT, qualified=False, ack=True)
     counts = world.run(T0)

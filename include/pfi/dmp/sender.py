@@ -26,6 +26,7 @@ message asked for it (ACK_RECEPTION = Y), once the delivery is ``sent``, ``refus
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -120,6 +121,23 @@ class DmpSender:
                 submission.patient_class,
                 submission.replaces_unique_id,
             )
+        if submission.action == "replace" and submission.replaces_unique_id:
+            target = self._published_ancestor(submission.replaces_unique_id)
+            if target != submission.replaces_unique_id:
+                # the version named never reached the DMP: replace the last one that did, or
+                # publish this one as new (an RPLC to an entry the DMP lacks is refused)
+                submission = dataclasses.replace(
+                    submission,
+                    action="replace" if target else "new",
+                    replaces_unique_id=target,
+                )
+                ledger.add_event(
+                    "dmp.replaces_instead",
+                    document_id=document.id,
+                    delivery_id=delivery.id,
+                    actor=self.actor,
+                    detail={"action": submission.action, "replaces_known": target is not None},
+                )
         soap = build_request(
             submission,
             config=self.config,
@@ -150,6 +168,27 @@ class DmpSender:
                 detail={"codes": list(response.codes)},
             )
         return Outcome.sent(entry_uuid(submission.unique_id))
+
+    def _published_ancestor(self, unique_id: str) -> str | None:
+        """The version a replacement should name: ``unique_id`` itself unless the ledger knows
+        that the DMP never held it (its DMP publication was refused, or it was never asked for),
+        then the nearest earlier version the DMP may hold; ``None`` when none did."""
+        seen: set[str] = set()
+        current: str | None = unique_id
+        while current is not None and current not in seen:
+            seen.add(current)
+            document = self.ledger.find_document(current)
+            if document is None:
+                return current  # not known here (fed before this PFI): the DMP may hold it
+            publications = [
+                d
+                for d in self.ledger.deliveries_of(document.id)
+                if d.channel == CHANNEL and d.action != "delete"
+            ]
+            if any(d.status != "refused" for d in publications):
+                return current  # sent, or failed with its answer perhaps lost, or still queued
+            current = document.replaces_unique_id
+        return None
 
     def _waits_for(
         self, delivery: Delivery, document_id: int, replaces_unique_id: str | None
