@@ -220,6 +220,24 @@ def test_a_replacement_names_the_last_version_the_dmp_holds(world):
     assert world.dmp.entries[V1].status.endswith("Deprecated")
 
 
+def test_a_deletion_withdraws_a_publication_held_and_never_tried(world):
+    initial = world.message(MDM_INIT, ack=True)
+    world.ledger.mark_delivery(initial, "held", actor="operator")
+    deletion = world.ledger.ensure_delivery(
+        world.ledger.get_delivery(initial).document_id, "dmp", None, "delete", next_attempt_at=T0
+    )[0]
+
+    world.run(T0)
+    # The site releases its held deliveries, as `pfi dmp release` does: the withdrawn one is not.
+    assert world.ledger.get_delivery(initial).status != "held"
+    world.run(T0 + timedelta(minutes=5))
+
+    withdrawn, refused = world.ledger.get_delivery(initial), world.ledger.get_delivery(deletion)
+    assert (withdrawn.status, withdrawn.reason_code) == ("refused", "DMP_WITHDRAWN")
+    assert (refused.status, refused.reason_code) == ("refused", "DMP_NOT_PUBLISHED")
+    assert world.dmp.accepted == []
+
+
 def test_unqualified_ins_is_refused_without_calling_the_dmp_and_acknowledged(world):
     delivery = world.message(MDM_INIT, qualified=False, ack=True)
     counts = world.run(T0)

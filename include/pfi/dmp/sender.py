@@ -10,7 +10,9 @@ claimed delivery:
 2. **Qualified INS** only (DSR HOP-PFI, INS/va1.16): otherwise refused ``DMP_INS_NOT_QUALIFIED``.
 3. **In order**: a replacement waits (``later``) while the version it replaces is still queued for
    the DMP; a deletion waits while its document's publication is queued, and is refused
-   ``DMP_NOT_PUBLISHED`` (the DMP not called) when that publication was refused.
+   ``DMP_NOT_PUBLISHED`` (the DMP not called) when that publication was refused — or was held
+   by the site and never tried: that publication is then withdrawn (``DMP_WITHDRAWN``). A
+   replacement of a version the DMP never received names the last one it did, or goes as new.
 4. The request is re-read from the archived original (:func:`pfi.intake.load_request`; the ledger
    keeps no content), turned into a signed SOAP request whose submission set uniqueId derives
    from the delivery's ``request_id`` (fixed before the first attempt), and the attempt is written
@@ -50,6 +52,7 @@ CHANNEL = "dmp"
 INS_NOT_QUALIFIED = "DMP_INS_NOT_QUALIFIED"
 WAITING_PREVIOUS = "DMP_WAITING_PREVIOUS"
 NOT_PUBLISHED = "DMP_NOT_PUBLISHED"
+WITHDRAWN = "DMP_WITHDRAWN"
 
 LoadRequest = Callable[["Ledger", int], "Hl7Request"]
 
@@ -209,6 +212,25 @@ class DmpSender:
             ]
         else:
             return None
+        parked = [d for d in depends_on if d.status == "held" and d.attempts == 0]
+        if (
+            delivery.action == "delete"
+            and parked
+            and all(d.status == "refused" or d in parked for d in depends_on)
+        ):
+            # Held by the site and never tried: the DMP never had it. The producer's deletion
+            # withdraws it, so that a later release cannot publish a deleted document.
+            for withdrawn in parked:
+                self.ledger.mark_delivery(
+                    withdrawn.id,
+                    "refused",
+                    reason_code=WITHDRAWN,
+                    reason_text="deleted by the producer before it was sent to the DMP",
+                    actor=self.actor,
+                )
+            return Outcome.refused(
+                NOT_PUBLISHED, "the DMP never received this document: nothing to delete"
+            )
         if any(d.status in ("pending", "held") for d in depends_on):
             return Outcome.later(
                 WAITING_PREVIOUS,
@@ -288,6 +310,7 @@ def _request_item(delivery: Delivery, document_item: int | None) -> int | None:
 _ZAM_TEXTS = {
     INS_NOT_QUALIFIED: "INS non qualifiée : document non envoyé au DMP",
     NOT_PUBLISHED: "Document jamais publié dans le DMP : rien à supprimer",
+    WITHDRAWN: "Supprimé par le producteur avant son envoi au DMP",
     "DELIVERY_GIVEN_UP": "DMP injoignable : envoi abandonné après plusieurs tentatives",
     "DMP_UNIQUE_ID_FORMAT": "Identifiant de document OID^extension non accepté par le DMP",
     "DMP_NO_STRUCTURE_ID": "Identifiant de structure absent (PRT SB) : VIHF impossible",
@@ -346,6 +369,7 @@ __all__ = [
     "INS_NOT_QUALIFIED",
     "NOT_PUBLISHED",
     "WAITING_PREVIOUS",
+    "WITHDRAWN",
     "DmpSender",
     "submit_due_deliveries",
 ]
