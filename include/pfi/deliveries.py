@@ -253,8 +253,10 @@ def run_due(
     the producer, for instance); ``delivery`` is the ledger row as it now stands (``failed`` when
     the retries were given up). Before each delivery after the first, its lease is renewed
     (:meth:`~pfi.ledger.Ledger.renew_claim`): one that another worker claimed once this batch
-    outlasted the lease is skipped, never attempted twice. Returns counts only (XCom-safe):
-    ``claimed``, ``sent``, ``refused``, ``deferred``, ``failed``, ``errors``, ``skipped``.
+    outlasted the lease is skipped, never attempted twice. With ``after``, the final outcomes
+    whose follow-up a dead worker missed are followed up too (:func:`follow_up_missed`).
+    Returns counts only (XCom-safe): ``claimed``, ``sent``, ``refused``, ``deferred``,
+    ``failed``, ``errors``, ``skipped`` (and ``followed_up`` with ``after``).
     """
     claimed = ledger.claim_due_deliveries(channel, now=now, limit=limit, actor=actor)
     counts = {"channel": channel, "claimed": len(claimed), "sent": 0, "refused": 0}
@@ -344,6 +346,7 @@ def follow_up_missed(
         updated_before=now - FOLLOW_UP_GRACE,
         limit=limit,
     )
+    failures: list[BaseException] = []
     for stands in missed:
         if stands.status == "sent":
             outcome = Outcome.sent(stands.partner_ref or "")
@@ -352,7 +355,16 @@ def follow_up_missed(
         else:
             outcome = Outcome.retry(stands.reason_code or GIVEN_UP, stands.reason_text or "")
         log.info("delivery %s (%s): %s outcome followed up late", stands.id, channel, stands.status)
-        _follow_up(ledger, stands, outcome, after, actor)
+        try:
+            _follow_up(ledger, stands, outcome, after, actor)
+        except Exception as exc:  # this one is tried again next run; the others go on
+            failures.append(exc)
+    if failures:
+        raise TransientError(
+            f"{len(failures)} late follow-up(s) of {channel} deliveries failed "
+            f"(first: {unexpected_summary(failures[0])})",
+            code=INTERNAL,
+        ) from None
     return len(missed)
 
 

@@ -7,7 +7,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from pfi.deliveries import FOLLOWED_UP, GIVEN_UP, INTERNAL, Outcome, RetryPolicy, run_due
+from pfi.deliveries import (
+    FOLLOWED_UP,
+    GIVEN_UP,
+    INTERNAL,
+    Outcome,
+    RetryPolicy,
+    follow_up_missed,
+    run_due,
+)
 from pfi.errors import ConfigurationError, InvalidInput, RefusedByPartner, TransientError
 from pfi.ledger import Ledger
 from pfi.ledger.schema import delivery
@@ -229,6 +237,24 @@ def test_a_follow_up_that_failed_is_run_again_by_a_later_run_once(fresh_ledger: 
     ]
     for delivery_id in (sent, refused):
         assert len(fresh_ledger.events(delivery_id=delivery_id, kind=FOLLOWED_UP)) == 1
+
+
+def test_a_follow_up_failing_every_time_blocks_no_other(fresh_ledger: Ledger):
+    poison, other = queue(fresh_ledger, 2)
+    for delivery_id in (poison, other):  # a worker recorded both and died before following up
+        fresh_ledger.mark_delivery(delivery_id, "sent", partner_ref="DMP-1", actor="dead")
+    followed = []
+
+    def after(stands, outcome):
+        if stands.id == poison:
+            raise OSError("this one's producer folder is gone")
+        followed.append(stands.id)
+
+    later = datetime.now(UTC) + timedelta(minutes=10)
+    with pytest.raises(TransientError, match="OSError"):
+        follow_up_missed(fresh_ledger, "dmp", after, actor="t", now=later)
+    assert followed == [other]
+    assert fresh_ledger.events(delivery_id=poison, kind=FOLLOWED_UP) == []
 
 
 def test_later_waits_without_counting_an_attempt(fresh_ledger: Ledger):
