@@ -148,8 +148,10 @@ class Outcome:
         return cls("refused", reason_code=code, reason_text=text)
 
     @classmethod
-    def retry(cls, code: str, text: str) -> Outcome:
-        return cls("retry", reason_code=code, reason_text=text)
+    def retry(cls, code: str, text: str, delay: timedelta | None = None) -> Outcome:
+        """A transient failure; retried after ``delay`` when given, else after the policy's
+        backoff."""
+        return cls("retry", reason_code=code, reason_text=text, delay=delay)
 
     @classmethod
     def later(cls, code: str, text: str, delay: timedelta = timedelta(minutes=1)) -> Outcome:
@@ -212,7 +214,7 @@ def record_outcome(
             keep_held=True,
             actor=actor,
         )
-    wait = outcome.delay if outcome.kind == "later" else policy.delay(delivery.attempts + 1)
+    wait = outcome.delay or policy.delay(delivery.attempts + 1)
     return ledger.mark_delivery(
         delivery.id,
         "pending",

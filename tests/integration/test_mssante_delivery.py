@@ -16,6 +16,7 @@ from pfi.settings import load_settings
 from pfi.xdm import read_xdm
 from pfi_fixtures.mail import (
     APPLICATION_MAILBOXES,
+    DroppingSmtpServer,
     mailbox_endpoints,
     received_mails,
     send_as_human,
@@ -337,6 +338,35 @@ def test_a_worker_dying_before_the_zam_leaves_it_to_a_later_run_which_still_wait
     poll_notifications(ledger, settings, imap_for(mail_servers, test_pki), actor="test")
     (receipt,) = zams(folder, "Z02")
     assert "|Y^^expandedYes-NoIndicator|" in receipt
+
+
+def test_a_mail_whose_answer_was_lost_after_its_data_waits_for_its_dsn_before_a_retry(
+    site, mail_servers, test_pki, fixtures_dir
+):
+    settings, ledger, folder = site
+    intake(settings, ledger, folder, fixtures_dir, ORU_INIT)  # asks for receipts: DSN wanted
+    server = DroppingSmtpServer(test_pki)
+    server.offer_dsn, server.drop_next_data = True, True
+    endpoint = mailbox_endpoints(mail_servers, test_pki, SENDER)[0]
+    endpoint = type(endpoint)(
+        **{**endpoint.__dict__, "port": server.port, "security": "tls", "sasl": "none"}
+    )
+    try:
+        counts = deliver_due(
+            ledger,
+            settings,
+            lambda mailbox: SmtpClient(endpoint),
+            channel="mss_professional",
+            actor="test",
+        )
+    finally:
+        server.close()
+
+    assert counts["deferred"] == 1
+    (waiting,) = [d for d in mss_deliveries(ledger) if d.channel == "mss_professional"]
+    assert (waiting.status, waiting.reason_code) == ("pending", "MSS_OUTCOME_UNKNOWN")
+    # not retried before the DSN had its time (dsn_wait_hours, 24 by default)
+    assert waiting.next_attempt_at - waiting.last_attempt_at >= timedelta(hours=23)
 
 
 def test_a_dsn_for_a_mail_whose_smtp_reply_was_lost_stops_its_retries(

@@ -1,13 +1,10 @@
 """The MSSanté SMTP client against the devkit relay and Dovecot, over real TLS with the
 mailbox's client certificate: what arrives, what is refused, outages and closed sessions."""
 
-import contextlib
 import email
 import email.policy
 import imaplib
 import socket
-import ssl
-import threading
 
 import pytest
 
@@ -16,10 +13,21 @@ from pfi.errors import ConfigurationError, TransientError
 from pfi.hl7v2 import decide_request, parse_message
 from pfi.ins import InsPolicy
 from pfi.mssante import Mailbox, MssConfig, compose, mail_orders
-from pfi.mssante.smtp import SmtpClient, SmtpEndpoint, SmtpRefused, SmtpTransient
+from pfi.mssante.smtp import (
+    OutcomeUnknown,
+    SmtpClient,
+    SmtpEndpoint,
+    SmtpRefused,
+    SmtpTransient,
+)
 from pfi.xdm import read_xdm
 from pfi_devkit.mail import client_ssl_context
-from pfi_fixtures.mail import APPLICATION_MAILBOXES, HUMAN_MAILBOXES, mailbox_tls
+from pfi_fixtures.mail import (
+    APPLICATION_MAILBOXES,
+    HUMAN_MAILBOXES,
+    DroppingSmtpServer,
+    mailbox_tls,
+)
 from pfi_fixtures.site import MDM_INIT, ORU_INIT
 
 pytestmark = pytest.mark.integration
@@ -212,67 +220,6 @@ def test_sasl_external_over_the_certificate(mail_servers, test_pki, fixtures_dir
     assert len(received(mail_servers, test_pki, mail.recipient, mail.message_id)) == 1
 
 
-class _DroppingServer:
-    """A minimal SMTP server over implicit TLS (the devkit's server certificate) that keeps what
-    it accepts and, when told, takes a mail's data and closes the connection without the final
-    reply — as a relay that crashes, or a client timeout while a slow relay scans a large mail."""
-
-    def __init__(self, test_pki) -> None:
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(test_pki.server.cert_path, test_pki.server.key_path)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.received: list[bytes] = []
-        self.drop_next_data = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                raw, _ = self.listener.accept()
-            except OSError:
-                return
-            with contextlib.suppress(OSError, ssl.SSLError):
-                with self.ctx.wrap_socket(raw, server_side=True) as conn:
-                    self._session(conn.makefile("rwb"))
-
-    def _session(self, io) -> None:
-        def reply(line: str) -> None:
-            io.write(line.encode() + b"\r\n")
-            io.flush()
-
-        reply("220 dropping.test ESMTP")
-        while line := io.readline():
-            verb = line[:4].upper()
-            if verb == b"EHLO":
-                reply("250-dropping.test")
-                reply("250 8BITMIME")
-            elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
-                reply("250 2.0.0 OK")
-            elif verb == b"DATA":
-                reply("354 go ahead")
-                data = b""
-                while (chunk := io.readline()) not in (b".\r\n", b""):
-                    data += chunk
-                self.received.append(data)
-                if self.drop_next_data:
-                    self.drop_next_data = False
-                    return  # taken, then the connection is gone before "250"
-                reply("250 2.0.0 queued")
-            elif verb == b"QUIT":
-                reply("221 bye")
-                return
-            else:
-                reply("502 5.5.2 not implemented")
-
-    def count(self, message_id: str) -> int:
-        return sum(message_id.encode() in data for data in self.received)
-
-    def close(self) -> None:
-        self.listener.close()
-
-
 def test_a_connection_lost_after_the_data_is_not_followed_by_a_second_copy(
     mail_servers, test_pki, fixtures_dir
 ):
@@ -281,15 +228,38 @@ def test_a_connection_lost_after_the_data_is_not_followed_by_a_second_copy(
     # new session would give the recipient two copies. It is a transient failure, nothing more.
     _, (first,) = mails_of(fixtures_dir, MDM_INIT)
     _, (second,) = mails_of(fixtures_dir, MDM_INIT)
-    server = _DroppingServer(test_pki)
+    server = DroppingSmtpServer(test_pki)
     try:
         ep = endpoint(mail_servers, test_pki, security="tls", sasl="none")
         ep = type(ep)(**{**ep.__dict__, "port": server.port})
         with SmtpClient(ep) as smtp:
             smtp.send(first)
             server.drop_next_data = True
-            with pytest.raises(TransientError):
+            with pytest.raises(OutcomeUnknown) as raised:
                 smtp.send(second)
     finally:
         server.close()
     assert (server.count(first.message_id), server.count(second.message_id)) == (1, 1)
+    assert not raised.value.dsn_requested  # this server offers no DSN
+
+
+def test_only_a_loss_after_the_data_leaves_the_outcome_unknown(
+    mail_servers, test_pki, fixtures_dir
+):
+    _, (mail, *_) = mails_of(fixtures_dir, ORU_INIT)  # asks for receipts: a DSN is requested
+    server = DroppingSmtpServer(test_pki)
+    server.offer_dsn = True
+    try:
+        ep = endpoint(mail_servers, test_pki, security="tls", sasl="none")
+        ep = type(ep)(**{**ep.__dict__, "port": server.port})
+        server.drop_next_rcpt = True
+        with SmtpClient(ep) as smtp, pytest.raises(TransientError) as before_data:
+            smtp.send(mail)
+        server.drop_next_data = True
+        with SmtpClient(ep) as smtp, pytest.raises(OutcomeUnknown) as after_data:
+            smtp.send(mail)
+    finally:
+        server.close()
+    assert not isinstance(before_data.value, OutcomeUnknown)
+    assert after_data.value.dsn_requested and after_data.value.code == "MSS_OUTCOME_UNKNOWN"
+    assert server.count(mail.message_id) == 1

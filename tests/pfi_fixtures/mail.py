@@ -7,8 +7,12 @@ use ``mail_servers.host`` / ``imaps_port`` / ``imap_port`` / ``smtp_port`` / ``s
 The servers are shared by the session: tag what you send (a unique Subject) and search for it.
 """
 
+import contextlib
 import shutil
+import socket
+import ssl
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,3 +122,73 @@ def send_as_human(mail_servers, test_pki, human: str, to: str, raw: bytes) -> No
     with smtplib.SMTP_SSL(mail_servers.host, mail_servers.smtps_port, context=ctx) as smtp:
         smtp.login(human, HUMAN_MAILBOXES[human])
         smtp.sendmail(human, [to], raw)
+
+
+class DroppingSmtpServer:
+    """A minimal SMTP server over implicit TLS (the devkit's server certificate) that keeps what
+    it accepts and, when told, takes a mail's data and closes the connection without the final
+    reply — as a relay that crashes, or a client timeout while a slow relay scans a large mail.
+    ``offer_dsn`` makes it advertise the DSN extension; ``drop_next_rcpt`` closes the connection
+    at the next RCPT TO instead (before any data: no doubt about the mail)."""
+
+    def __init__(self, test_pki) -> None:
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(test_pki.server.cert_path, test_pki.server.key_path)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.received: list[bytes] = []
+        self.drop_next_data = False
+        self.drop_next_rcpt = False
+        self.offer_dsn = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                raw, _ = self.listener.accept()
+            except OSError:
+                return
+            with contextlib.suppress(OSError, ssl.SSLError):
+                with self.ctx.wrap_socket(raw, server_side=True) as conn:
+                    self._session(conn.makefile("rwb"))
+
+    def _session(self, io) -> None:
+        def reply(line: str) -> None:
+            io.write(line.encode() + b"\r\n")
+            io.flush()
+
+        reply("220 dropping.test ESMTP")
+        while line := io.readline():
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                reply("250-dropping.test")
+                if self.offer_dsn:
+                    reply("250-DSN")
+                reply("250 8BITMIME")
+            elif verb == b"RCPT" and self.drop_next_rcpt:
+                self.drop_next_rcpt = False
+                return
+            elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP"):
+                reply("250 2.0.0 OK")
+            elif verb == b"DATA":
+                reply("354 go ahead")
+                data = b""
+                while (chunk := io.readline()) not in (b".\r\n", b""):
+                    data += chunk
+                self.received.append(data)
+                if self.drop_next_data:
+                    self.drop_next_data = False
+                    return  # taken, then the connection is gone before "250"
+                reply("250 2.0.0 queued")
+            elif verb == b"QUIT":
+                reply("221 bye")
+                return
+            else:
+                reply("502 5.5.2 not implemented")
+
+    def count(self, message_id: str) -> int:
+        return sum(message_id.encode() in data for data in self.received)
+
+    def close(self) -> None:
+        self.listener.close()

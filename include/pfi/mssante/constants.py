@@ -24,6 +24,8 @@ CONNECTION = "MSS_CONNECTION"
 TLS = "MSS_TLS"
 SERVER_CERTIFICATE = "MSS_SERVER_CERTIFICATE"
 TIMEOUT = "MSS_TIMEOUT"
+#: The connection was lost after the mail's data was sent, before the server's answer.
+OUTCOME_UNKNOWN = "MSS_OUTCOME_UNKNOWN"
 AUTH = "MSS_AUTH"
 NO_MAILBOX = "MSS_NO_MAILBOX"
 #: Prefix of the code of an SMTP reply: ``SMTP_550``.

@@ -69,7 +69,7 @@ from pfi.mssante.compose import (
 )
 from pfi.mssante.config import MssConfig
 from pfi.mssante.notifications import Notification, parse_notifications
-from pfi.mssante.smtp import SmtpClient, smtp_code_of
+from pfi.mssante.smtp import OutcomeUnknown, SmtpClient, smtp_code_of
 
 if TYPE_CHECKING:
     from pfi.hl7v2 import Hl7Request
@@ -216,6 +216,10 @@ class MssSender:
         except PfiError as exc:
             smtp_code = getattr(exc, "smtp_code", None)
             self._event(EVENT_ERROR, delivery, {**detail, "code": exc.code, "smtp_code": smtp_code})
+            if isinstance(exc, OutcomeUnknown) and exc.dsn_requested:
+                # The operator may have the mail: its DSN would say so (and record it sent).
+                # Sending again now could give a second copy; the retry waits for the DSN.
+                return Outcome.retry(exc.code, exc.reason, delay=self.config.dsn_wait)
             raise
         self._sent[delivery.id] = receipt.dsn_requested
         try:

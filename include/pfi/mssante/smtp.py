@@ -10,7 +10,9 @@ automatically (SC.MSS/CONF.11); a connection error must not disturb anything els
 Failures, drawn as the PFI's exception tree (:mod:`pfi.errors`)::
 
     TransientError        4xx replies, refused/closed/timed-out connections, TLS failures
-     └── SmtpTransient    a 4xx reply: .smtp_code kept, .code "SMTP_421"…
+     ├── SmtpTransient    a 4xx reply: .smtp_code kept, .code "SMTP_421"…
+     └── OutcomeUnknown   connection lost or timed out once the mail's data went out, before
+                          the answer: the server may have the mail (.dsn_requested)
     RefusedByPartner
      └── SmtpRefused      a 5xx reply to RCPT TO or DATA: the partner refuses *this* mail
                           (.smtp_code kept for the ZAM's ERR-5, table SMTPERRORCODE)
@@ -96,6 +98,36 @@ class SendReceipt:
 _ENHANCED = re.compile(rb"^\s*([245]\.\d{1,3}\.\d{1,3})")
 
 
+class OutcomeUnknown(TransientError):
+    """The mail's data went out and the connection was lost (or timed out) before the server's
+    answer: the server may have taken the mail. Retried like any transient failure, but the
+    sender may first wait for the DSN that would tell (``dsn_requested``)."""
+
+    code = k.OUTCOME_UNKNOWN
+
+    def __init__(self, message: str, *, dsn_requested: bool) -> None:
+        super().__init__(message)
+        self.dsn_requested = dsn_requested
+
+
+class _DataPhase:
+    """An smtplib session that remembers whether the current mail reached its DATA command."""
+
+    in_data = False
+
+    def data(self, msg):  # type: ignore[no-untyped-def]
+        self.in_data = True
+        return super().data(msg)  # type: ignore[misc]
+
+
+class _Smtp(_DataPhase, smtplib.SMTP):
+    pass
+
+
+class _SmtpSsl(_DataPhase, smtplib.SMTP_SSL):
+    pass
+
+
 class SmtpClient(MailboxSession):
     """One SMTP session, opened lazily, reused for many mails, reopened when the server closed it
     (found before a mail is sent, never by resending one).
@@ -122,11 +154,11 @@ class SmtpClient(MailboxSession):
         try:
             if ep.security == "tls":
                 stage = "tls"
-                smtp = smtplib.SMTP_SSL(
+                smtp = _SmtpSsl(
                     ep.host, ep.port, local_hostname=local, timeout=ep.timeout, context=self.context
                 )
             else:
-                smtp = smtplib.SMTP(ep.host, ep.port, local_hostname=local, timeout=ep.timeout)
+                smtp = _Smtp(ep.host, ep.port, local_hostname=local, timeout=ep.timeout)
                 stage = "ehlo"
                 smtp.ehlo()
                 if not smtp.has_extn("starttls"):
@@ -188,8 +220,16 @@ class SmtpClient(MailboxSession):
         try:
             return self._send_once(mail, data)
         except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            in_data = getattr(self._smtp, "in_data", False)
+            dsn = self._dsn_requested(mail)
             self._drop()
-            raise _translate(exc, "send") from None
+            error = _translate(exc, "send")
+            if in_data:
+                raise OutcomeUnknown(
+                    f"{error.reason}, after the mail's data: the server may have taken it",
+                    dsn_requested=dsn,
+                ) from None
+            raise error from None
 
     def _probe(self) -> None:
         """Drop a reused session that no longer answers (nothing of a mail has been sent yet)."""
@@ -206,7 +246,8 @@ class SmtpClient(MailboxSession):
         self.connect()
         smtp = self._smtp
         assert smtp is not None
-        dsn = mail.dsn and smtp.has_extn("dsn")
+        dsn = self._dsn_requested(mail)
+        smtp.in_data = False  # type: ignore[attr-defined]
         mail_options: list[str] = []
         rcpt_options: list[str] = []
         if dsn:
@@ -219,10 +260,22 @@ class SmtpClient(MailboxSession):
         except Exception as exc:
             if isinstance(exc, smtplib.SMTPRecipientsRefused | smtplib.SMTPDataError):
                 self._reset()
-            else:
-                self._drop()
-            raise _translate(exc, "send") from None
+                raise _translate(exc, "send") from None
+            in_data = getattr(smtp, "in_data", False)
+            self._drop()
+            error = _translate(exc, "send")
+            if in_data and isinstance(error, TransientError):  # e.g. no answer in time
+                raise OutcomeUnknown(
+                    f"{error.reason}, after the mail's data: the server may have taken it",
+                    dsn_requested=dsn,
+                ) from None
+            raise error from None
         return SendReceipt(message_id=mail.message_id, dsn_requested=dsn)
+
+    def _dsn_requested(self, mail: ComposedMail) -> bool:
+        """Whether this mail asks the server for a DSN (the mail wants one, the server offers
+        the extension)."""
+        return bool(mail.dsn and self._smtp is not None and self._smtp.has_extn("dsn"))
 
     def _reset(self) -> None:
         try:
@@ -308,6 +361,7 @@ def _by_code(code: int, text: bytes | str | None, stage: str, *, message_level: 
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "OutcomeUnknown",
     "SendReceipt",
     "SmtpClient",
     "SmtpEndpoint",
