@@ -530,3 +530,21 @@ def test_drim_like_package_is_read():
     assert package.submission_set.patient_id is None
     assert package.patient_id == INS_CX
     assert package.readme is None
+
+
+# --- hostile packages (review) --------------------------------------------------------------------
+
+
+def test_entries_repeating_one_file_cannot_multiply_it(good):
+    """Many DocumentEntries naming one member: each read counts against max_total_bytes."""
+    meta = dict(good)[META]
+    root = etree.fromstring(meta)
+    objects = root[0]
+    first = next(el for el in objects if etree.QName(el).localname == "ExtrinsicObject")
+    for n in range(40):
+        clone = etree.fromstring(etree.tostring(first))
+        clone.set("id", f"Copy{n}")
+        objects.append(clone)
+    forged = [(n, etree.tostring(root) if n == META else c) for n, c in good]
+    total = sum(len(c) for _, c in forged)
+    refused(make_zip(forged), "XDM_TOTAL_TOO_LARGE", limits=XdmLimits(max_total_bytes=total))

@@ -18,7 +18,9 @@ name members by their index, never by their name (file names may carry a patient
 ``XDM_UNSUPPORTED_COMPRESSION``  a method other than stored or deflated
 ``XDM_DUPLICATE_NAME``         two members with the same name, ignoring case
 ``XDM_MEMBER_TOO_LARGE``       a member declares more than ``max_member_bytes`` uncompressed
-``XDM_TOTAL_TOO_LARGE``        the declared uncompressed sizes add up to over ``max_total_bytes``
+``XDM_TOTAL_TOO_LARGE``        the declared uncompressed sizes add up to over ``max_total_bytes``,
+                               or the bytes read do (a member named by many entries counts
+                               each time)
 ``XDM_COMPRESSION_RATIO``      a member expands more than ``max_ratio`` times (zip bomb)
 ``XDM_CORRUPT``                CRC error or a member shorter/longer than declared
 ``XDM_NO_METADATA``            no ``IHE_XDM/<subset>/METADATA.XML`` (any subset folder name)
@@ -109,8 +111,9 @@ def read_xdm(
     with archive:
         members = _check_members(infos, limits)
         meta_info, subset = _find_metadata(members)
+        reader = _Reader(archive, limits)
         metadata = xmlsafe.parse(
-            _read_member(archive, meta_info),
+            reader.read(meta_info),
             max_bytes=limits.max_metadata_bytes,
             code_prefix="XDM_METADATA",
             what="XDM METADATA.XML",
@@ -118,10 +121,10 @@ def read_xdm(
         submission_set, entries, associations = parse_metadata(metadata)
         _check_single_patient(submission_set, entries)
         documents = tuple(
-            _document(archive, members, subset, index, entry)
+            _document(reader, members, subset, index, entry)
             for index, entry in enumerate(entries, start=1)
         )
-        readme = _readme(archive, members, limits)
+        readme = _readme(reader, members, limits)
     return XdmPackage(
         submission_set=submission_set,
         documents=documents,
@@ -255,6 +258,27 @@ def _check_members(infos: list[zipfile.ZipInfo], limits: XdmLimits) -> dict[str,
     return members
 
 
+class _Reader:
+    """Reads members, counting every byte read against ``max_total_bytes``: the checks of
+    :func:`_check_members` bound each member once, but METADATA.XML may name one member from
+    many DocumentEntries, and each of them gets its own copy of the content."""
+
+    def __init__(self, archive: zipfile.ZipFile, limits: XdmLimits) -> None:
+        self.archive = archive
+        self.limits = limits
+        self.total = 0
+
+    def read(self, info: zipfile.ZipInfo) -> bytes:
+        self.total += info.file_size
+        if self.total > self.limits.max_total_bytes:
+            raise InvalidInput(
+                f"the XDM archive expands to over {self.limits.max_total_bytes} bytes "
+                "(its members counted each time the metadata names them)",
+                code="XDM_TOTAL_TOO_LARGE",
+            )
+        return _read_member(self.archive, info)
+
+
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     """The member's bytes; never more than its declared (and already bounded) size.
 
@@ -308,7 +332,7 @@ def _check_single_patient(ss: SubmissionSet, entries: tuple[DocumentEntry, ...])
 
 
 def _document(
-    archive: zipfile.ZipFile,
+    reader: _Reader,
     members: dict[str, zipfile.ZipInfo],
     subset: str,
     index: int,
@@ -335,7 +359,7 @@ def _document(
             f"document entry #{index} refers to a file that is not in the archive",
             code="XDM_DOCUMENT_MISSING",
         )
-    content = _read_member(archive, info)
+    content = reader.read(info)
     if entry.size is not None and entry.size != len(content):
         raise InvalidInput(
             f"document entry #{index}: size slot {entry.size} but the file has {len(content)} "
@@ -350,13 +374,11 @@ def _document(
     return XdmDocument(entry=entry, content=content, path=info.filename)
 
 
-def _readme(
-    archive: zipfile.ZipFile, members: dict[str, zipfile.ZipInfo], limits: XdmLimits
-) -> str | None:
+def _readme(reader: _Reader, members: dict[str, zipfile.ZipInfo], limits: XdmLimits) -> str | None:
     info = members.get(k.README_NAME.casefold())
     if info is None or info.file_size > limits.max_readme_bytes:
         return None
-    data = _read_member(archive, info)
+    data = reader.read(info)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
