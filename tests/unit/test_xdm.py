@@ -548,3 +548,33 @@ def test_entries_repeating_one_file_cannot_multiply_it(good):
     forged = [(n, etree.tostring(root) if n == META else c) for n, c in good]
     total = sum(len(c) for _, c in forged)
     refused(make_zip(forged), "XDM_TOTAL_TOO_LARGE", limits=XdmLimits(max_total_bytes=total))
+
+
+def test_ratio_is_measured_not_declared(good):
+    """A member whose central directory claims a larger compressed size than its real deflate
+    stream must not slip under max_ratio: the ratio is measured while decompressing."""
+    meta = dict(good)[META]
+    padded = meta + b"<!--" + b" " * (4 * 1024 * 1024) + b"-->"
+    forged = [(n, padded if n == META else c) for n, c in good]
+
+    def lie(archive):
+        info = next(i for i in archive.filelist if i.filename == META)
+        assert info.file_size > 100 * info.compress_size  # a real bomb...
+        info.compress_size = info.file_size // 50  # ...declared as a mild 50:1
+
+    refused(make_zip(forged, patch=lie), "XDM_COMPRESSION_RATIO")
+
+
+def test_encryption_flag_in_the_local_header_only_is_refused(good):
+    data = bytearray(make_zip(good))
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as archive:
+        offset = archive.getinfo(META).header_offset
+    data[offset + 6] |= 0x1
+    refused(bytes(data), "XDM_ENCRYPTED")
+
+
+def test_compressed_size_longer_than_the_stream_is_corrupt(good):
+    def lie(archive):
+        next(i for i in archive.filelist if i.filename == META).compress_size += 7
+
+    refused(make_zip(good, patch=lie), "XDM_CORRUPT")

@@ -14,15 +14,18 @@ name members by their index, never by their name (file names may carry a patient
 ``XDM_UNSAFE_PATH``            absolute name, drive letter, backslash, ``..`` or ``.`` segment,
                                empty segment, control character, over-long name
 ``XDM_SYMLINK``                a member whose Unix mode (external attributes) is a symbolic link
-``XDM_ENCRYPTED``              a member with the "encrypted" general-purpose flag
+``XDM_ENCRYPTED``              a member with the "encrypted" general-purpose flag (central
+                               directory or local header)
 ``XDM_UNSUPPORTED_COMPRESSION``  a method other than stored or deflated
 ``XDM_DUPLICATE_NAME``         two members with the same name, ignoring case
 ``XDM_MEMBER_TOO_LARGE``       a member declares more than ``max_member_bytes`` uncompressed
 ``XDM_TOTAL_TOO_LARGE``        the declared uncompressed sizes add up to over ``max_total_bytes``,
                                or the bytes read do (a member named by many entries counts
                                each time)
-``XDM_COMPRESSION_RATIO``      a member expands more than ``max_ratio`` times (zip bomb)
-``XDM_CORRUPT``                CRC error or a member shorter/longer than declared
+``XDM_COMPRESSION_RATIO``      a member expands more than ``max_ratio`` times (zip bomb), as
+                               declared or as measured while inflating
+``XDM_CORRUPT``                CRC error, a member shorter/longer than declared, or a deflate
+                               stream that does not span the declared compressed size
 ``XDM_NO_METADATA``            no ``IHE_XDM/<subset>/METADATA.XML`` (any subset folder name)
 ``XDM_MULTIPLE_SUBSETS``       more than one submission set folder (not supported)
 ``XDM_METADATA_*``             METADATA.XML not XML, with a DTD, too large (:mod:`pfi.xmlsafe`)
@@ -49,7 +52,9 @@ import io
 import os
 import re
 import stat
+import struct
 import zipfile
+import zlib
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -111,7 +116,7 @@ def read_xdm(
     with archive:
         members = _check_members(infos, limits)
         meta_info, subset = _find_metadata(members)
-        reader = _Reader(archive, limits)
+        reader = _Reader(archive, data, limits)
         metadata = xmlsafe.parse(
             reader.read(meta_info),
             max_bytes=limits.max_metadata_bytes,
@@ -263,8 +268,9 @@ class _Reader:
     :func:`_check_members` bound each member once, but METADATA.XML may name one member from
     many DocumentEntries, and each of them gets its own copy of the content."""
 
-    def __init__(self, archive: zipfile.ZipFile, limits: XdmLimits) -> None:
+    def __init__(self, archive: zipfile.ZipFile, data: bytes, limits: XdmLimits) -> None:
         self.archive = archive
+        self.data = data
         self.limits = limits
         self.total = 0
 
@@ -276,28 +282,85 @@ class _Reader:
                 "(its members counted each time the metadata names them)",
                 code="XDM_TOTAL_TOO_LARGE",
             )
-        return _read_member(self.archive, info)
+        return _read_member(self.archive, self.data, info, self.limits)
 
 
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
-    """The member's bytes; never more than its declared (and already bounded) size.
+def _read_member(
+    archive: zipfile.ZipFile, data: bytes, info: zipfile.ZipInfo, limits: XdmLimits
+) -> bytes:
+    """The member's bytes, decompressed here so that nothing declared is trusted.
 
-    ``zipfile`` stops decompressing at the declared size and checks the CRC at the end, so a
-    member that lies about its size cannot expand further: it fails as ``XDM_CORRUPT``.
+    ``zipfile`` opens the member (local header checks: signature, same name as the central
+    directory); the compressed bytes are then read from the archive and inflated in chunks,
+    measuring while streaming: never more output than the declared (already bounded) size, the
+    ratio of output to compressed bytes *actually consumed* kept under ``max_ratio``, and at the
+    end the deflate stream must span exactly the declared compressed size, with the right CRC.
     """
+    corrupt = InvalidInput(
+        "a member of the XDM archive is corrupt (CRC, size or compressed data error)",
+        code="XDM_CORRUPT",
+    )
     try:
-        with archive.open(info) as handle:
-            data = handle.read(info.file_size + 1)
+        with archive.open(info):
+            pass
     except (zipfile.BadZipFile, EOFError, OSError, ValueError, RuntimeError, NotImplementedError):
+        raise corrupt from None
+    header = data[info.header_offset : info.header_offset + 30]
+    if len(header) != 30 or header[:4] != b"PK\x03\x04":
+        raise corrupt
+    if header[6] & 0x1:
         raise InvalidInput(
-            "a member of the XDM archive is corrupt (CRC or compressed data error)",
-            code="XDM_CORRUPT",
-        ) from None
-    if len(data) != info.file_size:
-        raise InvalidInput(
-            "a member of the XDM archive does not have its declared size", code="XDM_CORRUPT"
+            "a member of the XDM archive is encrypted (local header)", code="XDM_ENCRYPTED"
         )
-    return data
+    name_length, extra_length = struct.unpack("<HH", header[26:30])
+    start = info.header_offset + 30 + name_length + extra_length
+    compressed = data[start : start + info.compress_size]
+    if len(compressed) != info.compress_size:
+        raise corrupt
+    if info.compress_type == zipfile.ZIP_STORED:
+        content = compressed
+    else:
+        content = _inflate(compressed, info, limits, corrupt)
+    if len(content) != info.file_size or zlib.crc32(content) != info.CRC:
+        raise corrupt
+    return content
+
+
+_CHUNK = 64 * 1024
+
+
+def _inflate(
+    compressed: bytes, info: zipfile.ZipInfo, limits: XdmLimits, corrupt: InvalidInput
+) -> bytes:
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    out: list[bytes] = []
+    produced = consumed = 0
+    pending = memoryview(compressed)
+    try:
+        while not inflater.eof:
+            if not inflater.unconsumed_tail and not pending:
+                raise corrupt  # the stream does not end within the declared compressed size
+            fed = inflater.unconsumed_tail or pending[:_CHUNK]
+            if not inflater.unconsumed_tail:
+                pending = pending[_CHUNK:]
+            before = len(fed)
+            piece = inflater.decompress(fed, info.file_size - produced + 1)
+            consumed += before - len(inflater.unconsumed_tail) - len(inflater.unused_data)
+            produced += len(piece)
+            out.append(piece)
+            if produced > info.file_size:
+                raise corrupt  # longer than declared
+            if produced > limits.ratio_floor_bytes and produced > limits.max_ratio * consumed:
+                raise InvalidInput(
+                    f"a member of the XDM archive expands over {limits.max_ratio:g} times "
+                    "(zip bomb)",
+                    code="XDM_COMPRESSION_RATIO",
+                )
+    except zlib.error:
+        raise corrupt from None
+    if inflater.unused_data or pending or consumed != info.compress_size:
+        raise corrupt  # the declared compressed size is not the stream's
+    return b"".join(out)
 
 
 _METADATA = re.compile(r"^IHE_XDM/([^/]+)/METADATA\.XML$", re.IGNORECASE)
