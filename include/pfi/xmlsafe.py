@@ -5,7 +5,8 @@ partner SOAP answers) is untrusted. libxml2's defaults are not safe enough for t
 module fixes one configuration and one entry point:
 
 - **no entity expansion** (``resolve_entities=False``) and **no DOCTYPE at all**: a document that
-  declares a DTD is refused. CDA R2 (CI-SIS), ebRIM 3.0 and SOAP never need one, and refusing it
+  declares a DTD is refused (found by a byte scan of the prolog, and by libxml2 itself stopped at
+  the DOCTYPE or the root, for encodings and prologs the scan cannot read). CDA R2 (CI-SIS), ebRIM 3.0 and SOAP never need one, and refusing it
   closes XXE (external entities reading local files), "billion laughs" expansion and external
   DTD fetching at once;
 - **no network** (``no_network=True``) and no DTD loading or validation;
@@ -64,7 +65,7 @@ def parse(
         )
     if not bytes(data[:4096]).strip():
         raise InvalidInput(f"the {what} is empty", code=f"{code_prefix}_NOT_XML")
-    if _prolog_has_doctype(bytes(data[:_PROLOG_SCAN])):
+    if _prolog_has_doctype(bytes(data[:_PROLOG_SCAN])) or _libxml2_sees_doctype(bytes(data)):
         raise InvalidInput(
             f"the {what} declares a DTD (DOCTYPE), which is not allowed",
             code=f"{code_prefix}_DTD_FORBIDDEN",
@@ -124,6 +125,56 @@ def _prolog_has_doctype(head: bytes) -> bool:
         if end < 0:
             return False
         pos = end + len(closing)
+
+
+class _Doctype(Exception):
+    pass
+
+
+class _RootReached(Exception):
+    pass
+
+
+class _PrologProbe:
+    """Parser target that stops libxml2 at the DOCTYPE or at the root's start tag."""
+
+    def doctype(self, *_args) -> None:
+        raise _Doctype
+
+    def start(self, *_args) -> None:
+        raise _RootReached
+
+    def close(self) -> None:
+        return None
+
+
+def _libxml2_sees_doctype(data: bytes) -> bool:
+    """Whether libxml2 itself meets a DOCTYPE before the root element.
+
+    The byte scan above reads only a BOM-guessed or Latin-1 prolog in a bounded window; libxml2
+    decodes the declared encoding (UTF-7, UTF-32 without BOM…) and any prolog length, so it is
+    asked too, stopping at the DOCTYPE line (before its internal subset is used) or at the root.
+    Other parse errors are left to the real parse, which reports them.
+    """
+    parser = etree.XMLParser(
+        target=_PrologProbe(),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
+    )
+    try:
+        for start in range(0, len(data), _PROBE_CHUNK):
+            parser.feed(data[start : start + _PROBE_CHUNK])
+        parser.close()
+    except _Doctype:
+        return True
+    except (_RootReached, etree.XMLSyntaxError, ValueError):
+        return False
+    return False
+
+
+_PROBE_CHUNK = 64 * 1024
 
 
 def _syntax_error(exc: etree.XMLSyntaxError) -> str:

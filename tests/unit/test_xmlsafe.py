@@ -136,3 +136,23 @@ def test_messages_do_not_quote_document_bytes():
     err = refused("<r>PAT-TROIS Hélène</r>".encode("latin-1"))
     assert err.code == "XML_NOT_XML"
     assert "0x" not in str(err) and "PAT" not in str(err)
+
+
+_EXTERNAL_DTD = '<!DOCTYPE r [<!ENTITY e SYSTEM "file:///etc/passwd">]><r a="&e;"/>'
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # encodings the byte scan cannot read: libxml2 still decodes them and meets the DTD
+        b'<?xml version="1.0" encoding="UTF-7"?>'
+        + _EXTERNAL_DTD.replace("<", "+ADw-").replace(">", "+AD4-").encode(),
+        ('<?xml version="1.0" encoding="UTF-32BE"?>' + _EXTERNAL_DTD).encode("utf-32-be"),
+        ('<?xml version="1.0" encoding="UTF-32LE"?>' + _EXTERNAL_DTD).encode("utf-32-le"),
+        # a processing instruction longer than the byte scan's window
+        b"<?pad " + b"x" * (300 * 1024) + b"?>" + _EXTERNAL_DTD.encode(),
+    ],
+    ids=["utf-7", "utf-32be", "utf-32le", "long-pi"],
+)
+def test_doctype_the_byte_scan_cannot_see_is_still_refused_as_a_dtd(data):
+    assert refused(data).code == "XML_DTD_FORBIDDEN"
