@@ -540,3 +540,13 @@ def test_bad_base64_is_reported_on_demand(n1_bytes):
 )
 def test_parse_ts(value, expected):
     assert parse_ts(value) == expected
+
+
+def test_name_qualifier_defect_does_not_quote_the_document(n1_bytes):
+    """A qualifier is document text: a forged one must not carry patient data into the error."""
+    secret = b"PAT-TROIS 279035121518989"
+    data = mutate(n1_bytes, b'<family qualifier="CL">', b'<family qualifier="' + secret + b'">')
+    with pytest.raises(InvalidInput) as info:
+        require_valid_header(read_cda(data), ignore=frozenset({"CDA_NO_SETID"}))
+    assert info.value.code == "CDA_NAME_QUALIFIER"
+    assert "PAT-TROIS" not in str(info.value) and "279035121518989" not in str(info.value)

@@ -208,6 +208,11 @@ def check_header(doc: CdaDocument) -> list[Defect]:
     return out
 
 
+#: A qualifier quoted in a defect message must look like an HL7 code (``SP``, ``IN``…), not text
+#: that could carry a patient's name or INS.
+_QUALIFIER_CODE = re.compile(r"^(family|given) [A-Z]{1,5}$")
+
+
 def _check_patient(patient: Patient | None, add: Callable[[str, str, str], None]) -> None:
     if patient is None:
         add("CDA_NO_RECORD_TARGET", "recordTarget/patientRole is missing", "§3.2")
@@ -221,7 +226,9 @@ def _check_patient(patient: Patient | None, add: Callable[[str, str, str], None]
     if bad:
         add(
             "CDA_NAME_QUALIFIER",
-            f"patient name parts may only be qualified BR or CL (found {', '.join(bad)})",
+            f"patient name parts may only be qualified BR or CL (found {', '.join(bad)})"
+            if all(_QUALIFIER_CODE.match(b) for b in bad)
+            else "patient name parts may only be qualified BR or CL",
             "§3.3 INS traits",
         )
     ins = patient.ins
