@@ -373,6 +373,14 @@ def test_duplicate_names_are_refused(good, duplicate):
     refused(data, "XDM_DUPLICATE_NAME")
 
 
+def test_names_differing_only_in_unicode_normalisation_are_duplicates(good):
+    composed, decomposed = (
+        "IHE_XDM/SUBSET01/r\u00e9sum\u00e9.txt",
+        "IHE_XDM/SUBSET01/re\u0301sume\u0301.txt",
+    )
+    refused(make_zip([*good, (composed, b"one"), (decomposed, b"two")]), "XDM_DUPLICATE_NAME")
+
+
 def test_missing_metadata_is_refused(good):
     refused(make_zip([(n, c) for n, c in good if n != META]), "XDM_NO_METADATA")
     moved = [(n.replace("IHE_XDM/", "OTHER/"), c) for n, c in good]

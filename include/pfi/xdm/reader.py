@@ -53,6 +53,7 @@ import os
 import re
 import stat
 import struct
+import unicodedata
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -232,11 +233,11 @@ def _check_members(infos: list[zipfile.ZipInfo], limits: XdmLimits) -> dict[str,
                 "(only stored and deflated are accepted)",
                 code="XDM_UNSUPPORTED_COMPRESSION",
             )
-        key = info.filename.rstrip("/").casefold()
+        key = _name_key(info.filename.rstrip("/"))
         if key in members:
             raise InvalidInput(
                 f"member #{index} of the XDM archive repeats the name of another member "
-                "(names are compared ignoring case)",
+                "(names are compared ignoring case and Unicode normalisation)",
                 code="XDM_DUPLICATE_NAME",
             )
         members[key] = info
@@ -416,7 +417,7 @@ def _document(
             code="XDM_UNSAFE_URI",
         )
     candidates = (f"{subset}/{uri}", f"{k.XDM_ROOT}/{uri}", uri)
-    info = next((members[c.casefold()] for c in candidates if c.casefold() in members), None)
+    info = next((members[_name_key(c)] for c in candidates if _name_key(c) in members), None)
     if info is None:
         raise InvalidInput(
             f"document entry #{index} refers to a file that is not in the archive",
@@ -437,8 +438,14 @@ def _document(
     return XdmDocument(entry=entry, content=content, path=info.filename)
 
 
+def _name_key(name: str) -> str:
+    """How member names are compared: ignoring case and Unicode normalisation (an "é" written
+    as one character or as "e" and its accent is the same name on most file systems)."""
+    return unicodedata.normalize("NFC", name).casefold()
+
+
 def _readme(reader: _Reader, members: dict[str, zipfile.ZipInfo], limits: XdmLimits) -> str | None:
-    info = members.get(k.README_NAME.casefold())
+    info = members.get(_name_key(k.README_NAME))
     if info is None or info.file_size > limits.max_readme_bytes:
         return None
     data = reader.read(info)
