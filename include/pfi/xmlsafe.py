@@ -6,9 +6,9 @@ module fixes one configuration and one entry point:
 
 - **no entity expansion** (``resolve_entities=False``) and **no DOCTYPE at all**: a document that
   declares a DTD is refused (found by a byte scan of the prolog, and by libxml2 itself stopped at
-  the DOCTYPE or the root, for encodings and prologs the scan cannot read). CDA R2 (CI-SIS), ebRIM 3.0 and SOAP never need one, and refusing it
-  closes XXE (external entities reading local files), "billion laughs" expansion and external
-  DTD fetching at once;
+  the DOCTYPE or the root, for encodings and prologs the scan cannot read). CDA R2 (CI-SIS),
+  ebRIM 3.0 and SOAP never need one, and refusing it closes XXE (external entities reading local
+  files), "billion laughs" expansion and external DTD fetching at once;
 - **no network** (``no_network=True``) and no DTD loading or validation;
 - **huge_tree off**: libxml2 keeps its limits (text nodes ≤ 10 MB, depth ≤ 256). A CDA N1 whose
   base64 PDF exceeds 10 MB (a PDF of about 7.5 MB) is therefore refused as too large;

@@ -481,8 +481,8 @@ def emit(
 
     The send is tried :data:`MLLP_ATTEMPTS` times within this call on a transient failure
     (unreachable, no answer), waiting :data:`MLLP_RETRY_DELAYS`; once a peer failed that way,
-    the next ZAMs of the process are queued without trying for :data:`PEER_HOLD_DOWN`. The outcome goes to the
-    ledger's trail: :data:`EVENT_SENT` (``ack_code``, ``attempts``) or :data:`EVENT_FAILED`
+    the next ZAMs of the process are queued without trying for :data:`PEER_HOLD_DOWN`. The
+    outcome goes to the ledger's trail: :data:`EVENT_SENT` (``ack_code``, ``attempts``) or :data:`EVENT_FAILED`
     (``code``, ``ack_code``, ``error_code``, ``transient``). A ZAM still failing transiently is
     queued under the source's work directory for :func:`resend_pending`; after a successful
     send the source's queue is caught up (the peer is back). A ZAM already sent (same delivery
