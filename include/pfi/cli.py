@@ -96,7 +96,7 @@ def section_problems(settings) -> list[str]:
             problems.append(f"{label}: {exc}")
     from pfi.deliveries import RetryPolicy
 
-    for section in ("dmp", "mssante"):
+    for section in ("mssante",):  # [dmp.retry] is DmpConfig's (checked above)
         raw = settings.extra.get(section, {}) or {}
         try:
             RetryPolicy.from_mapping(raw.get("retry") if isinstance(raw, dict) else None)

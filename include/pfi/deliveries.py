@@ -38,9 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pfi.errors import (
     ConfigurationError,
-    InvalidInput,
     PfiError,
-    RefusedByPartner,
     TransientError,
     unexpected_summary,
 )
@@ -165,9 +163,7 @@ class Outcome:
         """
         if isinstance(exc, TransientError | ConfigurationError):
             return cls.retry(exc.code, exc.reason)
-        if isinstance(exc, InvalidInput | RefusedByPartner):
-            return cls.refused(exc.code, exc.reason)
-        return cls.refused(exc.code, exc.reason)
+        return cls.refused(exc.code, exc.reason)  # InvalidInput, RefusedByPartner, the others
 
 
 SendOne = Callable[["Delivery"], Outcome]
@@ -220,7 +216,7 @@ def record_outcome(
         "pending",
         reason_code=outcome.reason_code,
         reason_text=outcome.reason_text,
-        next_attempt_at=now + (wait or policy.first_delay),
+        next_attempt_at=now + wait,
         attempted=attempted,
         at=now,
         keep_held=True,

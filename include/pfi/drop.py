@@ -189,11 +189,7 @@ def quarantine(
     when = when or datetime.now(UTC)
     target = _dated_target(source.quarantine_dir, claimed.original_name, when)
     os.rename(claimed.path, target)
-    target.with_name(target.name + ".reason.txt").write_text(
-        f"{reason_code}\n{reason_text}\nquarantined at {when.isoformat()}\n"
-        f"sha256 {claimed.sha256}\n",
-        encoding="utf-8",
-    )
+    write_reason(target, reason_code, reason_text, claimed.sha256, when=when)
     return target
 
 

@@ -83,6 +83,7 @@ from pfi.ins import (
     RuleFailure,
     compare_identities,
 )
+from pfi.ledger.repository import TERMINAL_INBOUND
 from pfi.settings import Hl7Source, Settings, load_settings
 from pfi.zam import write_atomically
 
@@ -92,7 +93,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-TERMINAL = {"done", "rejected", "duplicate"}
+TERMINAL = TERMINAL_INBOUND
 
 #: Default bound of one message (the CDA reader refuses documents over 20 MB anyway).
 DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024

@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 
 from pfi.errors import ConfigurationError
 from pfi.hl7ack import read_header, technical_ack
+from pfi.intake import DEFAULT_MAX_MESSAGE_BYTES
 from pfi.mllp import Deframer, MllpClient, MllpEndpoint, frame
 from pfi.zam import write_atomically
 
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 2575
-DEFAULT_MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 #: How long a connection may stay silent before the inlet closes it.
 DEFAULT_IDLE_TIMEOUT = 300.0
 

@@ -63,15 +63,16 @@ def parse(
             f"the {what} is {size} bytes, over the limit of {max_bytes}",
             code=f"{code_prefix}_TOO_LARGE",
         )
-    if not bytes(data[:4096]).strip():
+    data = bytes(data)  # one copy at most (a bytearray or memoryview), not one per pass
+    if not data[:4096].strip():
         raise InvalidInput(f"the {what} is empty", code=f"{code_prefix}_NOT_XML")
-    if _prolog_has_doctype(bytes(data[:_PROLOG_SCAN])) or _libxml2_sees_doctype(bytes(data)):
+    if _prolog_has_doctype(data[:_PROLOG_SCAN]) or _libxml2_sees_doctype(data):
         raise InvalidInput(
             f"the {what} declares a DTD (DOCTYPE), which is not allowed",
             code=f"{code_prefix}_DTD_FORBIDDEN",
         )
     try:
-        root = etree.fromstring(bytes(data), make_parser())
+        root = etree.fromstring(data, make_parser())
     except etree.XMLSyntaxError as exc:
         # libxml2's message may quote the document (an entity, tag or attribute name, an
         # encoding: "Entity 'DUPONT' not defined"): only its error type and position are kept.

@@ -618,7 +618,11 @@ class _Queued:
     def save(self, source: Hl7Source, data: bytes) -> None:
         folder = source.work_dir / SPOOL_DIR
         folder.mkdir(parents=True, exist_ok=True)
-        previous = next((q for q in _Queued.load_all(source) if q._stem() == self._stem()), None)
+        previous = None  # the same ZAM queued before (or being sent): it keeps its queue time
+        for known in (folder / f"{self._stem()}.json", folder / f"{self._stem()}.sending"):
+            with contextlib.suppress(FileNotFoundError):
+                previous = _Queued(**json.loads(known.read_text()))
+                break
         kept = self if previous is None else replace(self, queued_at=previous.queued_at)
         write_atomically(self.data_path(source), data)
         write_atomically(folder / f"{self._stem()}.json", json.dumps(asdict(kept)).encode())

@@ -29,6 +29,7 @@ message asked for it (ACK_RECEPTION = Y), once the delivery is ``sent``, ``refus
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -57,10 +58,12 @@ WITHDRAWN = "DMP_WITHDRAWN"
 LoadRequest = Callable[["Ledger", int], "Hl7Request"]
 
 
-def _default_loader(ledger: Ledger, inbound_item_id: int) -> Hl7Request:
+def _default_loader(
+    ledger: Ledger, inbound_item_id: int, settings: Settings | None = None
+) -> Hl7Request:
     from pfi.intake import load_request
 
-    return load_request(ledger, inbound_item_id)
+    return load_request(ledger, inbound_item_id, settings=settings)
 
 
 class DmpSender:
@@ -84,7 +87,12 @@ class DmpSender:
         self.signer = signer
         self.config = config
         self.endpoints = endpoints or client.endpoints
-        self.load_request = load_request
+        # the sender's settings, not the settings file read again for each delivery
+        self.load_request = (
+            functools.partial(_default_loader, settings=settings)
+            if load_request is _default_loader
+            else load_request
+        )
         self.settings = settings
         self.actor = actor
         self.clock = clock

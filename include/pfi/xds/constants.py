@@ -45,17 +45,19 @@ Sources (ANS nomenclatures, "NOS" / SMT; the version is the value set's ``dateMa
 
 from __future__ import annotations
 
+from pfi.cda import constants as cda  # the code systems a CDA header and XDS share
+
 # --- Coding schemes -------------------------------------------------------------------------------
 #: TRE_A03-ClasseDocument: XDS classCode (values restricted by JDV_J57 for the DMP).
 CS_CLASS_CODE = "1.2.250.1.213.1.1.4.1"
 #: LOINC (JDV_J07 type codes).
-CS_LOINC = "2.16.840.1.113883.6.1"
+CS_LOINC = cda.CS_LOINC
 #: TRE_A05-TypeDocComplementaire: the non-LOINC type codes (PRESC-BIO, IMG-KOS…).
-CS_TRE_A05 = "1.2.250.1.213.1.1.4.12"
+CS_TRE_A05 = cda.CS_TRE_A05
 #: TRE_A08-HL7Confidentiality (N/R/V).
-CS_CONFIDENTIALITY = "2.16.840.1.113883.5.25"
+CS_CONFIDENTIALITY = cda.CS_CONFIDENTIALITY
 #: TRE_A07-StatutVisibiliteDocument: the DMP visibility codes added as confidentialityCode.
-CS_VISIBILITY = "1.2.250.1.213.1.1.4.13"
+CS_VISIBILITY = cda.CS_VISIBILITY
 #: TRE_A11-IheFormatCode: formatCodes defined by IHE, including IHE France's ``urn:ihe:iti-fr:…``.
 CS_FORMAT_CODE_IHE = "1.3.6.1.4.1.19376.1.2.3"
 #: TRE_A06-FormatCodeComplementaire: the CI-SIS formatCodes (``urn:asip:…``, ``urn:ans:…``).
@@ -63,15 +65,15 @@ CS_FORMAT_CODE_FR = "1.2.250.1.213.1.1.4.2.282"
 #: TRE_R209-TypeActivite: the codes of JDV_J59-ContentTypeCode-DMP the PFI uses.
 CS_CONTENT_TYPE = "1.2.250.1.213.2.2"
 #: TRE_R02-SecteurActivite (healthcareFacilityTypeCode, JDV_J02 / JDV_J61).
-CS_FACILITY_TYPE = "1.2.250.1.71.4.2.4"
+CS_FACILITY_TYPE = cda.CS_SECTEUR_ACTIVITE
 #: TRE_A01-CadreExercice (practiceSettingCode, JDV_J04).
-CS_PRACTICE_SETTING = "1.2.250.1.213.1.1.4.9"
+CS_PRACTICE_SETTING = cda.CS_CADRE_EXERCICE
 
 # --- Identifier assigning authorities -------------------------------------------------------------
 #: PS_IdNat (RPPS/ADELI) — also the "OID de gestion de personnes/systèmes" of system authors.
-OID_IDNAT_PS = "1.2.250.1.71.4.2.1"
+OID_IDNAT_PS = cda.OID_IDNAT_PS
 #: Struct_IdNat: the ``&OID&ISO`` of XON institutions.
-OID_IDNAT_STRUCT = "1.2.250.1.71.4.2.2"
+OID_IDNAT_STRUCT = cda.OID_IDNAT_STRUCT
 
 # --- classCode: TRE_A03 / JDV_J57 -----------------------------------------------------------------
 #: TRE_A03-ClasseDocument 20231215120000, every code with its display name.
