@@ -13,9 +13,9 @@ from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from pfi import xds
-from pfi.cda import pdf_of, read_cda
-from pfi.cda.generator import (
+from pfi.protocols import xds
+from pfi.protocols.cda import pdf_of, read_cda
+from pfi.protocols.cda.generator import (
     SEGUR_DOCUMENT_TYPES,
     N1Document,
     PatientIdentity,
@@ -23,9 +23,9 @@ from pfi.cda.generator import (
     Structure,
     build_n1,
 )
-from pfi.cda.model import Identifier
-from pfi.hl7v2.model import MetaFlags
-from pfi.xdm import pack_xdm, read_xdm
+from pfi.protocols.cda.model import Identifier
+from pfi.protocols.hl7v2.model import MetaFlags
+from pfi.protocols.xdm import pack_xdm, read_xdm
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PFI_SHARED_DIR", ROOT.parent / "shared"))

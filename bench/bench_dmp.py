@@ -38,9 +38,9 @@ WORKERS = (2, 4)
 
 
 def _submissions(count: int):
-    from pfi.cda import Identifier
-    from pfi.dmp import DmpSubmission
-    from pfi.hl7v2 import parse_message
+    from pfi.protocols.cda import Identifier
+    from pfi.protocols.dmp import DmpSubmission
+    from pfi.protocols.hl7v2 import parse_message
 
     base = DmpSubmission.from_request(parse_message((SHARED / EXAMPLE).read_bytes()))
     root = base.header.id.root
@@ -75,8 +75,8 @@ def _start_endpoint(pki):
 
 
 def run() -> dict:
-    from pfi.dmp import DmpClient, DmpEndpoints, Signer, TlsFiles, build_request
-    from pfi.dmp.config import DmpConfig
+    from pfi.protocols.dmp import DmpClient, DmpEndpoints, Signer, TlsFiles, build_request
+    from pfi.protocols.dmp.config import DmpConfig
     from pfi_devkit.pki import build_test_pki
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from tests.pfi_fixtures.site import source_in
 
-from pfi.drop import archive, claim_ready_files
-from pfi.hl7ack import read_header, technical_ack
+from pfi.flows.drop import archive, claim_ready_files
+from pfi.protocols.hl7v2.ack import read_header, technical_ack
 
 MESSAGE = (
     b"MSH|^~\\&|DPI|CH|PFI|CH|20260101120000||MDM^T02^MDM_T02|{n}|P|2.6|||||FRA|8859/1|||"

@@ -1,13 +1,13 @@
 """HL7 intake: messages parsed and checked per second; files per second through the intake.
 
-1. **Checks alone** (CPU, no I/O): :func:`pfi.intake.evaluate` — parse, INS, CDA/PID comparison
+1. **Checks alone** (CPU, no I/O): :func:`pfi.flows.intake.evaluate` — parse, INS, CDA/PID comparison
    (CDA header read with lxml), rule table — on every official sample of
    ``ans-hl7v2-exemples`` (accepted or refused: refusals cost too), and on the accepted ones.
 2. **Through the intake on PostgreSQL**: ``LAB_FILES`` lab reports (the official ORU "SEGUR"
    initial example, each with its own MSH-10 and CDA id, so that each makes its own document and
    three deliveries) dropped at once, then claimed, recorded and acknowledged exactly as the
-   ``ingest_hl7_drop`` DAG does: :func:`~pfi.intake.claim_and_record` then
-   :func:`~pfi.intake.acknowledge_items` per batch of ``BATCH`` — once by a single worker, once
+   ``ingest_hl7_drop`` DAG does: :func:`~pfi.flows.intake.claim_and_record` then
+   :func:`~pfi.flows.intake.acknowledge_items` per batch of ``BATCH`` — once by a single worker, once
    with ``WORKERS`` processes (the DAG's ``max_active_tis_per_dagrun``; each mapped task is a
    process of its own, with its own ledger connection). Airflow's own task
    overhead (seconds per mapped task) is not included: with batches of 50 it is a few seconds per
@@ -42,7 +42,7 @@ WORKERS = 4
 
 
 def _samples() -> list[bytes]:
-    from pfi.hl7v2 import split_file
+    from pfi.protocols.hl7v2 import split_file
 
     chunks = []
     for path in sorted(EXAMPLES.rglob("*")):
@@ -53,7 +53,7 @@ def _samples() -> list[bytes]:
 
 
 def _source(base: Path):
-    from pfi.settings import Hl7Source
+    from pfi.base.settings import Hl7Source
 
     return Hl7Source(
         name="bench",
@@ -69,8 +69,8 @@ def _source(base: Path):
 
 
 def _checks() -> dict:
-    from pfi.ins import InsPolicy
-    from pfi.intake import IntakeOptions, evaluate
+    from pfi.flows.intake import IntakeOptions, evaluate
+    from pfi.protocols.ins import InsPolicy
 
     chunks = _samples()
     source = _source(Path(tempfile.gettempdir()))
@@ -112,9 +112,9 @@ def _lab_messages(count: int) -> list[bytes]:
 
 def _acknowledge(job: tuple[str, str, dict]) -> dict:
     """One mapped task: its own process, settings and ledger connection."""
-    from pfi.intake import acknowledge_items
+    from pfi.base.settings import load_settings
+    from pfi.flows.intake import acknowledge_items
     from pfi.ledger import Ledger
-    from pfi.settings import load_settings
 
     url, settings_file, batch = job
     ledger = Ledger.from_url(url)
@@ -125,9 +125,9 @@ def _acknowledge(job: tuple[str, str, dict]) -> dict:
 
 
 def _through_intake(server, workers: int, messages: list[bytes]) -> dict:
-    from pfi.intake import claim_and_record
+    from pfi.base.settings import load_settings
+    from pfi.flows.intake import claim_and_record
     from pfi.ledger import Ledger, upgrade
-    from pfi.settings import load_settings
 
     url = server.create_database()
     try:

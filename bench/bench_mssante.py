@@ -10,9 +10,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from pfi.hl7v2 import decide_request, parse_message
-from pfi.ins import InsPolicy
-from pfi.mssante import Mailbox, MssConfig, SiteInfo, compose, mail_orders
+from pfi.protocols.hl7v2 import decide_request, parse_message
+from pfi.protocols.ins import InsPolicy
+from pfi.protocols.mssante import Mailbox, MssConfig, SiteInfo, compose, mail_orders
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PFI_SHARED_DIR", ROOT.parent / "shared"))
@@ -46,8 +46,8 @@ def _compose_rate(kind: str) -> tuple[float, int]:
 
 
 def _send_rates() -> dict:
-    from pfi.mssante.smtp import SmtpClient, SmtpEndpoint
-    from pfi.mssante.tls import TlsFiles
+    from pfi.protocols.mssante.smtp import SmtpClient, SmtpEndpoint
+    from pfi.protocols.mssante.tls import TlsFiles
     from pfi_devkit.mail import MailServers
     from pfi_devkit.pki import build_test_pki
 

@@ -29,8 +29,8 @@ WORKERS = 2
 def deliver_dmp():
     @task(pool=POOL)
     def submit_due(worker: int) -> dict:
-        from pfi.dmp.config import DmpConfig
-        from pfi.dmp.sender import submit_due_deliveries
+        from pfi.flows.dmp import submit_due_deliveries
+        from pfi.protocols.dmp.config import DmpConfig
         from pfi_airflow.dmp import DmpHook
         from pfi_airflow.runtime import actor, site_and_ledger
 

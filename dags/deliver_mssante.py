@@ -26,7 +26,7 @@ BATCH_LIMIT = 200
 
 
 def _send(channel: str) -> dict:
-    from pfi.mssante.service import deliver_due
+    from pfi.flows.mssante import deliver_due
     from pfi_airflow.mssante import smtp_for
     from pfi_airflow.runtime import actor, site_and_ledger
 
@@ -48,7 +48,7 @@ def deliver_mssante():
 
     @task
     def read_notifications() -> dict:
-        from pfi.mssante.service import poll_notifications
+        from pfi.flows.mssante import poll_notifications
         from pfi_airflow.mssante import imap_for
         from pfi_airflow.runtime import actor, site_and_ledger
 

@@ -36,7 +36,7 @@ MAX_FILES_PER_RUN = 5000
 def ingest_hl7_drop():
     @task
     def claim_files() -> list[dict]:
-        from pfi.intake import claim_and_record
+        from pfi.flows.intake import claim_and_record
         from pfi_airflow.runtime import actor, site_and_ledger
 
         settings, ledger = site_and_ledger()
@@ -46,7 +46,7 @@ def ingest_hl7_drop():
 
     @task(max_active_tis_per_dagrun=4)
     def acknowledge_batch(batch: dict) -> dict:
-        from pfi.intake import acknowledge_items
+        from pfi.flows.intake import acknowledge_items
         from pfi_airflow.runtime import actor, site_and_ledger
 
         settings, ledger = site_and_ledger()
@@ -56,7 +56,7 @@ def ingest_hl7_drop():
     def resend_queued_zams() -> dict:
         """ZAMs whose MLLP send to their producer failed are queued: send them again (the
         sources that name a ``zam_mllp`` Connection; counts only)."""
-        from pfi.zam import resend_pending
+        from pfi.flows.zam import resend_pending
         from pfi_airflow.runtime import actor, site_and_ledger
 
         settings, ledger = site_and_ledger()

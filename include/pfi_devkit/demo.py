@@ -228,7 +228,7 @@ def sample_recipients(root: Path = ROOT, shared: Path | None = None) -> tuple[st
     """The MSSanté addresses the demo samples mail to: their PRT recipients and, for a patient
     with an INS, ``<matricule>@patient.mssante.fr`` — the demo mail server gives each a mailbox,
     so that the samples' mails are delivered (and can be read) rather than bounced."""
-    from pfi.hl7v2 import Hl7Request, parse_file
+    from pfi.protocols.hl7v2 import Hl7Request, parse_file
 
     addresses: set[str] = set()
     for paths in sample_paths(root, shared).values():

@@ -1,4 +1,4 @@
-"""The DMP hook: the Airflow Connection ``pfi_dmp`` turned into a :class:`pfi.dmp.DmpClient`.
+"""The DMP hook: the Airflow Connection ``pfi_dmp`` turned into a :class:`pfi.protocols.dmp.DmpClient`.
 
 Connection (type ``http``; the demo's is written by ``pfi devkit up``)::
 
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 
 if TYPE_CHECKING:
-    from pfi.dmp import DmpClient, DmpEndpoints, Signer, TlsFiles
+    from pfi.protocols.dmp import DmpClient, DmpEndpoints, Signer, TlsFiles
 
 REPOSITORY_PATH = "/si-dmp-server/v2/services/repository"
 REGISTRY_PATH = "/si-dmp-server/v2/services/registry"
@@ -57,7 +57,7 @@ class DmpHook(BaseHook):
         return dict(self._connection().extra_dejson or {})
 
     def _required(self, key: str) -> str:
-        from pfi.errors import ConfigurationError
+        from pfi.base.errors import ConfigurationError
 
         value = self._extra().get(key)
         if not value:
@@ -67,7 +67,7 @@ class DmpHook(BaseHook):
         return str(value)
 
     def endpoints(self) -> DmpEndpoints:
-        from pfi.dmp import DmpEndpoints
+        from pfi.protocols.dmp import DmpEndpoints
 
         conn = self._connection()
         extra = self._extra()
@@ -81,7 +81,7 @@ class DmpHook(BaseHook):
     def tls_files(self) -> TlsFiles:
         from pathlib import Path
 
-        from pfi.dmp import TlsFiles
+        from pfi.protocols.dmp import TlsFiles
 
         return TlsFiles(
             Path(self._required("client_cert")),
@@ -90,13 +90,13 @@ class DmpHook(BaseHook):
         )
 
     def signer(self) -> Signer:
-        from pfi.dmp import Signer
+        from pfi.protocols.dmp import Signer
 
         return Signer.from_files(self._required("signing_cert"), self._required("signing_key"))
 
     def get_conn(self) -> DmpClient:
         """A new client (its HTTPS session is closed with ``with`` or ``close()``)."""
-        from pfi.dmp import DmpClient
+        from pfi.protocols.dmp import DmpClient
 
         extra = self._extra()
         return DmpClient(

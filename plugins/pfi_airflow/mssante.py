@@ -3,8 +3,8 @@
 The Airflow SMTP and IMAP providers cannot present a client certificate nor trust a private CA
 (``ssl_context`` is "default" or "none"), which the MSSanté operators require (IGC Santé ORG
 certificate, SC.MSS/CONF.12): this hook builds the project's own clients
-(:mod:`pfi.mssante.smtp`, :mod:`pfi.mssante.imap`) with their own ``SSLContext``. The fields of
-the Connection are documented in :mod:`pfi.mssante.connection`.
+(:mod:`pfi.protocols.mssante.smtp`, :mod:`pfi.protocols.mssante.imap`) with their own ``SSLContext``. The fields of
+the Connection are documented in :mod:`pfi.protocols.mssante.connection`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 
 if TYPE_CHECKING:
-    from pfi.mssante.imap import ImapClient, ImapEndpoint
-    from pfi.mssante.smtp import SmtpClient, SmtpEndpoint
+    from pfi.protocols.mssante.imap import ImapClient, ImapEndpoint
+    from pfi.protocols.mssante.smtp import SmtpClient, SmtpEndpoint
 
 
 class MssanteHook(BaseHook):
@@ -36,7 +36,7 @@ class MssanteHook(BaseHook):
 
     def endpoints(self) -> tuple[SmtpEndpoint, ImapEndpoint]:
         if self._endpoints is None:
-            from pfi.mssante.connection import endpoints
+            from pfi.protocols.mssante.connection import endpoints
 
             conn = self.get_connection(self.mss_conn_id)
             self._endpoints = endpoints(
@@ -54,12 +54,12 @@ class MssanteHook(BaseHook):
         return self.smtp_client()
 
     def smtp_client(self) -> SmtpClient:
-        from pfi.mssante.smtp import SmtpClient
+        from pfi.protocols.mssante.smtp import SmtpClient
 
         return SmtpClient(self.endpoints()[0])
 
     def imap_client(self) -> ImapClient:
-        from pfi.mssante.imap import ImapClient
+        from pfi.protocols.mssante.imap import ImapClient
 
         return ImapClient(self.endpoints()[1])
 
@@ -76,10 +76,10 @@ class MssanteHook(BaseHook):
 
 
 def smtp_for(mailbox: Any) -> SmtpClient:
-    """``pfi.mssante.service`` factory: the SMTP client of a ``[[mailbox]]`` setting."""
+    """``pfi.flows.mssante`` factory: the SMTP client of a ``[[mailbox]]`` setting."""
     return MssanteHook(mailbox.connection_id, mailbox.address).smtp_client()
 
 
 def imap_for(mailbox: Any) -> ImapClient:
-    """``pfi.mssante.service`` factory: the IMAP client of a ``[[mailbox]]`` setting."""
+    """``pfi.flows.mssante`` factory: the IMAP client of a ``[[mailbox]]`` setting."""
     return MssanteHook(mailbox.connection_id, mailbox.address).imap_client()

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pfi.base.settings import Settings
     from pfi.ledger import Ledger
-    from pfi.settings import Settings
 
 
 def every_minute(*tags: str, retries: int, exponential_backoff: bool = True) -> dict[str, Any]:
@@ -35,7 +35,7 @@ def every_minute(*tags: str, retries: int, exponential_backoff: bool = True) -> 
 
 def site_settings() -> Settings:
     """The site settings from ``$PFI_SETTINGS`` (read inside tasks only)."""
-    from pfi.settings import load_settings
+    from pfi.base.settings import load_settings
 
     return load_settings()
 
@@ -44,7 +44,7 @@ def site_and_ledger() -> tuple[Settings, Ledger]:
     """The site settings and the ledger of their Connection (``pfi_ledger`` by default).
 
     The MLLP Connections the sources name for their business acknowledgements (``zam_mllp``)
-    are made visible to :mod:`pfi.zam` in this task process (see :func:`export_connections`).
+    are made visible to :mod:`pfi.flows.zam` in this task process (see :func:`export_connections`).
     """
     from pfi_airflow.hooks import LedgerHook
 

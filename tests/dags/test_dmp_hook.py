@@ -30,7 +30,7 @@ def test_endpoints_default_to_the_dmp_paths_and_extra_overrides(monkeypatch):
 
 
 def test_missing_certificates_are_a_configuration_error(monkeypatch):
-    from pfi.errors import ConfigurationError
+    from pfi.base.errors import ConfigurationError
     from pfi_airflow.dmp import DmpHook
 
     _connection(monkeypatch)

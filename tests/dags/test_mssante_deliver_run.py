@@ -38,8 +38,8 @@ def site(tmp_path, monkeypatch, fresh_ledger_url, mail_servers, test_pki):
 def test_the_dag_mails_each_recipient_once_and_acknowledges(
     airflow_db, site, fixtures_dir, mail_servers, test_pki
 ):
+    from pfi.base.settings import load_settings
     from pfi.ledger import Ledger
-    from pfi.settings import load_settings
 
     folder, ledger_url = site
     drop_sample(folder / "in", fixtures_dir / ORU_INIT, "oru.hl7")

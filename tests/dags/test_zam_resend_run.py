@@ -42,10 +42,10 @@ def stored_connection(airflow_db, mllp_peer):
 def test_a_queued_zam_reaches_the_dpi_through_a_connection_stored_in_airflow(
     tmp_path, monkeypatch, fresh_ledger_url, mllp_peer, stored_connection
 ):
-    from pfi import zam
-    from pfi.hl7ack import MessageHeader
+    from pfi.base.settings import load_settings
+    from pfi.flows import zam
     from pfi.ledger import Ledger
-    from pfi.settings import load_settings
+    from pfi.protocols.hl7v2.ack import MessageHeader
 
     source_toml = hl7_source(tmp_path) + f'\nzam_mllp = "{CONNECTION}"'
     settings_file = write_settings(tmp_path, sources=[source_toml])

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import update
 
-from pfi.deliveries import (
+from pfi.base.errors import ConfigurationError, InvalidInput, RefusedByPartner, TransientError
+from pfi.flows.queue import (
     FOLLOWED_UP,
     GIVEN_UP,
     INTERNAL,
@@ -16,7 +17,6 @@ from pfi.deliveries import (
     follow_up_missed,
     run_due,
 )
-from pfi.errors import ConfigurationError, InvalidInput, RefusedByPartner, TransientError
 from pfi.ledger import Ledger
 from pfi.ledger.schema import delivery
 

@@ -1,7 +1,7 @@
 """The devkit MLLP peer (the DPI) answers ACKs the volet's way, over real loopback sockets.
 
 Client side is python-hl7's ``open_hl7_connection`` (an independent client: the PFI's own,
-:mod:`pfi.mllp`, is tested against the peer in ``test_mllp_ack.py``): with a ``limit`` (the
+:mod:`pfi.protocols.mllp`, is tested against the peer in ``test_mllp_ack.py``): with a ``limit`` (the
 64 KiB default breaks on a document-sized message), an ``encoding`` matching MSH-18 and every
 read under ``asyncio.wait_for``. Patient data is the official test identity
 "PAT-TROIS DOMINIQUE" (test INS 279035121518989, OID 1.2.250.1.213.1.4.10).

@@ -13,12 +13,12 @@ from dataclasses import replace
 
 import pytest
 
-from pfi.dmp import constants as k
-from pfi.dmp.client import DmpClient, DmpEndpoints
-from pfi.dmp.config import DmpConfig
-from pfi.dmp.signing import Signer
-from pfi.dmp.submission import DmpSubmission, build_request, entry_uuid
-from pfi.errors import RefusedByPartner, TransientError
+from pfi.base.errors import RefusedByPartner, TransientError
+from pfi.protocols.dmp import constants as k
+from pfi.protocols.dmp.client import DmpClient, DmpEndpoints
+from pfi.protocols.dmp.config import DmpConfig
+from pfi.protocols.dmp.signing import Signer
+from pfi.protocols.dmp.submission import DmpSubmission, build_request, entry_uuid
 from pfi_fixtures.partners import dmp_signer, dmp_tls
 from pfi_fixtures.site import MDM_DEL, MDM_INIT, MDM_RPLC, ORU_INIT
 
@@ -58,7 +58,7 @@ def signer(test_pki) -> Signer:
 
 
 def load(fixtures_dir, path: str) -> DmpSubmission:
-    from pfi.hl7v2 import parse_message
+    from pfi.protocols.hl7v2 import parse_message
 
     return DmpSubmission.from_request(parse_message((fixtures_dir / path).read_bytes()))
 
@@ -78,7 +78,7 @@ def send(client, signer, endpoints, sub: DmpSubmission, request_id=None):
 def test_official_examples_are_accepted_with_the_predicted_metadata(
     path, fixtures_dir, client, signer, endpoints, dmp, test_pki
 ):
-    from pfi import xds
+    from pfi.protocols import xds
 
     sub = load(fixtures_dir, path)
     assert send(client, signer, endpoints, sub).status == "success"
@@ -230,7 +230,7 @@ def test_an_untrusted_client_certificate_never_gets_through(
 def test_a_signature_document_that_does_not_match_the_bytes_is_refused(
     fixtures_dir, client, signer, endpoints, dmp, monkeypatch
 ):
-    from pfi.dmp import submission as builder
+    from pfi.protocols.dmp import submission as builder
 
     original = builder.signature_document
 
@@ -247,7 +247,7 @@ def test_a_signature_document_that_does_not_match_the_bytes_is_refused(
 def test_incomplete_metadata_is_refused_by_a_strict_dmp(
     fixtures_dir, client, signer, endpoints, dmp, monkeypatch
 ):
-    from pfi.dmp import submission as builder
+    from pfi.protocols.dmp import submission as builder
 
     original = builder.document_entry
     monkeypatch.setattr(

@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pfi.deliveries import Outcome, RetryPolicy, follow_up_missed, record_outcome, run_due
-from pfi.dmp.client import DmpClient, DmpEndpoints
-from pfi.dmp.config import DmpConfig
-from pfi.dmp.sender import DmpSender
-from pfi.dmp.submission import entry_uuid
+from pfi.flows.dmp import DmpSender
+from pfi.flows.queue import Outcome, RetryPolicy, follow_up_missed, record_outcome, run_due
+from pfi.protocols.dmp.client import DmpClient, DmpEndpoints
+from pfi.protocols.dmp.config import DmpConfig
+from pfi.protocols.dmp.submission import entry_uuid
 from pfi_fixtures.partners import dmp_signer, dmp_tls
 from pfi_fixtures.site import MDM_DEL, MDM_INIT, MDM_RPLC, write_settings
 
@@ -35,7 +35,7 @@ POLICY = RetryPolicy(
 
 @pytest.fixture
 def site(tmp_path):
-    from pfi.settings import load_settings
+    from pfi.base.settings import load_settings
 
     return load_settings(write_settings(tmp_path, name="CH TEST"))
 
@@ -64,8 +64,8 @@ class World:
         self, path: str, *, qualified: bool = True, ack: bool = False, control_id: str = ""
     ) -> int:
         """Record a message as intake does; return the id of its ``dmp`` delivery."""
-        from pfi.dmp.submission import DmpSubmission
-        from pfi.hl7v2 import parse_message
+        from pfi.protocols.dmp.submission import DmpSubmission
+        from pfi.protocols.hl7v2 import parse_message
 
         raw = (self.fixtures_dir / path).read_bytes()
         request = parse_message(raw)

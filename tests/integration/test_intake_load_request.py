@@ -1,13 +1,13 @@
-"""``pfi.intake.load_request``: the request of a ledger item, re-read from its archived original."""
+"""``pfi.flows.intake.load_request``: the request of a ledger item, re-read from its archived original."""
 
 import hashlib
 from pathlib import Path
 
 import pytest
 
-from pfi.errors import InvalidInput, TransientError
-from pfi.hl7v2 import Action, split_file
-from pfi.intake import load_request, message_checksum
+from pfi.base.errors import InvalidInput, TransientError
+from pfi.flows.intake import load_request, message_checksum
+from pfi.protocols.hl7v2 import Action, split_file
 
 pytestmark = pytest.mark.integration
 

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from pfi.hl7ack import read_header, split_segments
-from pfi.intake import acknowledge_items, claim_and_record, load_request
-from pfi.settings import load_settings
+from pfi.base.settings import load_settings
+from pfi.flows.intake import acknowledge_items, claim_and_record, load_request
+from pfi.protocols.hl7v2.ack import read_header, split_segments
 from pfi_fixtures import site
 from pfi_fixtures.site import MDM_DEL, MDM_INIT, MDM_RPLC, ORU_INIT, V21, lab_source
 
@@ -461,10 +461,10 @@ def test_a_file_with_a_long_name_is_answered_and_kept(fresh_ledger, settings, fi
 CRASHING_WORKER = textwrap.dedent(
     """
     import os, signal, sys
-    from pfi import drop
-    from pfi.intake import acknowledge_items, claim_and_record
+    from pfi.flows import drop
+    from pfi.flows.intake import acknowledge_items, claim_and_record
     from pfi.ledger import Ledger
-    from pfi.settings import load_settings
+    from pfi.base.settings import load_settings
 
     settings_file, ledger_url, kill_at, when = sys.argv[1:5]
     real_keep, calls = drop.keep, []

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pfi.hl7ack import read_header, split_segments
-from pfi.intake import acknowledge_items, claim_and_record
-from pfi.settings import load_settings
+from pfi.base.settings import load_settings
+from pfi.flows.intake import acknowledge_items, claim_and_record
+from pfi.protocols.hl7v2.ack import read_header, split_segments
 from pfi_fixtures.site import MDM_INIT, MDM_RPLC, drop_sample, hl7_source, ingest, write_settings
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from pfi.errors import ConfigurationError
+from pfi.base.errors import ConfigurationError
 from pfi.ledger import (
     Ledger,
     MonthlyCount,

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from pfi import zam
-from pfi.errors import TransientError
-from pfi.hl7ack import MessageHeader
-from pfi.mllp import MllpClient, MllpEndpoint, MllpRefused
-from pfi.settings import Hl7Source
+from pfi.base.errors import TransientError
+from pfi.base.settings import Hl7Source
+from pfi.flows import zam
+from pfi.protocols.hl7v2.ack import MessageHeader
+from pfi.protocols.mllp import MllpClient, MllpEndpoint, MllpRefused
 from pfi_devkit.mllp_peer import AckError, MllpPeer
 from pfi_fixtures.site import source_in
 

@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pfi import zam
-from pfi.deliveries import RetryPolicy, run_due
-from pfi.dmp.client import DmpClient, DmpEndpoints, TlsFiles
-from pfi.dmp.config import DmpConfig
-from pfi.dmp.sender import DmpSender
-from pfi.dmp.signing import Signer
+from pfi.flows import zam
+from pfi.flows.dmp import DmpSender
+from pfi.flows.queue import RetryPolicy, run_due
+from pfi.protocols.dmp.client import DmpClient, DmpEndpoints, TlsFiles
+from pfi.protocols.dmp.config import DmpConfig
+from pfi.protocols.dmp.signing import Signer
 from pfi_devkit.mllp_peer import AckError
 
 pytestmark = pytest.mark.integration
@@ -29,7 +29,7 @@ POLICY = RetryPolicy(first_delay=timedelta(minutes=2), give_up_after=timedelta(d
 
 @pytest.fixture
 def settings(tmp_path, mllp_peer, monkeypatch):
-    from pfi.settings import load_settings
+    from pfi.base.settings import load_settings
 
     conn = {"conn_type": "mllp", "host": mllp_peer.host, "port": mllp_peer.port}
     monkeypatch.setenv("AIRFLOW_CONN_PFI_DPI_ZAM", json.dumps(conn))
@@ -58,8 +58,8 @@ zam_mllp = "pfi_dpi_zam"
 def dmp_delivery(ledger, fixtures_dir, *, qualified: bool) -> tuple[int, object]:
     """A ``dmp`` delivery as intake records it, for the official initial example asking for a
     receipt (ACK_RECEPTION=Y); returns its id and the parsed request."""
-    from pfi.dmp.submission import DmpSubmission
-    from pfi.hl7v2 import parse_message
+    from pfi.protocols.dmp.submission import DmpSubmission
+    from pfi.protocols.hl7v2 import parse_message
 
     raw = (fixtures_dir / INITIAL).read_bytes()
     request = parse_message(raw)

@@ -5,9 +5,9 @@ import threading
 
 import pytest
 
-from pfi.hl7ack import split_segments
-from pfi.mllp_inlet import InletConfig, MllpInlet, Store, frame, send
-from pfi.settings import load_settings
+from pfi.base.settings import load_settings
+from pfi.flows.inlet import InletConfig, MllpInlet, Store, frame, send
+from pfi.protocols.hl7v2.ack import split_segments
 from pfi_fixtures.site import MDM_INIT, ingest, write_settings
 
 pytestmark = pytest.mark.integration

@@ -6,14 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pfi.errors import TransientError
-from pfi.mssante import service
-from pfi.mssante.imap import ImapClient
-from pfi.mssante.service import deliver_due, poll_notifications
-from pfi.mssante.smtp import SmtpClient
-from pfi.mssante.traces import mss_traces, traces_csv
-from pfi.settings import load_settings
-from pfi.xdm import read_xdm
+from pfi.base.errors import TransientError
+from pfi.base.settings import load_settings
+from pfi.flows.mssante import deliver_due, poll_notifications
+from pfi.flows.traces import mss_traces, traces_csv
+from pfi.protocols.mssante import service
+from pfi.protocols.mssante.imap import ImapClient
+from pfi.protocols.mssante.smtp import SmtpClient
+from pfi.protocols.xdm import read_xdm
 from pfi_fixtures.mail import (
     APPLICATION_MAILBOXES,
     DroppingSmtpServer,
@@ -321,7 +321,7 @@ def test_a_report_that_cannot_be_recorded_blocks_no_other_and_is_read_again_next
 def test_a_worker_dying_before_the_zam_leaves_it_to_a_later_run_which_still_waits_for_the_dsn(
     site, mail_servers, test_pki, fixtures_dir
 ):
-    from pfi.deliveries import RetryPolicy, follow_up_missed, record_outcome
+    from pfi.flows.queue import RetryPolicy, follow_up_missed, record_outcome
 
     settings, ledger, folder = site
     intake(settings, ledger, folder, fixtures_dir, ORU_INIT)
@@ -474,7 +474,7 @@ def test_a_mail_accepted_while_the_trail_cannot_be_written_is_recorded_sent_not_
 ):
     from sqlalchemy import text
 
-    from pfi.errors import TransientError
+    from pfi.base.errors import TransientError
 
     settings, ledger, folder = site
     intake(settings, ledger, folder, fixtures_dir, MDM_INIT)
@@ -524,7 +524,7 @@ EXAMPLES = [
 def test_each_official_example_asking_for_mssante_mails_each_recipient_once(
     site, mail_servers, test_pki, fixtures_dir, example
 ):
-    from pfi.hl7v2 import parse_message
+    from pfi.protocols.hl7v2 import parse_message
 
     settings, ledger, folder = site
     request = parse_message((fixtures_dir / example).read_bytes())

@@ -5,8 +5,8 @@ import uuid
 
 import pytest
 
-from pfi.errors import ConfigurationError, TransientError
-from pfi.mssante.imap import ImapClient, ImapEndpoint
+from pfi.base.errors import ConfigurationError, TransientError
+from pfi.protocols.mssante.imap import ImapClient, ImapEndpoint
 from pfi_fixtures.mail import APPLICATION_MAILBOXES, mailbox_tls, send_as_human
 
 pytestmark = pytest.mark.integration

@@ -8,19 +8,19 @@ import socket
 
 import pytest
 
-from pfi.cda import read_cda
-from pfi.errors import ConfigurationError, TransientError
-from pfi.hl7v2 import decide_request, parse_message
-from pfi.ins import InsPolicy
-from pfi.mssante import Mailbox, MssConfig, compose, mail_orders
-from pfi.mssante.smtp import (
+from pfi.base.errors import ConfigurationError, TransientError
+from pfi.protocols.cda import read_cda
+from pfi.protocols.hl7v2 import decide_request, parse_message
+from pfi.protocols.ins import InsPolicy
+from pfi.protocols.mssante import Mailbox, MssConfig, compose, mail_orders
+from pfi.protocols.mssante.smtp import (
     OutcomeUnknown,
     SmtpClient,
     SmtpEndpoint,
     SmtpRefused,
     SmtpTransient,
 )
-from pfi.xdm import read_xdm
+from pfi.protocols.xdm import read_xdm
 from pfi_devkit.mail import client_ssl_context
 from pfi_fixtures.mail import (
     APPLICATION_MAILBOXES,

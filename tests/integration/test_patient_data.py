@@ -36,7 +36,7 @@ from typing import Any
 
 import pytest
 
-from pfi.errors import PfiError
+from pfi.base.errors import PfiError
 
 pytestmark = pytest.mark.integration
 
@@ -120,8 +120,8 @@ def _component(field_: str, index: int, sep: str = "^") -> str:
 
 def collect_patient_data(raw: bytes, data: PatientData) -> None:
     """Patient data of one input message: parsed request, raw PID/PRT segments, CDA headers."""
-    from pfi.cda import read_cda
-    from pfi.hl7v2 import parse_message
+    from pfi.protocols.cda import read_cda
+    from pfi.protocols.hl7v2 import parse_message
 
     payloads: list[str] = []
     for seg in _segments(raw):
@@ -362,7 +362,7 @@ def sinks(caplog, monkeypatch):
 
 @pytest.fixture
 def site(tmp_path, fresh_ledger):
-    from pfi.settings import load_settings
+    from pfi.base.settings import load_settings
     from pfi_fixtures.mail import APPLICATION_MAILBOXES
 
     (tmp_path / "in").mkdir()
@@ -402,7 +402,7 @@ first_delay_seconds = 60
 
 
 def intake(sinks: Sinks, site, inputs: dict[str, bytes], data: PatientData) -> None:
-    from pfi.intake import acknowledge_items, claim_and_record
+    from pfi.flows.intake import acknowledge_items, claim_and_record
 
     settings, ledger, folder = site
     clock = time.time() - 3600
@@ -469,7 +469,7 @@ def test_intake_of_every_official_example_and_malformed_variants_leaks_nothing(
     inputs = official_inputs(fixtures_dir) | variants(fixtures_dir)
     intake(sinks, site, inputs, data)
     intake(sinks, site, {"as:again.hl7": inputs[MDM_INIT]}, data)  # a duplicate drop
-    from pfi.intake import load_request
+    from pfi.flows.intake import load_request
 
     for item in ledger.find_inbound(kind="hl7_message", limit=1000):
         try:
@@ -503,11 +503,11 @@ def test_a_file_named_after_the_patient_dropped_twice_leaks_nothing(sinks, site,
 def test_dmp_deliveries_down_transient_refused_and_sent_leak_nothing(
     sinks, site, fixtures_dir, dmp_endpoint, test_pki
 ):
-    from pfi.deliveries import RetryPolicy, run_due
-    from pfi.dmp.client import DmpClient, DmpEndpoints, TlsFiles
-    from pfi.dmp.config import DmpConfig
-    from pfi.dmp.sender import DmpSender, submit_due_deliveries
-    from pfi.dmp.signing import Signer
+    from pfi.flows.dmp import DmpSender, submit_due_deliveries
+    from pfi.flows.queue import RetryPolicy, run_due
+    from pfi.protocols.dmp.client import DmpClient, DmpEndpoints, TlsFiles
+    from pfi.protocols.dmp.config import DmpConfig
+    from pfi.protocols.dmp.signing import Signer
 
     settings, ledger, _ = site
     data = PatientData()
@@ -593,11 +593,11 @@ def test_mssante_deliveries_refused_deferred_bounced_and_sent_leak_nothing(
 ):
     import smtplib
 
-    from pfi.mssante.imap import ImapClient, ImapEndpoint
-    from pfi.mssante.service import deliver_due, poll_notifications
-    from pfi.mssante.smtp import SmtpClient, SmtpEndpoint
-    from pfi.mssante.tls import TlsFiles
-    from pfi.mssante.traces import mss_traces
+    from pfi.flows.mssante import deliver_due, poll_notifications
+    from pfi.flows.traces import mss_traces
+    from pfi.protocols.mssante.imap import ImapClient, ImapEndpoint
+    from pfi.protocols.mssante.smtp import SmtpClient, SmtpEndpoint
+    from pfi.protocols.mssante.tls import TlsFiles
     from pfi_devkit.mail import client_ssl_context
     from pfi_fixtures.mail import APPLICATION_MAILBOXES, HUMAN_MAILBOXES
 
@@ -747,7 +747,7 @@ def _deliveries(ledger, *channels: str):
 def test_an_unexpected_error_quoting_the_patient_stays_out_of_the_task_log(sinks, site):
     """A bug's message may quote the data it choked on; the batch's error (the task log prints
     its traceback, causes included) names the exception type and place only."""
-    from pfi.deliveries import RetryPolicy, run_due
+    from pfi.flows.queue import RetryPolicy, run_due
 
     _, ledger, _ = site
     data = PatientData()

@@ -1,7 +1,7 @@
 """Review: a ZAM queued long ago and just claimed by one task is not taken by another.
 
 The claim renames ``.json`` → ``.sending``; a rename keeps the file's mtime, so an entry queued
-more than :data:`pfi.zam.CLAIM_STALE` ago used to look like a dead task's claim the moment it was
+more than :data:`pfi.flows.zam.CLAIM_STALE` ago used to look like a dead task's claim the moment it was
 claimed, and a second sweep (ingest_hl7_drop's, or a DMP/MSSanté worker catching up after a
 successful send) re-queued and sent it too: the producer got the ZAM twice.
 """
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from pfi import zam
-from pfi.hl7ack import MessageHeader
-from pfi.settings import Hl7Source
+from pfi.base.settings import Hl7Source
+from pfi.flows import zam
+from pfi.protocols.hl7v2.ack import MessageHeader
 from pfi_devkit.mllp_peer import MllpPeer
 from pfi_fixtures.site import source_in
 

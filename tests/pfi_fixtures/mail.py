@@ -51,9 +51,9 @@ def mail_servers(test_pki) -> Iterator:
 
 
 def mailbox_tls(test_pki, address: str, *, credential=None, ca_bundle=None):
-    """``pfi.mssante.tls.TlsFiles`` of an application mailbox: its certificate (or the
+    """``pfi.protocols.mssante.tls.TlsFiles`` of an application mailbox: its certificate (or the
     ``credential`` given), the test CA (or ``ca_bundle``), the CRLs."""
-    from pfi.mssante.tls import TlsFiles
+    from pfi.protocols.mssante.tls import TlsFiles
 
     credential = credential or test_pki.clients[address]
     return TlsFiles(
@@ -86,8 +86,8 @@ def mailbox_connection(mail_servers, test_pki, address: str) -> dict:
 
 def mailbox_endpoints(mail_servers, test_pki, address: str) -> tuple:
     """``(SmtpEndpoint, ImapEndpoint)`` of an application mailbox, from its Connection mapped as
-    ``pfi mss`` maps it (:func:`pfi.mssante.connection.endpoints_of`)."""
-    from pfi.mssante.connection import endpoints_of
+    ``pfi mss`` maps it (:func:`pfi.protocols.mssante.connection.endpoints_of`)."""
+    from pfi.protocols.mssante.connection import endpoints_of
 
     return endpoints_of(mailbox_connection(mail_servers, test_pki, address), address)
 

@@ -67,8 +67,8 @@ def dmp_tls_extra(test_pki) -> dict[str, str]:
 
 
 def dmp_tls(test_pki, credential=None):
-    """``pfi.dmp.client.TlsFiles`` of the establishment (or of ``credential``), test CA."""
-    from pfi.dmp.client import TlsFiles
+    """``pfi.protocols.dmp.client.TlsFiles`` of the establishment (or of ``credential``), test CA."""
+    from pfi.protocols.dmp.client import TlsFiles
 
     credential = credential or test_pki.establishment
     return TlsFiles(credential.cert_path, credential.key_path, test_pki.ca_bundle)
@@ -76,6 +76,6 @@ def dmp_tls(test_pki, credential=None):
 
 def dmp_signer(test_pki):
     """The organisation's signing certificate (VIHF, XAdES) of the test PKI."""
-    from pfi.dmp.signing import Signer
+    from pfi.protocols.dmp.signing import Signer
 
     return Signer.from_files(test_pki.signing.cert_path, test_pki.signing.key_path)

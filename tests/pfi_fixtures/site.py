@@ -11,7 +11,7 @@ Plain helpers (import them from ``pfi_fixtures.site``):
 - ``use_site(monkeypatch, settings, ledger_url, pfi_dmp={...})``: what Airflow and the ``pfi``
   command read — ``PFI_SETTINGS``, ``AIRFLOW_CONN_PFI_LEDGER`` and each Connection given as
   ``AIRFLOW_CONN_<ID>`` in JSON form;
-- ``source_in(folder, name, kind, **options)``: an :class:`~pfi.settings.Hl7Source` itself (no
+- ``source_in(folder, name, kind, **options)``: an :class:`~pfi.base.settings.Hl7Source` itself (no
   settings file), its in/out/archive/quarantine/work folders under ``folder``;
 - ``drop_sample(folder, sample)``: a file copied into a drop folder, already settled;
 - ``ingest(ledger, settings)``: claim, record and acknowledge what was dropped, as
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pytest
 
-    from pfi.settings import Hl7Source
+    from pfi.base.settings import Hl7Source
 
 V21 = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1"
 MDM_INIT = f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
@@ -144,7 +144,7 @@ def drop_sample(folder: Path, sample: Path, name: str | None = None, *, age: flo
 
 def ingest(ledger, settings, *, batch_size: int = 10, limit: int = 10) -> tuple[list, list]:
     """Claim, record and acknowledge the settled files (``ingest_hl7_drop``, without Airflow)."""
-    from pfi.intake import acknowledge_items, claim_and_record
+    from pfi.flows.intake import acknowledge_items, claim_and_record
 
     batches = claim_and_record(ledger, settings, batch_size=batch_size, limit=limit, actor="test")
     return batches, [acknowledge_items(ledger, settings, b, actor="test") for b in batches]
@@ -160,7 +160,7 @@ def load_dag(dag_id: str):
 def source_in(folder: Path, name: str = "dpi", kind: str = "DPI", **options) -> Hl7Source:
     """An HL7 source whose folders are ``folder/in``, ``/out``, ``/archive``, ``/quarantine``
     and ``/work`` (FINESS géographique 010000032 unless given; other fields as ``options``)."""
-    from pfi.settings import Hl7Source
+    from pfi.base.settings import Hl7Source
 
     return Hl7Source(
         name=name,

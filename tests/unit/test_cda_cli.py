@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from pfi import xds
-from pfi.cda import check_header, pdf_of, read_cda
 from pfi.cli import main
-from pfi.hl7v2.model import MetaFlags
-from pfi.xdm import read_xdm
+from pfi.protocols import xds
+from pfi.protocols.cda import check_header, pdf_of, read_cda
+from pfi.protocols.hl7v2.model import MetaFlags
+from pfi.protocols.xdm import read_xdm
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = ROOT / "config/pfi.example.toml"

@@ -1,8 +1,8 @@
-"""pfi.cda.generator: every generated N1 passes the ANS schema and "Structuration minimale".
+"""pfi.protocols.cda.generator: every generated N1 passes the ANS schema and "Structuration minimale".
 
 Checks, per Ségur document type: ``CDA_extended.xsd`` (../shared/validation/ans-cda, TestContenuCDA
 @ 7cd489b39368), the StrucMin schematron with zero failed assertion (compiled once per session by
-``pfi_fixtures.schematron``), our own header checks, a read back with :func:`pfi.cda.read_cda`
+``pfi_fixtures.schematron``), our own header checks, a read back with :func:`pfi.protocols.cda.read_cda`
 and the XDS metadata the volet's mapping predicts. The same compiled schematron is run on the
 official samples (MANIFEST.md: the 8 ``ans-cda-examples`` and the 3 ``Vague 2/RIS`` pass, the
 v1.0 LPS ``CR_Radio_CDAN1_v1.XML`` fails on its missing ``setId``) to show it really checks.
@@ -19,9 +19,10 @@ from types import SimpleNamespace
 import pytest
 from lxml import etree
 
-from pfi import xds
-from pfi.cda import check_header, pdf_of, read_cda
-from pfi.cda.generator import (
+from pfi.base.errors import InvalidInput
+from pfi.protocols import xds
+from pfi.protocols.cda import check_header, pdf_of, read_cda
+from pfi.protocols.cda.generator import (
     SEGUR_DOCUMENT_TYPES,
     SETTING_AMBULATORY,
     N1Document,
@@ -32,8 +33,7 @@ from pfi.cda.generator import (
     software_of_site,
     structure_of_site,
 )
-from pfi.cda.model import Code, Identifier
-from pfi.errors import InvalidInput
+from pfi.protocols.cda.model import Code, Identifier
 
 PARIS = timezone(timedelta(hours=1))
 INS = "279035121518989"
@@ -254,8 +254,8 @@ def test_n1_from_an_hl7_request_carrying_a_pdf(fixtures_dir, cda_xsd, strucmin, 
     import base64
     import re
 
-    from pfi.cda.generator import n1_from_request
-    from pfi.hl7v2 import parse_file
+    from pfi.protocols.cda.generator import n1_from_request
+    from pfi.protocols.hl7v2 import parse_file
 
     rel = (
         "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/"

@@ -1,4 +1,4 @@
-"""pfi.cda.pdf_of: the mail's PDF attachment is the PDF encapsulated in the N1 CDA (SC.CDA/DD.12).
+"""pfi.protocols.cda.pdf_of: the mail's PDF attachment is the PDF encapsulated in the N1 CDA (SC.CDA/DD.12).
 
 Samples: the N1 documents of ../shared/fixtures/ans-cda-examples and Vague 2/RIS (MANIFEST.md).
 """
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from pfi.cda import pdf_of, read_cda
-from pfi.errors import InvalidInput
+from pfi.base.errors import InvalidInput
+from pfi.protocols.cda import pdf_of, read_cda
 
 N1 = [
     "ans-cda-examples/BIO-CR-BIO_2021.01_CDA-R2-Niveau-1.xml",

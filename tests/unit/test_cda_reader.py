@@ -1,4 +1,4 @@
-"""pfi.cda: the official ANS CDA samples are read into the right model; defects are reported.
+"""pfi.protocols.cda: the official ANS CDA samples are read into the right model; defects are reported.
 
 Golden samples (../shared/fixtures, see MANIFEST.md for sources and commits):
 
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from pfi.cda import check_header, parse_ts, read_cda, require_valid_header
-from pfi.errors import InvalidInput
+from pfi.base.errors import InvalidInput
+from pfi.protocols.cda import check_header, parse_ts, read_cda, require_valid_header
 
 N1_TEMPLATES = ["2.16.840.1.113883.2.8.2.1", "1.2.250.1.213.1.1.1.1", "1.3.6.1.4.1.19376.1.2.20"]
 HEADER = ["2.16.840.1.113883.2.8.2.1", "1.2.250.1.213.1.1.1.1"]

@@ -13,15 +13,20 @@ from datetime import UTC, datetime
 import pytest
 from lxml import etree
 
-from pfi.dmp import constants as k
-from pfi.dmp.client import DmpClient, DmpEndpoints
-from pfi.dmp.config import DmpConfig
-from pfi.dmp.response import parse_response
-from pfi.dmp.signing import Signer, manifest_digests, signature_document
-from pfi.dmp.soap import Attachment, mtom_package
-from pfi.dmp.submission import DmpSubmission, build_request, entry_uuid, submission_set_unique_id
-from pfi.dmp.vihf import VihfClaims, build_assertion, signed_vihf
-from pfi.errors import ConfigurationError, InvalidInput, RefusedByPartner, TransientError
+from pfi.base.errors import ConfigurationError, InvalidInput, RefusedByPartner, TransientError
+from pfi.protocols.dmp import constants as k
+from pfi.protocols.dmp.client import DmpClient, DmpEndpoints
+from pfi.protocols.dmp.config import DmpConfig
+from pfi.protocols.dmp.response import parse_response
+from pfi.protocols.dmp.signing import Signer, manifest_digests, signature_document
+from pfi.protocols.dmp.soap import Attachment, mtom_package
+from pfi.protocols.dmp.submission import (
+    DmpSubmission,
+    build_request,
+    entry_uuid,
+    submission_set_unique_id,
+)
+from pfi.protocols.dmp.vihf import VihfClaims, build_assertion, signed_vihf
 from pfi_fixtures.site import write_settings
 
 MDM = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM"
@@ -41,7 +46,7 @@ def signer(test_pki) -> Signer:
 
 
 def submission(fixtures_dir, path: str) -> DmpSubmission:
-    from pfi.hl7v2 import parse_message
+    from pfi.protocols.hl7v2 import parse_message
 
     return DmpSubmission.from_request(parse_message((fixtures_dir / path).read_bytes()))
 
@@ -383,7 +388,7 @@ def test_network_errors_are_transient_and_timeouts_explicit(exc, code, fixtures_
 
 
 def test_client_refuses_missing_tls_files_and_bad_timeouts(tmp_path):
-    from pfi.dmp.client import TlsFiles
+    from pfi.protocols.dmp.client import TlsFiles
 
     with pytest.raises(ConfigurationError):
         DmpClient(ENDPOINTS, TlsFiles(tmp_path / "c", tmp_path / "k", tmp_path / "ca"))
@@ -395,7 +400,7 @@ def test_client_refuses_missing_tls_files_and_bad_timeouts(tmp_path):
 
 
 def test_dmp_settings_section(tmp_path):
-    from pfi.settings import load_settings
+    from pfi.base.settings import load_settings
 
     dmp = """
 [dmp]
@@ -431,7 +436,7 @@ def test_a_request_without_structure_identifier_is_refused(fixtures_dir, signer)
 def test_a_document_id_with_an_extension_is_refused_for_the_dmp(fixtures_dir, signer):
     from dataclasses import replace
 
-    from pfi.cda import Identifier
+    from pfi.protocols.cda import Identifier
 
     sub = submission(fixtures_dir, INITIAL)
     sub = replace(sub, header=replace(sub.header, id=Identifier("1.2.250.1.999", "42")))

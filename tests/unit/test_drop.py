@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pfi.drop import NAME_BYTES, archive, batches, claim_ready_files, quarantine
-from pfi.settings import Hl7Source
+from pfi.base.settings import Hl7Source
+from pfi.flows.drop import NAME_BYTES, archive, batches, claim_ready_files, quarantine
 from pfi_fixtures.site import source_in
 
 

@@ -4,7 +4,7 @@ from datetime import datetime
 
 import pytest
 
-from pfi.hl7ack import (
+from pfi.protocols.hl7v2.ack import (
     ERR_UNSUPPORTED_VERSION,
     AckError,
     codec_for,
@@ -74,7 +74,7 @@ def test_charsets_and_escape():
 
 
 def test_reply_header_swaps_applications_and_adds_the_profile_in_the_message_separators():
-    from pfi.hl7ack import reply_header
+    from pfi.protocols.hl7v2.ack import reply_header
 
     original = read_header(MSH.replace(b"|", b"#").replace(b"^", b"$"))
     msh = reply_header(
@@ -93,7 +93,7 @@ def test_reply_header_swaps_applications_and_adds_the_profile_in_the_message_sep
 
 
 def test_error_segment_with_alternate_code_and_diagnostic():
-    from pfi.hl7ack import ERR_APPLICATION, error_segment
+    from pfi.protocols.hl7v2.ack import ERR_APPLICATION, error_segment
 
     err = AckError(
         ERR_APPLICATION,

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pfi.errors import InvalidInput
-from pfi.hl7ack import technical_ack
-from pfi.hl7v2 import (
+from pfi.base.errors import InvalidInput
+from pfi.protocols.hl7v2 import (
     Action,
     Hl7Ack,
     Hl7Error,
@@ -23,6 +22,7 @@ from pfi.hl7v2 import (
     parse_message,
     split_file,
 )
+from pfi.protocols.hl7v2.ack import technical_ack
 
 V21 = "Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1"
 VOLETS = "Volets/TRANS_DOC_CDA_HL7V2"

@@ -8,9 +8,17 @@ from dataclasses import fields, replace
 
 import pytest
 
-from pfi.errors import InvalidInput
-from pfi.hl7v2 import RULES, Action, MetaFlags, Routing, decide, decide_request, parse_message
-from pfi.ins import InsPolicy
+from pfi.base.errors import InvalidInput
+from pfi.protocols.hl7v2 import (
+    RULES,
+    Action,
+    MetaFlags,
+    Routing,
+    decide,
+    decide_request,
+    parse_message,
+)
+from pfi.protocols.ins import InsPolicy
 
 V21 = "Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1"
 VOLETS = "Volets/TRANS_DOC_CDA_HL7V2"

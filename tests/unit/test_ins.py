@@ -8,8 +8,9 @@ with the INSEE formula, independently of the code under test.
 
 import pytest
 
-from pfi.errors import InvalidInput
-from pfi.ins import (
+from pfi.base.errors import InvalidInput
+from pfi.base.settings import Site
+from pfi.protocols.ins import (
     OID_INS_NIA,
     OID_INS_NIR,
     OID_INS_NIR_DEMO,
@@ -23,7 +24,6 @@ from pfi.ins import (
     is_valid_matricule,
     raise_for_failures,
 )
-from pfi.settings import Site
 
 OFFICIAL_TEST_INS = "279035121518989"
 

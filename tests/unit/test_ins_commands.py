@@ -49,7 +49,7 @@ def test_a_bad_key_and_a_production_oid_on_a_test_site(capsys):
 
 
 def test_corsica_keys_and_unqualified_status(capsys):
-    from pfi.ins import ins_key
+    from pfi.protocols.ins import ins_key
 
     matricule = "180092A123456"
     matricule += ins_key(matricule)

@@ -1,4 +1,4 @@
-"""``pfi.intake.evaluate``: the decision for one message, without ledger or files.
+"""``pfi.flows.intake.evaluate``: the decision for one message, without ledger or files.
 
 Variants of the official v2.1 MDM initial example (Base64 CDA N1, test INS 279035121518989,
 DESTDMP=Y, DESTMSSANTEPS=Y to adam.hoda@test-ci-sis.mssante.fr).
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pfi.ins import InsPolicy
-from pfi.intake import IntakeOptions, evaluate, volet_code
-from pfi.settings import Hl7Source
+from pfi.base.settings import Hl7Source
+from pfi.flows.intake import IntakeOptions, evaluate, volet_code
+from pfi.protocols.ins import InsPolicy
 
 MDM_INIT = (
     "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/"
@@ -178,12 +178,12 @@ def test_a_vague1_request_whose_cda_names_no_address_is_accepted_with_a_warning(
 
 
 def test_an_unforeseen_cda_reader_failure_refuses_the_message(good, monkeypatch):
-    import pfi.cda
+    import pfi.protocols.cda
 
     def broken(data, **kwargs):
         raise ValueError("unexpected shape")
 
-    monkeypatch.setattr(pfi.cda, "read_cda", broken)
+    monkeypatch.setattr(pfi.protocols.cda, "read_cda", broken)
     result = decide(good)
     assert (result.answer.code, result.answer.reason_code) == ("AE", "CDA_UNREADABLE")
     assert "unexpected shape" not in (result.answer.reason_text or "")

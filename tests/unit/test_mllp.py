@@ -1,11 +1,11 @@
-"""pfi.mllp: framing, reading the peer's ACK, and where the peer is (no socket here)."""
+"""pfi.protocols.mllp: framing, reading the peer's ACK, and where the peer is (no socket here)."""
 
 import json
 
 import pytest
 
-from pfi.errors import ConfigurationError, TransientError
-from pfi.mllp import Deframer, MllpEndpoint, frame, parse_answer
+from pfi.base.errors import ConfigurationError, TransientError
+from pfi.protocols.mllp import Deframer, MllpEndpoint, frame, parse_answer
 
 ACK_AE = (
     b"MSH|^~\\&|DPI|CH|PFI|CH|20260302080000||ACK^Z01^ACK|ACK000001|P|2.6\r"

@@ -8,11 +8,11 @@ import uuid
 
 import pytest
 
-from pfi.cda import read_cda
-from pfi.errors import ConfigurationError, InvalidInput
-from pfi.hl7v2 import decide_request, parse_message
-from pfi.ins import InsPolicy
-from pfi.mssante import (
+from pfi.base.errors import ConfigurationError, InvalidInput
+from pfi.protocols.cda import read_cda
+from pfi.protocols.hl7v2 import decide_request, parse_message
+from pfi.protocols.ins import InsPolicy
+from pfi.protocols.mssante import (
     PATIENT,
     PROFESSIONAL,
     Mailbox,
@@ -23,7 +23,7 @@ from pfi.mssante import (
     message_id_for,
     request_id_of,
 )
-from pfi.xdm import read_xdm
+from pfi.protocols.xdm import read_xdm
 
 V21 = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1"
 MDM_INIT = f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"

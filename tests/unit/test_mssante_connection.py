@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from pfi.errors import ConfigurationError
-from pfi.mssante.connection import endpoints, endpoints_of
-from pfi.mssante.smtp import smtp_code_of
+from pfi.base.errors import ConfigurationError
+from pfi.protocols.mssante.connection import endpoints, endpoints_of
+from pfi.protocols.mssante.smtp import smtp_code_of
 
 EXTRA = {
     "imap_port": 1143,

@@ -2,7 +2,7 @@
 
 import uuid
 
-from pfi.mssante.notifications import parse_notifications
+from pfi.protocols.mssante.notifications import parse_notifications
 
 REQUEST_ID = uuid.UUID("7c9e6679-7425-40de-944b-e07fc1f90ae7")
 MESSAGE_ID = f"<{REQUEST_ID}@ch-demo.mssante.test>"

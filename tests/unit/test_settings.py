@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from pfi.errors import ConfigurationError
-from pfi.settings import check_settings, finess_key_ok, load_settings
+from pfi.base.errors import ConfigurationError
+from pfi.base.settings import check_settings, finess_key_ok, load_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "pfi.example.toml"
 

@@ -1,4 +1,4 @@
-"""pfi.xdm: pack → read round trips; hostile archives are refused with their code.
+"""pfi.protocols.xdm: pack → read round trips; hostile archives are refused with their code.
 
 The documents packed are official ANS CDA samples (../shared/fixtures/ans-cda-examples and
 Vague 2/RIS, see MANIFEST.md); METADATA.XML is checked against the OASIS ebRS 3.0 ``lcm.xsd`` of
@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from pfi.cda import read_cda
-from pfi.errors import InvalidInput
-from pfi.xdm import (
+from pfi.base.errors import InvalidInput
+from pfi.protocols.cda import read_cda
+from pfi.protocols.xdm import (
     Association,
     Author,
     Coded,
@@ -36,7 +36,7 @@ from pfi.xdm import (
     unsafe_name_reason,
     xds_time,
 )
-from pfi.xdm import constants as k
+from pfi.protocols.xds import ebrim as k
 
 INS_CX = "279035121518989^^^&1.2.250.1.213.1.4.10&ISO^NH"
 META = "IHE_XDM/SUBSET01/METADATA.XML"

@@ -1,4 +1,4 @@
-"""pfi.xds: the XDS metadata of the official ANS CDA samples is what the volet's mapping predicts.
+"""pfi.protocols.xds: the XDS metadata of the official ANS CDA samples is what the volet's mapping predicts.
 
 Expected values are read by hand from each sample's header and mapped with IG-CDA
 ``mapping.md`` ("Mapping XDS / Fiche"): typeCode ← ``code``, classCode ← ASS_X04
@@ -23,15 +23,15 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from pfi import xds
-from pfi.cda import read_cda
-from pfi.errors import InvalidInput
-from pfi.hl7v2.model import MetaFlags
-from pfi.xdm import build_metadata, metadata_from_cda, pack_xdm, read_xdm
-from pfi.xdm import constants as xk
-from pfi.xdm.model import Coded
-from pfi.xds import constants as k
-from pfi.xds.builder import format_code_value
+from pfi.base.errors import InvalidInput
+from pfi.protocols import xds
+from pfi.protocols.cda import read_cda
+from pfi.protocols.hl7v2.model import MetaFlags
+from pfi.protocols.xdm import build_metadata, metadata_from_cda, pack_xdm, read_xdm
+from pfi.protocols.xds import constants as k
+from pfi.protocols.xds import ebrim as xk
+from pfi.protocols.xds.builder import format_code_value
+from pfi.protocols.xds.model import Coded
 
 IHE_PDF = (
     "urn:ihe:iti:xds-sd:pdf:2008",
@@ -304,7 +304,7 @@ def _jdv_j07(shared_dir: Path) -> dict[str, str]:
 
 def test_every_type_of_jdv_j07_has_its_ass_x04_class(shared_dir):
     """ASS_X04 20240927 covers JDV_J07 20240927 (E1762 is the signature document, whose
-    classCode is the URN of ``pfi.dmp``); every target is a TRE_A03 class."""
+    classCode is the URN of ``pfi.protocols.dmp``); every target is a TRE_A03 class."""
     types = _jdv_j07(shared_dir)
     assert set(types) - set(k.CLASS_BY_TYPE) == {"E1762"}
     assert set(k.CLASS_BY_TYPE.values()) <= set(k.CLASS_DISPLAY)
@@ -355,7 +355,7 @@ def test_class_code_of_the_drim_m_data_examples():
 
 def test_segur_document_types_get_dmp_classes():
     """Every type the N1 generator offers (the Ségur list) has an ASS_X04 class of JDV_J57."""
-    from pfi.cda import SEGUR_DOCUMENT_TYPES
+    from pfi.protocols.cda import SEGUR_DOCUMENT_TYPES
 
     for doc_type in SEGUR_DOCUMENT_TYPES.values():
         klass = xds.class_code_for(doc_type.code)
@@ -396,7 +396,7 @@ def test_cisis_model_wins_over_the_ihe_template(read):
     ASS_A11 maps both, the CI-SIS model gives the formatCode whatever the order."""
     from dataclasses import replace
 
-    from pfi.cda.model import Identifier
+    from pfi.protocols.cda.model import Identifier
 
     _, doc = read("ans-cda-examples/IMG_CR_IMG_2024.01.xml")
     both = ("1.3.6.1.4.1.19376.1.8.1.1.1", "1.2.250.1.213.1.1.1.57")
@@ -417,7 +417,7 @@ def test_unknown_type_gives_no_class_and_strict_refuses(read):
     assert xds.class_code_for(None) is None
     from dataclasses import replace
 
-    from pfi.cda import Code
+    from pfi.protocols.cda import Code
 
     odd = replace(doc, code=Code("00000-0", k.CS_LOINC, "?"))
     assert xds.document_entry(odd).class_code is None
@@ -513,7 +513,7 @@ def test_names_come_from_the_value_sets_when_the_cda_gives_none(read):
     named from TRE_A08 / JDV_J02 / JDV_J04, as DRIM-M_DATA names SA25 and AMBULATOIRE."""
     from dataclasses import replace
 
-    from pfi.cda import Code
+    from pfi.protocols.cda import Code
 
     _, doc = read("ans-cda-examples/BIO-CR-BIO_2024.01_Electrophorese.xml")
     event = replace(
@@ -730,7 +730,7 @@ V21_MDM = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_
 def test_request_gives_flags_patient_id_sender_and_content_type(fixtures_dir):
     """MDM INIT Base64 (v2.1): INVISIBLE_PATIENT and INVISIBLE_REP_LEGAUX = Y, PV1-2 = I,
     PRT SB = 801234564895 / Organisation-Y FINESS géographique 300017985."""
-    from pfi.hl7v2 import parse_file
+    from pfi.protocols.hl7v2 import parse_file
 
     rel = f"{V21_MDM}/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
     (request,) = parse_file((fixtures_dir / rel).read_bytes())
@@ -791,7 +791,7 @@ def test_system_author_as_the_pdsm_example():
 def test_device_author_of_a_cda():
     """``assignedAuthoringDevice``: ``…^U^^^RI`` when its id is a system PS_IdNat (PDSm),
     ``…^U^^^EI`` for an id under another OID."""
-    from pfi.cda.model import Identifier, Participant
+    from pfi.protocols.cda.model import Identifier, Participant
 
     system = Participant(
         ids=(Identifier("1.2.250.1.71.4.2.1", "3750100125/9762"),), device_name="X"
@@ -802,7 +802,7 @@ def test_device_author_of_a_cda():
 
 
 def test_sender_author_fallbacks():
-    from pfi.hl7v2.model import Participant
+    from pfi.protocols.hl7v2.model import Participant
 
     assert xds.sender_author(None) is None
     assert xds.sender_author(Participant(role="SB")) is None

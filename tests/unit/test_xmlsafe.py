@@ -1,4 +1,4 @@
-"""pfi.xmlsafe: hostile XML is refused without expansion, file access or network access."""
+"""pfi.protocols.xmlsafe: hostile XML is refused without expansion, file access or network access."""
 
 import socket
 import threading
@@ -6,8 +6,8 @@ import threading
 import pytest
 from lxml import etree
 
-from pfi import xmlsafe
-from pfi.errors import InvalidInput
+from pfi.base.errors import InvalidInput
+from pfi.protocols import xmlsafe
 
 
 @pytest.fixture

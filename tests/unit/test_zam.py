@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pfi import zam
-from pfi.hl7ack import read_header, split_segments
-from pfi.hl7v2 import Hl7Ack, MetaFlags, parse_message
+from pfi.flows import zam
+from pfi.protocols.hl7v2 import Hl7Ack, MetaFlags, parse_message
+from pfi.protocols.hl7v2.ack import read_header, split_segments
 from pfi_fixtures.site import source_in
 
 ZAM_DIR = "ans-hl7v2-exemples/Volets/TRANS_DOC_CDA_HL7V2/V2.1/ORU/Transmission initiale ORU"
@@ -223,7 +223,7 @@ def test_emit_without_mllp_or_ledger_only_writes_the_file(tmp_path, request_head
 
 
 def test_msh_and_err_come_from_the_shared_builders(request_header):
-    from pfi.hl7ack import AckError, error_segment, reply_header
+    from pfi.protocols.hl7v2.ack import AckError, error_segment, reply_header
 
     ack = zam.dmp_receipt(
         request_header, accepted=False, control_id="PFIZ01D9", now=NOW, error_code="DMPClosed"

@@ -207,7 +207,7 @@ class Ledger:
         Identical bytes (same SHA-256) from the same source and of the same kind are one item:
         the second call returns the first item's id and ``created=False``, and changes nothing.
         The caller decides what that means — a producer's re-drop (write a ``duplicate`` event,
-        answer it again) or its own crashed run (finish the item) — see :mod:`pfi.intake`.
+        answer it again) or its own crashed run (finish the item) — see :mod:`pfi.flows.intake`.
         """
         _one_of("kind", kind, INBOUND_KINDS)
         _one_of("status", status, INBOUND_STATUSES)

@@ -1,0 +1,341 @@
+"""``pfi dmp …``: the DMP feed without Airflow.
+
+::
+
+    pfi dmp submit HL7FILE --dry-run [--message N] [--action new|replace|delete]
+                   [--show-identity] [--signing-cert PEM --signing-key PEM]
+    pfi dmp status DOCUMENT_ID [--url URL]
+    pfi dmp run [--limit N] [--url URL]
+    pfi dmp hold|release DOCUMENT_ID [--url URL]
+
+``submit --dry-run`` prints the SOAP request the PFI would send for a producer's message (ITI-41
+or ITI-57, VIHF, metadata; documents summarised), nothing sent, nothing recorded. Patient data
+(INS, IPP, names, birth date, sourcePatientInfo) is masked unless ``--show-identity``; the
+signature uses the signing certificate given, else the one of the DMP Connection the settings
+name (``[connections] dmp``, default ``pfi_dmp``, given as ``AIRFLOW_CONN_<ID>``), else a
+throw-away key (said so). ``status`` prints what the ledger knows of a document (by unique id
+``root^extension`` or ledger id): its DMP deliveries and their trail. ``run`` does what the
+``deliver_dmp`` DAG does, once. ``hold`` parks a document's pending DMP deliveries (never
+claimed while held: SC.DMP/ALI/PROG deferred sends) and ``release`` makes them due at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pfi.cli.commands._common import (
+    env_connection,
+    input_file,
+    open_ledger,
+    read_request,
+    settings_of,
+)
+
+MASK = "***"
+
+
+def register(groups: argparse._SubParsersAction) -> None:
+    dmp = groups.add_parser("dmp", help="the DMP feed").add_subparsers(dest="action", required=True)
+    submit = dmp.add_parser("submit", help="print the DMP request a message would give")
+    submit.add_argument("hl7", type=input_file, help="an HL7 v2 MDM/ORU file of a producer")
+    submit.add_argument("--dry-run", action="store_true", help="print, send nothing")
+    submit.add_argument("--message", type=int, default=1, help="message of a batch file (1-based)")
+    submit.add_argument("--action", dest="dmp_action", choices=("new", "replace", "delete"))
+    submit.add_argument("--show-identity", action="store_true", help="do not mask patient data")
+    submit.add_argument("--signing-cert", type=input_file)
+    submit.add_argument("--signing-key", type=input_file)
+    submit.set_defaults(func=cmd_submit)
+
+    status = dmp.add_parser("status", help="what the ledger knows of a document's DMP feed")
+    status.add_argument("document", help="unique id (root^extension) or ledger document id")
+    status.add_argument("--url", help="ledger database URL (default: AIRFLOW_CONN_PFI_LEDGER)")
+    status.set_defaults(func=cmd_status)
+
+    run = dmp.add_parser("run", help="send the due DMP deliveries once (what deliver_dmp does)")
+    run.add_argument("--limit", type=int, help="at most this many (default: [dmp] batch_size)")
+    run.add_argument("--url", help="ledger database URL (default: AIRFLOW_CONN_PFI_LEDGER)")
+    run.set_defaults(func=cmd_run)
+
+    for name, text in (
+        ("hold", "park a document's pending DMP deliveries"),
+        ("release", "make a document's held DMP deliveries due now"),
+    ):
+        sub = dmp.add_parser(name, help=text)
+        sub.add_argument("document", help="unique id (root^extension) or ledger document id")
+        sub.add_argument("--url", help="ledger database URL (default: AIRFLOW_CONN_PFI_LEDGER)")
+        sub.set_defaults(func=cmd_hold_release, order=name)
+
+
+def _dmp_connection_id(settings) -> str:
+    """The DMP Connection the settings name (``[connections] dmp``), as ``deliver_dmp`` uses."""
+    return settings.dmp_connection_id if settings is not None else "pfi_dmp"
+
+
+def _dmp_connection(settings) -> dict[str, Any]:
+    return env_connection(_dmp_connection_id(settings)) or {}
+
+
+def _signer(args: argparse.Namespace, settings):
+    """The signing certificate: options, else the Connection's, else a throw-away one."""
+    from pfi.protocols.dmp import Signer
+
+    if args.signing_cert and args.signing_key:
+        return Signer.from_files(args.signing_cert, args.signing_key), "given"
+    extra = _dmp_connection(settings).get("extra", {})
+    if extra.get("signing_cert") and extra.get("signing_key"):
+        return Signer.from_files(
+            extra["signing_cert"], extra["signing_key"]
+        ), f"AIRFLOW_CONN_{_dmp_connection_id(settings).upper()}"
+    return _throwaway_signer(), "a throw-away key (dry run)"
+
+
+def _throwaway_signer():
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    from pfi.protocols.dmp import Signer
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "PFI DRY RUN (NOT A CERTIFICATE)")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return Signer(key_pem, (cert.public_bytes(serialization.Encoding.PEM).decode("ascii"),))
+
+
+def _sensitive(request, submission) -> list[str]:
+    """Every patient value the request may quote, longest first (masking order)."""
+    patient = request.patient
+    values = {
+        patient.ins or "",
+        patient.ipp or "",
+        patient.birth_name,
+        patient.first_given_name,
+        patient.birth_date,
+        patient.birthplace_code,
+        patient.account_number,
+        *patient.given_names,
+        *(i.id for i in patient.identifiers),
+    }
+    cda_patient = submission.header.patient
+    if cda_patient is not None:
+        values |= {i.extension or "" for i in (cda_patient.ins, *cda_patient.other_ids) if i}
+        values |= {cda_patient.birth_family_name or "", cda_patient.first_given_name or ""}
+        if cda_patient.birth_time:
+            values.add(cda_patient.birth_time.strftime("%Y%m%d"))
+    return sorted((v for v in values if v and len(v) >= 2), key=len, reverse=True)
+
+
+def masked_envelope(envelope: bytes, sensitive: list[str]) -> str:
+    """The envelope, pretty-printed, with patient slots and values replaced by ``***``."""
+    from lxml import etree
+
+    from pfi.protocols.dmp import constants as k
+
+    root = etree.fromstring(envelope, etree.XMLParser(resolve_entities=False, no_network=True))
+    for slot in root.iter(f"{{{k.NS_RIM}}}Slot"):
+        if slot.get("name") in ("sourcePatientId", "sourcePatientInfo"):
+            for value in slot.iter(f"{{{k.NS_RIM}}}Value"):
+                value.text = MASK
+    for ext in root.iter(f"{{{k.NS_RIM}}}ExternalIdentifier"):
+        if ext.get("identificationScheme") in (
+            k.SS_PATIENT_ID,
+            "urn:uuid:58a6f841-87b3-4a3e-92fd-a8ffeff98427",
+        ):
+            ext.set("value", MASK)
+    for attribute in root.iter(f"{{{k.NS_SAML2}}}Attribute"):
+        if attribute.get("Name") == k.ATTR_RESOURCE_ID:
+            for value in attribute.iter(f"{{{k.NS_SAML2}}}AttributeValue"):
+                value.text = MASK
+    text = etree.tostring(root, pretty_print=True, encoding="unicode")
+    for value in sensitive:
+        text = re.sub(re.escape(value), MASK, text)
+    return text
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from pfi.base.errors import ConfigurationError
+    from pfi.protocols.dmp import DmpEndpoints, DmpSubmission, build_request
+    from pfi.protocols.dmp.config import DmpConfig
+
+    if not args.dry_run:
+        raise ConfigurationError(
+            "submit only prints (--dry-run); the DMP is fed from the ledger: pfi dmp run"
+        )
+    request = read_request(args.hl7, args.message)
+    if isinstance(request, int):
+        return request
+    settings = settings_of(args, required=False)
+    config = DmpConfig.from_settings(settings) if settings else DmpConfig(source_id="1.2.250.1.999")
+    submission = DmpSubmission.from_request(request)
+    if args.dmp_action:
+        from dataclasses import replace
+
+        submission = replace(submission, action=args.dmp_action)
+    extra = _dmp_connection(settings).get("extra", {})
+    endpoints = DmpEndpoints(
+        extra.get("repository_url", "https://dmp.invalid/si-dmp-server/v2/services/repository"),
+        extra.get("registry_url", "https://dmp.invalid/si-dmp-server/v2/services/registry"),
+    )
+    signer, origin = _signer(args, settings)
+    soap = build_request(
+        submission, config=config, signer=signer, endpoints=endpoints, request_id=uuid.uuid4()
+    )
+    print(f"# {soap.transaction} {soap.action}")
+    print(f"# POST {endpoints.url_for(soap)}")
+    print(f"# Content-Type: {soap.content_type}")
+    print(f"# wsa:MessageID {soap.message_id}; signed with {origin}")
+    if args.show_identity:
+        print(soap.envelope.decode("utf-8"))
+    else:
+        print("# patient data masked (--show-identity to show it)")
+        print(masked_envelope(soap.envelope, _sensitive(request, submission)))
+    if soap.transaction == "ITI-41":
+        import hashlib
+
+        print(
+            f"# MTOM part: CDA {len(submission.cda)} bytes, SHA-1 {hashlib.sha1(submission.cda).hexdigest()}"
+        )
+        print("# MTOM part: XAdES signature document")
+    return 0
+
+
+def _find_document(ledger, reference: str):
+    """By unique id or ledger id; None (said on stderr) when the ledger has no such document."""
+    document = ledger.find_document(reference)
+    if document is None and reference.isdigit():
+        try:
+            document = ledger.get_document(int(reference))
+        except LookupError:
+            document = None
+    if document is None:
+        print(f"no document {reference} in the ledger", file=sys.stderr)
+    return document
+
+
+def cmd_hold_release(args: argparse.Namespace) -> int:
+    before, after = ("pending", "held") if args.order == "hold" else ("held", "pending")
+    with open_ledger(args) as ledger:
+        document = _find_document(ledger, args.document)
+        if document is None:
+            return 1
+        changed = [
+            ledger.mark_delivery(d.id, after, reason_code=f"DMP_{args.order.upper()}", actor="cli")
+            for d in ledger.deliveries_of(document.id)
+            if d.channel == "dmp" and d.status == before
+        ]
+    print(json.dumps({"document": document.id, args.order: [d.id for d in changed]}))
+    return 0 if changed else 1
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from pfi.protocols.dmp.submission import entry_uuid, submission_set_unique_id
+
+    with open_ledger(args) as ledger:
+        document = _find_document(ledger, args.document)
+        if document is None:
+            return 1
+        deliveries = [d for d in ledger.deliveries_of(document.id) if d.channel == "dmp"]
+        report = {
+            "document": {
+                "id": document.id,
+                "unique_id": document.unique_id,
+                "type_code": document.type_code,
+                "version": document.version,
+                "ins_qualified": document.ins_qualified,
+                "replaces": document.replaces_unique_id,
+                "entry_uuid": entry_uuid(document.unique_id),
+            },
+            "dmp_deliveries": [
+                {
+                    "id": d.id,
+                    "action": d.action,
+                    "status": d.status,
+                    "attempts": d.attempts,
+                    "next_attempt_at": d.next_attempt_at,
+                    "sent_at": d.sent_at,
+                    "partner_ref": d.partner_ref,
+                    "reason_code": d.reason_code,
+                    "reason_text": d.reason_text,
+                    "request_id": str(d.request_id),
+                    "submission_set_unique_id": submission_set_unique_id(d.request_id),
+                    "trail": [
+                        {"at": e.at, "kind": e.kind, "actor": e.actor, "detail": e.detail}
+                        for e in ledger.events(delivery_id=d.id)
+                    ],
+                }
+                for d in deliveries
+            ],
+        }
+    print(json.dumps(report, indent=2, default=str, ensure_ascii=False))
+    if not deliveries:  # said on stderr: stdout stays one JSON document
+        print(
+            "(no DMP delivery: the producer did not ask for the DMP, or it was refused)",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from pfi.base.errors import ConfigurationError
+    from pfi.flows.dmp import submit_due_deliveries
+    from pfi.protocols.dmp import DmpClient, DmpEndpoints, Signer, TlsFiles
+    from pfi.protocols.dmp.config import DmpConfig
+
+    settings = settings_of(args, required=True)
+    config = DmpConfig.from_settings(settings)
+    if args.limit:
+        config = replace(config, batch_size=args.limit)
+    conn_id = _dmp_connection_id(settings)
+    connection = env_connection(conn_id)
+    if connection is None:
+        raise ConfigurationError(
+            f"set AIRFLOW_CONN_{conn_id.upper()} (JSON form) for the DMP ([connections] dmp)"
+        )
+    extra = connection.get("extra", {})
+    try:
+        endpoints = DmpEndpoints(extra["repository_url"], extra["registry_url"])
+        tls = TlsFiles(
+            Path(extra["client_cert"]), Path(extra["client_key"]), Path(extra["ca_bundle"])
+        )
+        signer = Signer.from_files(extra["signing_cert"], extra["signing_key"])
+    except KeyError as exc:
+        raise ConfigurationError(
+            f"AIRFLOW_CONN_{conn_id.upper()} (JSON): extra.{exc.args[0]} missing"
+        ) from None
+    with (
+        open_ledger(args) as ledger,
+        DmpClient(
+            endpoints, tls, connect_timeout=config.connect_timeout, read_timeout=config.read_timeout
+        ) as client,
+    ):
+        counts = submit_due_deliveries(
+            ledger, client, signer, config, settings=settings, actor="cli"
+        )
+    print(json.dumps(counts))
+    return 0

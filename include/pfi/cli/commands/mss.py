@@ -1,0 +1,217 @@
+"""``pfi mss …``: MSSanté mails without Airflow.
+
+::
+
+    pfi mss compose HL7FILE --dry-run [-o DIR] [--message N] [--from ADDRESS]
+    pfi mss send [--channel mss_professional|mss_patient] [--limit N] [--url URL]
+    pfi mss poll [--url URL]
+    pfi mss check [--mailbox NAME]
+    pfi mss traces [--since DATE] [--until DATE] [--channel C] [--document UID]
+                   [--recipient ADDRESS] [--url URL]
+
+``compose --dry-run`` applies the rule table to a producer's HL7 message and writes each mail it
+would send as an ``.eml`` file (``<n>_<channel>_<request id>.eml``), nothing sent, nothing
+recorded. ``send`` and ``poll`` do what the ``deliver_mssante`` DAG does, with the ledger URL and
+the mailbox Connections taken from ``AIRFLOW_CONN_<ID>`` (JSON form) like Airflow.
+``traces`` prints the MSSanté traces (SC.MSS/CONF.17-18) as ``;``-separated CSV. ``check``
+opens an SMTP and an IMAP session of each mailbox with its certificate (nothing sent) and prints
+the error code of what fails (exit 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pfi.cli.commands._common import (
+    env_connection,
+    input_file,
+    open_ledger,
+    read_request,
+    settings_of,
+)
+
+
+def register(groups: argparse._SubParsersAction) -> None:
+    mss = groups.add_parser("mss", help="MSSanté mails").add_subparsers(
+        dest="action", required=True
+    )
+    compose = mss.add_parser("compose", help="write the mails a message asks for as .eml")
+    compose.add_argument("hl7", type=input_file, help="an HL7 v2 MDM/ORU file of a producer")
+    compose.add_argument("--dry-run", action="store_true", help="write .eml files, send nothing")
+    compose.add_argument("-o", "--output", type=Path, default=Path("."), help="folder of the .eml")
+    compose.add_argument("--message", type=int, default=1, help="message of a batch file (1-based)")
+    compose.add_argument("--from", dest="sender", help="sending mailbox (default: the settings')")
+    compose.add_argument("--ins-environment", choices=("test", "production"))
+    compose.set_defaults(func=cmd_compose)
+
+    for name, func, text in (
+        ("send", cmd_send, "send the due MSSanté deliveries"),
+        ("poll", cmd_poll, "read DSN/MDN back from the mailboxes"),
+    ):
+        sub = mss.add_parser(name, help=text)
+        sub.add_argument("--url", help="ledger database URL (default: AIRFLOW_CONN_PFI_LEDGER)")
+        if name == "send":
+            sub.add_argument("--channel", choices=("mss_professional", "mss_patient"))
+            sub.add_argument("--limit", type=int, default=200)
+        sub.set_defaults(func=func)
+
+    check = mss.add_parser("check", help="open the mailboxes' SMTP and IMAP sessions")
+    check.add_argument("--mailbox", help="a [[mailbox]] name (default: all)")
+    check.set_defaults(func=cmd_check)
+
+    traces = mss.add_parser("traces", help="who was mailed what, when, and how it went (CSV)")
+    traces.add_argument("--since", type=_date, help="ISO date or date-time (UTC if naive)")
+    traces.add_argument("--until", type=_date, help="ISO date or date-time, excluded")
+    traces.add_argument("--channel", choices=("mss_professional", "mss_patient"))
+    traces.add_argument("--document", help="document unique id (root^extension)")
+    traces.add_argument("--recipient", help="a professional's MSSanté address")
+    traces.add_argument("--limit", type=int, default=10000)
+    traces.add_argument("--url", help="ledger database URL (default: AIRFLOW_CONN_PFI_LEDGER)")
+    traces.set_defaults(func=cmd_traces)
+
+
+def _date(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+_date.__name__ = "ISO date"  # argparse: "invalid ISO date value: 'yesterday'"
+
+
+def cmd_compose(args: argparse.Namespace) -> int:
+    from pfi.base.errors import ConfigurationError
+    from pfi.flows.mssante import sending_mailbox
+    from pfi.protocols.hl7v2 import decide_request
+    from pfi.protocols.ins import InsPolicy
+    from pfi.protocols.mssante import PATIENT, Mailbox, MssConfig, SiteInfo, compose, mail_orders
+
+    if not args.dry_run:
+        raise ConfigurationError(
+            "compose only writes files (--dry-run); mails are sent from the ledger: pfi mss send"
+        )
+    settings = settings_of(args, required=False)
+    config = MssConfig.from_settings(settings) if settings else MssConfig()
+    request = read_request(args.hl7, args.message)
+    if isinstance(request, int):
+        return request
+    environment = args.ins_environment or (settings.site.ins_environment if settings else "test")
+    policy = InsPolicy.for_environment(environment)
+    if args.sender:
+        mailbox = Mailbox(args.sender, config.sender_name)
+        site = SiteInfo(name=config.sender_name)
+    elif settings is not None:
+        geo = request.sender.organization_id if request.sender else None
+        setting = sending_mailbox(settings, config, (geo or "")[-9:] or None)
+        mailbox = Mailbox(setting.address, config.sender_name, setting.finess_geo)
+        site = SiteInfo(
+            settings.site.name, settings.site.structure_oid, settings.site.software_name
+        )
+    else:
+        raise ConfigurationError("no sending mailbox: pass --from or --settings")
+    orders = mail_orders(request, decide_request(request, policy), policy)
+    args.output.mkdir(parents=True, exist_ok=True)
+    for index, order in enumerate(orders, start=1):
+        mail = compose(request, order, mailbox, config, site=site)
+        path = args.output / f"{index}_{order.channel}_{order.request_id}.eml"
+        path.write_bytes(mail.as_bytes())
+        to = "patient" if order.channel == PATIENT else order.recipient
+        print(f"{path}\t{order.channel}\t{to}\t{', '.join(mail.attachments)}")
+    if not orders:
+        print("the request asks for no MSSanté mail")
+    return 0
+
+
+def _connection(conn_id: str) -> dict:
+    from pfi.base.errors import ConfigurationError
+
+    conn = env_connection(conn_id)
+    if conn is None:
+        raise ConfigurationError(f"set AIRFLOW_CONN_{conn_id.upper()} (JSON form) for the mailbox")
+    return conn
+
+
+def _endpoints(mailbox):
+    from pfi.protocols.mssante.connection import endpoints_of
+
+    return endpoints_of(_connection(mailbox.connection_id), mailbox.address)
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from pfi.flows.mssante import deliver_due
+    from pfi.protocols.mssante.smtp import SmtpClient
+
+    settings = settings_of(args, required=True)
+    channels = [args.channel] if args.channel else ["mss_professional", "mss_patient"]
+    with open_ledger(args) as ledger:
+        for channel in channels:
+            counts = deliver_due(
+                ledger,
+                settings,
+                lambda mailbox: SmtpClient(_endpoints(mailbox)[0]),
+                channel=channel,
+                actor="cli",
+                limit=args.limit,
+            )
+            print(json.dumps(counts))
+    return 0
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    from pfi.flows.mssante import poll_notifications
+    from pfi.protocols.mssante.imap import ImapClient
+
+    settings = settings_of(args, required=True)
+    with open_ledger(args) as ledger:
+        counts = poll_notifications(
+            ledger, settings, lambda mailbox: ImapClient(_endpoints(mailbox)[1]), actor="cli"
+        )
+    print(json.dumps(counts))
+    return 0 if not counts["errors"] else 1
+
+
+def cmd_traces(args: argparse.Namespace) -> int:
+    from pfi.flows.traces import mss_traces, traces_csv
+
+    with open_ledger(args) as ledger:
+        traces = mss_traces(
+            ledger,
+            since=args.since,
+            until=args.until,
+            channel=args.channel,
+            document_unique_id=args.document,
+            recipient=args.recipient,
+            limit=args.limit,
+        )
+    sys.stdout.write(traces_csv(traces))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from pfi.base.errors import ConfigurationError, PfiError
+    from pfi.protocols.mssante.imap import ImapClient
+    from pfi.protocols.mssante.smtp import SmtpClient
+
+    settings = settings_of(args, required=True)
+    names = [m.name for m in settings.mailboxes]
+    if args.mailbox and args.mailbox not in names:
+        raise ConfigurationError(
+            f"unknown mailbox {args.mailbox!r}; [[mailbox]] names: {', '.join(names) or 'none'}"
+        )
+    failures = 0
+    for mailbox in settings.mailboxes:
+        if args.mailbox and mailbox.name != args.mailbox:
+            continue
+        for protocol, client_class, index in (("smtp", SmtpClient, 0), ("imap", ImapClient, 1)):
+            try:
+                with client_class(_endpoints(mailbox)[index]) as client:
+                    client.connect()
+            except PfiError as exc:
+                failures += 1
+                print(f"{mailbox.name}\t{protocol}\t{exc.code}\t{exc.reason}")
+            else:
+                print(f"{mailbox.name}\t{protocol}\tOK")
+    return 1 if failures else 0
