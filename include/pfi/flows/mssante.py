@@ -44,8 +44,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from pfi.base.errors import (
     ConfigurationError,
     InvalidInput,
@@ -397,15 +395,7 @@ def deliver_due(
 
 def find_delivery(ledger: Ledger, request_id: uuid.UUID) -> Delivery | None:
     """The MSSanté delivery whose request id a notification carries."""
-    from pfi.ledger import Delivery
-    from pfi.ledger.schema import delivery
-
-    query = select(delivery).where(
-        delivery.c.request_id == request_id, delivery.c.channel.in_(CHANNELS)
-    )
-    with ledger.engine.connect() as conn:
-        row = conn.execute(query).first()
-    return Delivery.from_row(row._mapping) if row is not None else None
+    return ledger.delivery_by_request_id(request_id, CHANNELS)
 
 
 def poll_notifications(
@@ -467,37 +457,13 @@ def deliveries_without_dsn(ledger: Ledger, *, older_than: datetime, limit: int) 
     """Sent deliveries that asked for a DSN, sent before ``older_than``, whose Z02 is still
     unwritten: the operator sent no report (some operators do not send DSN, spec-facts §6.1).
     Their ZAM^Z02 then rests on the operator's acceptance of the mail (SMTP 250)."""
-    from sqlalchemy import and_, exists
-
-    from pfi.ledger import Delivery
-    from pfi.ledger.schema import delivery, event
-
-    asked = exists().where(
-        event.c.delivery_id == delivery.c.id,
-        event.c.kind == EVENT_SENT,
-        event.c.detail["dsn_requested"].as_boolean().is_(True),
+    return ledger.sent_without_answer(
+        CHANNELS,
+        sent_before=older_than,
+        asked=(EVENT_SENT, {"dsn_requested": True}),
+        answer=(EVENT_ZAM, {"event": zam.Z02_MSS_RECEIPT}),
+        limit=limit,
     )
-    answered = exists().where(
-        and_(
-            event.c.delivery_id == delivery.c.id,
-            event.c.kind == EVENT_ZAM,
-            event.c.detail["event"].as_string() == zam.Z02_MSS_RECEIPT,
-        )
-    )
-    query = (
-        select(delivery)
-        .where(
-            delivery.c.channel.in_(CHANNELS),
-            delivery.c.status == "sent",
-            delivery.c.sent_at < older_than,
-            asked,
-            ~answered,
-        )
-        .order_by(delivery.c.id)
-        .limit(limit)
-    )
-    with ledger.engine.connect() as conn:
-        return [Delivery.from_row(row._mapping) for row in conn.execute(query)]
 
 
 def _record(sender: MssSender, note: Notification, counts: dict[str, int]) -> None:

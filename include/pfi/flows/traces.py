@@ -21,8 +21,6 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from pfi.protocols.mssante.compose import CHANNELS, PATIENT
 
 if TYPE_CHECKING:
@@ -94,42 +92,17 @@ def mss_traces(
     limit: int = 10000,
 ) -> list[MssTrace]:
     """Trace lines in time order, filtered by period, channel, document, recipient, delivery."""
-    from pfi.ledger.schema import delivery, document, event
-
-    query = (
-        select(
-            event.c.at,
-            event.c.kind,
-            event.c.actor,
-            event.c.detail,
-            delivery.c.id.label("delivery_id"),
-            delivery.c.channel,
-            delivery.c.recipient,
-            delivery.c.action,
-            delivery.c.partner_ref,
-            document.c.unique_id,
-            document.c.type_code,
-        )
-        .join(delivery, event.c.delivery_id == delivery.c.id)
-        .join(document, delivery.c.document_id == document.c.id)
-        .where(event.c.kind.in_(tuple(_KINDS)), delivery.c.channel.in_(CHANNELS))
-        .order_by(event.c.id)
-        .limit(limit)
+    rows = ledger.delivery_events(
+        tuple(_KINDS),
+        channels=CHANNELS,
+        since=since,
+        until=until,
+        channel=channel,
+        document_unique_id=document_unique_id,
+        recipient=recipient,
+        delivery_id=delivery_id,
+        limit=limit,
     )
-    if since is not None:
-        query = query.where(event.c.at >= since)
-    if until is not None:
-        query = query.where(event.c.at < until)
-    if channel is not None:
-        query = query.where(delivery.c.channel == channel)
-    if document_unique_id is not None:
-        query = query.where(document.c.unique_id == document_unique_id)
-    if recipient is not None:
-        query = query.where(delivery.c.recipient == recipient.strip().lower())
-    if delivery_id is not None:
-        query = query.where(delivery.c.id == delivery_id)
-    with ledger.engine.connect() as conn:
-        rows = conn.execute(query).all()
     return [
         MssTrace(
             at=row.at,

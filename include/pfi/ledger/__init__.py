@@ -38,13 +38,14 @@ the caller and never carry patient data.
 from pfi.ledger.migrate import current_revision, downgrade, head_revision, upgrade
 from pfi.ledger.records import (
     Delivery,
+    DeliveryEvent,
     Document,
     Event,
     InboundItem,
     MonthlyCount,
     MonthlyInboundCount,
 )
-from pfi.ledger.repository import DEFAULT_LEASE, Ledger, delivery_key
+from pfi.ledger.repository import DEFAULT_LEASE, TERMINAL_INBOUND, Ledger, delivery_key
 from pfi.ledger.schema import (
     ACTIONS,
     CHANNELS,
@@ -65,10 +66,12 @@ __all__ = [
     "INBOUND_KINDS",
     "INBOUND_STATUSES",
     "Delivery",
+    "DeliveryEvent",
     "Document",
     "Event",
     "InboundItem",
     "Ledger",
+    "TERMINAL_INBOUND",
     "MonthlyCount",
     "MonthlyInboundCount",
     "current_revision",

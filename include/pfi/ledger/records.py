@@ -110,6 +110,23 @@ class Event(_Row):
 
 
 @dataclass(frozen=True)
+class DeliveryEvent(_Row):
+    """A trail line of a delivery, with what its delivery and document say (a trace line)."""
+
+    at: datetime
+    kind: str
+    actor: str
+    detail: Mapping[str, Any]
+    delivery_id: int
+    channel: str
+    recipient: str | None
+    action: str
+    partner_ref: str | None
+    unique_id: str
+    type_code: str | None
+
+
+@dataclass(frozen=True)
 class MessageOutcome:
     """What :meth:`pfi.ledger.Ledger.record_message` recorded for one message.
 
@@ -161,6 +178,7 @@ class MonthlyInboundCount(_Row):
 
 __all__ = [
     "Delivery",
+    "DeliveryEvent",
     "Document",
     "Event",
     "InboundItem",

@@ -43,6 +43,7 @@ from sqlalchemy.engine import Connection, Engine
 from pfi.ledger.migrate import normalize_url
 from pfi.ledger.records import (
     Delivery,
+    DeliveryEvent,
     Document,
     Event,
     InboundItem,
@@ -851,6 +852,54 @@ class Ledger:
         with self.engine.connect() as conn:
             return [Delivery.from_row(row._mapping) for row in conn.execute(query)]
 
+    def delivery_by_request_id(
+        self, request_id: uuid.UUID, channels: Sequence[str] = CHANNELS
+    ) -> Delivery | None:
+        """The delivery of one of ``channels`` whose request id this is, if any: a partner's
+        answer (a mail's DSN or MDN) names the request it answers."""
+        query = select(delivery).where(
+            delivery.c.request_id == request_id, delivery.c.channel.in_(tuple(channels))
+        )
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        return Delivery.from_row(row._mapping) if row is not None else None
+
+    def sent_without_answer(
+        self,
+        channels: Sequence[str],
+        *,
+        sent_before: datetime,
+        asked: tuple[str, Mapping[str, Any]],
+        answer: tuple[str, Mapping[str, Any]],
+        limit: int = 200,
+    ) -> list[Delivery]:
+        """Deliveries of ``channels`` sent before ``sent_before`` whose trail has a line of the
+        ``asked`` kind holding its detail values, and none of the ``answer`` kind holding its
+        values, by id: e.g. mails that asked for a DSN and whose receipt ZAM is still unwritten.
+        """
+
+        def trail_has(kind: str, detail: Mapping[str, Any]) -> ColumnElement[bool]:
+            return exists().where(
+                event.c.delivery_id == delivery.c.id,
+                event.c.kind == kind,
+                event.c.detail.contains(dict(detail)),
+            )
+
+        query = (
+            select(delivery)
+            .where(
+                delivery.c.channel.in_(tuple(channels)),
+                delivery.c.status == "sent",
+                delivery.c.sent_at < sent_before,
+                trail_has(*asked),
+                ~trail_has(*answer),
+            )
+            .order_by(delivery.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            return [Delivery.from_row(row._mapping) for row in conn.execute(query)]
+
     def delivery_done(
         self,
         document_unique_id: str,
@@ -1190,6 +1239,57 @@ class Ledger:
         )
         with self.engine.connect() as conn:
             return [MonthlyInboundCount.from_row(row._mapping) for row in conn.execute(query)]
+
+    def delivery_events(
+        self,
+        kinds: Sequence[str],
+        *,
+        channels: Sequence[str] = CHANNELS,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        channel: str | None = None,
+        document_unique_id: str | None = None,
+        recipient: str | None = None,
+        delivery_id: int | None = None,
+        limit: int = 10000,
+    ) -> list[DeliveryEvent]:
+        """Trail lines of these ``kinds`` about deliveries of ``channels``, in the order they were
+        written, with their delivery and document: filtered by period (``[since, until)``),
+        channel, document, recipient (compared as stored, lower-cased) and delivery."""
+        query = (
+            select(
+                event.c.at,
+                event.c.kind,
+                event.c.actor,
+                event.c.detail,
+                delivery.c.id.label("delivery_id"),
+                delivery.c.channel,
+                delivery.c.recipient,
+                delivery.c.action,
+                delivery.c.partner_ref,
+                document.c.unique_id,
+                document.c.type_code,
+            )
+            .join(delivery, event.c.delivery_id == delivery.c.id)
+            .join(document, delivery.c.document_id == document.c.id)
+            .where(event.c.kind.in_(tuple(kinds)), delivery.c.channel.in_(tuple(channels)))
+            .order_by(event.c.id)
+            .limit(limit)
+        )
+        if since is not None:
+            query = query.where(event.c.at >= since)
+        if until is not None:
+            query = query.where(event.c.at < until)
+        if channel is not None:
+            query = query.where(delivery.c.channel == channel)
+        if document_unique_id is not None:
+            query = query.where(document.c.unique_id == document_unique_id)
+        if recipient is not None:
+            query = query.where(delivery.c.recipient == recipient.strip().lower())
+        if delivery_id is not None:
+            query = query.where(delivery.c.id == delivery_id)
+        with self.engine.connect() as conn:
+            return [DeliveryEvent.from_row(row._mapping) for row in conn.execute(query)]
 
 
 def _first_of_month(day: date, *, up: bool = False) -> date:
