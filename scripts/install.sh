@@ -36,5 +36,7 @@ echo "Installing the pinned Python packages (requirements-dev.txt)"
 "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e . 2>&1 \
   | grep -v 'is ignored: it is neither a file nor a directory' || true
 "$VENV/bin/python" -m pip check >/dev/null
-"$VENV/bin/python" -c 'import airflow, pfi, pfi_devkit' 
+"$VENV/bin/python" -c 'import airflow, pfi'
+# The devkit (demo and tests) is not installed: it is imported from the clone's root.
+"$VENV/bin/python" -c 'import pfi_devkit'
 echo "Environment ready: $VENV"

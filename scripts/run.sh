@@ -11,7 +11,7 @@ LOG=var/log
 mkdir -p "$RUN" "$LOG"
 
 echo "1/5 local partner servers (IMAP/SMTP with client certificates, MLLP DPI, DMP endpoint)"
-.venv/bin/pfi devkit up --state var/devkit >/dev/null
+$PY -m pfi_devkit up --state var/devkit >/dev/null
 
 echo "2/5 databases, settings and the Airflow env file"
 ENV_FILE=$($PY -m pfi_devkit.demo prepare --connections var/devkit/connections.json)
@@ -63,7 +63,7 @@ PFI on Airflow is running.
   The demo DAGs run unpaused (a production airflow.cfg keeps dags_are_paused_at_creation).
   Drop HL7 files into var/demo/hl7/<dpi|sgl|ris>/in; acknowledgements appear in .../out.
   The DPI may also send over MLLP to 127.0.0.1:$MLLP_PORT.
-  Mailboxes, DMP and DPI partners: .venv/bin/pfi devkit status
+  Mailboxes, DMP and DPI partners: .venv/bin/python -m pfi_devkit status
   Logs:   $LOG/    Settings: var/demo/pfi.toml    Env: $ENV_FILE
   Stop:   make stop
 TXT

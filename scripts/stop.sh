@@ -17,6 +17,6 @@ for component in mllp-inlet api-server scheduler dag-processor triggerer; do
   fi
   rm -f "$pidfile"
 done
-if [ -x .venv/bin/pfi ]; then
-  .venv/bin/pfi devkit down --state var/devkit >/dev/null 2>&1 && echo "stopped the partner servers"
+if [ -x .venv/bin/python ]; then
+  .venv/bin/python -m pfi_devkit down --state var/devkit >/dev/null 2>&1 && echo "stopped the partner servers"
 fi

@@ -1,6 +1,6 @@
 """The DMP hook: the Airflow Connection ``pfi_dmp`` turned into a :class:`pfi.protocols.dmp.DmpClient`.
 
-Connection (type ``http``; the demo's is written by ``pfi devkit up``)::
+Connection (type ``http``; the demo's is written by ``python -m pfi_devkit up``)::
 
     host, port, schema=https       the DMP web services (base URL)
     extra.repository_url           ITI-41 endpoint (default: <base>/si-dmp-server/v2/services/repository)

@@ -1,4 +1,4 @@
-"""``pfi devkit up|status|down``: the demo's partner servers in one detached process."""
+"""``python -m pfi_devkit up|status|down``: the demo's partner servers in one detached process."""
 
 import json
 import shutil
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pfi.cli import main
 from pfi_devkit import stack
+from pfi_devkit.__main__ import main
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +27,7 @@ def test_up_is_idempotent_and_down_stops_everything(state, capsys):
     first = stack.up(state)
     try:
         assert stack.up(state)["pid"] == first["pid"]  # already running: left alone
-        assert main(["devkit", "status", "--state", str(state)]) == 0
+        assert main(["status", "--state", str(state)]) == 0
         connections = json.loads((state / stack.CONNECTIONS_FILE).read_text())
         assert set(connections) == {"pfi_mss_pfi", "pfi_dpi_mllp", "pfi_dmp"}
         dpi = json.loads(connections["pfi_dpi_mllp"])
@@ -45,7 +45,7 @@ def test_up_is_idempotent_and_down_stops_everything(state, capsys):
     with pytest.raises(OSError):
         socket.create_connection((dpi["host"], dpi["port"]), timeout=2).close()
     capsys.readouterr()
-    assert main(["devkit", "status", "--state", str(state)]) == 1
+    assert main(["status", "--state", str(state)]) == 1
 
 
 def test_up_after_a_kill_stops_the_orphaned_dovecot(state):

@@ -4,6 +4,8 @@ Checked: the Airflow 3 components and a Celery worker with Redis, PostgreSQL wit
 database, the partner servers; dags/plugins/include mounted; the same Airflow settings that
 `pfi_devkit.demo.airflow_env` gives the local demo (no examples, one JWT secret for every
 component, include/ and plugins/ on PYTHONPATH, the ledger connection, the settings file).
+The devkit belongs to the "demo" profile only, in the Dockerfile's "demo" target: the product
+image (the default target) installs neither Dovecot nor the devkit.
 """
 
 from pathlib import Path
@@ -48,7 +50,58 @@ def test_mounts_and_image_are_shared(compose):
         volumes = compose["services"][name]["volumes"]
         for folder in ("dags", "plugins", "include"):
             assert f"./{folder}:/opt/airflow/{folder}" in volumes
-        assert compose["services"][name]["image"] == "pfi-airflow:0.1.0"
+        image = "pfi-airflow-demo:0.1.0" if name == "pfi-devkit" else "pfi-airflow:0.1.0"
+        assert compose["services"][name]["image"] == image, name
+        target = "demo" if name == "pfi-devkit" else "product"
+        assert compose["services"][name]["build"]["target"] == target, name
+
+
+def test_the_devkit_is_only_in_the_demo_profile(compose):
+    from pfi_devkit.__main__ import build_parser
+
+    for name, service in compose["services"].items():
+        assert service.get("profiles") == (["demo"] if name == "pfi-devkit" else None), name
+    entrypoint = compose["services"]["pfi-devkit"]["entrypoint"]
+    assert entrypoint[:4] == ["python", "-m", "pfi_devkit", "serve"]
+    args = build_parser().parse_args(entrypoint[3:])  # the options the devkit's entry point has
+    assert (args.host, args.fixed_ports) == ("0.0.0.0", True)
+    # the same servers as `make run` / `make stop` start and stop
+    assert "-m pfi_devkit up --state var/devkit" in (ROOT / "scripts/run.sh").read_text()
+    assert "-m pfi_devkit down --state var/devkit" in (ROOT / "scripts/stop.sh").read_text()
+
+
+def dockerfile_stages() -> dict[str, list[str]]:
+    """Each stage of the Dockerfile (by name, in order) and its instructions, with the ones of
+    the stages it is built ``FROM``."""
+    stages: dict[str, list[str]] = {}
+    current: list[str] = []
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.upper().startswith("FROM "):
+            words = line.split()
+            parent, name = words[1], words[3] if len(words) > 3 else f"stage{len(stages)}"
+            current = [*stages.get(parent, []), line]
+            stages[name] = current
+        else:
+            current.append(line)
+    return stages
+
+
+def test_the_product_image_has_no_devkit():
+    stages = dockerfile_stages()
+    assert list(stages)[-1] == "product"  # `docker build .` builds the product image
+    product, demo = " ".join(stages["product"]), " ".join(stages["demo"])
+    for devkit_only in ("dovecot", "pfi_devkit", "requirements-dev"):
+        assert devkit_only not in product.lower(), devkit_only
+        assert devkit_only in demo.lower(), devkit_only
+    assert "requirements.txt" in product
+    # the devkit's SMTP relay is a test and demo requirement, not a runtime one
+    runtime = (ROOT / "requirements.txt").read_text().lower()
+    assert "aiosmtpd" not in runtime
+    assert "aiosmtpd==" in (ROOT / "requirements-dev.txt").read_text().lower()
 
 
 def test_environment_matches_the_local_demo(compose):

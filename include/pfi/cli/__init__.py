@@ -6,7 +6,6 @@
     pfi ledger upgrade [--url URL]            apply the ledger migrations
     pfi ledger current [--url URL]            print the ledger's migration revision
     pfi intake run SOURCE [--url URL]         claim a source's files, record them, write ACKs
-    pfi devkit up|down|status [--state DIR]   local partner servers for the demo
 
 and the groups defined in :mod:`pfi.cli.commands` (one module per group).
 
@@ -22,7 +21,6 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 from pfi.base.errors import ConfigurationError, PfiError
 
@@ -164,23 +162,6 @@ def cmd_intake_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_devkit(args: argparse.Namespace) -> int:
-    from pfi_devkit import stack
-
-    state = Path(args.state)
-    if args.action == "up":
-        info = stack.up(state)
-        print(json.dumps(info, indent=2))
-    elif args.action == "down":
-        stack.down(state)
-        print("devkit stopped")
-    else:
-        info = stack.status(state)
-        print(json.dumps(info, indent=2) if info else "devkit not running")
-        return 0 if info else 1
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pfi", description=__doc__.split("\n")[0])
     parser.add_argument("--settings", help="settings file (default: $PFI_SETTINGS)")
@@ -209,11 +190,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--limit", type=int, default=1000, help="at most this many files")
     run.add_argument("--url", help="ledger database URL (default: AIRFLOW_CONN_PFI_LEDGER)")
     run.set_defaults(func=cmd_intake_run)
-
-    devkit = groups.add_parser("devkit", help="local partner servers (demo, tests)")
-    devkit.add_argument("action", choices=("up", "down", "status"))
-    devkit.add_argument("--state", default=os.environ.get("PFI_DEVKIT_STATE", "var/devkit"))
-    devkit.set_defaults(func=cmd_devkit)
 
     from pfi.cli.commands import register_all
 

@@ -1,9 +1,10 @@
-"""All local partner servers in one background process, for the demo (``pfi devkit up|down``).
+"""All local partner servers in one background process, for the demo (``python -m pfi_devkit``).
 
 ``serve`` runs in the foreground: it builds the test PKI (once), starts Dovecot + the SMTP relay
 (MSSanté stand-in), the MLLP peer (the DPI) and the DMP endpoint, then writes into the state
 folder ``stack.json`` (what runs where) and ``connections.json`` (the Airflow Connections that
-reach them, read by ``pfi_devkit.demo prepare``), and waits for SIGTERM.
+reach them, read by ``pfi_devkit.demo prepare``), and waits for SIGTERM. The command line is
+``pfi_devkit.__main__`` (``python -m pfi_devkit up|down|status|serve``).
 
 ``up`` starts ``serve`` detached and waits for ``stack.json``; ``down`` stops it (and the private
 PostgreSQL cluster, if the demo had to create one). Both are idempotent.
@@ -11,7 +12,6 @@ PostgreSQL cluster, if the demo had to create one). Both are idempotent.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -26,6 +26,8 @@ from typing import Any
 from pfi_devkit.demo import DEMO_MAILBOX, ERROR_MAILBOX, PROFESSIONAL_MAILBOX, sample_recipients
 from pfi_devkit.postgres import stop_private_cluster
 
+#: The clone's root, where ``pfi_devkit/`` is (beside ``include/``, never installed).
+REPO_ROOT = Path(__file__).resolve().parents[1]
 STACK_FILE = "stack.json"
 CONNECTIONS_FILE = "connections.json"
 HUMAN_PASSWORD = "demo"
@@ -61,8 +63,13 @@ def up(state: Path, *, timeout: float = 60.0) -> dict[str, Any]:
     state.mkdir(parents=True, exist_ok=True)
     _stop_leftovers(state)
     log = (state / "stack.log").open("ab")
+    # The devkit is not installed in the venv: the child finds it beside the product, wherever
+    # the caller's working directory is.
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     process = subprocess.Popen(
-        [sys.executable, "-m", "pfi_devkit.stack", "serve", "--state", str(state)],
+        [sys.executable, "-m", "pfi_devkit", "serve", "--state", str(state)],
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -218,27 +225,3 @@ def serve(state: Path, *, host: str = "127.0.0.1", fixed_ports: bool = False) ->
         stop.wait()
     (state / STACK_FILE).unlink(missing_ok=True)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pfi_devkit.stack")
-    parser.add_argument("action", choices=("serve", "up", "down", "status"))
-    parser.add_argument("--state", type=Path, default=Path("var/devkit"))
-    parser.add_argument("--host", default="127.0.0.1", help="serve: MLLP and DMP listen here")
-    parser.add_argument("--fixed-ports", action="store_true", help=f"serve: use {FIXED_PORTS}")
-    args = parser.parse_args(argv)
-    if args.action == "serve":
-        return serve(args.state, host=args.host, fixed_ports=args.fixed_ports)
-    if args.action == "up":
-        print(json.dumps(up(args.state), indent=2, default=str))
-    elif args.action == "down":
-        down(args.state)
-    else:
-        info = status(args.state)
-        print(json.dumps(info, indent=2, default=str) if info else "not running")
-        return 0 if info else 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

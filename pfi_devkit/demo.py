@@ -25,7 +25,7 @@ from pathlib import Path
 
 from pfi_devkit.postgres import find_or_start
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 UI_PORTS = range(8080, 8180)
 #: Where the demo's MLLP inlet listens for the DPI (``pfi hl7 listen dpi``; 2575 is HL7's port).
 MLLP_INLET_PORTS = range(2575, 2600)
