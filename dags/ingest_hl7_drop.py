@@ -56,7 +56,7 @@ def ingest_hl7_drop():
     def resend_queued_zams() -> dict:
         """ZAMs whose MLLP send to their producer failed are queued: send them again (the
         sources that name a ``zam_mllp`` Connection; counts only)."""
-        from pfi.flows.zam import resend_pending
+        from pfi.flows.producer_acks import resend_pending
         from pfi_airflow.runtime import actor, site_and_ledger
 
         settings, ledger = site_and_ledger()

@@ -44,7 +44,7 @@ def site_and_ledger() -> tuple[Settings, Ledger]:
     """The site settings and the ledger of their Connection (``pfi_ledger`` by default).
 
     The MLLP Connections the sources name for their business acknowledgements (``zam_mllp``)
-    are made visible to :mod:`pfi.flows.zam` in this task process (see :func:`export_connections`).
+    are made visible to :mod:`pfi.flows.producer_acks` in this task process (see :func:`export_connections`).
     """
     from pfi_airflow.hooks import LedgerHook
 

@@ -43,8 +43,9 @@ def test_a_queued_zam_reaches_the_dpi_through_a_connection_stored_in_airflow(
     tmp_path, monkeypatch, fresh_ledger_url, mllp_peer, stored_connection
 ):
     from pfi.base.settings import load_settings
-    from pfi.flows import zam
+    from pfi.flows import producer_acks
     from pfi.ledger import Ledger
+    from pfi.protocols.hl7v2 import zam
     from pfi.protocols.hl7v2.ack import MessageHeader
 
     source_toml = hl7_source(tmp_path) + f'\nzam_mllp = "{CONNECTION}"'
@@ -67,14 +68,16 @@ def test_a_queued_zam_reaches_the_dpi_through_a_connection_stored_in_airflow(
     )
     ledger = Ledger.from_url(fresh_ledger_url)
     try:
-        path = zam.emit(source, receipt, ledger=ledger, actor="test")  # no Connection: queued
+        path = producer_acks.emit(
+            source, receipt, ledger=ledger, actor="test"
+        )  # no Connection: queued
         assert mllp_peer.exchanges == []
 
         run = load_dag("ingest_hl7_drop").test()
 
         assert run.state == "success"
         assert [e.raw for e in mllp_peer.exchanges] == [path.read_bytes()]
-        sent = [dict(e.detail) for e in ledger.events(kind=zam.EVENT_SENT)]
+        sent = [dict(e.detail) for e in ledger.events(kind=producer_acks.EVENT_SENT)]
         assert [(s["connection"], s["ack_code"]) for s in sent] == [(CONNECTION, "AA")]
     finally:
         ledger.dispose()

@@ -1,4 +1,4 @@
-"""``pfi.flows.intake.load_request``: the request of a ledger item, re-read from its archived original."""
+"""``pfi.flows.archive.load_request``: the request of a ledger item, re-read from its archived original."""
 
 import hashlib
 from pathlib import Path
@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from pfi.base.errors import InvalidInput, TransientError
-from pfi.flows.intake import load_request, message_checksum
+from pfi.flows.archive import load_request
+from pfi.flows.intake import message_checksum
 from pfi.protocols.hl7v2 import Action, split_file
 
 pytestmark = pytest.mark.integration

@@ -26,7 +26,8 @@ from pathlib import Path
 import pytest
 
 from pfi.base.settings import load_settings
-from pfi.flows.intake import acknowledge_items, claim_and_record, load_request
+from pfi.flows.archive import load_request
+from pfi.flows.intake import acknowledge_items, claim_and_record
 from pfi.protocols.hl7v2.ack import read_header, split_segments
 from pfi_fixtures import site
 from pfi_fixtures.site import MDM_DEL, MDM_INIT, MDM_RPLC, ORU_INIT, V21, lab_source

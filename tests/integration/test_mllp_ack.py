@@ -16,7 +16,8 @@ import pytest
 
 from pfi.base.errors import TransientError
 from pfi.base.settings import Hl7Source
-from pfi.flows import zam
+from pfi.flows import producer_acks
+from pfi.protocols.hl7v2 import zam
 from pfi.protocols.hl7v2.ack import MessageHeader
 from pfi.protocols.mllp import MllpClient, MllpEndpoint, MllpRefused
 from pfi_devkit.mllp_peer import AckError, MllpPeer
@@ -62,9 +63,9 @@ def source(tmp_path: Path) -> Hl7Source:
 @pytest.fixture(autouse=True)
 def _no_peer_held_down():
     """Each test starts with no peer remembered as down (the hold-down is per process)."""
-    zam._PEERS_DOWN.clear()
+    producer_acks._PEERS_DOWN.clear()
     yield
-    zam._PEERS_DOWN.clear()
+    producer_acks._PEERS_DOWN.clear()
 
 
 def point_to(monkeypatch, host: str, port: int) -> None:
@@ -78,7 +79,7 @@ def events(ledger, kind: str) -> list[dict]:
 
 
 def queued(source: Hl7Source) -> list[Path]:
-    return sorted((source.work_dir / zam.SPOOL_DIR).glob("*.json"))
+    return sorted((source.work_dir / producer_acks.SPOOL_DIR).glob("*.json"))
 
 
 # -- the client against the peer -------------------------------------------------------------
@@ -120,17 +121,17 @@ def test_a_peer_that_is_down_is_transient():
     assert caught.value.code == "MLLP_UNREACHABLE"
 
 
-# -- zam.emit: file, MLLP, ledger trail ------------------------------------------------------
+# -- producer_acks.emit: file, MLLP, ledger trail ------------------------------------------------------
 
 
 def test_peer_aa_gives_a_sent_event_and_the_same_bytes_as_the_file(
     fresh_ledger, mllp_peer, source, monkeypatch
 ):
     point_to(monkeypatch, mllp_peer.host, mllp_peer.port)
-    path = zam.emit(source, receipt(5), ledger=fresh_ledger, actor="test")
+    path = producer_acks.emit(source, receipt(5), ledger=fresh_ledger, actor="test")
 
     assert path.read_bytes() == mllp_peer.exchanges[0].raw  # the file is the audit copy
-    (sent,) = events(fresh_ledger, zam.EVENT_SENT)
+    (sent,) = events(fresh_ledger, producer_acks.EVENT_SENT)
     assert sent == {
         "event": "Z01",
         "control_id": "PFIZ01D5",
@@ -140,7 +141,7 @@ def test_peer_aa_gives_a_sent_event_and_the_same_bytes_as_the_file(
         "ack_code": "AA",
         "attempts": 1,
     }
-    assert events(fresh_ledger, zam.EVENT_FAILED) == [] and queued(source) == []
+    assert events(fresh_ledger, producer_acks.EVENT_FAILED) == [] and queued(source) == []
 
 
 def test_peer_ae_gives_a_failed_event_with_the_code_and_no_retry(
@@ -148,14 +149,14 @@ def test_peer_ae_gives_a_failed_event_with_the_code_and_no_retry(
 ):
     point_to(monkeypatch, mllp_peer.host, mllp_peer.port)
     mllp_peer.ack_code, mllp_peer.ack_error = "AE", AckError.application("902")
-    path = zam.emit(source, receipt(6, accepted=False), ledger=fresh_ledger, actor="test")
+    path = producer_acks.emit(source, receipt(6, accepted=False), ledger=fresh_ledger, actor="test")
 
     assert path.exists() and "DMPClosed" in path.read_text("latin-1")
-    (failed,) = events(fresh_ledger, zam.EVENT_FAILED)
+    (failed,) = events(fresh_ledger, producer_acks.EVENT_FAILED)
     assert (failed["code"], failed["ack_code"], failed["error_code"]) == ("MLLP_AE", "AE", "902")
     assert failed["transient"] is False and failed["attempts"] == 1
     assert len(mllp_peer.received) == 1 and queued(source) == []
-    assert zam.resend_pending(fresh_ledger, [source])["sent"] == 0
+    assert producer_acks.resend_pending(fresh_ledger, [source])["sent"] == 0
 
 
 def test_peer_down_then_up_within_the_task_is_sent_once(fresh_ledger, source, monkeypatch):
@@ -169,47 +170,51 @@ def test_peer_down_then_up_within_the_task_is_sent_once(fresh_ledger, source, mo
         peer.start()
 
     try:
-        zam.emit(source, receipt(7), ledger=fresh_ledger, actor="test", sleep=wait)
-        assert waits == [zam.MLLP_RETRY_DELAYS[0]]
+        producer_acks.emit(source, receipt(7), ledger=fresh_ledger, actor="test", sleep=wait)
+        assert waits == [producer_acks.MLLP_RETRY_DELAYS[0]]
         assert len(peer.received) == 1
     finally:
         peer.stop()
-    (sent,) = events(fresh_ledger, zam.EVENT_SENT)
-    assert sent["attempts"] == 2 and events(fresh_ledger, zam.EVENT_FAILED) == []
+    (sent,) = events(fresh_ledger, producer_acks.EVENT_SENT)
+    assert sent["attempts"] == 2 and events(fresh_ledger, producer_acks.EVENT_FAILED) == []
 
 
 def test_peer_down_is_queued_then_sent_once_when_it_is_back(fresh_ledger, source, monkeypatch):
     port = free_port()
     point_to(monkeypatch, "127.0.0.1", port)
     waits: list[float] = []
-    path = zam.emit(source, receipt(8), ledger=fresh_ledger, actor="test", sleep=waits.append)
+    path = producer_acks.emit(
+        source, receipt(8), ledger=fresh_ledger, actor="test", sleep=waits.append
+    )
 
-    assert waits == list(zam.MLLP_RETRY_DELAYS) and path.exists()
-    (failed,) = events(fresh_ledger, zam.EVENT_FAILED)
+    assert waits == list(producer_acks.MLLP_RETRY_DELAYS) and path.exists()
+    (failed,) = events(fresh_ledger, producer_acks.EVENT_FAILED)
     assert (failed["code"], failed["transient"], failed["attempts"]) == (
         "MLLP_UNREACHABLE",
         True,
-        zam.MLLP_ATTEMPTS,
+        producer_acks.MLLP_ATTEMPTS,
     )
     assert len(queued(source)) == 1
-    assert zam.resend_pending(fresh_ledger, [source])["failed"] == 1  # still down: one try
+    assert (
+        producer_acks.resend_pending(fresh_ledger, [source])["failed"] == 1
+    )  # still down: one try
 
     with MllpPeer(port=port) as peer:
-        counts = zam.resend_pending(fresh_ledger, [source], actor="test")
-        again = zam.resend_pending(fresh_ledger, [source], actor="test")
+        counts = producer_acks.resend_pending(fresh_ledger, [source], actor="test")
+        again = producer_acks.resend_pending(fresh_ledger, [source], actor="test")
         assert [e.raw for e in peer.exchanges] == [path.read_bytes()]  # once, as written
     assert counts["sent"] == 1 and again["sent"] == 0
-    assert [e["control_id"] for e in events(fresh_ledger, zam.EVENT_SENT)] == ["PFIZ01D8"]
+    assert [e["control_id"] for e in events(fresh_ledger, producer_acks.EVENT_SENT)] == ["PFIZ01D8"]
     assert queued(source) == []
 
 
 def test_a_later_success_catches_up_the_queue(fresh_ledger, source, monkeypatch):
     port = free_port()
     point_to(monkeypatch, "127.0.0.1", port)
-    zam.emit(source, receipt(9), ledger=fresh_ledger, actor="test", sleep=lambda _: None)
-    zam._PEERS_DOWN.clear()  # a later task run: another process
+    producer_acks.emit(source, receipt(9), ledger=fresh_ledger, actor="test", sleep=lambda _: None)
+    producer_acks._PEERS_DOWN.clear()  # a later task run: another process
     with MllpPeer(port=port) as peer:
-        zam.emit(source, receipt(10), ledger=fresh_ledger, actor="test")
+        producer_acks.emit(source, receipt(10), ledger=fresh_ledger, actor="test")
         ids = [e.control_id for e in peer.exchanges]
     assert sorted(ids) == ["PFIZ01D10", "PFIZ01D9"]
     assert queued(source) == []
@@ -217,42 +222,44 @@ def test_a_later_success_catches_up_the_queue(fresh_ledger, source, monkeypatch)
 
 def test_a_zam_queued_too_long_is_given_up(fresh_ledger, source, monkeypatch):
     point_to(monkeypatch, "127.0.0.1", free_port())
-    zam.emit(source, receipt(11), ledger=fresh_ledger, actor="test", sleep=lambda _: None)
-    later = datetime.now(UTC) + zam.RESEND_WINDOW + timedelta(minutes=1)
-    counts = zam.resend_pending(fresh_ledger, [source], now=later)
+    producer_acks.emit(source, receipt(11), ledger=fresh_ledger, actor="test", sleep=lambda _: None)
+    later = datetime.now(UTC) + producer_acks.RESEND_WINDOW + timedelta(minutes=1)
+    counts = producer_acks.resend_pending(fresh_ledger, [source], now=later)
 
     assert counts["given_up"] == 1 and queued(source) == []
-    codes = [e["code"] for e in events(fresh_ledger, zam.EVENT_FAILED)]
+    codes = [e["code"] for e in events(fresh_ledger, producer_acks.EVENT_FAILED)]
     assert codes == ["MLLP_UNREACHABLE", "ZAM_MLLP_GIVEN_UP"]
 
 
 def test_a_missing_connection_is_a_queued_failure(fresh_ledger, source, monkeypatch):
     monkeypatch.delenv(f"AIRFLOW_CONN_{CONNECTION.upper()}", raising=False)
-    path = zam.emit(source, receipt(12), ledger=fresh_ledger, actor="test")
-    (failed,) = events(fresh_ledger, zam.EVENT_FAILED)
+    path = producer_acks.emit(source, receipt(12), ledger=fresh_ledger, actor="test")
+    (failed,) = events(fresh_ledger, producer_acks.EVENT_FAILED)
     assert path.exists() and (failed["code"], failed["transient"]) == ("CONFIG", True)
     assert len(queued(source)) == 1
 
 
 def test_a_source_without_mllp_only_writes_the_file(fresh_ledger, source, mllp_peer):
-    path = zam.emit(replace(source, zam_mllp_connection=None), receipt(13), ledger=fresh_ledger)
+    path = producer_acks.emit(
+        replace(source, zam_mllp_connection=None), receipt(13), ledger=fresh_ledger
+    )
     assert path.exists() and mllp_peer.received == []
-    assert fresh_ledger.events(kind=zam.EVENT_SENT) == []
+    assert fresh_ledger.events(kind=producer_acks.EVENT_SENT) == []
 
 
 def test_a_queued_zam_claimed_by_another_task_is_not_sent_twice(fresh_ledger, source, monkeypatch):
     port = free_port()
     point_to(monkeypatch, "127.0.0.1", port)
-    zam.emit(source, receipt(14), ledger=fresh_ledger, actor="test", sleep=lambda _: None)
+    producer_acks.emit(source, receipt(14), ledger=fresh_ledger, actor="test", sleep=lambda _: None)
     (entry,) = queued(source)
     claimed = entry.with_suffix(".sending")
     entry.rename(claimed)  # another task is sending it right now
     with MllpPeer(port=port) as peer:
-        assert zam.resend_pending(fresh_ledger, [source])["sent"] == 0
+        assert producer_acks.resend_pending(fresh_ledger, [source])["sent"] == 0
         assert peer.received == []
-        old = claimed.stat().st_mtime - zam.CLAIM_STALE.total_seconds() - 60
+        old = claimed.stat().st_mtime - producer_acks.CLAIM_STALE.total_seconds() - 60
         os.utime(claimed, (old, old))  # ... and that task died
-        assert zam.resend_pending(fresh_ledger, [source])["sent"] == 1
+        assert producer_acks.resend_pending(fresh_ledger, [source])["sent"] == 1
         assert [e.control_id for e in peer.exchanges] == ["PFIZ01D14"]
     assert not claimed.exists() and queued(source) == []
 
@@ -264,12 +271,16 @@ def test_after_a_peer_failed_the_next_zams_of_the_run_are_queued_without_waiting
     point_to(monkeypatch, "127.0.0.1", port)
     waits: list[float] = []
     for number in (15, 16, 17):
-        zam.emit(source, receipt(number), ledger=fresh_ledger, actor="test", sleep=waits.append)
+        producer_acks.emit(
+            source, receipt(number), ledger=fresh_ledger, actor="test", sleep=waits.append
+        )
 
-    assert waits == list(zam.MLLP_RETRY_DELAYS)  # only the first ZAM waited
-    failed = [(e["code"], e["attempts"]) for e in events(fresh_ledger, zam.EVENT_FAILED)]
+    assert waits == list(producer_acks.MLLP_RETRY_DELAYS)  # only the first ZAM waited
+    failed = [(e["code"], e["attempts"]) for e in events(fresh_ledger, producer_acks.EVENT_FAILED)]
     assert failed == [("MLLP_UNREACHABLE", 3), ("MLLP_PEER_DOWN", 0), ("MLLP_PEER_DOWN", 0)]
     assert len(queued(source)) == 3
     with MllpPeer(port=port) as peer:
-        assert zam.resend_pending(fresh_ledger, [source])["sent"] == 3  # a sweep still tries
+        assert (
+            producer_acks.resend_pending(fresh_ledger, [source])["sent"] == 3
+        )  # a sweep still tries
         assert [e.control_id for e in peer.exchanges] == ["PFIZ01D15", "PFIZ01D16", "PFIZ01D17"]

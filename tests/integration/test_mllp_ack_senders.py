@@ -10,12 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pfi.flows import zam
+from pfi.flows import producer_acks
 from pfi.flows.dmp import DmpSender
 from pfi.flows.queue import RetryPolicy, run_due
 from pfi.protocols.dmp.client import DmpClient, DmpEndpoints, TlsFiles
 from pfi.protocols.dmp.config import DmpConfig
 from pfi.protocols.dmp.signing import Signer
+from pfi.protocols.hl7v2 import zam
 from pfi_devkit.mllp_peer import AckError
 
 pytestmark = pytest.mark.integration
@@ -125,7 +126,7 @@ def test_the_dmp_receipt_reaches_the_dpi_over_mllp(
     assert exchange.control_id == zam.zam_control_id(zam.Z01_DMP_RECEIPT, delivery_id)
     assert "ZAM^Z01^ZAM_Z01" in exchange.text and "|Y^^expandedYes-NoIndicator" in exchange.text
     assert INS not in exchange.text
-    (sent,) = fresh_ledger.events(delivery_id=delivery_id, kind=zam.EVENT_SENT)
+    (sent,) = fresh_ledger.events(delivery_id=delivery_id, kind=producer_acks.EVENT_SENT)
     assert (sent.detail["ack_code"], sent.detail["connection"]) == ("AA", "pfi_dpi_zam")
 
 
@@ -138,7 +139,7 @@ def test_a_refused_receipt_is_a_failed_event_and_the_delivery_keeps_its_outcome(
 
     assert run()["refused"] == 1
     assert "DMP_INS_NOT_QUALIFIED" in mllp_peer.received[0]
-    (failed,) = fresh_ledger.events(delivery_id=delivery_id, kind=zam.EVENT_FAILED)
+    (failed,) = fresh_ledger.events(delivery_id=delivery_id, kind=producer_acks.EVENT_FAILED)
     assert (failed.detail["code"], failed.detail["error_code"]) == ("MLLP_AR", "906")
     assert fresh_ledger.get_delivery(delivery_id).status == "refused"
     assert fresh_ledger.events(delivery_id=delivery_id, kind="dmp.acknowledged")

@@ -8,9 +8,9 @@ import pytest
 
 from pfi.base.errors import TransientError
 from pfi.base.settings import load_settings
+from pfi.flows import mssante as service
 from pfi.flows.mssante import deliver_due, poll_notifications
 from pfi.flows.traces import mss_traces, traces_csv
-from pfi.protocols.mssante import service
 from pfi.protocols.mssante.imap import ImapClient
 from pfi.protocols.mssante.smtp import SmtpClient
 from pfi.protocols.xdm import read_xdm

@@ -469,7 +469,7 @@ def test_intake_of_every_official_example_and_malformed_variants_leaks_nothing(
     inputs = official_inputs(fixtures_dir) | variants(fixtures_dir)
     intake(sinks, site, inputs, data)
     intake(sinks, site, {"as:again.hl7": inputs[MDM_INIT]}, data)  # a duplicate drop
-    from pfi.flows.intake import load_request
+    from pfi.flows.archive import load_request
 
     for item in ledger.find_inbound(kind="hl7_message", limit=1000):
         try:

@@ -1,7 +1,7 @@
 """Review: a ZAM queued long ago and just claimed by one task is not taken by another.
 
 The claim renames ``.json`` → ``.sending``; a rename keeps the file's mtime, so an entry queued
-more than :data:`pfi.flows.zam.CLAIM_STALE` ago used to look like a dead task's claim the moment it was
+more than :data:`pfi.flows.producer_acks.CLAIM_STALE` ago used to look like a dead task's claim the moment it was
 claimed, and a second sweep (ingest_hl7_drop's, or a DMP/MSSanté worker catching up after a
 successful send) re-queued and sent it too: the producer got the ZAM twice.
 """
@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from pfi.base.settings import Hl7Source
-from pfi.flows import zam
+from pfi.flows import producer_acks
+from pfi.protocols.hl7v2 import zam
 from pfi.protocols.hl7v2.ack import MessageHeader
 from pfi_devkit.mllp_peer import MllpPeer
 from pfi_fixtures.site import source_in
@@ -50,9 +51,9 @@ def source(tmp_path: Path) -> Hl7Source:
 
 @pytest.fixture(autouse=True)
 def _no_peer_held_down():
-    zam._PEERS_DOWN.clear()
+    producer_acks._PEERS_DOWN.clear()
     yield
-    zam._PEERS_DOWN.clear()
+    producer_acks._PEERS_DOWN.clear()
 
 
 def test_an_old_queued_zam_claimed_by_one_task_is_not_sent_by_another(
@@ -67,17 +68,19 @@ def test_an_old_queued_zam_claimed_by_one_task_is_not_sent_by_another(
         control_id=zam.zam_control_id(zam.Z01_DMP_RECEIPT, 77),
         now=datetime(2026, 3, 2, 8, 0, tzinfo=UTC),
     )
-    zam.emit(source, ack, ledger=fresh_ledger, actor="test", sleep=lambda _: None)
-    folder = source.work_dir / zam.SPOOL_DIR
+    producer_acks.emit(source, ack, ledger=fresh_ledger, actor="test", sleep=lambda _: None)
+    folder = source.work_dir / producer_acks.SPOOL_DIR
     (queued,) = folder.glob("*.json")
     hour_ago = queued.stat().st_mtime - 3600
     os.utime(queued, (hour_ago, hour_ago))  # the peer has been down for an hour
 
-    (entry,) = zam._Queued.load_all(source)
+    (entry,) = producer_acks._Queued.load_all(source)
     assert entry.claim(source)  # task A takes it and is sending it right now
 
     with MllpPeer(port=port) as peer:
-        counts = zam.resend_pending(fresh_ledger, [source], actor="test")  # task B's sweep
+        counts = producer_acks.resend_pending(
+            fresh_ledger, [source], actor="test"
+        )  # task B's sweep
         assert peer.received == []
     assert counts["sent"] == 0
     assert list(folder.glob("*.sending")) != []  # still task A's
@@ -97,7 +100,7 @@ def test_a_queued_zam_sent_by_a_sweep_that_died_before_unqueuing_it_is_not_sent_
         control_id=zam.zam_control_id(zam.Z01_DMP_RECEIPT, delivery_id),
         now=datetime(2026, 3, 2, 8, 0, tzinfo=UTC),
     )
-    zam.emit(
+    producer_acks.emit(
         source,
         ack,
         ledger=fresh_ledger,
@@ -105,7 +108,7 @@ def test_a_queued_zam_sent_by_a_sweep_that_died_before_unqueuing_it_is_not_sent_
         actor="test",
         sleep=lambda _: None,
     )
-    folder = source.work_dir / zam.SPOOL_DIR
+    folder = source.work_dir / producer_acks.SPOOL_DIR
 
     class Killed(BaseException):
         """The sweeping task is killed right after the send was recorded."""
@@ -115,16 +118,18 @@ def test_a_queued_zam_sent_by_a_sweep_that_died_before_unqueuing_it_is_not_sent_
 
     with MllpPeer(port=port) as peer:
         with monkeypatch.context() as crash:
-            crash.setattr(zam._Queued, "remove", killed)
+            crash.setattr(producer_acks._Queued, "remove", killed)
             with pytest.raises(Killed):
-                zam.resend_pending(fresh_ledger, [source], actor="test")
+                producer_acks.resend_pending(fresh_ledger, [source], actor="test")
         (claimed,) = folder.glob("*.sending")
-        old = claimed.stat().st_mtime - zam.CLAIM_STALE.total_seconds() - 60
+        old = claimed.stat().st_mtime - producer_acks.CLAIM_STALE.total_seconds() - 60
         os.utime(claimed, (old, old))  # the dead task's claim comes back to the queue
-        counts = zam.resend_pending(fresh_ledger, [source], actor="test")  # the next sweep
+        counts = producer_acks.resend_pending(
+            fresh_ledger, [source], actor="test"
+        )  # the next sweep
         assert peer.wait_received(1)
         received = [e.control_id for e in peer.exchanges]
     assert received == [ack.control_id]  # the producer gets its ZAM once
     assert counts["sent"] == 0
-    assert len(fresh_ledger.events(delivery_id=delivery_id, kind=zam.EVENT_SENT)) == 1
+    assert len(fresh_ledger.events(delivery_id=delivery_id, kind=producer_acks.EVENT_SENT)) == 1
     assert list(folder.iterdir()) == []

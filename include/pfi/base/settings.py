@@ -91,7 +91,7 @@ class Hl7Source:
 
     ``zam_mllp_connection`` (TOML key ``zam_mllp``): the id of an Airflow Connection (host, port;
     extra ``timeout``, ``connect_timeout``) to which the business acknowledgements (ZAM) are
-    **also** sent over MLLP (:func:`pfi.flows.zam.emit`); the ZAM file is written all the same. Empty:
+    **also** sent over MLLP (:func:`pfi.flows.producer_acks.emit`); the ZAM file is written all the same. Empty:
     files only. The technical ACKs of dropped files stay files.
     """
 

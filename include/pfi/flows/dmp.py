@@ -13,7 +13,7 @@ claimed delivery:
    ``DMP_NOT_PUBLISHED`` (the DMP not called) when that publication was refused — or was held
    by the site and never tried: that publication is then withdrawn (``DMP_WITHDRAWN``). A
    replacement of a version the DMP never received names the last one it did, or goes as new.
-4. The request is re-read from the archived original (:func:`pfi.flows.intake.load_request`; the ledger
+4. The request is re-read from the archived original (:func:`pfi.flows.archive.load_request`; the ledger
    keeps no content), turned into a signed SOAP request whose submission set uniqueId derives
    from the delivery's ``request_id`` (fixed before the first attempt), and the attempt is written
    to the event trail (``dmp.request``: message id, transaction) **before** it is sent.
@@ -61,7 +61,7 @@ LoadRequest = Callable[["Ledger", int], "Hl7Request"]
 def _default_loader(
     ledger: Ledger, inbound_item_id: int, settings: Settings | None = None
 ) -> Hl7Request:
-    from pfi.flows.intake import load_request
+    from pfi.flows.archive import load_request
 
     return load_request(ledger, inbound_item_id, settings=settings)
 
@@ -274,7 +274,8 @@ class DmpSender:
             return
         if request is None:
             request = self.load_request(self.ledger, item_id)
-        from pfi.flows import zam
+        from pfi.flows import producer_acks
+        from pfi.protocols.hl7v2 import zam
 
         if not zam.wanted(request.flags, zam.Z01_DMP_RECEIPT):
             return
@@ -288,7 +289,7 @@ class DmpSender:
             error_code="" if accepted else (delivery.reason_code or ""),
             error_text="" if accepted else _zam_text(delivery, outcome),
         )
-        path = zam.emit(
+        path = producer_acks.emit(
             source,
             ack,
             ledger=self.ledger,

@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pfi.base.errors import ConfigurationError
+from pfi.base.files import write_atomically
 from pfi.flows.intake import DEFAULT_MAX_MESSAGE_BYTES
-from pfi.flows.zam import write_atomically
 from pfi.protocols.hl7v2.ack import read_header, technical_ack
 from pfi.protocols.mllp import Deframer, MllpClient, MllpEndpoint, frame
 

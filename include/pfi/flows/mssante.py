@@ -11,14 +11,14 @@ builds them from the ``pfi_mss_<mailbox>`` Connection, tests from the devkit ser
 
 For each claimed delivery: if the trail already holds its ``mss.sent`` (a worker sent it and
 died before the outcome was recorded), it is recorded as sent without a second mail; else its
-document's request is re-read (:func:`pfi.flows.intake.load_request`;
+document's request is re-read (:func:`pfi.flows.archive.load_request`;
 the ledger keeps no content), the rule table checked again (a delivery whose channel the routing
 no longer asks for is refused, ``MSS_NOT_ROUTED``), the mail composed (:mod:`.compose`) with the
 Message-ID fixed by the delivery's request id, sent on the mailbox's SMTP session (one session
 per mailbox and run), and the outcome recorded — sent (partner reference = Message-ID), retried
 (4xx, network, TLS, configuration) or refused (5xx to this mail, invalid request).
 
-Business acknowledgements (volet v2.1 ``ack-metier-zam.md``; :mod:`pfi.flows.zam`), when the request
+Business acknowledgements (volet v2.1 ``ack-metier-zam.md``; :mod:`pfi.flows.producer_acks`), when the request
 asked for them:
 
 - ``ZAM^Z02`` (ACK_RECEPTION=Y): positive when the operator accepted the mail and no DSN was
@@ -51,9 +51,9 @@ from pfi.base.errors import (
     TransientError,
     unexpected_summary,
 )
-from pfi.flows import zam
+from pfi.flows import producer_acks
 from pfi.flows.queue import INTERNAL, Outcome, RetryPolicy, run_due
-from pfi.protocols.hl7v2 import decide_request
+from pfi.protocols.hl7v2 import decide_request, zam
 from pfi.protocols.ins import InsPolicy
 from pfi.protocols.mssante import constants as k
 from pfi.protocols.mssante.compose import (
@@ -166,7 +166,7 @@ class MssSender:
         return item
 
     def request_of(self, delivery: Delivery, document: Document) -> Hl7Request:
-        from pfi.flows.intake import load_request
+        from pfi.flows.archive import load_request
 
         item = self.request_item(delivery, document)
         if item not in self._requests:
@@ -323,7 +323,7 @@ class MssSender:
 
     def _write(self, delivery: Delivery, document: Document, ack: zam.BusinessAck) -> str:
         item = self.ledger.get_inbound(self.request_item(delivery, document))
-        path = zam.emit(
+        path = producer_acks.emit(
             self.settings.source(item.source),
             ack,
             ledger=self.ledger,
