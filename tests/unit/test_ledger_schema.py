@@ -13,7 +13,6 @@ from sqlalchemy import CheckConstraint
 
 from pfi.ledger import Delivery, Document, Event, InboundItem, delivery_key, head_revision
 from pfi.ledger.migrate import MIGRATIONS, normalize_url
-from pfi.ledger.repository import _first_of_month
 from pfi.ledger.schema import (
     CHANNELS,
     DELIVERY_STATUSES,
@@ -24,6 +23,7 @@ from pfi.ledger.schema import (
     inbound_item,
     metadata,
 )
+from pfi.ledger.stats import _first_of_month
 
 VERSIONS = MIGRATIONS / "versions"
 

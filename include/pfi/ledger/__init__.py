@@ -35,6 +35,8 @@ the caller and never carry patient data.
         ledger.mark_delivery(due.id, "sent", partner_ref=answer_id, actor=actor)
 """
 
+from pfi.ledger.deliveries import DEFAULT_LEASE, delivery_key
+from pfi.ledger.items import TERMINAL_INBOUND
 from pfi.ledger.migrate import current_revision, downgrade, head_revision, upgrade
 from pfi.ledger.records import (
     Delivery,
@@ -45,7 +47,7 @@ from pfi.ledger.records import (
     MonthlyCount,
     MonthlyInboundCount,
 )
-from pfi.ledger.repository import DEFAULT_LEASE, TERMINAL_INBOUND, Ledger, delivery_key
+from pfi.ledger.repository import Ledger
 from pfi.ledger.schema import (
     ACTIONS,
     CHANNELS,

@@ -1,0 +1,212 @@
+"""Documents: one row per CDA document version the PFI has seen, named by its unique id.
+
+A document is recorded once, with the message that brought it
+(:meth:`pfi.ledger.Ledger.record_message` calls :func:`insert_documents`), and never rewritten:
+the first recording is what was sent. The ledger keeps its INS (matricule, OID, qualified flag)
+and no other patient data, and no content but its SHA-256, by which a document id reused for
+another content is recognised (the CI-SIS forbids it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.engine import Connection
+
+from pfi.ledger.core import LedgerBase
+from pfi.ledger.events import write_event
+from pfi.ledger.records import Document
+from pfi.ledger.schema import document
+
+
+class ContentConflict(Exception):
+    """A document id came back with another content: the message's transaction is undone."""
+
+
+def _document_values(
+    *,
+    unique_id: str,
+    set_id: str | None = None,
+    version: int | None = None,
+    type_code: str | None = None,
+    type_display: str | None = None,
+    finess_geo: str | None = None,
+    effective_time: datetime | None = None,
+    ins_matricule: str | None = None,
+    ins_oid: str | None = None,
+    ins_qualified: bool = False,
+    content_sha256: str | None = None,
+    inbound_item_id: int | None = None,
+    replaces_unique_id: str | None = None,
+) -> dict[str, Any]:
+    """A document row's values, normalised (INS upper-case, kept only with its OID)."""
+    matricule = ins_matricule.strip().upper() if ins_matricule else None
+    replaced = (
+        select(document.c.id).where(document.c.unique_id == replaces_unique_id).scalar_subquery()
+        if replaces_unique_id
+        else None
+    )
+    return {
+        "unique_id": unique_id,
+        "set_id": set_id,
+        "version": version,
+        "type_code": type_code,
+        "type_display": type_display,
+        "finess_geo": finess_geo,
+        "effective_time": effective_time,
+        "ins_matricule": matricule,
+        "ins_oid": ins_oid if matricule else None,
+        "ins_qualified": bool(ins_qualified and matricule),
+        "content_sha256": content_sha256.lower() if content_sha256 else None,
+        "inbound_item_id": inbound_item_id,
+        "replaces_unique_id": replaces_unique_id,
+        "replaces_document_id": replaced,
+    }
+
+
+def insert_documents(
+    conn: Connection,
+    documents: Sequence[Mapping[str, Any]],
+    item_id: int,
+    action: str,
+    note: Any,
+) -> list[int]:
+    """Insert-or-get the ``documents`` of message ``item_id`` (keyword arguments of
+    :func:`_document_values`) in ``conn``'s transaction, each new one's event given to ``note``;
+    their ids, in order. :class:`ContentConflict` when a known id comes with another content
+    (except for a deletion, which names a document and carries none of its own)."""
+    ids: list[int] = []
+    for fields in documents:
+        values = _document_values(**fields, inbound_item_id=item_id)
+        sha = values["content_sha256"]
+        if action == "delete":
+            # A deletion names a document: what it carries is not that document's content
+            # (a deletion received before its creation must not make the creation a reuse).
+            values["content_sha256"] = None
+        inserted = conn.execute(
+            insert(document)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["unique_id"])
+            .returning(document.c.id, document.c.replaces_document_id)
+        ).first()
+        if inserted is not None:
+            detail: dict[str, Any] = {
+                "type_code": values["type_code"],
+                "version": values["version"],
+                "ins_qualified": values["ins_qualified"],
+            }
+            if values["replaces_unique_id"]:
+                detail["replaces_known"] = inserted.replaces_document_id is not None
+            note("document.recorded", detail, inbound_item_id=item_id, document_id=inserted.id)
+            ids.append(inserted.id)
+            continue
+        known = conn.execute(
+            select(document.c.id, document.c.content_sha256).where(
+                document.c.unique_id == values["unique_id"]
+            )
+        ).one()
+        if action != "delete" and known.content_sha256 and sha and known.content_sha256 != sha:
+            raise ContentConflict
+        if action != "delete" and sha and not known.content_sha256:  # known by a deletion
+            conn.execute(
+                update(document).where(document.c.id == known.id).values(content_sha256=sha)
+            )
+        ids.append(known.id)
+    return ids
+
+
+class Documents(LedgerBase):
+    """Reading the documents."""
+
+    def upsert_document(
+        self,
+        *,
+        unique_id: str,
+        set_id: str | None = None,
+        version: int | None = None,
+        type_code: str | None = None,
+        type_display: str | None = None,
+        finess_geo: str | None = None,
+        effective_time: datetime | None = None,
+        ins_matricule: str | None = None,
+        ins_oid: str | None = None,
+        ins_qualified: bool = False,
+        content_sha256: str | None = None,
+        inbound_item_id: int | None = None,
+        replaces_unique_id: str | None = None,
+        actor: str = "cli",
+    ) -> tuple[int, bool]:
+        """Record a document version; return ``(document_id, created)``.
+
+        A document already known by its unique id is returned as it is and never rewritten: the
+        first recording is what was sent. A caller that gets ``created=False`` with a different
+        ``content_sha256`` (see :meth:`get_document`) has received a new content under an old
+        id, which the CI-SIS forbids: it should reject the message.
+
+        ``replaces_unique_id`` (the parent document of a replacement) is resolved to
+        ``replaces_document_id`` when that document is in the ledger.
+        """
+        values = _document_values(
+            unique_id=unique_id,
+            set_id=set_id,
+            version=version,
+            type_code=type_code,
+            type_display=type_display,
+            finess_geo=finess_geo,
+            effective_time=effective_time,
+            ins_matricule=ins_matricule,
+            ins_oid=ins_oid,
+            ins_qualified=ins_qualified,
+            content_sha256=content_sha256,
+            inbound_item_id=inbound_item_id,
+            replaces_unique_id=replaces_unique_id,
+        )
+        with self.engine.begin() as conn:
+            inserted = conn.execute(
+                insert(document)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=["unique_id"])
+                .returning(document.c.id, document.c.replaces_document_id)
+            ).first()
+            if inserted is not None:
+                document_id = inserted.id
+                detail: dict[str, Any] = {
+                    "type_code": type_code,
+                    "version": version,
+                    "ins_qualified": values["ins_qualified"],
+                }
+                if replaces_unique_id:
+                    detail["replaces_known"] = inserted.replaces_document_id is not None
+                write_event(
+                    conn,
+                    "document.recorded",
+                    actor,
+                    detail,
+                    inbound_item_id=inbound_item_id,
+                    document_id=document_id,
+                )
+                return document_id, True
+            document_id = conn.execute(
+                select(document.c.id).where(document.c.unique_id == unique_id)
+            ).scalar_one()
+            return document_id, False
+
+    def get_document(self, document_id: int) -> Document:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(document).where(document.c.id == document_id)).first()
+        if row is None:
+            raise LookupError(f"no document {document_id} in the ledger")
+        return Document.from_row(row._mapping)
+
+    def find_document(self, unique_id: str) -> Document | None:
+        """The document recorded under this unique id (CDA id root^extension), if any."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(document).where(document.c.unique_id == unique_id)).first()
+        return Document.from_row(row._mapping) if row is not None else None
+
+
+__all__ = ["ContentConflict", "Documents", "insert_documents"]

@@ -1,0 +1,103 @@
+"""The ledger's append-only trail: one :class:`~pfi.ledger.Event` per change, written in the
+transaction of the change (:func:`write_event`), plus the lines callers add themselves.
+
+A trigger refuses UPDATE, DELETE and TRUNCATE on the ``event`` table. Details are given by the
+caller as codes and short technical texts: they are shown in the UI and in logs, so they never
+hold patient data (names, INS, document content).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+
+from pfi.ledger.core import LedgerBase, to_json
+from pfi.ledger.records import Event
+from pfi.ledger.schema import event
+
+
+def plain(detail: Mapping[str, Any]) -> dict[str, Any]:
+    """The detail as plain JSON values (datetimes and UUIDs as text), whatever the engine."""
+    return json.loads(to_json(detail))
+
+
+def write_event(
+    conn: Connection,
+    kind: str,
+    actor: str,
+    detail: Mapping[str, Any],
+    *,
+    inbound_item_id: int | None = None,
+    document_id: int | None = None,
+    delivery_id: int | None = None,
+) -> int:
+    """Append a line to the trail within the caller's transaction; return its id."""
+    if not isinstance(detail, Mapping):
+        raise TypeError("event detail must be a mapping")
+    return conn.execute(
+        event.insert()
+        .values(
+            kind=kind,
+            actor=actor,
+            detail=plain(detail),
+            inbound_item_id=inbound_item_id,
+            document_id=document_id,
+            delivery_id=delivery_id,
+        )
+        .returning(event.c.id)
+    ).scalar_one()
+
+
+class Events(LedgerBase):
+    """Adding to the trail and reading it back."""
+
+    def add_event(
+        self,
+        kind: str,
+        *,
+        inbound_item_id: int | None = None,
+        document_id: int | None = None,
+        delivery_id: int | None = None,
+        actor: str = "cli",
+        detail: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Append a line to the trail; ``detail`` holds codes and references, never patient data."""
+        with self.engine.begin() as conn:
+            return write_event(
+                conn,
+                kind,
+                actor,
+                detail or {},
+                inbound_item_id=inbound_item_id,
+                document_id=document_id,
+                delivery_id=delivery_id,
+            )
+
+    def events(
+        self,
+        *,
+        inbound_item_id: int | None = None,
+        document_id: int | None = None,
+        delivery_id: int | None = None,
+        kind: str | None = None,
+        limit: int = 1000,
+    ) -> list[Event]:
+        """Trail lines matching every given criterion, in the order they were written."""
+        query = select(event).order_by(event.c.id).limit(limit)
+        for column, value in (
+            (event.c.inbound_item_id, inbound_item_id),
+            (event.c.document_id, document_id),
+            (event.c.delivery_id, delivery_id),
+            (event.c.kind, kind),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        with self.engine.connect() as conn:
+            return [Event.from_row(row._mapping) for row in conn.execute(query)]
+
+
+__all__ = ["Events", "plain", "write_event"]
