@@ -57,7 +57,7 @@ def _start_endpoint(pki):
     command = [
         sys.executable,
         "-m",
-        "pfi_devkit.dmp_endpoint",
+        "pfi_devkit.dmp",
         "--cert",
         str(pki.server.cert_path),
         "--key",
@@ -68,7 +68,7 @@ def _start_endpoint(pki):
         "--require-signature-document",
         "--strict-metadata",
     ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "include")}
+    env = {**os.environ, "PYTHONPATH": f"{ROOT / 'include'}{os.pathsep}{ROOT}"}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
     line = process.stdout.readline()
     return process, json.loads(line)

@@ -168,7 +168,7 @@ def serve(state: Path, *, host: str = "127.0.0.1", fixed_ports: bool = False) ->
     ``host`` is where the MLLP peer and the DMP endpoint listen (``0.0.0.0`` in a container,
     with ``fixed_ports``); the mail servers always listen on loopback.
     """
-    from pfi_devkit.dmp_endpoint import DmpEndpoint
+    from pfi_devkit.dmp import DmpEndpoint
     from pfi_devkit.mail import MailServers
     from pfi_devkit.mllp_peer import MllpPeer
     from pfi_devkit.pki import build_test_pki

@@ -20,7 +20,7 @@ import pytest
 import requests
 from lxml import etree
 
-from pfi_devkit.dmp_endpoint import DmpEndpoint
+from pfi_devkit.dmp import DmpEndpoint
 
 pytestmark = pytest.mark.integration
 

@@ -32,7 +32,7 @@ CONFIG = DmpConfig(source_id="1.2.250.1.71.4.2.2", structure_name="CH TEST")
 def dmp(dmp_endpoint):
     """The endpoint as strict as the DMP: signed VIHF and its attributes, a verified signature
     document covering every document, the metadata the DMP requires."""
-    from pfi_devkit.dmp_endpoint import VIHF_ATTRIBUTES_DMP
+    from pfi_devkit.dmp import VIHF_ATTRIBUTES_DMP
 
     dmp_endpoint.verify_vihf = True
     dmp_endpoint.required_vihf_attributes = VIHF_ATTRIBUTES_DMP

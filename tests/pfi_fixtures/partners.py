@@ -7,7 +7,7 @@ same server back reset to its defaults (nothing received or stored, ACK ``AA``, 
 - ``mllp_peer``: ``pfi_devkit.mllp_peer.MllpPeer``; send to ``(mllp_peer.host, mllp_peer.port)``,
   read ``mllp_peer.received``; set ``ack_code`` / ``ack_error`` / ``policy`` / ``mode``.
   Received messages are also written under ``mllp_peer.store_dir``.
-- ``dmp_endpoint``: ``pfi_devkit.dmp_endpoint.DmpEndpoint`` (server cert from ``test_pki``,
+- ``dmp_endpoint``: ``pfi_devkit.dmp.DmpEndpoint`` (server cert from ``test_pki``,
   client cert required and checked against the PKI's CA and CRLs); POST ITI-41 to
   ``dmp_endpoint.repository_url`` and ITI-57 to ``dmp_endpoint.registry_url`` with
   ``test_pki.establishment`` as client certificate; read ``accepted`` / ``entries`` /
@@ -36,7 +36,7 @@ def mllp_peer(mllp_peer_server):
 
 @pytest.fixture(scope="session")
 def dmp_endpoint_server(test_pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    from pfi_devkit.dmp_endpoint import DmpEndpoint
+    from pfi_devkit.dmp import DmpEndpoint
 
     endpoint = DmpEndpoint(
         server_cert=test_pki.server,

@@ -63,7 +63,7 @@ def claims(**changes) -> VihfClaims:
 
 
 def parts(body: bytes, content_type: str) -> tuple[etree._Element, dict[str, bytes]]:
-    from pfi_devkit.dmp_endpoint import parse_envelope
+    from pfi_devkit.dmp import parse_envelope
 
     return parse_envelope(body, content_type)
 
@@ -72,7 +72,7 @@ def parts(body: bytes, content_type: str) -> tuple[etree._Element, dict[str, byt
 
 
 def test_vihf_carries_every_attribute_the_dmp_requires_and_verifies(signer, test_pki):
-    from pfi_devkit.dmp_endpoint import VIHF_ATTRIBUTES_DMP, verify_vihf, vihf_attributes
+    from pfi_devkit.dmp import VIHF_ATTRIBUTES_DMP, verify_vihf, vihf_attributes
 
     assertion = signed_vihf(claims(), signer, now=NOW)
     assert verify_vihf(assertion, test_pki.ca_bundle) == signer.subject_dn
@@ -90,7 +90,7 @@ def test_vihf_carries_every_attribute_the_dmp_requires_and_verifies(signer, test
 
 def test_vihf_secret_connection_attribute_only_when_asked(signer):
     secret = ("INVISIBLE_REPRESENTANTS_LEGAUX", "1.2.250.1.213.1.1.4.13", "x")
-    from pfi_devkit.dmp_endpoint import vihf_attributes
+    from pfi_devkit.dmp import vihf_attributes
 
     values = vihf_attributes(build_assertion(claims(secret_connection=secret), "CN=x"))
     assert values[k.ATTR_CONFIDENTIALITY] == (
@@ -99,7 +99,7 @@ def test_vihf_secret_connection_attribute_only_when_asked(signer):
 
 
 def test_a_tampered_vihf_fails_verification(signer, test_pki):
-    from pfi_devkit.dmp_endpoint import SoapFault, verify_vihf
+    from pfi_devkit.dmp import SoapFault, verify_vihf
 
     assertion = signed_vihf(claims(), signer)
     text = etree.tostring(assertion).replace(b"INDIRECTE", b"DIRECTE")
@@ -136,7 +136,7 @@ def test_signature_document_verifies_and_lists_the_document_digest(signer, test_
 
 
 def test_mtom_parts_come_back_byte_for_byte():
-    from pfi_devkit.dmp_endpoint import split_mtom
+    from pfi_devkit.dmp import split_mtom
 
     tricky = b"<doc>\r\n--not-a-boundary\r\n\r\n</doc>\r\n"
     binary = bytes(range(256))
@@ -206,7 +206,7 @@ def test_initial_submission_is_iti41_with_signature_document_and_visibility(fixt
     signature = next(v for v in attachments.values() if v != sub.cda)
     assert set(manifest_digests(signature)) == {sub.unique_id}
     # Secret connection in the example: the VIHF says so.
-    from pfi_devkit.dmp_endpoint import vihf_attributes
+    from pfi_devkit.dmp import vihf_attributes
 
     vihf = vihf_attributes(envelope.find("soap:Header/wsse:Security/saml2:Assertion", k.NSMAP))
     assert vihf[k.ATTR_CONFIDENTIALITY]
@@ -268,12 +268,13 @@ def test_the_request_repr_holds_no_patient_data(fixtures_dir, signer):
 
 
 def registry_answer(status: str, *codes: str) -> bytes:
-    from pfi_devkit.dmp_endpoint import RegistryError, _envelope, registry_response
+    from pfi_devkit.dmp import RegistryError, registry_response
+    from pfi_devkit.dmp.soap import soap_envelope
 
     errors = [RegistryError(code, f"context quoting {PATIENT}") for code in codes]
     response = registry_response(errors)
     response.set("status", status)
-    return _envelope(
+    return soap_envelope(
         "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-bResponse", "urn:uuid:1", response
     )
 
@@ -332,7 +333,7 @@ def test_an_mtom_answer_is_read_from_its_root_part():
     ],
 )
 def test_faults_and_http_errors_are_classified(status, fault, error, code):
-    from pfi_devkit.dmp_endpoint import SoapFault, fault_envelope
+    from pfi_devkit.dmp import SoapFault, fault_envelope
 
     body = (
         fault_envelope(SoapFault(fault[0], fault[1], f"reason quoting {INS}"))
