@@ -14,11 +14,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from pfi.base.retry import RetryPolicy
 from pfi.flows.dmp import DmpSender
-from pfi.flows.queue import Outcome, RetryPolicy, follow_up_missed, record_outcome, run_due
+from pfi.flows.queue import Outcome, follow_up_missed, record_outcome, run_due
 from pfi.protocols.dmp.client import DmpClient, DmpEndpoints
 from pfi.protocols.dmp.config import DmpConfig
 from pfi.protocols.dmp.submission import entry_uuid
+from pfi_fixtures.ledger import record_document
 from pfi_fixtures.partners import dmp_signer, dmp_tls
 from pfi_fixtures.site import MDM_DEL, MDM_INIT, MDM_RPLC, write_settings
 
@@ -73,26 +75,30 @@ class World:
         if control_id:  # the official examples all use MSH-10 "015"
             request = replace(request, header=replace(request.header, control_id=control_id))
         sub = DmpSubmission.from_request(request)
-        item_id, _ = self.ledger.record_inbound(
-            kind="hl7_message",
-            source="dpi",
+        recorded = record_document(
+            self.ledger,
+            sub.unique_id,
+            "dmp",
+            action=sub.action,
+            due=T0,
             checksum=hashlib.sha256(raw).hexdigest(),
             control_id=request.control_id,
             message_type=request.message_type,
-        )
-        self.requests[item_id] = request
-        document_id, _ = self.ledger.upsert_document(
-            unique_id=sub.unique_id,
             ins_matricule=INS,
             ins_oid=INS_OID,
             ins_qualified=qualified,
-            inbound_item_id=item_id,
             replaces_unique_id=sub.replaces_unique_id if sub.action == "replace" else None,
         )
-        delivery_id, _ = self.ledger.ensure_delivery(
-            document_id, "dmp", None, sub.action, next_attempt_at=T0
-        )
-        return delivery_id
+        self.requests[recorded.item_id] = request
+        return recorded.delivery_id
+
+    def deletion(self, delivery_id: int) -> int:
+        """Record a later message deleting that delivery's document, with the document's own
+        request; return the id of its ``dmp`` delivery."""
+        document = self.ledger.get_document(self.ledger.get_delivery(delivery_id).document_id)
+        recorded = record_document(self.ledger, document.unique_id, "dmp", action="delete", due=T0)
+        self.requests[recorded.item_id] = self.requests[document.inbound_item_id]
+        return recorded.delivery_id
 
     def run(self, now: datetime, policy: RetryPolicy = POLICY) -> dict:
         return run_due(
@@ -158,13 +164,7 @@ def test_deletion_waits_for_nothing_once_published_and_deletes(world):
     world.run(T0)
     world.run(T0 + timedelta(minutes=2))
     assert world.status(replacement) == "sent"
-    deletion_delivery = world.ledger.ensure_delivery(
-        world.ledger.get_delivery(replacement).document_id,
-        "dmp",
-        None,
-        "delete",
-        next_attempt_at=T0,
-    )[0]
+    deletion_delivery = world.deletion(replacement)
     world.run(T0 + timedelta(minutes=3))
     assert world.status(deletion_delivery) == "sent" and world.status(initial) == "sent"
     assert world.dmp.accepted[-1].transaction == "ITI-57"
@@ -197,14 +197,16 @@ def test_a_replacement_names_the_last_version_the_dmp_holds(world):
     world.message(MDM_INIT)
     world.run(T0)  # v1 is in the DMP
     # v1.5 replaced v1 but its DMP publication was refused; v2 names v1.5.
-    middle, _ = world.ledger.upsert_document(
-        unique_id="1.2.250.1.999.1^v1.5",
+    refused = record_document(
+        world.ledger,
+        "1.2.250.1.999.1^v1.5",
+        "dmp",
+        action="replace",
         replaces_unique_id=V1,
         ins_matricule=INS,
         ins_oid=INS_OID,
         ins_qualified=True,
-    )
-    refused, _ = world.ledger.ensure_delivery(middle, "dmp", None, "replace")
+    ).delivery_id
     world.ledger.mark_delivery(refused, "refused", reason_code="XDSRegistryError", actor="test")
     replacement = world.message(MDM_RPLC)
     with world.ledger.engine.begin() as conn:
@@ -223,9 +225,7 @@ def test_a_replacement_names_the_last_version_the_dmp_holds(world):
 def test_a_deletion_withdraws_a_publication_held_and_never_tried(world):
     initial = world.message(MDM_INIT, ack=True)
     world.ledger.mark_delivery(initial, "held", actor="operator")
-    deletion = world.ledger.ensure_delivery(
-        world.ledger.get_delivery(initial).document_id, "dmp", None, "delete", next_attempt_at=T0
-    )[0]
+    deletion = world.deletion(initial)
 
     world.run(T0)
     # The site releases its held deliveries, as `pfi dmp release` does: the withdrawn one is not.
@@ -306,10 +306,6 @@ def test_replayed_or_lost_answer_never_submits_twice(world):
 
 
 def test_a_deletion_is_acknowledged_to_the_message_that_asked_for_it(world):
-    from sqlalchemy import update
-
-    from pfi.ledger.schema import delivery as delivery_table
-
     world.message(MDM_INIT)
     replacement = world.message(MDM_RPLC)
     deletion = world.message(MDM_DEL, ack=True, control_id="DEL-42")  # the replacement's document
@@ -319,12 +315,7 @@ def test_a_deletion_is_acknowledged_to_the_message_that_asked_for_it(world):
         == world.ledger.get_delivery(replacement).document_id
     )
     # What intake records with the delivery (migration 0002): the message that asked for it.
-    with world.ledger.engine.begin() as conn:
-        conn.execute(
-            update(delivery_table)
-            .where(delivery_table.c.id == deletion)
-            .values(inbound_item_id=deletion_item)
-        )
+    assert world.ledger.get_delivery(deletion).inbound_item_id == deletion_item
     for minutes in (0, 1, 2, 3):
         world.run(T0 + timedelta(minutes=minutes))
     assert world.status(deletion) == "sent"
@@ -349,13 +340,7 @@ def test_a_deletion_whose_answer_was_lost_is_sent_not_refused_when_tried_again(w
     replacement = world.message(MDM_RPLC)
     world.run(T0)
     world.run(T0 + timedelta(minutes=2))
-    deletion = world.ledger.ensure_delivery(
-        world.ledger.get_delivery(replacement).document_id,
-        "dmp",
-        None,
-        "delete",
-        next_attempt_at=T0,
-    )[0]
+    deletion = world.deletion(replacement)
     # The DMP deleted the document on a first attempt whose answer was lost.
     (claimed,) = world.ledger.claim_due_deliveries("dmp", now=T0 + timedelta(minutes=3))
     assert world.sender(claimed).kind == "sent"
@@ -385,10 +370,6 @@ def test_a_wrong_endpoint_url_keeps_the_document_queued_instead_of_refusing_it(w
 
 
 def test_deleting_a_version_the_dmp_refused_is_refused_with_its_reason_not_sent(world):
-    from sqlalchemy import update
-
-    from pfi.ledger.schema import delivery as delivery_table
-
     world.message(MDM_INIT)
     world.run(T0)
     replacement = world.message(MDM_RPLC)
@@ -397,12 +378,6 @@ def test_deleting_a_version_the_dmp_refused_is_refused_with_its_reason_not_sent(
     assert world.status(replacement) == "refused"
     world.dmp.set_mode("normal")
     deletion = world.message(MDM_DEL, ack=True, control_id="DEL-43")
-    with world.ledger.engine.begin() as conn:  # what intake records: the message that asked
-        conn.execute(
-            update(delivery_table)
-            .where(delivery_table.c.id == deletion)
-            .values(inbound_item_id=max(world.requests))
-        )
     requests = world.dmp.requests
     world.run(T0 + timedelta(minutes=2))
     # The DMP never held that version: nothing to delete, said plainly, the DMP not called.

@@ -10,14 +10,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from pfi.base.retry import RetryPolicy
 from pfi.flows import producer_acks
 from pfi.flows.dmp import DmpSender
-from pfi.flows.queue import RetryPolicy, run_due
+from pfi.flows.queue import run_due
 from pfi.protocols.dmp.client import DmpClient, DmpEndpoints, TlsFiles
 from pfi.protocols.dmp.config import DmpConfig
 from pfi.protocols.dmp.signing import Signer
 from pfi.protocols.hl7v2 import zam
 from pfi_devkit.mllp_peer import AckError
+from pfi_fixtures.ledger import record_document
 
 pytestmark = pytest.mark.integration
 
@@ -66,24 +68,20 @@ def dmp_delivery(ledger, fixtures_dir, *, qualified: bool) -> tuple[int, object]
     request = parse_message(raw)
     request = replace(request, flags=replace(request.flags, ack_reception=True))
     sub = DmpSubmission.from_request(request)
-    item_id, _ = ledger.record_inbound(
-        kind="hl7_message",
-        source="dpi",
+    recorded = record_document(
+        ledger,
+        sub.unique_id,
+        "dmp",
+        action=sub.action,
+        due=T0,
         checksum=hashlib.sha256(raw).hexdigest(),
         control_id=request.control_id,
         message_type=request.message_type,
-    )
-    document_id, _ = ledger.upsert_document(
-        unique_id=sub.unique_id,
         ins_matricule=INS,
         ins_oid=INS_OID,
         ins_qualified=qualified,
-        inbound_item_id=item_id,
     )
-    delivery_id, _ = ledger.ensure_delivery(
-        document_id, "dmp", None, sub.action, next_attempt_at=T0
-    )
-    return delivery_id, request
+    return recorded.delivery_id, request
 
 
 @pytest.fixture

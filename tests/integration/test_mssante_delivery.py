@@ -321,7 +321,8 @@ def test_a_report_that_cannot_be_recorded_blocks_no_other_and_is_read_again_next
 def test_a_worker_dying_before_the_zam_leaves_it_to_a_later_run_which_still_waits_for_the_dsn(
     site, mail_servers, test_pki, fixtures_dir
 ):
-    from pfi.flows.queue import RetryPolicy, follow_up_missed, record_outcome
+    from pfi.base.retry import RetryPolicy
+    from pfi.flows.queue import follow_up_missed, record_outcome
 
     settings, ledger, folder = site
     intake(settings, ledger, folder, fixtures_dir, ORU_INIT)

@@ -37,6 +37,7 @@ from typing import Any
 import pytest
 
 from pfi.base.errors import PfiError
+from pfi_fixtures.ledger import record_document
 
 pytestmark = pytest.mark.integration
 
@@ -503,8 +504,9 @@ def test_a_file_named_after_the_patient_dropped_twice_leaks_nothing(sinks, site,
 def test_dmp_deliveries_down_transient_refused_and_sent_leak_nothing(
     sinks, site, fixtures_dir, dmp_endpoint, test_pki
 ):
+    from pfi.base.retry import RetryPolicy
     from pfi.flows.dmp import DmpSender, submit_due_deliveries
-    from pfi.flows.queue import RetryPolicy, run_due
+    from pfi.flows.queue import run_due
     from pfi.protocols.dmp.client import DmpClient, DmpEndpoints, TlsFiles
     from pfi.protocols.dmp.config import DmpConfig
     from pfi.protocols.dmp.signing import Signer
@@ -747,21 +749,22 @@ def _deliveries(ledger, *channels: str):
 def test_an_unexpected_error_quoting_the_patient_stays_out_of_the_task_log(sinks, site):
     """A bug's message may quote the data it choked on; the batch's error (the task log prints
     its traceback, causes included) names the exception type and place only."""
-    from pfi.flows.queue import RetryPolicy, run_due
+    from pfi.base.retry import RetryPolicy
+    from pfi.flows.queue import run_due
 
     _, ledger, _ = site
     data = PatientData()
     data.nir("INS", NIR)
     data.token("birth name", "PAT-TROIS")
     data.date("birth date", "19790328")
-    item_id, _ = ledger.record_inbound(kind="hl7_message", source="dpi", checksum="0" * 64)
-    document_id, _ = ledger.upsert_document(
-        unique_id="1.2.250.1.71.4.2.2.1",
+    delivery_id = record_document(
+        ledger,
+        "1.2.250.1.71.4.2.2.1",
+        "dmp",
+        checksum="0" * 64,
         ins_matricule=NIR,
         ins_oid="1.2.250.1.213.1.4.10",
-        inbound_item_id=item_id,
-    )
-    delivery_id, _ = ledger.ensure_delivery(document_id, "dmp", None, "new")
+    ).delivery_id
 
     def send_one(delivery):
         return int(f"PAT-TROIS {NIR} 19790328")  # ValueError: invalid literal … quoting it

@@ -23,97 +23,17 @@ import sys
 from collections.abc import Callable, Sequence
 
 from pfi.base.errors import ConfigurationError, PfiError
+from pfi.cli.commands._common import ledger_url
 
 Handler = Callable[[argparse.Namespace], int]
 
 
-def connection_url(conn_id: str) -> str | None:
-    """The URL of an Airflow Connection given as ``AIRFLOW_CONN_<ID>`` (URI or JSON form)."""
-    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
-    if not raw:
-        return None
-    if raw.lstrip().startswith("{"):
-        data = json.loads(raw)
-        user = data.get("login") or ""
-        password = f":{data['password']}" if data.get("password") else ""
-        auth = f"{user}{password}@" if user else ""
-        port = f":{data['port']}" if data.get("port") else ""
-        return f"postgresql://{auth}{data.get('host', '')}{port}/{data.get('schema', '')}"
-    return raw.replace("postgres://", "postgresql://", 1)
-
-
-def ledger_connection_id(args: argparse.Namespace) -> str:
-    """``[connections] ledger`` of the settings (``--settings`` or ``$PFI_SETTINGS``) when they
-    can be read, as the DAGs use it; ``pfi_ledger`` otherwise."""
-    from pfi.base.settings import load_settings
-
-    path = getattr(args, "settings", None) or os.environ.get("PFI_SETTINGS")
-    if not path:
-        return "pfi_ledger"
-    try:
-        return load_settings(path).ledger_connection_id
-    except ConfigurationError:
-        return "pfi_ledger"
-
-
-def ledger_url(args: argparse.Namespace) -> str:
-    """``--url``, else ``$PFI_LEDGER_URL``, else the ledger Connection as ``AIRFLOW_CONN_<ID>``."""
-    url = getattr(args, "url", None) or os.environ.get("PFI_LEDGER_URL")
-    if url:
-        return url
-    conn_id = ledger_connection_id(args)
-    url = connection_url(conn_id)
-    if not url:
-        raise ConfigurationError(
-            f"no ledger URL: pass --url, or set PFI_LEDGER_URL or AIRFLOW_CONN_{conn_id.upper()}"
-        )
-    return url
-
-
-#: The settings sections each flow reads for itself, checked by ``pfi config check`` with the
-#: flow's own parser (module, class with ``from_settings(settings)``).
-FLOW_SECTIONS = (
-    ("[intake]", "pfi.flows.intake", "IntakeOptions"),
-    ("[dmp]", "pfi.protocols.dmp.config", "DmpConfig"),
-    ("[mssante]", "pfi.protocols.mssante.config", "MssConfig"),
-)
-
-
-def section_problems(settings) -> list[str]:
-    """What the flows' own parsers find wrong in their sections (``[intake]``, ``[dmp]``…)."""
-    import importlib
-
-    from pfi.flows.inlet import InletConfig
-
-    problems = []
-    for label, module, name in FLOW_SECTIONS:
-        parser = getattr(importlib.import_module(module), name)
-        try:
-            parser.from_settings(settings)
-        except ConfigurationError as exc:
-            problems.append(f"{label}: {exc}")
-    from pfi.flows.queue import RetryPolicy
-
-    for section in ("mssante",):  # [dmp.retry] is DmpConfig's (checked above)
-        raw = settings.extra.get(section, {}) or {}
-        try:
-            RetryPolicy.from_mapping(raw.get("retry") if isinstance(raw, dict) else None)
-        except ConfigurationError as exc:
-            problems.append(f"[{section}.retry]: {exc}")
-    entries = settings.extra.get("mllp_inlet", []) or []
-    for entry in [entries] if isinstance(entries, dict) else entries:
-        try:
-            InletConfig.from_settings(settings, str(entry.get("source", "")))
-        except (ConfigurationError, LookupError) as exc:
-            problems.append(f"[[mllp_inlet]]: {exc}")
-    return problems
-
-
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from pfi.base.settings import check_settings
+    from pfi.base.settings import check_settings, register_all, section_problems
 
     settings, problems = check_settings(args.settings)
     if settings is not None:
+        register_all()  # every layer's sections: [intake], [dmp], [mssante], [[mllp_inlet]]…
         problems.extend(section_problems(settings))
         print(f"site: {settings.site.name} (FINESS juridique {settings.site.finess_juridique})")
         print(f"HL7 sources: {', '.join(s.name for s in settings.sources) or 'none'}")

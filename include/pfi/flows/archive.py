@@ -7,8 +7,9 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pfi.base.errors import ConfigurationError, InvalidInput, TransientError
-from pfi.base.settings import Settings, load_settings
+from pfi.base.errors import InvalidInput, TransientError
+from pfi.base.settings import Settings
+from pfi.flows.intake.evaluate import message_checksum
 from pfi.protocols.hl7v2 import (
     Hl7Request,
     parse_message,
@@ -18,8 +19,6 @@ from pfi.protocols.hl7v2.parser import DEFAULT_ENCODING
 
 if TYPE_CHECKING:
     from pfi.ledger import Ledger
-
-from pfi.flows.intake.evaluate import message_checksum
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +98,8 @@ def _read_original(ledger: Ledger, file_item_id: int, kept: str | None) -> bytes
 
 
 def _default_encoding(settings: Settings | None, source_name: str) -> str:
-    if settings is None:
-        try:
-            settings = load_settings()
-        except ConfigurationError:
-            return DEFAULT_ENCODING
+    if settings is None:  # the caller's settings only: a flow never reads the file itself
+        return DEFAULT_ENCODING
     for source in settings.sources:
         if source.name == source_name:
             return source.default_encoding

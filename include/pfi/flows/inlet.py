@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING
 
 from pfi.base.errors import ConfigurationError
 from pfi.base.files import write_atomically
+from pfi.base.settings import section
 from pfi.flows.intake import DEFAULT_MAX_MESSAGE_BYTES
 from pfi.protocols.hl7v2.ack import read_header, technical_ack
 from pfi.protocols.mllp import Deframer, MllpClient, MllpEndpoint, frame
@@ -58,6 +59,7 @@ DEFAULT_PORT = 2575
 DEFAULT_IDLE_TIMEOUT = 300.0
 
 
+@section("mllp_inlet", label="[[mllp_inlet]]")
 @dataclass(frozen=True)
 class InletConfig:
     """Where one MLLP inlet listens and which source it feeds."""
@@ -90,6 +92,17 @@ class InletConfig:
                 except (TypeError, ValueError) as exc:
                     raise ConfigurationError(f"[[mllp_inlet]] {source}: {exc}") from None
         return cls(source, max_message_bytes=limit)
+
+    @classmethod
+    def check_settings(cls, settings: Settings) -> list[InletConfig]:
+        """Every ``[[mllp_inlet]]`` entry, parsed (``pfi config check``)."""
+        entries = settings.extra.get("mllp_inlet", []) or []
+        if isinstance(entries, dict):
+            entries = [entries]
+        try:
+            return [cls.from_settings(settings, str(entry.get("source", ""))) for entry in entries]
+        except LookupError as exc:
+            raise ConfigurationError(str(exc)) from None
 
 
 class Store:

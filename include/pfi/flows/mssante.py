@@ -44,6 +44,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from pfi.base.connections import Lookup, from_environment
 from pfi.base.errors import (
     ConfigurationError,
     InvalidInput,
@@ -52,7 +53,7 @@ from pfi.base.errors import (
     unexpected_summary,
 )
 from pfi.flows import producer_acks
-from pfi.flows.queue import INTERNAL, Outcome, RetryPolicy, run_due
+from pfi.flows.queue import INTERNAL, Outcome, run_due
 from pfi.protocols.hl7v2 import decide_request, zam
 from pfi.protocols.ins import InsPolicy
 from pfi.protocols.mssante import constants as k
@@ -135,6 +136,7 @@ class MssSender:
         actor: str,
         config: MssConfig | None = None,
         now: Callable[[], datetime] | None = None,
+        connections: Lookup = from_environment,
     ) -> None:
         self.ledger = ledger
         self.settings = settings
@@ -148,6 +150,7 @@ class MssSender:
             software_name=settings.site.software_name,
         )
         self.now = now or (lambda: datetime.now(UTC))
+        self.connections = connections  # the producers' MLLP Connections of their ZAMs
         self._clients: dict[str, SmtpClient] = {}
         self._requests: dict[int, Hl7Request] = {}
         self._sent: dict[int, bool] = {}
@@ -331,6 +334,7 @@ class MssSender:
             document_id=delivery.document_id,
             inbound_item_id=item.id,
             actor=self.actor,
+            connections=self.connections,
         )  # the file, and over MLLP when the source says so (zam.sent / zam.failed events)
         self._event(
             EVENT_ZAM,
@@ -365,18 +369,22 @@ def deliver_due(
     limit: int = 50,
     now: datetime | None = None,
     config: MssConfig | None = None,
+    connections: Lookup = from_environment,
 ) -> dict[str, Any]:
-    """Send the due deliveries of one MSSanté channel; counts only (XCom-safe)."""
+    """Send the due deliveries of one MSSanté channel; counts only (XCom-safe). The ZAMs'
+    MLLP Connections are looked up with ``connections``."""
     if channel not in CHANNELS:
         raise ValueError(f"not an MSSanté channel: {channel}")
     config = config or MssConfig.from_settings(settings)
-    sender = MssSender(ledger, settings, smtp_for, actor=actor, config=config)
+    sender = MssSender(
+        ledger, settings, smtp_for, actor=actor, config=config, connections=connections
+    )
     try:
         counts = run_due(
             ledger,
             channel,
             sender.send_one,
-            policy=RetryPolicy.from_mapping(config.retry),
+            policy=config.retry,
             actor=actor,
             limit=limit,
             now=now,
@@ -407,6 +415,7 @@ def poll_notifications(
     limit: int = 200,
     config: MssConfig | None = None,
     now: datetime | None = None,
+    connections: Lookup = from_environment,
 ) -> dict[str, int]:
     """Read the DSN/MDN of every configured mailbox, record them, acknowledge; counts only.
 
@@ -414,9 +423,11 @@ def poll_notifications(
     ``unmatched`` and flagged too. A mailbox that cannot be reached is counted in ``errors``
     and does not stop the others (SC.MSS/CONF.08). Deliveries still without a DSN after
     ``[mssante] dsn_wait_hours`` get their positive Z02 from the SMTP acceptance
-    (``zam_without_dsn``).
+    (``zam_without_dsn``). The ZAMs' MLLP Connections are looked up with ``connections``.
     """
-    sender = MssSender(ledger, settings, _no_smtp, actor=actor, config=config)
+    sender = MssSender(
+        ledger, settings, _no_smtp, actor=actor, config=config, connections=connections
+    )
     counts = {"reports": 0, "dsn": 0, "mdn": 0, "unmatched": 0, "zam": 0, "errors": 0}
     counts["zam_without_dsn"] = 0
     unexpected: list[BaseException] = []

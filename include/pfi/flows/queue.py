@@ -10,7 +10,8 @@ deferred-send queue of SC.DMP/ALI/PROG.06-07; "held" deliveries are never claime
 
 ::
 
-    from pfi.flows.queue import Outcome, RetryPolicy, run_due
+    from pfi.base.retry import RetryPolicy
+    from pfi.flows.queue import Outcome, run_due
 
     def send_one(delivery):                    # raises TransientError / RefusedByPartner, or
         ...                                    # returns an Outcome
@@ -31,7 +32,7 @@ ZAM is never lost. ``after`` must therefore be idempotent.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -42,6 +43,7 @@ from pfi.base.errors import (
     TransientError,
     unexpected_summary,
 )
+from pfi.base.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from pfi.ledger import Delivery, Ledger
@@ -62,62 +64,6 @@ FOLLOWED_UP = "delivery.followed_up"
 #: deemed missed (that worker died between the outcome and the ZAM), and how far back to look.
 FOLLOW_UP_GRACE = timedelta(minutes=5)
 FOLLOW_UP_WINDOW = timedelta(days=2)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """When to try again after a transient failure, and when to stop trying.
-
-    The n-th retry waits ``first_delay × factor^(n-1)``, never more than ``max_delay``; a delivery
-    whose first creation (or release from ``held``) is older than ``give_up_after`` is not retried
-    any more: it fails.
-    """
-
-    first_delay: timedelta = timedelta(minutes=1)
-    factor: float = 2.0
-    max_delay: timedelta = timedelta(hours=1)
-    give_up_after: timedelta = timedelta(days=3)
-
-    def __post_init__(self) -> None:
-        if self.first_delay <= timedelta(0) or self.max_delay < self.first_delay:
-            raise ConfigurationError("retry delays must be positive, max_delay ≥ first_delay")
-        if self.factor < 1:
-            raise ConfigurationError("the retry factor must be at least 1")
-        if self.give_up_after <= timedelta(0):
-            raise ConfigurationError("give_up_after must be positive")
-
-    @classmethod
-    def from_mapping(cls, raw: Mapping[str, Any] | None) -> RetryPolicy:
-        """From a settings section: ``first_delay_seconds``, ``factor``, ``max_delay_seconds``,
-        ``give_up_after_hours`` (each optional)."""
-        raw = raw or {}
-        default = cls()
-        try:
-            return cls(
-                first_delay=_seconds(raw, "first_delay_seconds", default.first_delay),
-                factor=float(raw.get("factor", default.factor)),
-                max_delay=_seconds(raw, "max_delay_seconds", default.max_delay),
-                give_up_after=timedelta(
-                    hours=float(
-                        raw.get("give_up_after_hours", default.give_up_after.total_seconds() / 3600)
-                    )
-                ),
-            )
-        except (TypeError, ValueError) as exc:
-            raise ConfigurationError(f"retry settings: {exc}") from None
-
-    def delay(self, attempts: int) -> timedelta:
-        """The wait after the ``attempts``-th failed attempt (1 for the first failure)."""
-        exponent = max(attempts - 1, 0)
-        seconds = self.first_delay.total_seconds() * self.factor**exponent
-        return min(timedelta(seconds=seconds), self.max_delay)
-
-    def expired(self, created_at: datetime, now: datetime) -> bool:
-        return now - created_at >= self.give_up_after
-
-
-def _seconds(raw: Mapping[str, Any], key: str, default: timedelta) -> timedelta:
-    return timedelta(seconds=float(raw[key])) if key in raw else default
 
 
 @dataclass(frozen=True)
@@ -376,7 +322,6 @@ __all__ = [
     "INTERNAL",
     "AfterOutcome",
     "Outcome",
-    "RetryPolicy",
     "SendOne",
     "follow_up_missed",
     "record_outcome",

@@ -14,6 +14,21 @@ from pfi.base.errors import TransientError, unexpected_summary
 from pfi.base.files import write_atomically
 from pfi.base.settings import Hl7Source, Settings
 from pfi.flows import drop
+from pfi.flows.intake.claim import locate_kept
+from pfi.flows.intake.evaluate import (
+    DOC_ID_REUSED,
+    HEADER_PEEK_BYTES,
+    INTAKE_ALL_REFUSED,
+    INTAKE_EMPTY_FILE,
+    INTAKE_SOME_REFUSED,
+    INTAKE_TOO_LARGE,
+    TERMINAL,
+    Answer,
+    Evaluation,
+    IntakeOptions,
+    evaluate,
+    refusal,
+)
 from pfi.protocols.hl7v2 import (
     Action,
     split_file,
@@ -33,22 +48,6 @@ from pfi.protocols.ins import (
 
 if TYPE_CHECKING:
     from pfi.ledger import InboundItem, Ledger
-
-from pfi.flows.intake.claim import locate_kept
-from pfi.flows.intake.evaluate import (
-    DOC_ID_REUSED,
-    HEADER_PEEK_BYTES,
-    INTAKE_ALL_REFUSED,
-    INTAKE_EMPTY_FILE,
-    INTAKE_SOME_REFUSED,
-    INTAKE_TOO_LARGE,
-    TERMINAL,
-    Answer,
-    Evaluation,
-    IntakeOptions,
-    evaluate,
-    refusal,
-)
 
 log = logging.getLogger(__name__)
 

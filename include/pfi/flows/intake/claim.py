@@ -11,11 +11,10 @@ from typing import TYPE_CHECKING
 
 from pfi.base.settings import Hl7Source
 from pfi.flows import drop
+from pfi.flows.intake.evaluate import TERMINAL
 
 if TYPE_CHECKING:
     from pfi.ledger import InboundItem, Ledger
-
-from pfi.flows.intake.evaluate import TERMINAL
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from pfi.base.errors import ConfigurationError, InvalidInput
-from pfi.base.settings import Hl7Source, Settings
+from pfi.base.settings import Hl7Source, Settings, section
 from pfi.ledger import TERMINAL_INBOUND
 from pfi.protocols.hl7v2 import (
     Hl7Error,
@@ -80,6 +80,7 @@ def volet_code(reason_code: str) -> tuple[str, str]:
     return APP_OTHER
 
 
+@section("intake")
 @dataclass(frozen=True)
 class IntakeOptions:
     """The ``[intake]`` section of the settings."""

@@ -14,7 +14,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from pfi.base.errors import ConfigurationError
-from pfi.flows.queue import RetryPolicy
+from pfi.base.retry import RetryPolicy
+from pfi.base.settings import section
 from pfi.protocols.dmp.vihf import AUTOMATE, Role
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ DEFAULT_RETRY = RetryPolicy(
 )
 
 
+@section("dmp")
 @dataclass(frozen=True)
 class DmpConfig:
     """Identifiers and limits of the DMP feed for one site."""

@@ -14,7 +14,7 @@ The core settings do not know this section (``Settings.extra["mssante"]``); it i
     [mssante.templates]                  # any key below overrides the built-in French text
     subject = "XDM/1.0/DDM+{title} {birth_name} {given_name} {birth_date}"
 
-    [mssante.retry]                      # pfi.flows.queue.RetryPolicy.from_mapping
+    [mssante.retry]                      # pfi.base.retry.RetryPolicy.from_mapping
     first_delay_seconds = 60
 
 Template placeholders: ``{title}`` (document title, else the type's label), ``{type_label}``,
@@ -32,6 +32,8 @@ from datetime import timedelta
 from typing import Any
 
 from pfi.base.errors import ConfigurationError
+from pfi.base.retry import RetryPolicy
+from pfi.base.settings import section
 
 PLACEHOLDERS = frozenset(
     {
@@ -105,6 +107,7 @@ DEFAULT_TEMPLATES: Mapping[str, str] = {
 }
 
 
+@section("mssante")
 @dataclass(frozen=True)
 class MssConfig:
     """What the MSSanté sender needs from the site settings besides the mailboxes."""
@@ -118,7 +121,7 @@ class MssConfig:
     #: How long a DSN is awaited before the Z02 rests on the SMTP acceptance alone.
     dsn_wait_hours: float = 24.0
     templates: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_TEMPLATES))
-    retry: Mapping[str, Any] = field(default_factory=dict)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property
     def dsn_wait(self) -> timedelta:
@@ -126,6 +129,13 @@ class MssConfig:
 
     def template(self, key: str) -> str:
         return self.templates.get(key, DEFAULT_TEMPLATES[key])
+
+    @classmethod
+    def check_settings(cls, settings: Any) -> MssConfig:
+        """``[mssante]`` without its ``[mssante.retry]`` table (checked as its own section)."""
+        raw = dict(settings.extra.get("mssante", {}) or {})
+        raw.pop("retry", None)
+        return cls.from_mapping(raw)
 
     @classmethod
     def from_settings(cls, settings: Any) -> MssConfig:
@@ -170,7 +180,7 @@ class MssConfig:
             request_dsn=bool(raw.get("request_dsn", True)),
             dsn_wait_hours=_hours(raw.get("dsn_wait_hours", 24)),
             templates=templates,
-            retry=dict(retry),
+            retry=retry_policy(retry),
         )
 
 
@@ -197,4 +207,21 @@ def check_template(key: str, text: str) -> None:
         )
 
 
-__all__ = ["DEFAULT_TEMPLATES", "PLACEHOLDERS", "MssConfig", "check_template"]
+def retry_policy(raw: Mapping[str, Any] | None) -> RetryPolicy:
+    try:
+        return RetryPolicy.from_mapping(raw)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"[mssante.retry]: {exc}") from None
+
+
+@section("mssante.retry")
+class MssRetrySection:
+    """``[mssante.retry]``: the backoff of deferred mails (:class:`pfi.base.retry.RetryPolicy`)."""
+
+    @staticmethod
+    def from_settings(settings: Any) -> RetryPolicy:
+        raw = settings.extra.get("mssante", {}) or {}
+        return RetryPolicy.from_mapping(raw.get("retry") if isinstance(raw, Mapping) else None)
+
+
+__all__ = ["DEFAULT_TEMPLATES", "PLACEHOLDERS", "MssConfig", "check_template", "retry_policy"]

@@ -1,13 +1,8 @@
-"""The site's settings: who the establishment is, where messages come from and go to.
+"""The core of the site settings: the establishment, its HL7 sources, its mailboxes, the ids of its
+Connections; the one loader of the settings file.
 
-Non-secret settings live in one TOML file (``config/pfi.example.toml`` documents every key), found
-through the ``PFI_SETTINGS`` environment variable. Secrets and endpoints (hosts, ports,
-certificates, passwords) are **Airflow Connections**: the settings only name their connection ids,
-and the hooks in ``plugins/pfi_airflow`` read them.
-
-Settings are read lazily — :func:`load_settings` is called inside tasks and commands, never when a
-DAG file is parsed — and validated into frozen dataclasses. :func:`check_settings` lists every
-problem at once, for ``pfi config check``.
+The other sections (``[intake]``, ``[dmp]``, ``[mssante]``, ``[[mllp_inlet]]``…) belong to the
+layer that uses them and are parsed there (:mod:`pfi.base.settings.sections`).
 """
 
 from __future__ import annotations
@@ -303,12 +298,13 @@ def _parse(raw: Mapping[str, Any], *, base: Path) -> tuple[Settings | None, list
         ledger_connection_id=str(connections.get("ledger", "pfi_ledger")),
         dpi_connection_id=str(connections.get("dpi_mllp", "pfi_dpi_mllp")),
         dmp_connection_id=str(connections.get("dmp", "pfi_dmp")),
-        extra={k: v for k, v in raw.items() if k not in _KNOWN_SECTIONS},
+        extra={k: v for k, v in raw.items() if k not in CORE_SECTIONS},
     )
     return settings, problems
 
 
-_KNOWN_SECTIONS = {"site", "paths", "hl7_source", "mailbox", "connections"}
+#: The sections parsed here; every other one is kept in ``Settings.extra`` for its own parser.
+CORE_SECTIONS = frozenset({"site", "paths", "hl7_source", "mailbox", "connections"})
 
 
 def _path(value: Any, base: Path) -> Path:
@@ -317,6 +313,7 @@ def _path(value: Any, base: Path) -> Path:
 
 
 __all__ = [
+    "CORE_SECTIONS",
     "ENV_SETTINGS",
     "FinessGeo",
     "Hl7Source",
