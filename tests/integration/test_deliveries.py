@@ -8,17 +8,18 @@ import pytest
 from sqlalchemy import update
 
 from pfi.base.errors import ConfigurationError, InvalidInput, RefusedByPartner, TransientError
+from pfi.base.retry import RetryPolicy
 from pfi.flows.queue import (
     FOLLOWED_UP,
     GIVEN_UP,
     INTERNAL,
     Outcome,
-    RetryPolicy,
     follow_up_missed,
     run_due,
 )
 from pfi.ledger import Ledger
 from pfi.ledger.schema import delivery
+from pfi_fixtures.ledger import record_document
 
 pytestmark = pytest.mark.integration
 
@@ -33,12 +34,10 @@ POLICY = RetryPolicy(
 def queue(
     ledger: Ledger, count: int, *, channel: str = "dmp", status: str = "pending"
 ) -> list[int]:
-    ids = []
-    for n in range(count):
-        document_id, _ = ledger.upsert_document(unique_id=f"1.2.250.1.999.1^{n}")
-        delivery_id, _ = ledger.ensure_delivery(document_id, channel, status=status)
-        ids.append(delivery_id)
-    return ids
+    return [
+        record_document(ledger, f"1.2.250.1.999.1^{n}", channel, status=status).delivery_id
+        for n in range(count)
+    ]
 
 
 def later_than_creation(ledger: Ledger, delivery_id: int, delta: timedelta) -> datetime:

@@ -10,6 +10,9 @@ import json
 import pytest
 
 from pfi.cli import main
+from pfi.flows.intake import message_checksum
+from pfi.protocols.hl7v2 import split_file
+from pfi_fixtures.ledger import record_document
 from pfi_fixtures.partners import dmp_tls_extra
 from pfi_fixtures.site import MDM_INIT, use_site, write_settings
 
@@ -42,14 +45,17 @@ def environment(
         storage_path=str(archived),
         status="done",
     )
-    document_id, _ = ledger.upsert_document(
-        unique_id=UNIQUE_ID,
+    record_document(  # its one message, as intake records it
+        ledger,
+        UNIQUE_ID,
+        "dmp",
+        checksum=message_checksum(split_file(raw)[0]),
+        parent_id=file_id,
+        original_ref="1",
         ins_matricule="279035121518989",
         ins_oid="1.2.250.1.213.1.4.10",
         ins_qualified=True,
-        inbound_item_id=file_id,
     )
-    ledger.ensure_delivery(document_id, "dmp")
     return ledger
 
 
@@ -81,7 +87,7 @@ def test_status_of_an_unknown_document(environment, capsys):
 
 
 def test_status_of_a_document_without_dmp_delivery_is_still_one_json_document(environment, capsys):
-    environment.upsert_document(unique_id="1.2.250.1.999.1^mail-only")
+    record_document(environment, "1.2.250.1.999.1^mail-only")
     assert main(["dmp", "status", "1.2.250.1.999.1^mail-only"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["dmp_deliveries"] == []

@@ -17,7 +17,7 @@ import psycopg2
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, inspect, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from pfi.base.errors import ConfigurationError
@@ -29,7 +29,8 @@ from pfi.ledger import (
     head_revision,
     upgrade,
 )
-from pfi.ledger.schema import VERSION_TABLE, metadata
+from pfi.ledger.schema import VERSION_TABLE, delivery, metadata
+from pfi_fixtures.ledger import record_document
 
 pytestmark = pytest.mark.integration
 
@@ -96,9 +97,9 @@ def tables(url: str) -> set[str]:
 
 
 def a_document(ledger: Ledger, unique_id: str = "1.2.250.1.999.1^1", **fields) -> int:
+    """A document brought by a message asking for no delivery."""
     values = {"type_code": BIO, "finess_geo": GEO_A} | fields
-    document_id, _ = ledger.upsert_document(unique_id=unique_id, **values)
-    return document_id
+    return record_document(ledger, unique_id, **values).document_id
 
 
 # --- migrations ----------------------------------------------------------------------------------
@@ -259,9 +260,9 @@ def test_a_status_change_is_recorded_with_its_event(ledger: Ledger):
 
 
 def test_a_document_is_recorded_once_and_keeps_only_the_ins(ledger: Ledger):
-    item_id, _ = ledger.record_inbound(kind="hl7_message", source="dpi", checksum=SHA_A)
-    document_id, created = ledger.upsert_document(
-        unique_id="1.2.250.1.999.1^1",
+    first = record_document(
+        ledger,
+        "1.2.250.1.999.1^1",
         set_id="1.2.250.1.999.2^1",
         version=1,
         type_code=IMG,
@@ -272,27 +273,26 @@ def test_a_document_is_recorded_once_and_keeps_only_the_ins(ledger: Ledger):
         ins_oid=INS_OID_TEST,
         ins_qualified=True,
         content_sha256=SHA_B,
-        inbound_item_id=item_id,
     )
-    assert created
-    assert ledger.upsert_document(unique_id="1.2.250.1.999.1^1", type_code=BIO) == (
-        document_id,
-        False,
-    )
+    document_id = first.document_id
+    # Another message naming the same document (no content of its own) never rewrites it.
+    assert record_document(ledger, "1.2.250.1.999.1^1", type_code=BIO).document_id == document_id
     document = ledger.get_document(document_id)
     assert (document.type_code, document.ins_matricule, document.ins_qualified) == (
         IMG,
         INS,
         True,
     )
+    assert document.inbound_item_id == first.item_id
     assert INS not in repr(document)  # logging a document never logs the INS
 
-    replacement_id, _ = ledger.upsert_document(
-        unique_id="1.2.250.1.999.1^2",
+    replacement_id = record_document(
+        ledger,
+        "1.2.250.1.999.1^2",
         set_id="1.2.250.1.999.2^1",
         version=2,
         replaces_unique_id="1.2.250.1.999.1^1",
-    )
+    ).document_id
     assert ledger.get_document(replacement_id).replaces_document_id == document_id
     assert ledger.find_document("1.2.250.1.999.1^2").id == replacement_id
     assert ledger.find_document("unknown^1") is None
@@ -303,18 +303,18 @@ def test_a_document_is_recorded_once_and_keeps_only_the_ins(ledger: Ledger):
 
 
 def test_a_delivery_is_created_once_with_a_fixed_request_id(ledger: Ledger):
-    document_id = a_document(ledger, ins_matricule=INS, ins_oid=INS_OID_TEST, ins_qualified=True)
-
-    dmp_id, created = ledger.ensure_delivery(document_id, "dmp")
-    assert created
-    assert ledger.ensure_delivery(document_id, "dmp") == (dmp_id, False)
-    mail_id, _ = ledger.ensure_delivery(document_id, "mss_professional", "Dr.Martin@Hop.MSSante.fr")
-    assert ledger.ensure_delivery(document_id, "mss_professional", " dr.martin@hop.mssante.fr") == (
-        mail_id,
-        False,
+    uid = "1.2.250.1.999.1^1"
+    document_id = a_document(
+        ledger, uid, ins_matricule=INS, ins_oid=INS_OID_TEST, ins_qualified=True
     )
-    replace_id, created = ledger.ensure_delivery(document_id, "dmp", action="replace")
-    assert created and replace_id != dmp_id
+
+    first = record_document(ledger, uid, "dmp", ("mss_professional", "Dr.Martin@Hop.MSSante.fr"))
+    assert first.document_id == document_id and first.created == 2
+    dmp_id, mail_id = first.delivery_ids
+    again = record_document(ledger, uid, ("mss_professional", " dr.martin@hop.mssante.fr"), "dmp")
+    assert (again.delivery_ids, again.created) == ((mail_id, dmp_id), 0)
+    replacing = record_document(ledger, uid, "dmp", action="replace")
+    assert replacing.created == 1 and replacing.delivery_id != dmp_id
 
     first = ledger.get_delivery(dmp_id)
     assert (first.status, first.attempts, first.qualified_ins) == ("pending", 0, True)
@@ -324,33 +324,31 @@ def test_a_delivery_is_created_once_with_a_fixed_request_id(ledger: Ledger):
     assert ledger.get_delivery(dmp_id).request_id == first.request_id
     assert len({d.request_id for d in ledger.deliveries_of(document_id)}) == 3
 
-    held_id, _ = ledger.ensure_delivery(document_id, "mss_patient", status="held")
+    held_id = record_document(ledger, uid, "mss_patient", status="held").delivery_id
     assert ledger.get_delivery(held_id).next_attempt_at is None
 
     with pytest.raises(ValueError, match="needs the recipient"):
-        ledger.ensure_delivery(document_id, "mss_professional")
+        record_document(ledger, uid, "mss_professional")
     with pytest.raises(ValueError, match="INS"):
-        ledger.ensure_delivery(document_id, "mss_patient", f"{INS}@patient.mssante.fr")
-    with pytest.raises(ValueError, match="historical"):
-        ledger.ensure_delivery(document_id, "mss_professional", "a@b.fr", historical=True)
-    with pytest.raises(LookupError):
-        ledger.ensure_delivery(10**9, "dmp")
+        record_document(ledger, uid, ("mss_patient", f"{INS}@patient.mssante.fr"))
 
 
 def test_the_database_itself_refuses_a_second_identical_delivery(ledger: Ledger):
-    document_id = a_document(ledger)
-    ledger.ensure_delivery(document_id, "dmp")
+    document_id = record_document(ledger, "1.2.250.1.999.1^1", "dmp").document_id
     insert = text(
-        "INSERT INTO delivery (document_id, channel, action, status, next_attempt_at, request_id)"
-        " VALUES (:d, 'dmp', 'new', 'pending', now(), gen_random_uuid())"
+        "INSERT INTO delivery (document_id, channel, action, status, next_attempt_at, request_id,"
+        " historical) VALUES (:d, :channel, 'new', 'pending', now(), gen_random_uuid(), :old)"
     )
     with pytest.raises(IntegrityError), ledger.engine.begin() as conn:
-        conn.execute(insert, {"d": document_id})  # NULL recipients are not distinct
+        # NULL recipients are not distinct
+        conn.execute(insert, {"d": document_id, "channel": "dmp", "old": False})
+    with pytest.raises(IntegrityError, match="historical"), ledger.engine.begin() as conn:
+        # only DMP deliveries can be historical (backfill)
+        conn.execute(insert, {"d": document_id, "channel": "mss_patient", "old": True})
 
 
 def test_marking_a_delivery_counts_attempts_and_never_resends(ledger: Ledger):
-    document_id = a_document(ledger, unique_id="1.2.3^9")
-    delivery_id, _ = ledger.ensure_delivery(document_id, "dmp")
+    delivery_id = record_document(ledger, "1.2.3^9", "dmp").delivery_id
     retry_at = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
     waiting = ledger.mark_delivery(
@@ -399,8 +397,9 @@ def test_marking_a_delivery_counts_attempts_and_never_resends(ledger: Ledger):
 
 
 def test_a_late_bounce_turns_a_sent_mail_into_a_failure(ledger: Ledger):
-    document_id = a_document(ledger, unique_id="1.2.3^10")
-    delivery_id, _ = ledger.ensure_delivery(document_id, "mss_professional", "dr@hop.mssante.fr")
+    delivery_id = record_document(
+        ledger, "1.2.3^10", ("mss_professional", "dr@hop.mssante.fr")
+    ).delivery_id
     ledger.mark_delivery(delivery_id, "sent", partner_ref="<m1@pfi>")
     bounced = ledger.mark_delivery(
         delivery_id, "failed", attempted=False, reason_code="SMTP_5.1.1", reason_text="DSN"
@@ -412,16 +411,17 @@ def test_a_late_bounce_turns_a_sent_mail_into_a_failure(ledger: Ledger):
 def _due_deliveries(ledger: Ledger, count: int, channel: str = "dmp") -> list[int]:
     ids = []
     for index in range(count):
-        document_id = a_document(ledger, unique_id=f"1.2.250.1.999.7^{index}")
         due = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=index)
-        ids.append(ledger.ensure_delivery(document_id, channel, next_attempt_at=due)[0])
+        ids.append(
+            record_document(ledger, f"1.2.250.1.999.7^{index}", channel, due=due).delivery_id
+        )
     return ids
 
 
 def test_two_workers_claiming_at_once_never_get_the_same_delivery(ledger: Ledger, migrated_db: Db):
     ids = _due_deliveries(ledger, 20)
-    other_channel = a_document(ledger, unique_id="other^1")
-    ledger.ensure_delivery(other_channel, "mss_patient")  # another channel: not taken
+    # Another channel: not taken.
+    record_document(ledger, "other^1", "mss_patient", due=datetime(2026, 1, 1, tzinfo=UTC))
     now = datetime(2026, 2, 1, tzinfo=UTC)
     workers = [Ledger.from_url(migrated_db.url) for _ in range(2)]  # two connections, two pools
     start = threading.Barrier(2)
@@ -481,9 +481,8 @@ def test_a_claim_is_a_lease_that_expires(ledger: Ledger):
 
 
 def test_held_and_sent_deliveries_are_never_claimed(ledger: Ledger):
-    held_doc, sent_doc = a_document(ledger, "held^1"), a_document(ledger, "sent^1")
-    ledger.ensure_delivery(held_doc, "dmp", status="held")
-    sent_id, _ = ledger.ensure_delivery(sent_doc, "dmp")
+    record_document(ledger, "held^1", "dmp", status="held")
+    sent_id = record_document(ledger, "sent^1", "dmp").delivery_id
     ledger.mark_delivery(sent_id, "sent")
     assert ledger.claim_due_deliveries("dmp", datetime(2100, 1, 1, tzinfo=UTC), 10) == []
 
@@ -577,9 +576,15 @@ def _deliver(
     action: str = "new",
     historical: bool = False,
 ) -> None:
-    delivery_id, _ = ledger.ensure_delivery(
-        document_id, channel, recipient, action, historical=historical
-    )
+    unique_id = ledger.get_document(document_id).unique_id
+    delivery_id = record_document(
+        ledger, unique_id, (channel, recipient), action=action
+    ).delivery_id
+    if historical:  # no writer records backfill deliveries yet; the statistics count them already
+        with ledger.engine.begin() as conn:
+            conn.execute(
+                update(delivery).where(delivery.c.id == delivery_id).values(historical=True)
+            )
     ledger.mark_delivery(delivery_id, outcome, at=when, reason_code=None)
 
 
@@ -619,7 +624,7 @@ def test_monthly_counts_give_every_indicator_of_the_statistics(ledger: Ledger):
     _deliver(ledger, other_site, "dmp", "sent", at(10))
     # 23:30 UTC on 31 January is 00:30 on 1 February in Paris: a February delivery.
     _deliver(ledger, other_site, "mss_patient", "sent", datetime(2026, 1, 31, 23, 30, tzinfo=UTC))
-    ledger.ensure_delivery(a_document(ledger, "pending^1"), "dmp")  # not sent yet: no outcome
+    record_document(ledger, "pending^1", "dmp")  # not sent yet: no outcome
 
     january = ledger.monthly_counts(JAN, FEB)
     assert {row.month for row in january} == {JAN}
@@ -669,17 +674,13 @@ def test_monthly_inbound_counts_show_what_was_received(ledger: Ledger):
 
 
 def test_a_delivery_remembers_the_message_that_asked_for_it(ledger: Ledger):
-    first, _ = ledger.record_inbound(kind="hl7_message", source="dpi", checksum=SHA_A)
-    later, _ = ledger.record_inbound(kind="hl7_message", source="dpi", checksum=SHA_B)
-    document_id, _ = ledger.upsert_document(unique_id="1.2.250.1.999.1^7", inbound_item_id=first)
+    first = record_document(ledger, "1.2.250.1.999.1^7", "dmp")
+    later = record_document(ledger, "1.2.250.1.999.1^7", "dmp", action="delete")
 
-    new_id, _ = ledger.ensure_delivery(document_id, "dmp")
-    delete_id, _ = ledger.ensure_delivery(
-        document_id, "dmp", action="delete", inbound_item_id=later
-    )
-
-    assert ledger.get_delivery(new_id).inbound_item_id is None  # falls back to the document's
-    assert ledger.get_delivery(delete_id).inbound_item_id == later
+    assert later.document_id == first.document_id and later.item_id != first.item_id
+    assert ledger.get_document(first.document_id).inbound_item_id == first.item_id
+    assert ledger.get_delivery(first.delivery_id).inbound_item_id == first.item_id
+    assert ledger.get_delivery(later.delivery_id).inbound_item_id == later.item_id
 
 
 # --- one message's outcome in one transaction ----------------------------------------------------

@@ -21,6 +21,7 @@ from pfi.flows import producer_acks
 from pfi.protocols.hl7v2 import zam
 from pfi.protocols.hl7v2.ack import MessageHeader
 from pfi_devkit.mllp_peer import MllpPeer
+from pfi_fixtures.ledger import record_document
 from pfi_fixtures.site import source_in
 
 pytestmark = pytest.mark.integration
@@ -92,8 +93,7 @@ def test_a_queued_zam_sent_by_a_sweep_that_died_before_unqueuing_it_is_not_sent_
     port = _free_port()
     conn = {"conn_type": "mllp", "host": "127.0.0.1", "port": port, "extra": {"timeout": 5}}
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONNECTION.upper()}", json.dumps(conn))
-    document_id, _ = fresh_ledger.upsert_document(unique_id="1.2.250.1.999.1.1.78")
-    delivery_id, _ = fresh_ledger.ensure_delivery(document_id, "dmp")
+    delivery_id = record_document(fresh_ledger, "1.2.250.1.999.1.1.78", "dmp").delivery_id
     ack = zam.dmp_receipt(
         REQUEST,
         accepted=True,

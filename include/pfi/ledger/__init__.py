@@ -27,9 +27,11 @@ the caller and never carry patient data.
 
     upgrade(url)
     ledger = Ledger.from_url(url)
-    item_id, created = ledger.record_inbound(kind="hl7_file", source="dpi", checksum=sha, ...)
-    document_id, _ = ledger.upsert_document(unique_id="1.2.250…^42", inbound_item_id=item_id, ...)
-    delivery_id, _ = ledger.ensure_delivery(document_id, "dmp")
+    file_id, created = ledger.record_inbound(kind="hl7_file", source="dpi", checksum=sha, ...)
+    outcome = ledger.record_message(  # one message, its documents and deliveries: one transaction
+        source="dpi", checksum=message_sha, parent_id=file_id, status="done",
+        documents=[{"unique_id": "1.2.250…^42", ...}], deliveries=[("dmp", None, "pending")], ...
+    )
     for due in ledger.claim_due_deliveries("dmp", limit=20, actor=actor):
         ...  # submit with due.request_id, then:
         ledger.mark_delivery(due.id, "sent", partner_ref=answer_id, actor=actor)

@@ -2,7 +2,9 @@
 
 A delivery is created once (a unique constraint) with the message that asks for it
 (:meth:`pfi.ledger.Ledger.record_message` calls :func:`insert_deliveries`), its ``request_id``
-fixed before the first attempt. :meth:`Deliveries.delivery_done` is the "already done?" check
+fixed then, before any attempt, and never changed. It remembers that message
+(``inbound_item_id``: a deletion comes in a later message than its document), the one its
+business acknowledgement answers. :meth:`Deliveries.delivery_done` is the "already done?" check
 every sending step makes before acting, and a sent delivery never becomes due again.
 
 The deferred-send queue (SC.DMP/ALI/PROG.06-07) is the set of ``pending`` deliveries:
@@ -19,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, select, update
+from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
@@ -128,98 +130,6 @@ def insert_deliveries(
 
 class Deliveries(LedgerBase):
     """Reading deliveries, recording their outcomes, and the claim queue."""
-
-    def ensure_delivery(
-        self,
-        document_id: int,
-        channel: str,
-        recipient: str | None = None,
-        action: str = "new",
-        *,
-        historical: bool = False,
-        qualified_ins: bool | None = None,
-        status: str = "pending",
-        next_attempt_at: datetime | None = None,
-        inbound_item_id: int | None = None,
-        actor: str = "cli",
-    ) -> tuple[int, bool]:
-        """Create the delivery of a document unless it exists; return ``(delivery_id, created)``.
-
-        Its ``request_id`` is fixed here, before any attempt, and never changes. A new delivery
-        is ``pending`` and due at once (or at ``next_attempt_at``), or ``held``. ``qualified_ins``
-        defaults to the document's; its FINESS géographique and type are copied for statistics.
-        ``inbound_item_id`` is the message that asked for it (a deletion comes in a later message
-        than its document): the one its business acknowledgement answers.
-        """
-        channel, recipient, action = delivery_key(channel, recipient, action)
-        one_of("status", status, ("pending", "held"))
-        if historical and channel != "dmp":
-            raise ValueError("only DMP deliveries can be historical (backfill)")
-        if status == "pending" and next_attempt_at is None:
-            next_attempt_at_value: Any = func.now()
-        else:
-            next_attempt_at_value = next_attempt_at if status == "pending" else None
-        with self.engine.begin() as conn:
-            source = conn.execute(
-                select(document.c.finess_geo, document.c.type_code, document.c.ins_qualified).where(
-                    document.c.id == document_id
-                )
-            ).first()
-            if source is None:
-                raise LookupError(f"no document {document_id} in the ledger")
-            delivery_id = conn.execute(
-                insert(delivery)
-                .values(
-                    document_id=document_id,
-                    channel=channel,
-                    recipient=recipient,
-                    action=action,
-                    status=status,
-                    next_attempt_at=next_attempt_at_value,
-                    request_id=uuid.uuid4(),
-                    historical=historical,
-                    inbound_item_id=inbound_item_id,
-                    qualified_ins=source.ins_qualified if qualified_ins is None else qualified_ins,
-                    finess_geo=source.finess_geo,
-                    type_code=source.type_code,
-                )
-                .on_conflict_do_nothing(
-                    index_elements=["document_id", "channel", "recipient", "action"]
-                )
-                .returning(delivery.c.id)
-            ).scalar()
-            if delivery_id is not None:
-                write_event(
-                    conn,
-                    "delivery.created",
-                    actor,
-                    {
-                        "channel": channel,
-                        "action": action,
-                        "status": status,
-                        "historical": historical,
-                    },
-                    document_id=document_id,
-                    delivery_id=delivery_id,
-                )
-                return delivery_id, True
-            delivery_id = conn.execute(
-                select(delivery.c.id).where(
-                    self._key_clause(document_id, channel, recipient, action)
-                )
-            ).scalar_one()
-            return delivery_id, False
-
-    @staticmethod
-    def _key_clause(
-        document_id: int, channel: str, recipient: str | None, action: str
-    ) -> ColumnElement[bool]:
-        return and_(
-            delivery.c.document_id == document_id,
-            delivery.c.channel == channel,
-            delivery.c.recipient.is_not_distinct_from(recipient),
-            delivery.c.action == action,
-        )
 
     def get_delivery(self, delivery_id: int) -> Delivery:
         with self.engine.connect() as conn:

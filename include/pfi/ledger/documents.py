@@ -18,7 +18,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
 from pfi.ledger.core import LedgerBase
-from pfi.ledger.events import write_event
 from pfi.ledger.records import Document
 from pfi.ledger.schema import document
 
@@ -77,8 +76,13 @@ def insert_documents(
 ) -> list[int]:
     """Insert-or-get the ``documents`` of message ``item_id`` (keyword arguments of
     :func:`_document_values`) in ``conn``'s transaction, each new one's event given to ``note``;
-    their ids, in order. :class:`ContentConflict` when a known id comes with another content
-    (except for a deletion, which names a document and carries none of its own)."""
+    their ids, in order.
+
+    A known document is not rewritten, except for the content SHA-256 that a deletion received
+    before it could not give. :class:`ContentConflict` when a known id comes with another content
+    (except for a deletion, which names a document and carries none of its own). A replacement's
+    ``replaces_unique_id`` is resolved to ``replaces_document_id`` when that document is known.
+    """
     ids: list[int] = []
     for fields in documents:
         values = _document_values(**fields, inbound_item_id=item_id)
@@ -121,79 +125,6 @@ def insert_documents(
 
 class Documents(LedgerBase):
     """Reading the documents."""
-
-    def upsert_document(
-        self,
-        *,
-        unique_id: str,
-        set_id: str | None = None,
-        version: int | None = None,
-        type_code: str | None = None,
-        type_display: str | None = None,
-        finess_geo: str | None = None,
-        effective_time: datetime | None = None,
-        ins_matricule: str | None = None,
-        ins_oid: str | None = None,
-        ins_qualified: bool = False,
-        content_sha256: str | None = None,
-        inbound_item_id: int | None = None,
-        replaces_unique_id: str | None = None,
-        actor: str = "cli",
-    ) -> tuple[int, bool]:
-        """Record a document version; return ``(document_id, created)``.
-
-        A document already known by its unique id is returned as it is and never rewritten: the
-        first recording is what was sent. A caller that gets ``created=False`` with a different
-        ``content_sha256`` (see :meth:`get_document`) has received a new content under an old
-        id, which the CI-SIS forbids: it should reject the message.
-
-        ``replaces_unique_id`` (the parent document of a replacement) is resolved to
-        ``replaces_document_id`` when that document is in the ledger.
-        """
-        values = _document_values(
-            unique_id=unique_id,
-            set_id=set_id,
-            version=version,
-            type_code=type_code,
-            type_display=type_display,
-            finess_geo=finess_geo,
-            effective_time=effective_time,
-            ins_matricule=ins_matricule,
-            ins_oid=ins_oid,
-            ins_qualified=ins_qualified,
-            content_sha256=content_sha256,
-            inbound_item_id=inbound_item_id,
-            replaces_unique_id=replaces_unique_id,
-        )
-        with self.engine.begin() as conn:
-            inserted = conn.execute(
-                insert(document)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=["unique_id"])
-                .returning(document.c.id, document.c.replaces_document_id)
-            ).first()
-            if inserted is not None:
-                document_id = inserted.id
-                detail: dict[str, Any] = {
-                    "type_code": type_code,
-                    "version": version,
-                    "ins_qualified": values["ins_qualified"],
-                }
-                if replaces_unique_id:
-                    detail["replaces_known"] = inserted.replaces_document_id is not None
-                write_event(
-                    conn,
-                    "document.recorded",
-                    actor,
-                    detail,
-                    inbound_item_id=inbound_item_id,
-                    document_id=document_id,
-                )
-                return document_id, True
-            document_id = conn.execute(
-                select(document.c.id).where(document.c.unique_id == unique_id)
-            ).scalar_one()
-            return document_id, False
 
     def get_document(self, document_id: int) -> Document:
         with self.engine.connect() as conn:

@@ -217,10 +217,12 @@ class InboundItems(LedgerBase):
 
         The message's item (insert-or-get by checksum, as :meth:`record_inbound`), moved to
         ``status`` (``done`` or ``rejected``, with its reason); for ``done``, its ``documents``
-        (keyword arguments of :meth:`upsert_document`, insert-or-get by unique id) and, for each
-        document, one delivery per ``(channel, recipient, status)`` of ``deliveries`` (insert-or-get
-        by key as :meth:`ensure_delivery`, ``status`` ``pending`` due now or ``held``, for
-        ``action``) — with the same events as those methods, written in the same transaction.
+        (the columns of each document row by name, ``unique_id`` first; insert-or-get by unique
+        id, :func:`~pfi.ledger.documents.insert_documents`) and, for each document, one delivery
+        per ``(channel, recipient, status)`` of ``deliveries`` (insert-or-get by key,
+        :func:`~pfi.ledger.deliveries.insert_deliveries`; ``status`` ``pending`` due now or
+        ``held``, for ``action``) — with their events, written in the same transaction. This is
+        the one path that creates documents and deliveries.
 
         An item already known in a final status (``done``, ``rejected``, ``duplicate``: a replay,
         the same message in another file) is returned unchanged and nothing is written. A document
