@@ -10,19 +10,27 @@ a call with a different environment silently loads 100+ example DAGs into the da
 ::
 
     python -m pfi_devkit.demo prepare      # databases, secrets, settings, env file; prints its path
-    python -m pfi_devkit.demo samples      # drop a few official ANS examples into the drop dirs
+    python -m pfi_devkit.demo samples      # drop the project's sample messages (pfi_devkit.samples)
+    python -m pfi_devkit.demo samples --new       # another set: new ids, the whole flow again
+    python -m pfi_devkit.demo samples --official  # also two official ANS examples, when present
+
+The samples are the project's own (:mod:`pfi_devkit.samples`): a clone needs nothing else. The
+official ANS examples are read from ``$PFI_SHARED_DIR/fixtures`` (default ``../shared`` beside
+the clone) only when asked, and only when that folder is there.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import secrets
-import shutil
 import socket
 import sys
+import time
 from pathlib import Path
 
+from pfi_devkit import samples
 from pfi_devkit.postgres import find_or_start
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,8 +41,8 @@ DEMO_MAILBOX = "pfi@ch-demo.mssante.test"
 ERROR_MAILBOX = "integration@ch-demo.mssante.test"
 PROFESSIONAL_MAILBOX = "dr.test@ch-demo.mssante.test"
 
-#: Official examples dropped by ``samples`` (paths under ../shared/fixtures/ans-hl7v2-exemples).
-SAMPLES = {
+#: Official examples ``samples --official`` also drops (under ``<shared>/fixtures/ans-hl7v2-exemples``).
+OFFICIAL_SAMPLES = {
     "dpi": [
         "Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM/"
         "Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7",
@@ -215,47 +223,65 @@ def prepare(root: Path = ROOT, connections: dict[str, str] | None = None) -> Pat
     return env_file
 
 
-def sample_paths(root: Path = ROOT, shared: Path | None = None) -> dict[str, list[Path]]:
-    """The official examples of :data:`SAMPLES` found on this machine, per source."""
-    examples = (shared or root.parent / "shared") / "fixtures" / "ans-hl7v2-exemples"
+def shared_dir(root: Path = ROOT) -> Path:
+    """The folder holding the official ANS material (``fixtures/``, ``validation/``):
+    ``$PFI_SHARED_DIR``, else ``../shared`` beside the clone. It may not exist."""
+    return Path(os.environ.get("PFI_SHARED_DIR") or root.parent / "shared")
+
+
+def official_sample_paths(root: Path = ROOT, shared: Path | None = None) -> dict[str, list[Path]]:
+    """The official examples of :data:`OFFICIAL_SAMPLES` found on this machine, per source."""
+    examples = (shared or shared_dir(root)) / "fixtures" / "ans-hl7v2-exemples"
     return {
         source: [examples / rel for rel in paths if (examples / rel).is_file()]
-        for source, paths in SAMPLES.items()
+        for source, paths in OFFICIAL_SAMPLES.items()
     }
 
 
 def sample_recipients(root: Path = ROOT, shared: Path | None = None) -> tuple[str, ...]:
-    """The MSSanté addresses the demo samples mail to: their PRT recipients and, for a patient
-    with an INS, ``<matricule>@patient.mssante.fr`` — the demo mail server gives each a mailbox,
-    so that the samples' mails are delivered (and can be read) rather than bounced."""
-    from pfi.protocols.hl7v2 import Hl7Request, parse_file
-
-    addresses: set[str] = set()
-    for paths in sample_paths(root, shared).values():
-        for path in paths:
-            for message in parse_file(path.read_bytes()):
-                if not isinstance(message, Hl7Request):
-                    continue
-                addresses.update(
-                    r.address.strip().lower()
-                    for r in message.professional_recipients
-                    if r.address.strip()
-                )
-                if message.patient.ins:
-                    addresses.add(f"{message.patient.ins}@patient.mssante.fr")
-    return tuple(sorted(addresses))
+    """The MSSanté addresses the demo samples mail to — the project's samples (every one, even
+    those ``make run`` does not drop) and the official ones when present: their PRT recipients
+    and the patient's ``<matricule>@patient.mssante.fr``. The demo mail server gives each a
+    mailbox, so that the samples' mails are delivered (and can be read) rather than bounced."""
+    messages = [s.data for s in samples.build_samples().values()]
+    for paths in official_sample_paths(root, shared).values():
+        messages += [path.read_bytes() for path in paths]
+    return samples.recipients(messages)
 
 
-def drop_samples(root: Path = ROOT, shared: Path | None = None) -> list[Path]:
-    """Copy a few official ANS examples into the demo's drop directories."""
+def drop_samples(
+    root: Path = ROOT,
+    *,
+    serial: int = 1,
+    official: bool = False,
+    shared: Path | None = None,
+) -> list[Path]:
+    """Write the project's demo samples (:data:`pfi_devkit.samples.DEMO`) into the demo's drop
+    directories — the set ``serial`` (1: the canonical one) — and, with ``official``, copy the
+    official ANS examples found (none on a clone without the shared folder)."""
     dropped = []
-    for source, paths in sample_paths(root, shared).items():
+
+    def drop(source: str, name: str, data: bytes) -> None:
         target_dir = root / "var" / "demo" / "hl7" / source / "in"
         target_dir.mkdir(parents=True, exist_ok=True)
-        for sample in paths:
-            target = target_dir / sample.name
-            shutil.copyfile(sample, target)
-            dropped.append(target)
+        target = target_dir / name
+        partial = target_dir / f".{name}.part"  # written whole, then renamed: never half-read
+        partial.write_bytes(data)
+        partial.replace(target)
+        dropped.append(target)
+
+    for source, names in samples.DEMO.items():
+        for name in names:
+            stem = name.removesuffix(".hl7")
+            drop(
+                source,
+                f"{stem}.hl7" if serial == 1 else f"{stem}-{serial}.hl7",
+                samples.sample_bytes(name, serial),
+            )
+    if official:
+        for source, paths in official_sample_paths(root, shared).items():
+            for path in paths:
+                drop(source, path.name, path.read_bytes())
     return dropped
 
 
@@ -266,13 +292,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--connections", type=Path, help="JSON file {conn_id: uri} of the partner servers"
     )
+    parser.add_argument(
+        "--new", action="store_true", help="samples: another set (new ids), sent again in full"
+    )
+    parser.add_argument(
+        "--official",
+        action="store_true",
+        help="samples: also the official ANS examples of $PFI_SHARED_DIR (default ../shared)",
+    )
     args = parser.parse_args(argv)
     if args.action == "prepare":
         connections = json.loads(args.connections.read_text()) if args.connections else None
         print(prepare(args.root, connections))
-    else:
-        for path in drop_samples(args.root):
-            print(path)
+        return 0
+    serial = int(time.time()) if args.new else 1
+    for path in drop_samples(args.root, serial=serial, official=args.official):
+        print(path)
+    if args.official and not any(official_sample_paths(args.root).values()):
+        print(
+            f"no official ANS examples at {shared_dir(args.root) / 'fixtures'} "
+            "(set PFI_SHARED_DIR to the folder holding fixtures/)",
+            file=sys.stderr,
+        )
     return 0
 
 

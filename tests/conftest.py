@@ -5,14 +5,14 @@
 - ``tests/integration``: real local servers (PostgreSQL, Dovecot, SMTP relay, MLLP peer, DMP
   endpoint), each started by a fixture on ephemeral ports.
 
-Fixture modules live in ``tests/pfi_fixtures`` (one per partner) and are registered here.
+Fixture modules live in ``tests/pfi_fixtures`` (one per partner) and are registered here. Inputs
+(``pfi_fixtures.paths``): the project's own samples (``samples_dir``), and the official ANS
+examples and validation kits (``fixtures_dir``, ``shared_dir``; skipped when absent).
 """
 
-import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = Path(os.environ.get("PFI_SHARED_DIR", ROOT.parent / "shared"))
 
 pytest_plugins = [
     "pfi_fixtures.paths",
