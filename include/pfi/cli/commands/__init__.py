@@ -2,7 +2,7 @@
 
 Each module here defines ``register(groups)``, which adds its group to the ``argparse``
 sub-parsers given by :func:`pfi.cli.build_parser`, and handlers ``(args) -> exit code``. Modules
-are discovered, so adding a group never touches :mod:`pfi.cli`. Heavy imports (lxml, zeep…)
+are discovered, so adding a group never touches :mod:`pfi.cli`. Heavy imports (lxml, signxml…)
 belong inside the handlers, not at module level: ``pfi --help`` stays fast.
 """
 
