@@ -487,6 +487,53 @@ def test_held_and_sent_deliveries_are_never_claimed(ledger: Ledger):
     assert ledger.claim_due_deliveries("dmp", datetime(2100, 1, 1, tzinfo=UTC), 10) == []
 
 
+def test_the_trail_tells_which_sent_mails_wait_for_an_answer_and_what_was_traced(ledger: Ledger):
+    mss = ("mss_professional", "mss_patient")
+    asked, answered, unasked = record_document(
+        ledger,
+        "1.2.3^20",
+        ("mss_professional", "a@hop.mssante.fr"),
+        ("mss_professional", "b@hop.mssante.fr"),
+        "mss_patient",
+    ).delivery_ids
+    dmp = record_document(ledger, "1.2.3^20", "dmp").delivery_id
+    sent_at = datetime(2026, 1, 10, 10, 0, tzinfo=UTC)
+    for delivery_id in (asked, answered, unasked, dmp):
+        ledger.mark_delivery(delivery_id, "sent", at=sent_at)
+        detail = {"dsn_requested": delivery_id != unasked}
+        ledger.add_event("mss.sent", delivery_id=delivery_id, detail=detail)
+    ledger.add_event("mss.zam", delivery_id=answered, detail={"event": "Z02"})
+    ledger.add_event("mss.zam", delivery_id=asked, detail={"event": "Z03"})  # not the answer
+
+    def waiting(before: datetime) -> list[int]:
+        found = ledger.sent_without_answer(
+            mss,
+            sent_before=before,
+            asked=("mss.sent", {"dsn_requested": True}),
+            answer=("mss.zam", {"event": "Z02"}),
+        )
+        return [d.id for d in found]
+
+    assert waiting(sent_at + timedelta(hours=1)) == [asked]
+    assert waiting(sent_at) == []
+
+    request_id = ledger.get_delivery(asked).request_id
+    assert ledger.delivery_by_request_id(request_id, mss) == ledger.get_delivery(asked)
+    assert ledger.delivery_by_request_id(request_id, ("dmp",)) is None
+
+    (traced,) = ledger.delivery_events(("mss.zam",), channels=mss, recipient=" A@Hop.MSSante.fr")
+    assert (traced.delivery_id, traced.detail, traced.unique_id, traced.recipient) == (
+        asked,
+        {"event": "Z03"},
+        "1.2.3^20",
+        "a@hop.mssante.fr",
+    )
+    sent_lines = ledger.delivery_events(("mss.sent",), channels=mss)
+    assert [line.delivery_id for line in sent_lines] == [asked, answered, unasked]  # not the DMP's
+    assert ledger.delivery_events(("mss.sent",), channels=mss, until=sent_lines[0].at) == []
+    assert len(ledger.delivery_events(("mss.sent",), channels=mss, channel="mss_patient")) == 1
+
+
 # --- event trail ---------------------------------------------------------------------------------
 
 

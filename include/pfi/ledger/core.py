@@ -1,8 +1,7 @@
-"""The ledger's core: its engine, and the rules every part of :class:`~pfi.ledger.Ledger` follows.
+"""The ledger's core: the engine every part of :class:`~pfi.ledger.Ledger` works on
+(``from_url``, ``dispose``) and the helpers they share.
 
-Every method opens its own transaction, and every change of status writes its
-:class:`~pfi.ledger.Event` in that same transaction (:func:`pfi.ledger.events.write_event`), so
-the trail never disagrees with the tables. Methods that record are written for replays: they
+Every method opens its own transaction. Methods that record are written for replays: they
 insert-or-get (``INSERT … ON CONFLICT DO NOTHING`` then read, race-safe between processes) and
 answer whether they created the row.
 """

@@ -1,11 +1,9 @@
-"""Deliveries: one per (document, channel, recipient, action), and the queue that sends them.
+"""Deliveries of documents, and the queue that sends them.
 
-A delivery is created once (a unique constraint) with the message that asks for it
-(:meth:`pfi.ledger.Ledger.record_message` calls :func:`insert_deliveries`), its ``request_id``
-fixed then, before any attempt, and never changed. It remembers that message
-(``inbound_item_id``: a deletion comes in a later message than its document), the one its
-business acknowledgement answers. :meth:`Deliveries.delivery_done` is the "already done?" check
-every sending step makes before acting, and a sent delivery never becomes due again.
+A delivery is created with the message that asks for it (:meth:`pfi.ledger.Ledger.record_message`
+calls :func:`insert_deliveries`), its ``request_id`` fixed then and never changed, and remembers
+that message (``inbound_item_id``: a deletion comes in a later message than its document), the
+one its business acknowledgement answers.
 
 The deferred-send queue (SC.DMP/ALI/PROG.06-07) is the set of ``pending`` deliveries:
 :meth:`Deliveries.claim_due_deliveries` takes the due ones with ``FOR UPDATE SKIP LOCKED`` and moves

@@ -1,10 +1,9 @@
 """Documents: one row per CDA document version the PFI has seen, named by its unique id.
 
-A document is recorded once, with the message that brought it
-(:meth:`pfi.ledger.Ledger.record_message` calls :func:`insert_documents`), and never rewritten:
-the first recording is what was sent. The ledger keeps its INS (matricule, OID, qualified flag)
-and no other patient data, and no content but its SHA-256, by which a document id reused for
-another content is recognised (the CI-SIS forbids it).
+A document is recorded with the first message that brings it
+(:meth:`pfi.ledger.Ledger.record_message` calls :func:`insert_documents`) and never rewritten:
+the first recording is what was sent. Its content is not kept, only its SHA-256, by which a
+document id reused for another content is recognised (the CI-SIS forbids it).
 """
 
 from __future__ import annotations

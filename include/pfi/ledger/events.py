@@ -1,9 +1,6 @@
-"""The ledger's append-only trail: one :class:`~pfi.ledger.Event` per change, written in the
-transaction of the change (:func:`write_event`), plus the lines callers add themselves.
-
-A trigger refuses UPDATE, DELETE and TRUNCATE on the ``event`` table. Details are given by the
-caller as codes and short technical texts: they are shown in the UI and in logs, so they never
-hold patient data (names, INS, document content).
+"""The append-only trail: :func:`write_event` adds the line of a change in that change's
+transaction; :class:`Events` adds the lines callers write themselves and reads the trail back.
+Details are codes and short technical texts: they are shown in the UI and in logs.
 """
 
 from __future__ import annotations

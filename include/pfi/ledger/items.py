@@ -1,9 +1,8 @@
-"""Inbound items: every HL7 file, HL7 message and mail, recorded *before* it is processed.
+"""Inbound items: what the PFI receives, recorded before it is processed.
 
-An item's status says how far it got, its storage path where the original is kept, its reason
-why it was refused. Identical bytes from the same source and of the same kind are one item (a
-unique constraint on the SHA-256). :meth:`InboundItems.record_message` is intake's one write of a
-message's outcome: its item, documents and deliveries in one transaction.
+Identical bytes from the same source and of the same kind are one item (a unique constraint on
+the SHA-256). :meth:`InboundItems.record_message` is intake's one write of a message's outcome:
+its item, documents and deliveries in one transaction.
 """
 
 from __future__ import annotations
