@@ -11,9 +11,9 @@ builds them from the ``pfi_mss_<mailbox>`` Connection, tests from the devkit ser
 
 For each claimed delivery: if the trail already holds its ``mss.sent`` (a worker sent it and
 died before the outcome was recorded), it is recorded as sent without a second mail; else its
-document's request is re-read (:func:`pfi.flows.archive.load_request`;
-the ledger keeps no content), the rule table checked again (a delivery whose channel the routing
-no longer asks for is refused, ``MSS_NOT_ROUTED``), the mail composed (:mod:`.compose`) with the
+document's request is re-read (:func:`pfi.flows.archive.load_request`; the ledger keeps no
+content) — who gets a mail is not decided again: the delivery row is intake's routing
+decision —, the mail composed (:mod:`pfi.protocols.mssante.compose`) with the
 Message-ID fixed by the delivery's request id, sent on the mailbox's SMTP session (one session
 per mailbox and run), and the outcome recorded — sent (partner reference = Message-ID), retried
 (4xx, network, TLS, configuration) or refused (5xx to this mail, invalid request).
@@ -54,12 +54,11 @@ from pfi.base.errors import (
 )
 from pfi.flows import producer_acks
 from pfi.flows.queue import INTERNAL, Outcome, run_due
-from pfi.protocols.hl7v2 import decide_request, zam
+from pfi.protocols.hl7v2 import zam
 from pfi.protocols.ins import InsPolicy
 from pfi.protocols.mssante import constants as k
 from pfi.protocols.mssante.compose import (
     CHANNELS,
-    PATIENT,
     PROFESSIONAL,
     Mailbox,
     SiteInfo,
@@ -196,16 +195,7 @@ class MssSender:
             return Outcome.sent(str(already[0].detail.get("message_id") or "") or None)
         document = self.ledger.get_document(delivery.document_id)
         request = self.request_of(delivery, document)
-        decision = decide_request(request, self.policy)
-        decision.raise_for_failures()
-        routed = {
-            PROFESSIONAL: decision.routing.professionals,
-            PATIENT: decision.routing.patient,
-        }
-        if not routed.get(delivery.channel):
-            raise InvalidInput(
-                f"the request does not ask for {delivery.channel} any more", code=k.NOT_ROUTED
-            )
+        # The delivery row is intake's routing decision (the one rule table): not decided again.
         setting = sending_mailbox(self.settings, self.config, delivery.finess_geo)
         mailbox = Mailbox(setting.address, self.config.sender_name, setting.finess_geo)
         order = order_for_delivery(delivery, document.unique_id, request, self.policy)
