@@ -31,6 +31,7 @@ from lxml import etree
 
 from pfi import __version__
 from pfi.base.errors import InvalidInput
+from pfi.protocols import xds
 from pfi.protocols.cda.model import CdaDocument
 from pfi.protocols.xdm import constants as media
 from pfi.protocols.xds import ebrim as k
@@ -388,10 +389,6 @@ def metadata_from_cda(
     ``extra_confidentiality``, or call :func:`pfi.protocols.xds.document_entry` with ``flags``).
     Raises ``InvalidInput`` ``XDM_NO_PATIENT_ID`` when the CDA carries no INS.
     """
-    from pfi.protocols import (
-        xds,  # pfi.protocols.xds builds on this package's model: imported late, no cycle
-    )
-
     try:
         return xds.document_entry(
             doc,
