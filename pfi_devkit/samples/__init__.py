@@ -275,6 +275,24 @@ def _oru(*, control_id: str, cda: bytes) -> bytes:
     return ("\r".join(segments) + "\r").encode("utf-8")
 
 
+def document_ids(serial: int = 1) -> tuple[str, str, str]:
+    """The CDA ids (TXA-12) of the set ``serial``: imaging version 1 (``mdm_init``), its
+    version 2 (``mdm_rplc``, deleted by ``mdm_del``), the laboratory report (``oru_init``)."""
+    root = f"{DOCUMENT_ROOT}.{serial}"
+    return f"{root}.1", f"{root}.2", f"{root}.3"
+
+
+def control_id(name: str, serial: int = 1) -> str:
+    """MSH-10 of a sample (echoed in MSA-2 of its ACK): ``DEMOMDM1``… for the set 1."""
+    tag = "" if serial == 1 else f"S{serial}"
+    return f"DEMO{tag}{_CONTROL[name]}"
+
+
+_CONTROL = {MDM_INIT: "MDM1", MDM_RPLC: "MDM2", MDM_DEL: "MDM3", ORU_INIT: "ORU1"}
+#: The ids of the canonical set, for the tests.
+MDM_V1_ID, MDM_V2_ID, ORU_ID = document_ids()
+
+
 @cache
 def build_samples(serial: int = 1) -> Mapping[str, Sample]:
     """The four samples by file name (:data:`NAMES`); ``serial`` > 1 gives another set (new
@@ -284,8 +302,7 @@ def build_samples(serial: int = 1) -> Mapping[str, Sample]:
     if serial < 1:
         raise ValueError("serial must be 1 or more")
     root = f"{DOCUMENT_ROOT}.{serial}"
-    tag = "" if serial == 1 else f"S{serial}"
-    v1, v2, bio = f"{root}.1", f"{root}.2", f"{root}.3"
+    v1, v2, bio = document_ids(serial)
     first = build_n1(n1_document(IMAGING, document_id=v1, set_id=f"{root}.101"))
     second = build_n1(
         n1_document(IMAGING, document_id=v2, set_id=f"{root}.101", version=2, replaces=v1)
@@ -298,7 +315,7 @@ def build_samples(serial: int = 1) -> Mapping[str, Sample]:
             _mdm(
                 MDM_INIT,
                 "T02",
-                control_id=f"DEMO{tag}MDM1",
+                control_id=control_id(MDM_INIT, serial),
                 cda=first,
                 document_id=v1,
                 parent_id=None,
@@ -310,7 +327,7 @@ def build_samples(serial: int = 1) -> Mapping[str, Sample]:
             _mdm(
                 MDM_RPLC,
                 "T10",
-                control_id=f"DEMO{tag}MDM2",
+                control_id=control_id(MDM_RPLC, serial),
                 cda=second,
                 document_id=v2,
                 parent_id=v1,
@@ -322,7 +339,7 @@ def build_samples(serial: int = 1) -> Mapping[str, Sample]:
             _mdm(
                 MDM_DEL,
                 "T04",
-                control_id=f"DEMO{tag}MDM3",
+                control_id=control_id(MDM_DEL, serial),
                 cda=second,
                 document_id=v2,
                 parent_id=v1,
@@ -331,7 +348,7 @@ def build_samples(serial: int = 1) -> Mapping[str, Sample]:
         ORU_INIT: (
             "sgl",
             "ORU^R01: a laboratory report for the DMP, a professional and the patient",
-            _oru(control_id=f"DEMO{tag}ORU1", cda=lab),
+            _oru(control_id=control_id(ORU_INIT, serial), cda=lab),
         ),
     }
     return {name: Sample(name, *fields) for name, fields in messages.items()}

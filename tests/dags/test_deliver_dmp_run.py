@@ -1,8 +1,8 @@
 """``deliver_dmp`` through ``dag.test()`` on PostgreSQL, after ``ingest_hl7_drop``, against the
 devkit DMP endpoint over mutual TLS.
 
-The official v2.1 MDM initial and replacement messages (DPI) and ORU initial result (laboratory)
-are dropped and ingested by the real intake DAG; the DMP is down for the first delivery run and
+The project's MDM initial and replacement samples (DPI) and ORU initial result (laboratory),
+twins of the official v2.1 examples (``pfi_devkit.samples``), are dropped and ingested by the real intake DAG; the DMP is down for the first delivery run and
 back for the second: each version is submitted exactly once, the initial one before its
 replacement, and the ORU, which asked for a receipt, gets its ZAM^Z01. A third run (a replay)
 submits nothing.
@@ -13,11 +13,17 @@ without sleeping.
 
 import pytest
 
-from pfi_fixtures.partners import dmp_tls_extra
-from pfi_fixtures.site import (
+from pfi_devkit.samples import (
     MDM_INIT,
     MDM_RPLC,
+    MDM_V1_ID,
+    MDM_V2_ID,
+    ORU_ID,
     ORU_INIT,
+    control_id,
+)
+from pfi_fixtures.partners import dmp_tls_extra
+from pfi_fixtures.site import (
     drop_sample,
     hl7_source,
     load_dag,
@@ -27,9 +33,7 @@ from pfi_fixtures.site import (
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
-INITIAL_ID = "1.2.250.1.71.4.2.2.120456789.71024000081"
-REPLACEMENT_ID = "1.2.250.1.71.4.2.2.120456789.71024000082"
-ORU_ID = "1.2.250.1.213.1.1.9"
+INITIAL_ID, REPLACEMENT_ID = MDM_V1_ID, MDM_V2_ID
 
 
 @pytest.fixture
@@ -64,7 +68,7 @@ def _ensure_pool(name: str, slots: int) -> None:
     Pool.create_or_update_pool(name, slots, "DMP web services", include_deferred=False)
 
 
-def test_dmp_down_then_back_sends_each_version_once_in_order(site, dmp_endpoint, fixtures_dir):
+def test_dmp_down_then_back_sends_each_version_once_in_order(site, dmp_endpoint, samples_dir):
     from pfi.ledger import Ledger
 
     folder, ledger_url = site
@@ -74,7 +78,7 @@ def test_dmp_down_then_back_sends_each_version_once_in_order(site, dmp_endpoint,
         ("sgl-in", "oru.hl7", ORU_INIT),  # the laboratory's result, asking for a receipt
     )
     for drop_dir, name, path in drops:
-        drop_sample(folder / drop_dir, fixtures_dir / path, name)
+        drop_sample(folder / drop_dir, samples_dir / path, name)
     assert load_dag("ingest_hl7_drop").test().state == "success"
 
     ledger = Ledger.from_url(ledger_url)
@@ -114,11 +118,12 @@ def test_dmp_down_then_back_sends_each_version_once_in_order(site, dmp_endpoint,
         ledger.dispose()
 
     # The ORU asked ACK_RECEPTION=Y: one ZAM^Z01 "Y" answering its MSH-10, in the lab's folder;
-    # the MDM examples did not ask (ACK_RECEPTION=N): no ZAM for the DPI.
+    # the MDM samples did not ask (ACK_RECEPTION=N): no ZAM for the DPI.
     assert not list((folder / "out").glob("ZAM_*"))
     (zam,) = (folder / "sgl-out").glob("ZAM_Z01_*.hl7")
     segments = zam.read_bytes().split(b"\r")
     assert segments[0].split(b"|")[8] == b"ZAM^Z01^ZAM_Z01"
     obx = next(seg for seg in segments if seg.startswith(b"OBX|1|")).split(b"|")
-    assert obx[3].startswith(b"ACK_RECEPTION_DMP^") and obx[4] == b"015"  # the example's MSH-10
+    assert obx[3].startswith(b"ACK_RECEPTION_DMP^")
+    assert obx[4] == control_id(ORU_INIT).encode()  # the sample's MSH-10
     assert obx[5].startswith(b"Y^")

@@ -7,7 +7,8 @@ given the way production gives it (``AIRFLOW_CONN_PFI_LEDGER``) and settings fro
 
 import pytest
 
-from pfi_fixtures.site import MDM_INIT, drop_sample, load_dag, use_site, write_settings
+from pfi_devkit.samples import MDM_INIT, MDM_V1_ID, control_id
+from pfi_fixtures.site import drop_sample, load_dag, use_site, write_settings
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
@@ -18,22 +19,23 @@ def site(tmp_path, monkeypatch, fresh_ledger_url):
     return tmp_path, fresh_ledger_url
 
 
-def test_a_dropped_file_is_recorded_and_acknowledged_by_the_dag(airflow_db, site, fixtures_dir):
+def test_a_dropped_file_is_recorded_and_acknowledged_by_the_dag(airflow_db, site, samples_dir):
     from pfi.ledger import Ledger
 
     folder, ledger_url = site
-    drop_sample(folder / "in", fixtures_dir / MDM_INIT, "initial.er7")
+    drop_sample(folder / "in", samples_dir / MDM_INIT, "initial.er7")
 
     run = load_dag("ingest_hl7_drop").test()
 
     assert run.state == "success"
     acks = list((folder / "out").glob("ACK_*.hl7"))
     assert len(acks) == 1
-    assert acks[0].read_bytes().split(b"\r")[1] == b"MSA|AA|015"  # MSH-10 of the official example
+    ours = control_id(MDM_INIT)  # MSH-10 of the sample
+    assert acks[0].read_bytes().split(b"\r")[1] == f"MSA|AA|{ours}".encode()
     ledger = Ledger.from_url(ledger_url)
     try:
         files = ledger.find_inbound(source="dpi", kind="hl7_file")
-        assert [(i.status, i.control_id) for i in files] == [("done", "015")]
+        assert [(i.status, i.control_id) for i in files] == [("done", ours)]
         messages = ledger.find_inbound(source="dpi", kind="hl7_message")
         assert [(m.status, m.parent_id, m.original_ref, m.message_type) for m in messages] == [
             ("done", files[0].id, "1", "MDM^T02")
@@ -43,7 +45,7 @@ def test_a_dropped_file_is_recorded_and_acknowledged_by_the_dag(airflow_db, site
         assert any(a.startswith("ingest_hl7_drop/acknowledge_batch/") for a in actors)
 
         # the request's routing became deliveries, due now, for the delivery DAGs
-        document = ledger.find_document("1.2.250.1.71.4.2.2.120456789.71024000081")
+        document = ledger.find_document(MDM_V1_ID)
         assert document is not None and document.inbound_item_id == messages[0].id
         assert (document.type_code, document.ins_oid, document.ins_qualified) == (
             "18748-4",

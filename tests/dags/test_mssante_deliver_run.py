@@ -1,12 +1,12 @@
-"""``deliver_mssante`` run through ``dag.test()`` on PostgreSQL: deliveries taken in from an
-official example are mailed over real TLS by the DAG, with its Connections given the way
+"""``deliver_mssante`` run through ``dag.test()`` on PostgreSQL: deliveries taken in from the
+project's ORU sample are mailed over real TLS by the DAG, with its Connections given the way
 production gives them (``AIRFLOW_CONN_PFI_LEDGER``, ``AIRFLOW_CONN_PFI_MSS_PFI``)."""
 
 import pytest
 
+from pfi_devkit.samples import ORU_INIT
 from pfi_fixtures.mail import APPLICATION_MAILBOXES, mailbox_connection, received_mails
 from pfi_fixtures.site import (
-    ORU_INIT,
     drop_sample,
     hl7_source,
     ingest,
@@ -36,13 +36,13 @@ def site(tmp_path, monkeypatch, fresh_ledger_url, mail_servers, test_pki):
 
 
 def test_the_dag_mails_each_recipient_once_and_acknowledges(
-    airflow_db, site, fixtures_dir, mail_servers, test_pki
+    airflow_db, site, samples_dir, mail_servers, test_pki
 ):
     from pfi.base.settings import load_settings
     from pfi.ledger import Ledger
 
     folder, ledger_url = site
-    drop_sample(folder / "in", fixtures_dir / ORU_INIT, "oru.hl7")
+    drop_sample(folder / "in", samples_dir / ORU_INIT, "oru.hl7")
     settings = load_settings()
     ledger = Ledger.from_url(ledger_url)
     try:
@@ -63,7 +63,7 @@ def test_the_dag_mails_each_recipient_once_and_acknowledges(
             assert len(received_mails(mail_servers, test_pki, address, delivery.partner_ref)) == 1
             actors = {e.actor for e in ledger.events(delivery_id=delivery.id, kind="mss.sent")}
             assert any(a.startswith("deliver_mssante/send_to_") for a in actors)
-        # ACK_RECEPTION=Y in the example: one ZAM^Z02 per recipient in the source's outbound.
+        # ACK_RECEPTION=Y in the sample: one ZAM^Z02 per recipient in the source's outbound.
         assert len(list((folder / "out").glob("ZAM_Z02_*.hl7"))) == 2
         # The DSNs the relay sent back were read by the same run and matched to the deliveries.
         assert len(ledger.events(kind="mss.dsn")) == 2
