@@ -1,6 +1,8 @@
-"""The MSSanté executor end to end, without Airflow: official ANS examples dropped, taken in by
-intake, their ``mss_*`` deliveries sent over real TLS to the devkit mailboxes, business
-acknowledgements written, notifications (MDN, DSN) read back over IMAP."""
+"""The MSSanté executor end to end, without Airflow: the project's samples (``pfi_devkit.samples``,
+twins of the official v2.1 examples) dropped, taken in by intake, their ``mss_*`` deliveries sent
+over real TLS to the devkit mailboxes, business acknowledgements written, notifications (MDN,
+DSN) read back over IMAP. The official ANS examples themselves go through the same path in
+``test_each_official_example_asking_for_mssante_mails_each_recipient_once``."""
 
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +16,8 @@ from pfi.flows.traces import mss_traces, traces_csv
 from pfi.protocols.mssante.imap import ImapClient
 from pfi.protocols.mssante.smtp import SmtpClient
 from pfi.protocols.xdm import read_xdm
+from pfi_devkit.samples import MDM_DEL, MDM_INIT, MDM_RPLC, ORU_INIT
+from pfi_fixtures import site as official
 from pfi_fixtures.mail import (
     APPLICATION_MAILBOXES,
     DroppingSmtpServer,
@@ -22,10 +26,6 @@ from pfi_fixtures.mail import (
     send_as_human,
 )
 from pfi_fixtures.site import (
-    MDM_DEL,
-    MDM_INIT,
-    MDM_RPLC,
-    ORU_INIT,
     V21,
     drop_sample,
     hl7_source,
@@ -60,9 +60,10 @@ first_delay_seconds = 60
     return load_settings(path), fresh_ledger, tmp_path
 
 
-def intake(settings, ledger, folder, fixtures_dir, *paths):
+def intake(settings, ledger, folder, inputs, *paths):
+    """Drop ``inputs / path`` for each path (project samples or official examples), take in."""
     for index, path in enumerate(paths):
-        drop_sample(folder / "in", fixtures_dir / path, f"{index}.hl7", age=10)
+        drop_sample(folder / "in", inputs / path, f"{index}.hl7", age=10)
     ingest(ledger, settings)
 
 
@@ -112,11 +113,11 @@ def zams(folder, event):
     return sorted(p.read_bytes().decode() for p in out.glob(f"ZAM_{event}_*.hl7"))
 
 
-def test_official_examples_reach_each_mailbox_exactly_once_and_the_producer_gets_its_zam(
-    site, mail_servers, test_pki, fixtures_dir
+def test_samples_reach_each_mailbox_exactly_once_and_the_producer_gets_its_zam(
+    site, mail_servers, test_pki, samples_dir
 ):
     settings, ledger, folder = site
-    intake(settings, ledger, folder, fixtures_dir, MDM_INIT, ORU_INIT)
+    intake(settings, ledger, folder, samples_dir, MDM_INIT, ORU_INIT)
     deliveries = mss_deliveries(ledger)
     # MDM: professionals only; ORU: professional and patient.
     assert sorted((d.channel, d.recipient) for d in deliveries) == [
@@ -171,13 +172,11 @@ def test_official_examples_reach_each_mailbox_exactly_once_and_the_producer_gets
     assert mss_traces(ledger, channel="mss_patient", recipient=PROFESSIONAL) == []
 
 
-def test_pfi_mss_traces_prints_the_traces_as_csv(
-    site, mail_servers, test_pki, fixtures_dir, capsys
-):
+def test_pfi_mss_traces_prints_the_traces_as_csv(site, mail_servers, test_pki, samples_dir, capsys):
     from pfi.cli import main
 
     settings, ledger, folder = site
-    intake(settings, ledger, folder, fixtures_dir, MDM_INIT)
+    intake(settings, ledger, folder, samples_dir, MDM_INIT)
     send_all(settings, ledger, mail_servers, test_pki)
     url = ledger.engine.url.render_as_string(hide_password=False)
     capsys.readouterr()
@@ -190,9 +189,9 @@ def test_pfi_mss_traces_prints_the_traces_as_csv(
     assert capsys.readouterr().out.count("\n") == 1  # the header only
 
 
-def test_relay_down_then_back_defers_then_sends_once(site, mail_servers, test_pki, fixtures_dir):
+def test_relay_down_then_back_defers_then_sends_once(site, mail_servers, test_pki, samples_dir):
     settings, ledger, folder = site
-    intake(settings, ledger, folder, fixtures_dir, MDM_INIT)
+    intake(settings, ledger, folder, samples_dir, MDM_INIT)
     try:
         mail_servers.set_relay_state("refuse")
         counts = send_all(settings, ledger, mail_servers, test_pki)
@@ -245,10 +244,10 @@ def _report(kind: str, original_id: str, fields: str, reporter: str) -> bytes:
 
 
 def test_read_notification_gives_z03_and_failure_dsn_fails_the_delivery_with_z02(
-    site, mail_servers, test_pki, fixtures_dir
+    site, mail_servers, test_pki, samples_dir
 ):
     settings, ledger, folder = site
-    intake(settings, ledger, folder, fixtures_dir, ORU_INIT)
+    intake(settings, ledger, folder, samples_dir, ORU_INIT)
     send_all(settings, ledger, mail_servers, test_pki)
     by_channel = {d.channel: d for d in mss_deliveries(ledger)}
     professional, patient = by_channel["mss_professional"], by_channel["mss_patient"]
@@ -294,10 +293,10 @@ def test_read_notification_gives_z03_and_failure_dsn_fails_the_delivery_with_z02
 
 
 def test_a_report_that_cannot_be_recorded_blocks_no_other_and_is_read_again_next_poll(
-    site, mail_servers, test_pki, fixtures_dir, monkeypatch
+    site, mail_servers, test_pki, samples_dir, monkeypatch
 ):
     settings, ledger, folder = site
-    intake(settings, ledger, folder, fixtures_dir, ORU_INIT)
+    intake(settings, ledger, folder, samples_dir, ORU_INIT)
     send_all(settings, ledger, mail_servers, test_pki)  # the relay sends two "delivered" DSNs
     record, calls = service._record, []
 
@@ -319,13 +318,13 @@ def test_a_report_that_cannot_be_recorded_blocks_no_other_and_is_read_again_next
 
 
 def test_a_worker_dying_before_the_zam_leaves_it_to_a_later_run_which_still_waits_for_the_dsn(
-    site, mail_servers, test_pki, fixtures_dir
+    site, mail_servers, test_pki, samples_dir
 ):
     from pfi.base.retry import RetryPolicy
     from pfi.flows.queue import follow_up_missed, record_outcome
 
     settings, ledger, folder = site
-    intake(settings, ledger, folder, fixtures_dir, ORU_INIT)
+    intake(settings, ledger, folder, samples_dir, ORU_INIT)
     sender = service.MssSender(ledger, settings, smtp_for(mail_servers, test_pki), actor="test")
     (claimed,) = ledger.claim_due_deliveries("mss_professional", actor="test")
     record_outcome(ledger, claimed, sender.send_one(claimed), policy=RetryPolicy(), actor="test")
@@ -342,10 +341,10 @@ def test_a_worker_dying_before_the_zam_leaves_it_to_a_later_run_which_still_wait
 
 
 def test_a_mail_whose_answer_was_lost_after_its_data_waits_for_its_dsn_before_a_retry(
-    site, mail_servers, test_pki, fixtures_dir
+    site, mail_servers, test_pki, samples_dir
 ):
     settings, ledger, folder = site
-    intake(settings, ledger, folder, fixtures_dir, ORU_INIT)  # asks for receipts: DSN wanted
+    intake(settings, ledger, folder, samples_dir, ORU_INIT)  # asks for receipts: DSN wanted
     server = DroppingSmtpServer(test_pki)
     server.offer_dsn, server.drop_next_data = True, True
     endpoint = mailbox_endpoints(mail_servers, test_pki, SENDER)[0]
@@ -371,10 +370,10 @@ def test_a_mail_whose_answer_was_lost_after_its_data_waits_for_its_dsn_before_a_
 
 
 def test_a_dsn_for_a_mail_whose_smtp_reply_was_lost_stops_its_retries(
-    site, mail_servers, test_pki, fixtures_dir
+    site, mail_servers, test_pki, samples_dir
 ):
     settings, ledger, folder = site
-    intake(settings, ledger, folder, fixtures_dir, MDM_INIT)
+    intake(settings, ledger, folder, samples_dir, MDM_INIT)
     # The attempt ends in a connection failure: as when the connection broke after the data,
     # before the operator's "250" (here the relay is down; the ledger cannot tell the two apart).
     try:
@@ -406,10 +405,10 @@ def test_a_dsn_for_a_mail_whose_smtp_reply_was_lost_stops_its_retries(
 
 
 def test_a_dsn_whose_diagnostic_is_in_raw_utf8_is_read_and_blocks_nothing(
-    site, mail_servers, test_pki, fixtures_dir
+    site, mail_servers, test_pki, samples_dir
 ):
     settings, ledger, folder = site
-    intake(settings, ledger, folder, fixtures_dir, MDM_INIT)
+    intake(settings, ledger, folder, samples_dir, MDM_INIT)
     send_all(settings, ledger, mail_servers, test_pki)
     (sent,) = mss_deliveries(ledger)
     # A French operator's bounce, its diagnostic in 8-bit UTF-8 as many MTAs write it.
@@ -430,10 +429,10 @@ def test_a_dsn_whose_diagnostic_is_in_raw_utf8_is_read_and_blocks_nothing(
 
 
 def test_initial_replacement_and_deletion_each_mail_the_professional_once(
-    site, mail_servers, test_pki, fixtures_dir
+    site, mail_servers, test_pki, samples_dir
 ):
     settings, ledger, folder = site
-    intake(settings, ledger, folder, fixtures_dir, MDM_INIT, MDM_RPLC, MDM_DEL)
+    intake(settings, ledger, folder, samples_dir, MDM_INIT, MDM_RPLC, MDM_DEL)
     assert send_all(settings, ledger, mail_servers, test_pki)["mss_professional"]["sent"] == 3
     mails = {}
     for d in mss_deliveries(ledger):
@@ -449,10 +448,10 @@ def test_initial_replacement_and_deletion_each_mail_the_professional_once(
 
 
 def test_a_mail_sent_by_a_worker_that_died_before_recording_it_is_not_sent_again(
-    site, mail_servers, test_pki, fixtures_dir
+    site, mail_servers, test_pki, samples_dir
 ):
     settings, ledger, folder = site
-    intake(settings, ledger, folder, fixtures_dir, MDM_INIT)
+    intake(settings, ledger, folder, samples_dir, MDM_INIT)
     (due,) = mss_deliveries(ledger)
     message_id = f"<{due.request_id}@ch-demo.mssante.test>"
     # What the dead worker managed to write: the mail was accepted, the outcome never recorded.
@@ -471,14 +470,14 @@ def test_a_mail_sent_by_a_worker_that_died_before_recording_it_is_not_sent_again
 
 
 def test_a_mail_accepted_while_the_trail_cannot_be_written_is_recorded_sent_not_mailed_again(
-    site, mail_servers, test_pki, fixtures_dir
+    site, mail_servers, test_pki, samples_dir
 ):
     from sqlalchemy import text
 
     from pfi.base.errors import TransientError
 
     settings, ledger, folder = site
-    intake(settings, ledger, folder, fixtures_dir, MDM_INIT)
+    intake(settings, ledger, folder, samples_dir, MDM_INIT)
     (due,) = mss_deliveries(ledger)
     message_id = f"<{due.request_id}@ch-demo.mssante.test>"
     # The database refuses the first "mss.sent" line (a lost connection, a full disk…) just
@@ -511,10 +510,10 @@ def test_a_mail_accepted_while_the_trail_cannot_be_written_is_recorded_sent_not_
 
 
 EXAMPLES = [
-    MDM_INIT,
-    MDM_RPLC,
-    MDM_DEL,
-    ORU_INIT,
+    official.MDM_INIT,
+    official.MDM_RPLC,
+    official.MDM_DEL,
+    official.ORU_INIT,
     f"{V21}/ORU/Remplacement ORU/message_ORU_CR_Bio_RPLC_N3_SEGUR.hl7",
     # Not …/Suppression ORU/message_ORU_CR_Bio_DEL_N3_SEGUR.hl7: intake refuses it (its embedded
     # CDA names another patient than PID: INS_MISMATCH_MATRICULE), so nothing is to be mailed.
@@ -549,10 +548,10 @@ def test_each_official_example_asking_for_mssante_mails_each_recipient_once(
 
 
 def test_given_up_after_the_retry_age_fails_with_a_negative_z02(
-    site, mail_servers, test_pki, fixtures_dir
+    site, mail_servers, test_pki, samples_dir
 ):
     settings, ledger, folder = site
-    intake(settings, ledger, folder, fixtures_dir, ORU_INIT)
+    intake(settings, ledger, folder, samples_dir, ORU_INIT)
     four_days_later = datetime.now(UTC) + timedelta(days=4)  # beyond give_up_after (3 days)
     try:
         mail_servers.set_relay_state("refuse")
@@ -568,10 +567,10 @@ def test_given_up_after_the_retry_age_fails_with_a_negative_z02(
 
 
 def test_without_any_dsn_the_z02_rests_on_the_smtp_acceptance_after_the_wait(
-    site, mail_servers, test_pki, fixtures_dir
+    site, mail_servers, test_pki, samples_dir
 ):
     settings, ledger, folder = site
-    intake(settings, ledger, folder, fixtures_dir, ORU_INIT)
+    intake(settings, ledger, folder, samples_dir, ORU_INIT)
     send_all(settings, ledger, mail_servers, test_pki)
     # An operator that sends no DSN: the relay's reports vanish before the PFI reads them.
     with imap_for(mail_servers, test_pki)(settings.mailboxes[0]) as imap:
