@@ -32,6 +32,7 @@ def deliver_dmp():
         from pfi.flows.dmp import submit_due_deliveries
         from pfi.protocols.dmp.config import DmpConfig
         from pfi_airflow.dmp import DmpHook
+        from pfi_airflow.hooks import airflow_connection
         from pfi_airflow.runtime import actor, site_and_ledger
 
         settings, ledger = site_and_ledger()
@@ -43,7 +44,13 @@ def deliver_dmp():
         )
         with hook.get_conn() as client:
             return submit_due_deliveries(
-                ledger, client, hook.signer(), config, settings=settings, actor=actor()
+                ledger,
+                client,
+                hook.signer(),
+                config,
+                settings=settings,
+                actor=actor(),
+                connections=airflow_connection,  # the producers' zam_mllp Connections
             )
 
     submit_due.expand(worker=list(range(WORKERS)))

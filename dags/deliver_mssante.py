@@ -27,12 +27,19 @@ BATCH_LIMIT = 200
 
 def _send(channel: str) -> dict:
     from pfi.flows.mssante import deliver_due
+    from pfi_airflow.hooks import airflow_connection
     from pfi_airflow.mssante import smtp_for
     from pfi_airflow.runtime import actor, site_and_ledger
 
     settings, ledger = site_and_ledger()
     return deliver_due(
-        ledger, settings, smtp_for, channel=channel, actor=actor(), limit=BATCH_LIMIT
+        ledger,
+        settings,
+        smtp_for,
+        channel=channel,
+        actor=actor(),
+        limit=BATCH_LIMIT,
+        connections=airflow_connection,  # the producers' zam_mllp Connections
     )
 
 
@@ -49,11 +56,14 @@ def deliver_mssante():
     @task
     def read_notifications() -> dict:
         from pfi.flows.mssante import poll_notifications
+        from pfi_airflow.hooks import airflow_connection
         from pfi_airflow.mssante import imap_for
         from pfi_airflow.runtime import actor, site_and_ledger
 
         settings, ledger = site_and_ledger()
-        counts = poll_notifications(ledger, settings, imap_for, actor=actor())
+        counts = poll_notifications(
+            ledger, settings, imap_for, actor=actor(), connections=airflow_connection
+        )
         if counts["errors"]:  # every reachable mailbox was polled; show the others in red
             raise RuntimeError(f"{counts['errors']} mailbox(es) could not be polled: {counts}")
         return counts

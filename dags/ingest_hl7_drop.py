@@ -57,10 +57,13 @@ def ingest_hl7_drop():
         """ZAMs whose MLLP send to their producer failed are queued: send them again (the
         sources that name a ``zam_mllp`` Connection; counts only)."""
         from pfi.flows.producer_acks import resend_pending
+        from pfi_airflow.hooks import airflow_connection
         from pfi_airflow.runtime import actor, site_and_ledger
 
         settings, ledger = site_and_ledger()
-        return resend_pending(ledger, settings.sources, actor=actor())
+        return resend_pending(
+            ledger, settings.sources, actor=actor(), connections=airflow_connection
+        )
 
     acknowledge_batch.expand(batch=claim_files())
     resend_queued_zams()

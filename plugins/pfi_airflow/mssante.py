@@ -4,7 +4,7 @@ The Airflow SMTP and IMAP providers cannot present a client certificate nor trus
 (``ssl_context`` is "default" or "none"), which the MSSanté operators require (IGC Santé ORG
 certificate, SC.MSS/CONF.12): this hook builds the project's own clients
 (:mod:`pfi.protocols.mssante.smtp`, :mod:`pfi.protocols.mssante.imap`) with their own ``SSLContext``. The fields of
-the Connection are documented in :mod:`pfi.protocols.mssante.connection`.
+the Connection and their mapping, shared with ``pfi mss``, are :mod:`pfi.protocols.mssante.connection`'s.
 """
 
 from __future__ import annotations
@@ -37,16 +37,9 @@ class MssanteHook(BaseHook):
     def endpoints(self) -> tuple[SmtpEndpoint, ImapEndpoint]:
         if self._endpoints is None:
             from pfi.protocols.mssante.connection import endpoints
+            from pfi_airflow.hooks import airflow_connection
 
-            conn = self.get_connection(self.mss_conn_id)
-            self._endpoints = endpoints(
-                host=conn.host,
-                port=conn.port,
-                login=conn.login,
-                password=conn.password,
-                extra=conn.extra_dejson,
-                mailbox=self.mailbox,
-            )
+            self._endpoints = endpoints(airflow_connection(self.mss_conn_id), self.mailbox)
         return self._endpoints
 
     def get_conn(self) -> SmtpClient:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -43,48 +42,13 @@ def site_settings() -> Settings:
 def site_and_ledger() -> tuple[Settings, Ledger]:
     """The site settings and the ledger of their Connection (``pfi_ledger`` by default).
 
-    The MLLP Connections the sources name for their business acknowledgements (``zam_mllp``)
-    are made visible to :mod:`pfi.flows.producer_acks` in this task process (see :func:`export_connections`).
+    The other Connections a flow looks up by id (the producers' ``zam_mllp``) are read by the
+    lookup the task hands it: :func:`pfi_airflow.hooks.airflow_connection`.
     """
     from pfi_airflow.hooks import LedgerHook
 
     settings = site_settings()
-    export_connections(s.zam_mllp_connection for s in settings.sources)
     return settings, LedgerHook(settings.ledger_connection_id).get_conn()
-
-
-def export_connections(conn_ids: Iterable[str | None]) -> list[str]:
-    """Give ``pfi`` (plain Python, which reads ``AIRFLOW_CONN_<ID>`` like Airflow's own
-    environment secrets backend) the Connections stored in Airflow's database or secrets
-    backend: each one not already in the environment is written there as JSON, for this task
-    process only. A Connection Airflow does not know is left out: ``pfi`` then reports it as a
-    configuration error where it is used. Returns the ids exported."""
-    import json
-    import os
-
-    from airflow.sdk import BaseHook
-
-    exported = []
-    for conn_id in sorted({c for c in conn_ids if c}):
-        key = f"AIRFLOW_CONN_{conn_id.upper()}"
-        if os.environ.get(key):
-            continue
-        try:
-            conn = BaseHook.get_connection(conn_id)
-        except Exception:  # unknown Connection: pfi says so, with the id, where it needs it
-            continue
-        os.environ[key] = json.dumps(
-            {
-                "conn_type": conn.conn_type,
-                "host": conn.host,
-                "port": conn.port,
-                "login": conn.login,
-                "schema": conn.schema,
-                "extra": conn.extra_dejson,
-            }
-        )
-        exported.append(conn_id)
-    return exported
 
 
 def actor() -> str:

@@ -60,3 +60,37 @@ def test_test_connection_reaches_the_devkit_endpoint(monkeypatch, dmp_endpoint, 
     with hook.get_conn() as client:
         assert client.timeout == (5.0, 7.0)
     assert hook.signer().subject_dn.startswith("CN=")
+
+
+def test_the_hook_and_the_command_line_build_the_same_client_setup(monkeypatch):
+    """``DmpHook`` (Airflow's Connection) and ``pfi dmp`` (``AIRFLOW_CONN_<ID>``) map the same
+    Connection with the same functions (:mod:`pfi.protocols.dmp.connection`), in both forms."""
+    from pfi.base.connections import from_environment
+    from pfi.protocols.dmp import connection as dmp_connection
+    from pfi_airflow.dmp import DmpHook
+    from pfi_airflow.hooks import airflow_connection
+
+    files = {"client_cert": "/pki/c.pem", "client_key": "/pki/c.key", "ca_bundle": "/pki/ca"}
+    _connection(monkeypatch, read_timeout=7, **files)
+    uri = "http://dmp.test:8443/https?read_timeout=7&" + "&".join(
+        f"{k}={v}" for k, v in files.items()
+    )
+    for form in ("json", "uri"):
+        if form == "uri":
+            monkeypatch.setenv("AIRFLOW_CONN_PFI_DMP", uri)
+        from_cli = from_environment("pfi_dmp")
+        assert airflow_connection("pfi_dmp") == from_cli
+        hook = DmpHook(connect_timeout=3.0, read_timeout=9.0)
+        assert hook.endpoints() == dmp_connection.endpoints(from_cli)
+        assert hook.endpoints().repository_url.startswith("https://dmp.test:8443/si-dmp-server/")
+        assert hook.tls_files() == dmp_connection.tls_files(from_cli)
+        assert dmp_connection.timeouts(from_cli, connect_timeout=3.0, read_timeout=9.0) == (3, 7)
+
+
+def test_a_connection_airflow_does_not_know_is_a_configuration_error(monkeypatch):
+    from pfi.base.connections import MissingConnection
+    from pfi_airflow.hooks import airflow_connection
+
+    monkeypatch.delenv("AIRFLOW_CONN_PFI_NOWHERE", raising=False)
+    with pytest.raises(MissingConnection, match="pfi_nowhere"):
+        airflow_connection("pfi_nowhere")

@@ -1,6 +1,7 @@
 """A ZAM queued because its producer's MLLP Connection was missing is sent by ``ingest_hl7_drop``
 once the Connection exists **in Airflow's metadata database** (not in the environment): the task
-hands it to ``pfi`` (``pfi_airflow.runtime.export_connections``) and the devkit DPI peer gets it.
+hands ``pfi`` Airflow's lookup (``pfi_airflow.hooks.airflow_connection``), nothing goes through
+``os.environ``, and the devkit DPI peer gets it.
 """
 
 import json
@@ -34,7 +35,6 @@ def stored_connection(airflow_db, mllp_peer):
             )
         )
     yield
-    os.environ.pop(ENV_KEY, None)  # exported into this (test) process by the task
     with create_session() as session:
         session.query(Connection).filter(Connection.conn_id == CONNECTION).delete()
 
@@ -79,5 +79,6 @@ def test_a_queued_zam_reaches_the_dpi_through_a_connection_stored_in_airflow(
         assert [e.raw for e in mllp_peer.exchanges] == [path.read_bytes()]
         sent = [dict(e.detail) for e in ledger.events(kind=producer_acks.EVENT_SENT)]
         assert [(s["connection"], s["ack_code"]) for s in sent] == [(CONNECTION, "AA")]
+        assert ENV_KEY not in os.environ  # read where it is, not copied into the environment
     finally:
         ledger.dispose()

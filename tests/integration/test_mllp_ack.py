@@ -235,7 +235,7 @@ def test_a_missing_connection_is_a_queued_failure(fresh_ledger, source, monkeypa
     monkeypatch.delenv(f"AIRFLOW_CONN_{CONNECTION.upper()}", raising=False)
     path = producer_acks.emit(source, receipt(12), ledger=fresh_ledger, actor="test")
     (failed,) = events(fresh_ledger, producer_acks.EVENT_FAILED)
-    assert path.exists() and (failed["code"], failed["transient"]) == ("CONFIG", True)
+    assert path.exists() and (failed["code"], failed["transient"]) == ("CONNECTION_MISSING", True)
     assert len(queued(source)) == 1
 
 

@@ -16,7 +16,9 @@ def test_the_ledger_is_the_connection_the_settings_name(tmp_path, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_SITE_LEDGER", "postgres://x@site/site_ledger")
     args = argparse.Namespace(url=None, settings=str(settings))
 
-    assert cli.ledger_url(args) == "postgresql://x@site/site_ledger"
+    assert cli.ledger_url(args) == "postgresql+psycopg2://x@site:5432/site_ledger"
+    monkeypatch.setenv("AIRFLOW_CONN_SITE_LEDGER", '{"conn_type": "postgres", "host": "site"}')
+    assert cli.ledger_url(args) == "postgresql+psycopg2://site:5432/pfi_ledger"  # JSON form too
 
     monkeypatch.delenv("AIRFLOW_CONN_SITE_LEDGER")
     with pytest.raises(cli.ConfigurationError, match="AIRFLOW_CONN_SITE_LEDGER"):

@@ -73,3 +73,20 @@ def test_the_connection_named_by_the_settings_is_used(fixtures_dir, capsys, tmp_
     monkeypatch.delenv("AIRFLOW_CONN_SITE_DMP")
     assert main(["dmp", "run", "--url", "postgresql://nobody@invalid/x"]) == 2
     assert "AIRFLOW_CONN_SITE_DMP" in capsys.readouterr().err
+
+
+def test_the_dry_run_reads_the_connection_as_the_dag_does(fixtures_dir, capsys, monkeypatch):
+    """Host-based default URLs and the URI form, as ``DmpHook`` (one mapping for both)."""
+    monkeypatch.setenv("AIRFLOW_CONN_PFI_DMP", '{"conn_type": "http", "host": "dmp.site"}')
+    assert main(["dmp", "submit", str(fixtures_dir / INITIAL), "--dry-run"]) == 0
+    assert "# POST https://dmp.site/si-dmp-server/v2/services/repository" in capsys.readouterr().out
+    monkeypatch.setenv("AIRFLOW_CONN_PFI_DMP", "http://dmp.site:8443/https?registry_url=x")
+    assert main(["dmp", "submit", str(fixtures_dir / DELETION), "--dry-run"]) == 0
+    assert "# POST x" in capsys.readouterr().out
+
+
+def test_dmp_run_names_the_missing_extra_of_its_connection(tmp_path, capsys, monkeypatch):
+    _settings_naming(tmp_path, monkeypatch, "site_dmp")
+    monkeypatch.setenv("AIRFLOW_CONN_SITE_DMP", '{"host": "dmp.site", "extra": {"x": 1}}')
+    assert main(["dmp", "run", "--url", "postgresql://nobody@invalid/x"]) == 2
+    assert "Connection site_dmp: extra.signing_cert is missing" in capsys.readouterr().err

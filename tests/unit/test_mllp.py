@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from pfi.base.connections import Connection, from_environment
 from pfi.base.errors import ConfigurationError, TransientError
 from pfi.protocols.mllp import Deframer, MllpEndpoint, frame, parse_answer
 
@@ -73,7 +74,7 @@ def test_an_answer_without_msa_code_is_transient(raw):
 def test_endpoint_from_the_json_connection(monkeypatch):
     conn = {"conn_type": "mllp", "host": "dpi.local", "port": 2575, "extra": {"timeout": "7"}}
     monkeypatch.setenv("AIRFLOW_CONN_PFI_DPI_MLLP", json.dumps(conn))
-    endpoint = MllpEndpoint.from_env("pfi_dpi_mllp")
+    endpoint = MllpEndpoint.from_connection(from_environment("pfi_dpi_mllp"))
     assert (endpoint.host, endpoint.port, endpoint.read_timeout) == ("dpi.local", 2575, 7.0)
     assert endpoint.connect_timeout == 10.0
     assert endpoint.connection_id == "pfi_dpi_mllp"
@@ -81,17 +82,26 @@ def test_endpoint_from_the_json_connection(monkeypatch):
 
 def test_endpoint_from_the_uri_connection(monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_DPI2", "mllp://10.0.0.5:6661?timeout=12&connect_timeout=3")
-    endpoint = MllpEndpoint.from_env("dpi2")
+    endpoint = MllpEndpoint.from_connection(from_environment("dpi2"))
     assert (endpoint.host, endpoint.port) == ("10.0.0.5", 6661)
     assert (endpoint.connect_timeout, endpoint.read_timeout) == (3.0, 12.0)
 
 
-@pytest.mark.parametrize("value", [None, '{"host": "dpi"}', "mllp://dpi:notaport", '{"port": 1}'])
+@pytest.mark.parametrize(
+    "value",
+    [None, '{"host": "dpi"}', "mllp://dpi:notaport", '{"port": 1}', "mllp://dpi:1?timeout=x"],
+)
 def test_a_missing_or_incomplete_connection_is_a_configuration_error(monkeypatch, value):
     if value is None:
         monkeypatch.delenv("AIRFLOW_CONN_NOPE", raising=False)
     else:
         monkeypatch.setenv("AIRFLOW_CONN_NOPE", value)
     with pytest.raises(ConfigurationError) as caught:
-        MllpEndpoint.from_env("nope")
+        MllpEndpoint.from_connection(from_environment("nope"))
     assert "nope" in str(caught.value)
+
+
+def test_the_endpoint_of_a_connection_given_by_any_lookup():
+    conn = Connection("dpi3", "generic", "10.0.0.7", 6662, extra={"connect_timeout": 2})
+    endpoint = MllpEndpoint.from_connection(conn)
+    assert endpoint == MllpEndpoint("10.0.0.7", 6662, 2.0, 30.0, "dpi3")

@@ -35,6 +35,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from pfi.base.connections import Lookup, from_environment
 from pfi.base.errors import InvalidInput
 from pfi.flows.queue import Outcome
 from pfi.protocols.dmp.submission import DmpSubmission, build_request, entry_uuid
@@ -81,6 +82,7 @@ class DmpSender:
         settings: Settings | None = None,
         actor: str = "cli",
         clock: Callable[[], datetime] | None = None,
+        connections: Lookup = from_environment,
     ) -> None:
         self.ledger = ledger
         self.client = client
@@ -96,6 +98,7 @@ class DmpSender:
         self.settings = settings
         self.actor = actor
         self.clock = clock
+        self.connections = connections  # the producers' MLLP Connections of their ZAMs
         self._requests: dict[int, Hl7Request] = {}
 
     # -- run_due's send_one -----------------------------------------------------------------------
@@ -297,6 +300,7 @@ class DmpSender:
             document_id=delivery.document_id,
             inbound_item_id=item_id,
             actor=self.actor,
+            connections=self.connections,
         )  # the file, and over MLLP when the source says so (zam.sent / zam.failed events)
         self.ledger.add_event(
             "dmp.acknowledged",
@@ -347,9 +351,11 @@ def submit_due_deliveries(
     actor: str = "cli",
     now: datetime | None = None,
     load_request: LoadRequest = _default_loader,
+    connections: Lookup = from_environment,
 ) -> dict:
     """One batch of the ``dmp`` queue (what the ``deliver_dmp`` DAG and ``pfi dmp run`` do):
-    claim up to ``config.batch_size`` due deliveries, submit, record, acknowledge. Counts only."""
+    claim up to ``config.batch_size`` due deliveries, submit, record, acknowledge (the ZAMs'
+    MLLP Connections looked up with ``connections``). Counts only."""
     from pfi.flows.queue import run_due
 
     sender = DmpSender(
@@ -360,6 +366,7 @@ def submit_due_deliveries(
         load_request=load_request,
         settings=settings,
         actor=actor,
+        connections=connections,
     )
     return run_due(
         ledger,

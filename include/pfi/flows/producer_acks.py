@@ -5,6 +5,9 @@ they loaded (:func:`pfi.flows.archive.load_request`) and hand it to :func:`emit`
 file into the source's outbound folder, beside the technical ACKs (:func:`write_zam`), and — when
 the source names an MLLP Connection (``[[hl7_source]] zam_mllp``) — also sends it over MLLP
 (:mod:`pfi.protocols.mllp`), recording ``zam.sent`` / ``zam.failed`` in the ledger's trail.
+That Connection comes from the ``connections`` lookup the caller passes
+(:mod:`pfi.base.connections`): ``AIRFLOW_CONN_<ID>`` by default, as the ``pfi`` command has it;
+Airflow's own in a DAG's task.
 
 Over MLLP, a transient failure (peer down, no answer) is retried within the task
 (:data:`MLLP_ATTEMPTS`), then the ZAM is queued under the source's work directory and sent again
@@ -30,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pfi.base.connections import Lookup, from_environment
 from pfi.base.errors import ConfigurationError, TransientError
 from pfi.base.files import write_atomically
 from pfi.protocols.hl7v2.zam import BusinessAck, file_name
@@ -93,11 +97,12 @@ def emit(
     inbound_item_id: int | None = None,
     actor: str = "pfi",
     endpoint: MllpEndpoint | None = None,
+    connections: Lookup = from_environment,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Path:
     """Write the ZAM file (always: it is the audit copy) and, when the source has
     ``zam_mllp_connection`` (or ``endpoint`` is given) and a ledger is passed, also send it
-    over MLLP.
+    over MLLP, to the endpoint of that Connection as ``connections`` gives it.
 
     The send is tried :data:`MLLP_ATTEMPTS` times within this call on a transient failure
     (unreachable, no answer), waiting :data:`MLLP_RETRY_DELAYS`; once a peer failed that way,
@@ -126,14 +131,30 @@ def emit(
     )
     data = zam.encode(source.default_encoding)
     outcome = _send_recorded(
-        ledger, source, entry, data, actor, endpoint, MLLP_ATTEMPTS, sleep, hold_down=True
+        ledger,
+        source,
+        entry,
+        data,
+        actor,
+        endpoint,
+        MLLP_ATTEMPTS,
+        sleep,
+        connections=connections,
+        hold_down=True,
     )
     if outcome == "transient":
         entry.save(source, data)
     else:
         entry.remove(source)
         if outcome == "sent":
-            resend_pending(ledger, [source], actor=actor, endpoint=endpoint, limit=CATCH_UP_LIMIT)
+            resend_pending(
+                ledger,
+                [source],
+                actor=actor,
+                endpoint=endpoint,
+                connections=connections,
+                limit=CATCH_UP_LIMIT,
+            )
     return path
 
 
@@ -143,6 +164,7 @@ def resend_pending(
     *,
     actor: str = "pfi",
     endpoint: MllpEndpoint | None = None,
+    connections: Lookup = from_environment,
     now: datetime | None = None,
     window: timedelta = RESEND_WINDOW,
     limit: int = 500,
@@ -152,7 +174,7 @@ def resend_pending(
     A ZAM queued longer than ``window`` is given up (:data:`EVENT_FAILED`, ``ZAM_MLLP_GIVEN_UP``).
     For a scheduled task or a command to sweep; :func:`emit` calls it after a success.
     Returns counts: ``sent``, ``refused``, ``failed`` (still transient), ``given_up``,
-    ``pending`` (left for later)."""
+    ``pending`` (left for later). Each source's Connection comes from ``connections``."""
     counts = {"sent": 0, "refused": 0, "failed": 0, "given_up": 0, "pending": 0}
     oldest = (now or datetime.now(UTC)) - window
     for source in sources:
@@ -180,7 +202,9 @@ def resend_pending(
             except FileNotFoundError:
                 entry.remove(source)
                 continue
-            outcome = _send_recorded(ledger, source, entry, data, actor, endpoint, 1, time.sleep)
+            outcome = _send_recorded(
+                ledger, source, entry, data, actor, endpoint, 1, time.sleep, connections=connections
+            )
             if outcome == "transient":
                 entry.release(source)
                 counts["failed"] += 1
@@ -300,17 +324,21 @@ def _send_recorded(
     attempts: int,
     sleep: Callable[[float], None],
     *,
+    connections: Lookup,
     hold_down: bool = False,
 ) -> str:
     """Send one ZAM over MLLP (up to ``attempts`` times), record the outcome in the ledger and
-    return it: ``sent``, ``refused`` or ``transient``. With ``hold_down``, a peer that failed
+    return it: ``sent``, ``refused`` or ``transient``. ``endpoint``, else the one of the source's
+    Connection (``zam_mllp``) as ``connections`` gives it. With ``hold_down``, a peer that failed
     within :data:`PEER_HOLD_DOWN` in this process is not tried (``MLLP_PEER_DOWN``)."""
     from pfi.protocols.mllp import MllpClient, MllpEndpoint, MllpRefused
 
     failure: dict[str, Any] = {}
     tried = 0
     try:
-        chosen = endpoint or MllpEndpoint.from_env(source.zam_mllp_connection or "")
+        chosen = endpoint or MllpEndpoint.from_connection(
+            connections(source.zam_mllp_connection or "")
+        )
         peer = f"{chosen.host}:{chosen.port}"
         if hold_down and _PEERS_DOWN.get(peer, 0.0) > time.monotonic():
             attempts = 0  # failed moments ago in this process: queue without waiting again

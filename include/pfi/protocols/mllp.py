@@ -15,21 +15,22 @@ timeout and a read timeout, and reads the peer's ACK (MSA-1, MSA-2, ERR):
   this message → :class:`~pfi.base.errors.TransientError` (``MLLP_UNREACHABLE``, ``MLLP_NO_ANSWER``,
   ``MLLP_BAD_ANSWER``): the caller may try again later.
 
-Where the peer is: an :class:`MllpEndpoint`, built by the caller (an Airflow hook) or read from
-the ``AIRFLOW_CONN_<ID>`` environment variable (:meth:`MllpEndpoint.from_env`, URI form
-``mllp://host:port?timeout=30`` or Airflow's JSON form ``{"host", "port", "extra": {"timeout",
-"connect_timeout"}}``). Nothing about the content is logged or put into an error message.
+Where the peer is: an :class:`MllpEndpoint`, built by the caller or from an Airflow Connection
+(:meth:`MllpEndpoint.from_connection`: ``host``, ``port``, ``extra.timeout``,
+``extra.connect_timeout``; the Connection itself comes from :mod:`pfi.base.connections`). Nothing
+about the content is logged or put into an error message.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import socket
 from dataclasses import dataclass
-from urllib.parse import parse_qs, urlsplit
+from typing import TYPE_CHECKING
 
 from pfi.base.errors import ConfigurationError, RefusedByPartner, TransientError
+
+if TYPE_CHECKING:
+    from pfi.base.connections import Connection
 
 START_BLOCK = b"\x0b"
 END_BLOCK = b"\x1c"
@@ -148,42 +149,19 @@ class MllpEndpoint:
     connection_id: str = ""
 
     @classmethod
-    def from_env(cls, connection_id: str) -> MllpEndpoint:
-        """The Airflow Connection ``connection_id`` given as ``AIRFLOW_CONN_<ID>``."""
-        raw = os.environ.get(f"AIRFLOW_CONN_{connection_id.upper()}", "").strip()
-        if not raw:
-            raise ConfigurationError(
-                f"Airflow Connection {connection_id!r} not found (AIRFLOW_CONN_"
-                f"{connection_id.upper()} is not set)"
-            )
-        try:
-            if raw.startswith("{"):
-                data = json.loads(raw)
-                extra = data.get("extra") or {}
-                if isinstance(extra, str):
-                    extra = json.loads(extra) if extra.strip() else {}
-                host, port = str(data.get("host") or ""), int(data.get("port") or 0)
-            else:
-                url = urlsplit(raw)
-                extra = {k: v[0] for k, v in parse_qs(url.query).items()}
-                host, port = url.hostname or "", int(url.port or 0)
-            endpoint = cls(
-                host,
-                port,
-                float(extra.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
-                float(extra.get("timeout", DEFAULT_READ_TIMEOUT)),
-                connection_id,
-            )
-        except (TypeError, ValueError) as exc:
-            raise ConfigurationError(
-                f"Airflow Connection {connection_id!r} is not a valid MLLP endpoint: "
-                f"{type(exc).__name__}"
-            ) from None
-        if not host or not 0 < port < 65536:
-            raise ConfigurationError(
-                f"Airflow Connection {connection_id!r} needs a host and a port"
-            )
-        return endpoint
+    def from_connection(cls, conn: Connection) -> MllpEndpoint:
+        """The peer an Airflow Connection describes: ``host`` and ``port``; ``extra.timeout``
+        (read, seconds) and ``extra.connect_timeout``. ConfigurationError naming the connection
+        when one is missing or wrong."""
+        if not conn.host or not conn.port:
+            raise ConfigurationError(f"Connection {conn.conn_id} needs a host and a port")
+        return cls(
+            conn.host,
+            conn.port,
+            conn.number("connect_timeout", DEFAULT_CONNECT_TIMEOUT),
+            conn.number("timeout", DEFAULT_READ_TIMEOUT),
+            conn.conn_id,
+        )
 
 
 class MllpClient:

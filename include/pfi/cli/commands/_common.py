@@ -1,9 +1,9 @@
 """What several command groups share (not a group itself: modules starting with ``_`` are skipped).
 
 - :func:`settings_of`: the site settings of ``--settings`` or ``$PFI_SETTINGS``;
-- :func:`open_ledger`: the ledger of ``--url`` / ``PFI_LEDGER_URL`` / ``AIRFLOW_CONN_PFI_LEDGER``,
-  disposed at the end of the ``with``;
-- :func:`env_connection`: an Airflow Connection given in JSON form as ``AIRFLOW_CONN_<ID>``;
+- :func:`ledger_url`: ``--url``, else ``PFI_LEDGER_URL``, else the ledger Connection the settings
+  name (``[connections] ledger``, default ``pfi_ledger``) as ``AIRFLOW_CONN_<ID>``;
+- :func:`open_ledger`: the ledger of :func:`ledger_url`, disposed at the end of the ``with``;
 - :func:`read_request`: the one producer request of an HL7 file a dry run is about;
 - :func:`input_file`: the ``type=`` of a file argument that must exist (a usage error, exit 2,
   instead of a traceback).
@@ -12,13 +12,21 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pfi.base.connections import (
+    Lookup,
+    MissingConnection,
+    environment_key,
+    from_environment,
+    postgres_url,
+)
+from pfi.base.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from pfi.base.settings import Settings
@@ -36,10 +44,35 @@ def settings_of(args: argparse.Namespace, *, required: bool) -> Settings | None:
     return load_settings(path)
 
 
+def ledger_connection_id(args: argparse.Namespace) -> str:
+    """``[connections] ledger`` of the settings (``--settings`` or ``$PFI_SETTINGS``) when they
+    can be read, as the DAGs use it; ``pfi_ledger`` otherwise."""
+    try:
+        settings = settings_of(args, required=False)
+    except ConfigurationError:
+        return "pfi_ledger"
+    return settings.ledger_connection_id if settings is not None else "pfi_ledger"
+
+
+def ledger_url(args: argparse.Namespace, connections: Lookup = from_environment) -> str:
+    """``--url``, else ``$PFI_LEDGER_URL``, else the URL of the ledger Connection
+    (``AIRFLOW_CONN_<ID>``, URI or JSON form: :func:`pfi.base.connections.postgres_url`)."""
+    url = getattr(args, "url", None) or os.environ.get("PFI_LEDGER_URL")
+    if url:
+        return url
+    conn_id = ledger_connection_id(args)
+    try:
+        connection = connections(conn_id)
+    except MissingConnection:
+        raise ConfigurationError(
+            f"no ledger URL: pass --url, or set PFI_LEDGER_URL or {environment_key(conn_id)}"
+        ) from None
+    return postgres_url(connection)
+
+
 @contextmanager
 def open_ledger(args: argparse.Namespace) -> Iterator[Ledger]:
-    """The ledger named by ``--url`` (or the environment), disposed on leaving."""
-    from pfi.cli import ledger_url
+    """The ledger of :func:`ledger_url`, disposed on leaving."""
     from pfi.ledger import Ledger
 
     ledger = Ledger.from_url(ledger_url(args))
@@ -47,17 +80,6 @@ def open_ledger(args: argparse.Namespace) -> Iterator[Ledger]:
         yield ledger
     finally:
         ledger.dispose()
-
-
-def env_connection(conn_id: str) -> dict[str, Any] | None:
-    """``AIRFLOW_CONN_<ID>`` in JSON form, its ``extra`` as a dict; None when unset or a URI."""
-    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}", "")
-    if not raw.lstrip().startswith("{"):
-        return None
-    data = json.loads(raw)
-    extra = data.get("extra") or {}
-    data["extra"] = json.loads(extra) if isinstance(extra, str) else extra
-    return data
 
 
 def input_file(text: str) -> Path:

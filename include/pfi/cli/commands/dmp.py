@@ -13,9 +13,10 @@ or ITI-57, VIHF, metadata; documents summarised), nothing sent, nothing recorded
 (INS, IPP, names, birth date, sourcePatientInfo) is masked unless ``--show-identity``; the
 signature uses the signing certificate given, else the one of the DMP Connection the settings
 name (``[connections] dmp``, default ``pfi_dmp``, given as ``AIRFLOW_CONN_<ID>``), else a
-throw-away key (said so). ``status`` prints what the ledger knows of a document (by unique id
-``root^extension`` or ledger id): its DMP deliveries and their trail. ``run`` does what the
-``deliver_dmp`` DAG does, once. ``hold`` parks a document's pending DMP deliveries (never
+throw-away key (said so); the Connection is read as the ``deliver_dmp`` DAG reads it
+(:mod:`pfi.protocols.dmp.connection`: endpoints, TLS files, signer, timeouts). ``status`` prints
+what the ledger knows of a document (by unique id ``root^extension`` or ledger id): its DMP
+deliveries and their trail. ``run`` does what the ``deliver_dmp`` DAG does, once. ``hold`` parks a document's pending DMP deliveries (never
 claimed while held: SC.DMP/ALI/PROG deferred sends) and ``release`` makes them due at once.
 """
 
@@ -26,11 +27,9 @@ import json
 import re
 import sys
 import uuid
-from pathlib import Path
-from typing import Any
 
+from pfi.base.connections import Connection, MissingConnection, environment_key, from_environment
 from pfi.cli.commands._common import (
-    env_connection,
     input_file,
     open_ledger,
     read_request,
@@ -77,21 +76,23 @@ def _dmp_connection_id(settings) -> str:
     return settings.dmp_connection_id if settings is not None else "pfi_dmp"
 
 
-def _dmp_connection(settings) -> dict[str, Any]:
-    return env_connection(_dmp_connection_id(settings)) or {}
+def _dmp_connection(settings) -> Connection | None:
+    """The DMP Connection from the environment; None when it is not set (a dry run's case)."""
+    try:
+        return from_environment(_dmp_connection_id(settings))
+    except MissingConnection:
+        return None
 
 
-def _signer(args: argparse.Namespace, settings):
+def _signer(args: argparse.Namespace, connection: Connection | None):
     """The signing certificate: options, else the Connection's, else a throw-away one."""
     from pfi.protocols.dmp import Signer
+    from pfi.protocols.dmp import connection as dmp_connection
 
     if args.signing_cert and args.signing_key:
         return Signer.from_files(args.signing_cert, args.signing_key), "given"
-    extra = _dmp_connection(settings).get("extra", {})
-    if extra.get("signing_cert") and extra.get("signing_key"):
-        return Signer.from_files(
-            extra["signing_cert"], extra["signing_key"]
-        ), f"AIRFLOW_CONN_{_dmp_connection_id(settings).upper()}"
+    if connection is not None and dmp_connection.has_signer(connection):
+        return dmp_connection.signer(connection), environment_key(connection.conn_id)
     return _throwaway_signer(), "a throw-away key (dry run)"
 
 
@@ -179,6 +180,7 @@ def masked_envelope(envelope: bytes, sensitive: list[str]) -> str:
 def cmd_submit(args: argparse.Namespace) -> int:
     from pfi.base.errors import ConfigurationError
     from pfi.protocols.dmp import DmpEndpoints, DmpSubmission, build_request
+    from pfi.protocols.dmp import connection as dmp_connection
     from pfi.protocols.dmp.config import DmpConfig
 
     if not args.dry_run:
@@ -195,12 +197,16 @@ def cmd_submit(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         submission = replace(submission, action=args.dmp_action)
-    extra = _dmp_connection(settings).get("extra", {})
-    endpoints = DmpEndpoints(
-        extra.get("repository_url", "https://dmp.invalid/si-dmp-server/v2/services/repository"),
-        extra.get("registry_url", "https://dmp.invalid/si-dmp-server/v2/services/registry"),
+    connection = _dmp_connection(settings)
+    endpoints = (
+        dmp_connection.endpoints(connection)
+        if connection is not None
+        else DmpEndpoints(
+            "https://dmp.invalid" + dmp_connection.REPOSITORY_PATH,
+            "https://dmp.invalid" + dmp_connection.REGISTRY_PATH,
+        )
     )
-    signer, origin = _signer(args, settings)
+    signer, origin = _signer(args, connection)
     soap = build_request(
         submission, config=config, signer=signer, endpoints=endpoints, request_id=uuid.uuid4()
     )
@@ -302,36 +308,22 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from pfi.base.errors import ConfigurationError
     from pfi.flows.dmp import submit_due_deliveries
-    from pfi.protocols.dmp import DmpClient, DmpEndpoints, Signer, TlsFiles
+    from pfi.protocols.dmp import connection as dmp_connection
     from pfi.protocols.dmp.config import DmpConfig
 
     settings = settings_of(args, required=True)
     config = DmpConfig.from_settings(settings)
     if args.limit:
         config = replace(config, batch_size=args.limit)
-    conn_id = _dmp_connection_id(settings)
-    connection = env_connection(conn_id)
-    if connection is None:
-        raise ConfigurationError(
-            f"set AIRFLOW_CONN_{conn_id.upper()} (JSON form) for the DMP ([connections] dmp)"
-        )
-    extra = connection.get("extra", {})
-    try:
-        endpoints = DmpEndpoints(extra["repository_url"], extra["registry_url"])
-        tls = TlsFiles(
-            Path(extra["client_cert"]), Path(extra["client_key"]), Path(extra["ca_bundle"])
-        )
-        signer = Signer.from_files(extra["signing_cert"], extra["signing_key"])
-    except KeyError as exc:
-        raise ConfigurationError(
-            f"AIRFLOW_CONN_{conn_id.upper()} (JSON): extra.{exc.args[0]} missing"
-        ) from None
+    connection = from_environment(_dmp_connection_id(settings))  # as the deliver_dmp DAG
+    signer = dmp_connection.signer(connection)
     with (
         open_ledger(args) as ledger,
-        DmpClient(
-            endpoints, tls, connect_timeout=config.connect_timeout, read_timeout=config.read_timeout
+        dmp_connection.client(
+            connection,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
         ) as client,
     ):
         counts = submit_due_deliveries(

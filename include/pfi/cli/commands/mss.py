@@ -12,7 +12,7 @@
 ``compose --dry-run`` applies the rule table to a producer's HL7 message and writes each mail it
 would send as an ``.eml`` file (``<n>_<channel>_<request id>.eml``), nothing sent, nothing
 recorded. ``send`` and ``poll`` do what the ``deliver_mssante`` DAG does, with the ledger URL and
-the mailbox Connections taken from ``AIRFLOW_CONN_<ID>`` (JSON form) like Airflow.
+the mailbox Connections taken from ``AIRFLOW_CONN_<ID>`` (URI or JSON form) like Airflow.
 ``traces`` prints the MSSanté traces (SC.MSS/CONF.17-18) as ``;``-separated CSV. ``check``
 opens an SMTP and an IMAP session of each mailbox with its certificate (nothing sent) and prints
 the error code of what fails (exit 1).
@@ -27,7 +27,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pfi.cli.commands._common import (
-    env_connection,
     input_file,
     open_ledger,
     read_request,
@@ -125,19 +124,12 @@ def cmd_compose(args: argparse.Namespace) -> int:
     return 0
 
 
-def _connection(conn_id: str) -> dict:
-    from pfi.base.errors import ConfigurationError
-
-    conn = env_connection(conn_id)
-    if conn is None:
-        raise ConfigurationError(f"set AIRFLOW_CONN_{conn_id.upper()} (JSON form) for the mailbox")
-    return conn
-
-
 def _endpoints(mailbox):
-    from pfi.protocols.mssante.connection import endpoints_of
+    """The mailbox's endpoints from its Connection (``AIRFLOW_CONN_<ID>``), as the hook maps it."""
+    from pfi.base.connections import from_environment
+    from pfi.protocols.mssante.connection import endpoints
 
-    return endpoints_of(_connection(mailbox.connection_id), mailbox.address)
+    return endpoints(from_environment(mailbox.connection_id), mailbox.address)
 
 
 def cmd_send(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 """SMTP and IMAP endpoints of an application mailbox from its Connection's fields.
 
-Plain Python so that the mapping is tested without Airflow; the hook
-(``plugins/pfi_airflow/mssante.py``) hands the ``pfi_mss_<mailbox>`` Connection's fields here.
+Plain Python so that the mapping is tested without Airflow: the hook
+(``plugins/pfi_airflow/mssante.py``) and ``pfi mss`` hand the ``pfi_mss_<mailbox>`` Connection
+here as a :class:`~pfi.base.connections.Connection` (Airflow's, or ``AIRFLOW_CONN_<ID>``).
 
 ========================  ===================================================================
 Connection field          meaning
@@ -29,122 +30,101 @@ Connection field          meaning
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pfi.base.connections import Connection
 from pfi.base.errors import ConfigurationError
 from pfi.protocols.mssante.imap import ImapEndpoint
 from pfi.protocols.mssante.smtp import SmtpEndpoint
 from pfi.protocols.mssante.tls import TlsFiles
 
 
-def _extra(extra: Mapping[str, Any] | str | None) -> dict[str, Any]:
-    if not extra:
-        return {}
-    if isinstance(extra, str):
-        try:
-            value = json.loads(extra)
-        except ValueError:
-            raise ConfigurationError("the mailbox Connection's extra is not JSON") from None
-        return dict(value)
-    return dict(extra)
+def _path(conn: Connection, key: str) -> Path | None:
+    value = conn.optional(key)
+    return Path(value) if value else None
 
 
-def _path(extra: Mapping[str, Any], key: str) -> Path | None:
-    value = extra.get(key)
-    return Path(str(value)) if value else None
-
-
-def tls_files(extra: Mapping[str, Any]) -> TlsFiles:
-    ca_bundle = _path(extra, "ca_bundle")
-    if ca_bundle is None:
-        raise ConfigurationError("the mailbox Connection needs extra.ca_bundle", code="MSS_CONFIG")
-    cert = _path(extra, "client_cert")
-    if cert is None:
-        raise ConfigurationError(
-            "the mailbox Connection needs extra.client_cert (the ORG certificate)",
-            code="MSS_CONFIG",
-        )
+def tls_files(conn: Connection) -> TlsFiles:
+    """The mailbox's client certificate (and key, CRLs) and the operator's CA bundle."""
     return TlsFiles(
-        ca_bundle=ca_bundle,
-        client_cert=cert,
-        client_key=_path(extra, "client_key"),
-        crl_file=_path(extra, "crl_file"),
-        conf03_ciphers=str(extra.get("conf03_ciphers", "true")).lower() not in ("false", "0", "no"),
+        ca_bundle=Path(conn.required("ca_bundle", code="MSS_CONFIG")),
+        client_cert=Path(
+            conn.required("client_cert", code="MSS_CONFIG", hint="the ORG certificate")
+        ),
+        client_key=_path(conn, "client_key"),
+        crl_file=_path(conn, "crl_file"),
+        conf03_ciphers=str(conn.extra.get("conf03_ciphers", "true")).lower()
+        not in ("false", "0", "no"),
     )
 
 
-def endpoints(
-    *,
-    host: str | None,
-    port: int | None,
-    login: str | None,
-    password: str | None,
-    extra: Mapping[str, Any] | str | None,
-    mailbox: str | None = None,
-) -> tuple[SmtpEndpoint, ImapEndpoint]:
-    """The SMTP and IMAP endpoints a Connection describes (ConfigurationError when incomplete)."""
-    options = _extra(extra)
-    address = (mailbox or login or "").strip()
-    if not host or not address:
-        raise ConfigurationError("the mailbox Connection needs a host and the mailbox address")
-    if mailbox and login and login.strip().lower() != mailbox.strip().lower():
+def endpoints(conn: Connection, mailbox: str | None = None) -> tuple[SmtpEndpoint, ImapEndpoint]:
+    """The SMTP and IMAP endpoints of the mailbox ``mailbox`` (its address; default: the
+    Connection's login) a Connection describes (ConfigurationError when incomplete)."""
+    options = conn.extra
+    address = (mailbox or conn.login or "").strip()
+    if not conn.host or not address:
         raise ConfigurationError(
-            "the mailbox Connection's login is not the mailbox address", code="MSS_CONFIG"
+            f"Connection {conn.conn_id} needs a host and the mailbox address", code="MSS_CONFIG"
         )
-    tls = tls_files(options)
-    timeout = float(options.get("timeout", 30))
+    if mailbox and conn.login and conn.login.strip().lower() != mailbox.strip().lower():
+        raise ConfigurationError(
+            f"Connection {conn.conn_id}: its login is not the mailbox address", code="MSS_CONFIG"
+        )
+    tls = tls_files(conn)
+    timeout = conn.number("timeout", 30.0)
     smtp_security = str(options.get("smtp_security", "starttls"))
     imap_security = str(options.get("imap_security", "starttls"))
-    smtp_port = int(
-        options.get("smtps_port", 465) if smtp_security == "tls" else options.get("smtp_port", 587)
-    )
-    imap_port = int(
-        options.get("imaps_port", 993)
-        if imap_security == "tls"
-        else options.get("imap_port", port or 143)
-    )
+    try:
+        smtp_port = int(
+            options.get("smtps_port", 465)
+            if smtp_security == "tls"
+            else options.get("smtp_port", 587)
+        )
+        imap_port = int(
+            options.get("imaps_port", 993)
+            if imap_security == "tls"
+            else options.get("imap_port", conn.port or 143)
+        )
+    except (TypeError, ValueError):
+        raise ConfigurationError(
+            f"Connection {conn.conn_id}: the SMTP and IMAP ports must be numbers",
+            code="MSS_CONFIG",
+        ) from None
     smtp = SmtpEndpoint(
-        host=str(options.get("smtp_host", host)),
+        host=str(options.get("smtp_host", conn.host)),
         port=smtp_port,
         mailbox=address,
         tls=tls,
         security=smtp_security,  # type: ignore[arg-type]
         sasl=str(options.get("smtp_sasl", "plain")),  # type: ignore[arg-type]
-        password=password or "",
+        password=conn.password,
         timeout=timeout,
     )
     imap_sasl = str(options.get("imap_sasl", "plain"))
     if imap_sasl not in ("plain", "external") or imap_security not in ("starttls", "tls"):
         raise ConfigurationError("imap_sasl is plain|external, imap_security starttls|tls")
     imap = ImapEndpoint(
-        host=host,
+        host=conn.host,
         port=imap_port,
         mailbox=address,
         tls=tls,
         security=imap_security,  # type: ignore[arg-type]
         sasl=imap_sasl,  # type: ignore[arg-type]
-        password=password or "",
+        password=conn.password,
         timeout=timeout,
     )
     return smtp, imap
 
 
 def endpoints_of(
-    conn: Mapping[str, Any], mailbox: str | None = None
+    data: Mapping[str, Any], mailbox: str | None = None, *, conn_id: str = "mailbox"
 ) -> tuple[SmtpEndpoint, ImapEndpoint]:
-    """:func:`endpoints` of a Connection given as a mapping (the JSON form of
-    ``AIRFLOW_CONN_<ID>``: ``host``, ``port``, ``login``, ``password``, ``extra``)."""
-    return endpoints(
-        host=conn.get("host"),
-        port=conn.get("port"),
-        login=conn.get("login"),
-        password=conn.get("password"),
-        extra=conn.get("extra"),
-        mailbox=mailbox,
-    )
+    """:func:`endpoints` of a Connection given in its JSON form as a mapping (``host``,
+    ``port``, ``login``, ``password``, ``extra``), as test fixtures write it."""
+    return endpoints(Connection.from_mapping(conn_id, data), mailbox)
 
 
 __all__ = ["endpoints", "endpoints_of", "tls_files"]
