@@ -231,72 +231,45 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def _find_document(ledger, reference: str):
     """By unique id or ledger id; None (said on stderr) when the ledger has no such document."""
-    document = ledger.find_document(reference)
-    if document is None and reference.isdigit():
-        try:
-            document = ledger.get_document(int(reference))
-        except LookupError:
-            document = None
+    from pfi.flows.operations import find_document
+
+    document = find_document(ledger, reference)
     if document is None:
         print(f"no document {reference} in the ledger", file=sys.stderr)
     return document
 
 
 def cmd_hold_release(args: argparse.Namespace) -> int:
-    before, after = ("pending", "held") if args.order == "hold" else ("held", "pending")
+    from pfi.flows.operations import order
+
     with open_ledger(args) as ledger:
         document = _find_document(ledger, args.document)
         if document is None:
             return 1
-        changed = [
-            ledger.mark_delivery(d.id, after, reason_code=f"DMP_{args.order.upper()}", actor="cli")
-            for d in ledger.deliveries_of(document.id)
-            if d.channel == "dmp" and d.status == before
-        ]
+        changed = order(ledger, document, args.order, channel="dmp", actor="cli")
     print(json.dumps({"document": document.id, args.order: [d.id for d in changed]}))
     return 0 if changed else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from pfi.protocols.dmp.submission import entry_uuid, submission_set_unique_id
+    from pfi.flows.operations import status
 
     with open_ledger(args) as ledger:
         document = _find_document(ledger, args.document)
         if document is None:
             return 1
-        deliveries = [d for d in ledger.deliveries_of(document.id) if d.channel == "dmp"]
-        report = {
-            "document": {
-                "id": document.id,
-                "unique_id": document.unique_id,
-                "type_code": document.type_code,
-                "version": document.version,
-                "ins_qualified": document.ins_qualified,
-                "replaces": document.replaces_unique_id,
-                "entry_uuid": entry_uuid(document.unique_id),
-            },
-            "dmp_deliveries": [
-                {
-                    "id": d.id,
-                    "action": d.action,
-                    "status": d.status,
-                    "attempts": d.attempts,
-                    "next_attempt_at": d.next_attempt_at,
-                    "sent_at": d.sent_at,
-                    "partner_ref": d.partner_ref,
-                    "reason_code": d.reason_code,
-                    "reason_text": d.reason_text,
-                    "request_id": str(d.request_id),
-                    "submission_set_unique_id": submission_set_unique_id(d.request_id),
-                    "trail": [
-                        {"at": e.at, "kind": e.kind, "actor": e.actor, "detail": e.detail}
-                        for e in ledger.events(delivery_id=d.id)
-                    ],
-                }
-                for d in deliveries
-            ],
-        }
-    print(json.dumps(report, indent=2, default=str, ensure_ascii=False))
+        report = status(ledger, document, channels=["dmp"])
+    deliveries = [
+        {key: value for key, value in d.items() if key != "channel"} for d in report["deliveries"]
+    ]
+    print(
+        json.dumps(
+            {"document": report["document"], "dmp_deliveries": deliveries},
+            indent=2,
+            default=str,
+            ensure_ascii=False,
+        )
+    )
     if not deliveries:  # said on stderr: stdout stays one JSON document
         print(
             "(no DMP delivery: the producer did not ask for the DMP, or it was refused)",
