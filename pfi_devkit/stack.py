@@ -47,12 +47,39 @@ def _alive(pid: int) -> bool:
 
 
 def status(state: Path) -> dict[str, Any] | None:
-    """What runs (``stack.json``) if the serving process is alive, else None."""
+    """What runs (``stack.json``, written at start-up) if the serving process is alive, with
+    what has arrived since (``arrived``: :func:`arrived`), else None."""
     file = state / STACK_FILE
     if not file.exists():
         return None
     info = json.loads(file.read_text())
-    return info if _alive(int(info.get("pid", 0))) else None
+    if not _alive(int(info.get("pid", 0))):
+        return None
+    return {**info, "arrived": arrived(info)}
+
+
+def arrived(info: dict[str, Any]) -> dict[str, Any]:
+    """What reached the partner servers so far, read from their folders: the submissions the
+    DMP endpoint accepted (``dmp-accepted/``), the mails in each mailbox, the messages the DPI
+    peer received. Names and counts only: no content (patient data) is shown."""
+
+    def entries(folder: str | None, *, dirs: bool) -> list[Path]:
+        path = Path(folder) if folder else None
+        if path is None or not path.is_dir():
+            return []
+        return sorted(p for p in path.iterdir() if p.is_dir() == dirs)
+
+    maildirs = info.get("maildirs", {})
+    return {
+        "dmp_accepted": [p.name for p in entries(info["dmp"].get("store_dir"), dirs=True)],
+        "mails": {
+            address: sum(
+                len(entries(str(Path(maildir) / sub), dirs=False)) for sub in ("new", "cur")
+            )
+            for address, maildir in sorted(maildirs.items())
+        },
+        "dpi_received": len(entries(info["dpi_mllp"].get("store_dir"), dirs=False)),
+    }
 
 
 def up(state: Path, *, timeout: float = 60.0) -> dict[str, Any]:
@@ -220,6 +247,7 @@ def serve(state: Path, *, host: str = "127.0.0.1", fixed_ports: bool = False) ->
             "dmp": dmp.describe(),
             "pki": pki.describe(),
             "human_mailboxes": humans,
+            "maildirs": {a: str(mail.maildir(a)) for a in (DEMO_MAILBOX, *humans)},
         }
         (state / STACK_FILE).write_text(json.dumps(info, indent=2, default=str))
         stop.wait()

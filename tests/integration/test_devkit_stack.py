@@ -39,6 +39,11 @@ def test_up_is_idempotent_and_down_stops_everything(state, capsys):
         humans = first["human_mailboxes"]
         assert "adam.hoda@test-ci-sis.mssante.fr" in humans
         assert any(address.endswith("@patient.mssante.fr") for address in humans)
+        # status also says what arrived so far (nothing yet): stored submissions, mails, messages
+        arrived = stack.status(state)["arrived"]
+        assert arrived["dmp_accepted"] == [] and arrived["dpi_received"] == 0
+        assert set(arrived["mails"]) == {"pfi@ch-demo.mssante.test", *humans}
+        assert set(arrived["mails"].values()) == {0}
     finally:
         stack.down(state)
     assert stack.status(state) is None
