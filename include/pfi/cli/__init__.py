@@ -28,6 +28,20 @@ from pfi.cli.commands._common import ledger_url
 Handler = Callable[[argparse.Namespace], int]
 
 
+def connection_state(conn_id: str, problems: list[str]) -> str:
+    """Whether the Connection is in the environment and reads as one (a problem if not)."""
+    from pfi.base.connections import MissingConnection, from_environment
+
+    try:
+        from_environment(conn_id)
+    except MissingConnection:
+        return "not in the environment (check Airflow)"
+    except ConfigurationError as exc:
+        problems.append(f"connection {conn_id}: {exc}")
+        return "found in the environment, not readable"
+    return "found in the environment"
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     from pfi.base.settings import check_settings, register_all, section_problems
 
@@ -39,9 +53,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         print(f"HL7 sources: {', '.join(s.name for s in settings.sources) or 'none'}")
         print(f"mailboxes: {', '.join(m.name for m in settings.mailboxes) or 'none'}")
         for conn_id in settings.connection_ids:
-            where = "environment" if os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}") else None
-            state = f"found in the {where}" if where else "not in the environment (check Airflow)"
-            print(f"connection {conn_id}: {state}")
+            print(f"connection {conn_id}: {connection_state(conn_id, problems)}")
     for problem in problems:
         print(f"problem: {problem}")
     print("settings OK" if not problems else f"{len(problems)} problem(s)")
