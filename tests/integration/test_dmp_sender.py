@@ -1,8 +1,8 @@
 """The ``dmp`` delivery executor: ledger (real PostgreSQL) + devkit DMP endpoint (real TLS).
 
 Deliveries are created as intake creates them (inbound message, document, ``dmp`` delivery);
-``load_request`` is given the parsed official example instead of an archived file (intake's own
-tests cover the archive). Time is passed explicitly (``now``) to walk the retry schedule, never
+``load_request`` is given the parsed sample (``pfi_devkit.samples``, twins of the official v2.1
+MDM examples) instead of an archived file (intake's own tests cover the archive). Time is passed explicitly (``now``) to walk the retry schedule, never
 slept through.
 """
 
@@ -20,9 +20,10 @@ from pfi.flows.queue import Outcome, follow_up_missed, record_outcome, run_due
 from pfi.protocols.dmp.client import DmpClient, DmpEndpoints
 from pfi.protocols.dmp.config import DmpConfig
 from pfi.protocols.dmp.submission import entry_uuid
+from pfi_devkit.samples import MDM_DEL, MDM_INIT, MDM_RPLC, MDM_V1_ID, MDM_V2_ID
 from pfi_fixtures.ledger import record_document
 from pfi_fixtures.partners import dmp_signer, dmp_tls
-from pfi_fixtures.site import MDM_DEL, MDM_INIT, MDM_RPLC, write_settings
+from pfi_fixtures.site import write_settings
 
 pytestmark = pytest.mark.integration
 
@@ -43,10 +44,10 @@ def site(tmp_path):
 
 
 class World:
-    """Ledger rows for official example messages, and the sender over them."""
+    """Ledger rows for sample messages, and the sender over them."""
 
-    def __init__(self, ledger, dmp, test_pki, fixtures_dir, settings) -> None:
-        self.ledger, self.dmp, self.fixtures_dir = ledger, dmp, fixtures_dir
+    def __init__(self, ledger, dmp, test_pki, samples_dir, settings) -> None:
+        self.ledger, self.dmp, self.samples_dir = ledger, dmp, samples_dir
         self.requests: dict[int, object] = {}
         self.client = DmpClient(
             DmpEndpoints(dmp.repository_url, dmp.registry_url), dmp_tls(test_pki)
@@ -69,10 +70,10 @@ class World:
         from pfi.protocols.dmp.submission import DmpSubmission
         from pfi.protocols.hl7v2 import parse_message
 
-        raw = (self.fixtures_dir / path).read_bytes()
+        raw = (self.samples_dir / path).read_bytes()
         request = parse_message(raw)
         request = replace(request, flags=replace(request.flags, ack_reception=ack))
-        if control_id:  # the official examples all use MSH-10 "015"
+        if control_id:  # another MSH-10 than the sample's
             request = replace(request, header=replace(request.header, control_id=control_id))
         sub = DmpSubmission.from_request(request)
         recorded = record_document(
@@ -119,11 +120,11 @@ class World:
 
 
 @pytest.fixture
-def world(fresh_ledger, dmp_endpoint, test_pki, fixtures_dir, site):
+def world(fresh_ledger, dmp_endpoint, test_pki, samples_dir, site):
     dmp_endpoint.require_signature_document = True
     dmp_endpoint.strict_metadata = True
     dmp_endpoint.verify_vihf = True
-    w = World(fresh_ledger, dmp_endpoint, test_pki, fixtures_dir, site)
+    w = World(fresh_ledger, dmp_endpoint, test_pki, samples_dir, site)
     yield w
     w.client.close()
 
@@ -149,10 +150,10 @@ def test_dmp_down_then_back_sends_each_version_once_in_order(world):
     assert (world.status(initial), world.status(replacement)) == ("sent", "sent")
     assert [s.transaction for s in world.dmp.accepted] == ["ITI-41", "ITI-41"]
     uids = [s.entries for s in world.dmp.accepted]
-    assert uids[0][0].endswith("71024000081") and uids[1][0].endswith("71024000082")
+    assert [u[0] for u in uids] == [MDM_V1_ID, MDM_V2_ID]
     assert world.dmp.duplicates == 0
     sent = world.ledger.get_delivery(replacement)
-    assert sent.partner_ref == entry_uuid("1.2.250.1.71.4.2.2.120456789.71024000082")
+    assert sent.partner_ref == entry_uuid(MDM_V2_ID)
     # Nothing is due any more: another run claims nothing and sends nothing.
     assert world.run(T0 + timedelta(hours=5))["claimed"] == 0
     assert len(world.dmp.accepted) == 2
@@ -168,11 +169,10 @@ def test_deletion_waits_for_nothing_once_published_and_deletes(world):
     world.run(T0 + timedelta(minutes=3))
     assert world.status(deletion_delivery) == "sent" and world.status(initial) == "sent"
     assert world.dmp.accepted[-1].transaction == "ITI-57"
-    assert world.dmp.entries["1.2.250.1.71.4.2.2.120456789.71024000082"].status.endswith("Deleted")
+    assert world.dmp.entries[MDM_V2_ID].status.endswith("Deleted")
 
 
-V1 = "1.2.250.1.71.4.2.2.120456789.71024000081"
-V2 = "1.2.250.1.71.4.2.2.120456789.71024000082"
+V1, V2 = MDM_V1_ID, MDM_V2_ID
 
 
 def test_a_replacement_of_a_version_the_dmp_never_had_is_published_as_new(world):
@@ -347,7 +347,7 @@ def test_a_deletion_whose_answer_was_lost_is_sent_not_refused_when_tried_again(w
     world.run(T0 + timedelta(hours=1))  # the lease expired: claimed and sent again
     stands = world.ledger.get_delivery(deletion)
     assert (stands.status, stands.reason_code) == ("sent", None)
-    assert world.dmp.entries["1.2.250.1.71.4.2.2.120456789.71024000082"].status.endswith("Deleted")
+    assert world.dmp.entries[MDM_V2_ID].status.endswith("Deleted")
 
 
 def test_a_wrong_endpoint_url_keeps_the_document_queued_instead_of_refusing_it(world, test_pki):
