@@ -1,7 +1,8 @@
 """``pfi dmp run`` and ``pfi dmp status`` on a real ledger, against the devkit DMP endpoint.
 
 The Connections are given as Airflow would read them (``AIRFLOW_CONN_PFI_LEDGER``,
-``AIRFLOW_CONN_PFI_DMP`` in JSON form). The document is recorded as intake records it.
+``AIRFLOW_CONN_PFI_DMP`` in JSON form). The document (the project's MDM sample,
+``pfi_devkit.samples``) is recorded as intake records it.
 """
 
 import hashlib
@@ -12,18 +13,19 @@ import pytest
 from pfi.cli import main
 from pfi.flows.intake import message_checksum
 from pfi.protocols.hl7v2 import split_file
+from pfi_devkit.samples import MDM_INIT, MDM_V1_ID
 from pfi_fixtures.ledger import record_document
 from pfi_fixtures.partners import dmp_tls_extra
-from pfi_fixtures.site import MDM_INIT, use_site, write_settings
+from pfi_fixtures.site import use_site, write_settings
 
 pytestmark = pytest.mark.integration
 
-UNIQUE_ID = "1.2.250.1.71.4.2.2.120456789.71024000081"
+UNIQUE_ID = MDM_V1_ID
 
 
 @pytest.fixture
 def environment(
-    tmp_path, monkeypatch, fresh_ledger_url, fresh_ledger, dmp_endpoint, test_pki, fixtures_dir
+    tmp_path, monkeypatch, fresh_ledger_url, fresh_ledger, dmp_endpoint, test_pki, samples_dir
 ):
     extra = {
         "repository_url": dmp_endpoint.repository_url,
@@ -33,7 +35,7 @@ def environment(
     connection = {"conn_type": "http", "extra": extra}
     use_site(monkeypatch, write_settings(tmp_path), fresh_ledger_url, pfi_dmp=connection)
     # The archived original, as intake keeps it (load_request reads it back by ledger id).
-    raw = (fixtures_dir / MDM_INIT).read_bytes()
+    raw = (samples_dir / MDM_INIT).read_bytes()
     archived = tmp_path / "archive" / "initial.er7"
     archived.parent.mkdir()
     archived.write_bytes(raw)
