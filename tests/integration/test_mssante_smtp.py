@@ -1,5 +1,6 @@
 """The MSSanté SMTP client against the devkit relay and Dovecot, over real TLS with the
-mailbox's client certificate: what arrives, what is refused, outages and closed sessions."""
+mailbox's client certificate: what arrives, what is refused, outages and closed sessions. The
+mails are composed from the project's samples (``pfi_devkit.samples``)."""
 
 import email
 import email.policy
@@ -22,13 +23,13 @@ from pfi.protocols.mssante.smtp import (
 )
 from pfi.protocols.xdm import read_xdm
 from pfi_devkit.mail import client_ssl_context
+from pfi_devkit.samples import MDM_INIT, ORU_INIT
 from pfi_fixtures.mail import (
     APPLICATION_MAILBOXES,
     HUMAN_MAILBOXES,
     DroppingSmtpServer,
     mailbox_tls,
 )
-from pfi_fixtures.site import MDM_INIT, ORU_INIT
 
 pytestmark = pytest.mark.integration
 
@@ -53,8 +54,8 @@ def endpoint(mail_servers, test_pki, *, security="starttls", sasl="plain", crede
     )
 
 
-def mails_of(fixtures_dir, path):
-    request = parse_message((fixtures_dir / path).read_bytes())
+def mails_of(samples_dir, path):
+    request = parse_message((samples_dir / path).read_bytes())
     orders = mail_orders(request, decide_request(request, POLICY), POLICY)
     return request, [compose(request, order, Mailbox(SENDER), CONFIG) for order in orders]
 
@@ -74,8 +75,8 @@ def received(mail_servers, test_pki, address: str, message_id: str) -> list[byte
         return found
 
 
-def test_official_mdm_arrives_once_with_headers_xdm_and_pdf(mail_servers, test_pki, fixtures_dir):
-    request, (mail,) = mails_of(fixtures_dir, MDM_INIT)
+def test_the_mdm_sample_arrives_once_with_headers_xdm_and_pdf(mail_servers, test_pki, samples_dir):
+    request, (mail,) = mails_of(samples_dir, MDM_INIT)
     with SmtpClient(endpoint(mail_servers, test_pki)) as smtp:
         receipt = smtp.send(mail)
     assert receipt.message_id == mail.message_id
@@ -93,9 +94,9 @@ def test_official_mdm_arrives_once_with_headers_xdm_and_pdf(mail_servers, test_p
 
 
 def test_implicit_tls_with_the_certificate_only_reaches_professional_and_patient(
-    mail_servers, test_pki, fixtures_dir
+    mail_servers, test_pki, samples_dir
 ):
-    _, mails = mails_of(fixtures_dir, ORU_INIT)
+    _, mails = mails_of(samples_dir, ORU_INIT)
     assert {m.recipient for m in mails} == {
         "adam.hoda@test-ci-sis.mssante.fr",
         "279035121518989@patient.mssante.fr",
@@ -112,9 +113,9 @@ def test_implicit_tls_with_the_certificate_only_reaches_professional_and_patient
 
 @pytest.mark.parametrize("which", ["rogue_client", "revoked_client"])
 def test_rogue_or_revoked_certificate_is_refused_and_nothing_is_sent(
-    mail_servers, test_pki, fixtures_dir, which
+    mail_servers, test_pki, samples_dir, which
 ):
-    _, (mail,) = mails_of(fixtures_dir, MDM_INIT)
+    _, (mail,) = mails_of(samples_dir, MDM_INIT)
     for security in ("starttls", "tls"):
         ep = endpoint(
             mail_servers, test_pki, security=security, credential=getattr(test_pki, which)
@@ -125,18 +126,16 @@ def test_rogue_or_revoked_certificate_is_refused_and_nothing_is_sent(
     assert received(mail_servers, test_pki, mail.recipient, mail.message_id) == []
 
 
-def test_a_server_certificate_outside_the_ca_bundle_is_refused(
-    mail_servers, test_pki, fixtures_dir
-):
-    _, (mail,) = mails_of(fixtures_dir, MDM_INIT)
+def test_a_server_certificate_outside_the_ca_bundle_is_refused(mail_servers, test_pki, samples_dir):
+    _, (mail,) = mails_of(samples_dir, MDM_INIT)
     ep = endpoint(mail_servers, test_pki, ca_bundle=test_pki.rogue_client.cert_path)
     with SmtpClient(ep) as smtp, pytest.raises(TransientError) as refused:
         smtp.send(mail)
     assert refused.value.code == "MSS_SERVER_CERTIFICATE"
 
 
-def test_server_down_then_back_sends_once(mail_servers, test_pki, fixtures_dir):
-    _, (mail,) = mails_of(fixtures_dir, MDM_INIT)
+def test_server_down_then_back_sends_once(mail_servers, test_pki, samples_dir):
+    _, (mail,) = mails_of(samples_dir, MDM_INIT)
     smtp = SmtpClient(endpoint(mail_servers, test_pki))
     try:
         mail_servers.set_relay_state("refuse")
@@ -154,8 +153,8 @@ def test_server_down_then_back_sends_once(mail_servers, test_pki, fixtures_dir):
     assert len(received(mail_servers, test_pki, mail.recipient, mail.message_id)) == 1
 
 
-def test_session_closed_by_the_server_is_reopened(mail_servers, test_pki, fixtures_dir):
-    _, mails = mails_of(fixtures_dir, ORU_INIT)
+def test_session_closed_by_the_server_is_reopened(mail_servers, test_pki, samples_dir):
+    _, mails = mails_of(samples_dir, ORU_INIT)
     with SmtpClient(endpoint(mail_servers, test_pki)) as smtp:
         smtp.send(mails[0])
         # The operator ends the session (inactivity, maximum duration): the server closes it.
@@ -166,9 +165,9 @@ def test_session_closed_by_the_server_is_reopened(mail_servers, test_pki, fixtur
 
 
 def test_unknown_recipient_is_refused_with_its_smtp_code_and_no_address_in_the_message(
-    mail_servers, test_pki, fixtures_dir
+    mail_servers, test_pki, samples_dir
 ):
-    request, (mail,) = mails_of(fixtures_dir, MDM_INIT)
+    request, (mail,) = mails_of(samples_dir, MDM_INIT)
     unknown = "279035121518989@patient-inconnu.mssante.test"
     mail.message.replace_header("To", unknown)
     mail = type(mail)(**{**mail.__dict__, "recipient": unknown})
@@ -178,15 +177,15 @@ def test_unknown_recipient_is_refused_with_its_smtp_code_and_no_address_in_the_m
         assert (refused.value.smtp_code, refused.value.code) == (550, "SMTP_550")
         assert "279035121518989" not in str(refused.value)
         # The session survives a refused recipient: the next mail goes through.
-        _, (other,) = mails_of(fixtures_dir, MDM_INIT)
+        _, (other,) = mails_of(samples_dir, MDM_INIT)
         smtp.send(other)
     assert len(received(mail_servers, test_pki, other.recipient, other.message_id)) == 1
 
 
 def test_wrong_password_or_foreign_certificate_is_a_configuration_error(
-    mail_servers, test_pki, fixtures_dir
+    mail_servers, test_pki, samples_dir
 ):
-    _, (mail,) = mails_of(fixtures_dir, MDM_INIT)
+    _, (mail,) = mails_of(samples_dir, MDM_INIT)
     bad_password = endpoint(mail_servers, test_pki)
     bad_password = type(bad_password)(**{**bad_password.__dict__, "password": "wrong"})
     with SmtpClient(bad_password) as smtp, pytest.raises(ConfigurationError) as refused:
@@ -201,8 +200,8 @@ def test_wrong_password_or_foreign_certificate_is_a_configuration_error(
     assert refused.value.code == "SMTP_550"
 
 
-def test_a_server_that_never_answers_times_out(mail_servers, test_pki, fixtures_dir):
-    _, (mail,) = mails_of(fixtures_dir, MDM_INIT)
+def test_a_server_that_never_answers_times_out(mail_servers, test_pki, samples_dir):
+    _, (mail,) = mails_of(samples_dir, MDM_INIT)
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)  # accepts the TCP connection, never sends a greeting
@@ -213,21 +212,21 @@ def test_a_server_that_never_answers_times_out(mail_servers, test_pki, fixtures_
     assert late.value.code == "MSS_TIMEOUT"
 
 
-def test_sasl_external_over_the_certificate(mail_servers, test_pki, fixtures_dir):
-    _, (mail,) = mails_of(fixtures_dir, MDM_INIT)
+def test_sasl_external_over_the_certificate(mail_servers, test_pki, samples_dir):
+    _, (mail,) = mails_of(samples_dir, MDM_INIT)
     with SmtpClient(endpoint(mail_servers, test_pki, sasl="external")) as smtp:
         smtp.send(mail)
     assert len(received(mail_servers, test_pki, mail.recipient, mail.message_id)) == 1
 
 
 def test_a_connection_lost_after_the_data_is_not_followed_by_a_second_copy(
-    mail_servers, test_pki, fixtures_dir
+    mail_servers, test_pki, samples_dir
 ):
     # The session is reused for a second mail; the server takes that mail's data and the
     # connection drops before its reply. The mail may well be on its way: sending it again on a
     # new session would give the recipient two copies. It is a transient failure, nothing more.
-    _, (first,) = mails_of(fixtures_dir, MDM_INIT)
-    _, (second,) = mails_of(fixtures_dir, MDM_INIT)
+    _, (first,) = mails_of(samples_dir, MDM_INIT)
+    _, (second,) = mails_of(samples_dir, MDM_INIT)
     server = DroppingSmtpServer(test_pki)
     try:
         ep = endpoint(mail_servers, test_pki, security="tls", sasl="none")
@@ -243,10 +242,8 @@ def test_a_connection_lost_after_the_data_is_not_followed_by_a_second_copy(
     assert not raised.value.dsn_requested  # this server offers no DSN
 
 
-def test_only_a_loss_after_the_data_leaves_the_outcome_unknown(
-    mail_servers, test_pki, fixtures_dir
-):
-    _, (mail, *_) = mails_of(fixtures_dir, ORU_INIT)  # asks for receipts: a DSN is requested
+def test_only_a_loss_after_the_data_leaves_the_outcome_unknown(mail_servers, test_pki, samples_dir):
+    _, (mail, *_) = mails_of(samples_dir, ORU_INIT)  # asks for receipts: a DSN is requested
     server = DroppingSmtpServer(test_pki)
     server.offer_dsn = True
     try:
