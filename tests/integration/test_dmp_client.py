@@ -2,8 +2,9 @@
 
 The endpoint checks what the DMP is known to check: VIHF signature against the test PKI and
 its attributes, the signature document and its ``signs`` association, hash and size of every
-document, RPLC and ITI-57 targets. Requests are the PFI's own, built from the official v2.1
-examples (MDM radiology N1, ORU biology N3).
+document, RPLC and ITI-57 targets. Requests are the PFI's own, built from the project's samples
+(``pfi_devkit.samples``: MDM radiology N1, ORU biology N1) and, where the official v2.1 examples
+are there, from them too (MDM radiology N1, ORU biology N3).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from pfi.protocols.dmp.client import DmpClient, DmpEndpoints
 from pfi.protocols.dmp.config import DmpConfig
 from pfi.protocols.dmp.signing import Signer
 from pfi.protocols.dmp.submission import DmpSubmission, build_request, entry_uuid
+from pfi_devkit.samples import MDM_DEL, MDM_INIT, MDM_RPLC, ORU_INIT
+from pfi_fixtures import site as official
 from pfi_fixtures.partners import dmp_signer, dmp_tls
-from pfi_fixtures.site import MDM_DEL, MDM_INIT, MDM_RPLC, ORU_INIT
 
 pytestmark = pytest.mark.integration
 
@@ -57,10 +59,10 @@ def signer(test_pki) -> Signer:
     return dmp_signer(test_pki)
 
 
-def load(fixtures_dir, path: str) -> DmpSubmission:
+def load(inputs, path: str) -> DmpSubmission:
     from pfi.protocols.hl7v2 import parse_message
 
-    return DmpSubmission.from_request(parse_message((fixtures_dir / path).read_bytes()))
+    return DmpSubmission.from_request(parse_message((inputs / path).read_bytes()))
 
 
 def send(client, signer, endpoints, sub: DmpSubmission, request_id=None):
@@ -74,13 +76,22 @@ def send(client, signer, endpoints, sub: DmpSubmission, request_id=None):
     return client.send(soap)
 
 
-@pytest.mark.parametrize("path", [MDM_INIT, ORU_INIT], ids=["mdm-n1", "oru-n3"])
-def test_official_examples_are_accepted_with_the_predicted_metadata(
-    path, fixtures_dir, client, signer, endpoints, dmp, test_pki
+@pytest.mark.parametrize(
+    ("inputs", "path"),
+    [
+        ("samples_dir", MDM_INIT),
+        ("samples_dir", ORU_INIT),
+        ("fixtures_dir", official.MDM_INIT),
+        ("fixtures_dir", official.ORU_INIT),
+    ],
+    ids=["sample-mdm-n1", "sample-oru-n1", "official-mdm-n1", "official-oru-n3"],
+)
+def test_requests_are_accepted_with_the_predicted_metadata(
+    inputs, path, request, client, signer, endpoints, dmp, test_pki
 ):
     from pfi.protocols import xds
 
-    sub = load(fixtures_dir, path)
+    sub = load(request.getfixturevalue(inputs), path)
     assert send(client, signer, endpoints, sub).status == "success"
     stored = dmp.entries[sub.unique_id]
     predicted = xds.document_entry(sub.header, flags=sub.flags)
@@ -101,10 +112,10 @@ def test_official_examples_are_accepted_with_the_predicted_metadata(
     )
 
 
-def test_replacement_then_deletion(fixtures_dir, client, signer, endpoints, dmp):
-    initial = load(fixtures_dir, MDM_INIT)
-    replacement = load(fixtures_dir, MDM_RPLC)
-    deletion = load(fixtures_dir, MDM_DEL)
+def test_replacement_then_deletion(samples_dir, client, signer, endpoints, dmp):
+    initial = load(samples_dir, MDM_INIT)
+    replacement = load(samples_dir, MDM_RPLC)
+    deletion = load(samples_dir, MDM_DEL)
     assert replacement.replaces_unique_id == initial.unique_id
     assert deletion.unique_id == replacement.unique_id
 
@@ -120,9 +131,9 @@ def test_replacement_then_deletion(fixtures_dir, client, signer, endpoints, dmp)
     assert [s.transaction for s in dmp.accepted] == ["ITI-41", "ITI-41", "ITI-57"]
 
 
-def test_deleting_what_the_dmp_does_not_hold_is_refused(fixtures_dir, client, signer, endpoints):
+def test_deleting_what_the_dmp_does_not_hold_is_refused(samples_dir, client, signer, endpoints):
     with pytest.raises(RefusedByPartner) as caught:
-        send(client, signer, endpoints, load(fixtures_dir, MDM_DEL))
+        send(client, signer, endpoints, load(samples_dir, MDM_DEL))
     assert caught.value.code == "UnresolvedReferenceException"
 
 
@@ -146,9 +157,9 @@ def test_deleting_what_the_dmp_does_not_hold_is_refused(fixtures_dir, client, si
     ids=["masked-to-ps", "invisible-to-patient", "invisible-to-legal-reps", "visible"],
 )
 def test_masking_flags_reach_the_dmp_as_confidentiality_codes(
-    flags, codes, fixtures_dir, client, signer, endpoints, dmp
+    flags, codes, samples_dir, client, signer, endpoints, dmp
 ):
-    sub = load(fixtures_dir, MDM_INIT)
+    sub = load(samples_dir, MDM_INIT)
     sub = replace(sub, flags=replace(sub.flags, **flags))
     send(client, signer, endpoints, sub)
     stored = {c.code for c in dmp.entries[sub.unique_id].confidentiality_codes}
@@ -157,12 +168,12 @@ def test_masking_flags_reach_the_dmp_as_confidentiality_codes(
 
 
 def test_the_signature_document_is_as_hidden_as_the_document_it_signs(
-    fixtures_dir, client, signer, endpoints, dmp
+    samples_dir, client, signer, endpoints, dmp
 ):
     # spec-facts §5.4: the signature entry carries the same confidentiality codes as the
     # document; a masked document's signature listed as "N" would show the lot to whom the
     # document is hidden from.
-    sub = load(fixtures_dir, MDM_INIT)
+    sub = load(samples_dir, MDM_INIT)
     sub = replace(sub, flags=replace(sub.flags, masque_ps=True, invisible_patient=True))
     send(client, signer, endpoints, sub)
     document = [c.code for c in dmp.entries[sub.unique_id].confidentiality_codes]
@@ -172,9 +183,9 @@ def test_the_signature_document_is_as_hidden_as_the_document_it_signs(
 
 
 def test_a_lost_answer_resent_is_accepted_and_stored_once(
-    fixtures_dir, client, signer, endpoints, dmp
+    samples_dir, client, signer, endpoints, dmp
 ):
-    sub = load(fixtures_dir, MDM_INIT)
+    sub = load(samples_dir, MDM_INIT)
     request_id = uuid.uuid4()
     send(client, signer, endpoints, sub, request_id)
     assert send(client, signer, endpoints, sub, request_id).accepted
@@ -182,12 +193,10 @@ def test_a_lost_answer_resent_is_accepted_and_stored_once(
     assert sum(1 for e in dmp.entries.values() if not e.is_signature) == 1
 
 
-def test_forced_failure_is_a_refusal_with_the_dmp_code(
-    fixtures_dir, client, signer, endpoints, dmp
-):
+def test_forced_failure_is_a_refusal_with_the_dmp_code(samples_dir, client, signer, endpoints, dmp):
     dmp.set_mode("fail", error_code="DMPClosed")
     with pytest.raises(RefusedByPartner) as caught:
-        send(client, signer, endpoints, load(fixtures_dir, MDM_INIT))
+        send(client, signer, endpoints, load(samples_dir, MDM_INIT))
     assert caught.value.code == "DMPClosed"
     assert "279035121518989" not in str(caught.value)
     assert dmp.entries == {}
@@ -198,9 +207,9 @@ def test_forced_failure_is_a_refusal_with_the_dmp_code(
     [("transient", "DMP_UNAVAILABLE"), ("down", "DMP_UNREACHABLE"), ("drop", "DMP_UNREACHABLE")],
 )
 def test_unavailable_dmp_is_transient_then_accepts(
-    mode, code, fixtures_dir, client, signer, endpoints, dmp
+    mode, code, samples_dir, client, signer, endpoints, dmp
 ):
-    sub = load(fixtures_dir, MDM_INIT)
+    sub = load(samples_dir, MDM_INIT)
     dmp.set_mode(mode)
     with pytest.raises(TransientError) as caught:
         send(client, signer, endpoints, sub)
@@ -209,26 +218,26 @@ def test_unavailable_dmp_is_transient_then_accepts(
     assert send(client, signer, endpoints, sub).status == "success"
 
 
-def test_a_slow_dmp_hits_the_read_timeout(fixtures_dir, signer, endpoints, dmp, test_pki):
+def test_a_slow_dmp_hits_the_read_timeout(samples_dir, signer, endpoints, dmp, test_pki):
     dmp.set_mode("slow", delay=3)
     with DmpClient(endpoints, dmp_tls(test_pki), connect_timeout=2, read_timeout=0.3) as impatient:
         with pytest.raises(TransientError) as caught:
-            send(impatient, signer, endpoints, load(fixtures_dir, MDM_INIT))
+            send(impatient, signer, endpoints, load(samples_dir, MDM_INIT))
     assert caught.value.code == "DMP_TIMEOUT"
 
 
 def test_an_untrusted_client_certificate_never_gets_through(
-    fixtures_dir, signer, endpoints, dmp, test_pki
+    samples_dir, signer, endpoints, dmp, test_pki
 ):
     with DmpClient(endpoints, dmp_tls(test_pki, test_pki.rogue_client)) as rogue:
         with pytest.raises(TransientError) as caught:
-            send(rogue, signer, endpoints, load(fixtures_dir, MDM_INIT))
+            send(rogue, signer, endpoints, load(samples_dir, MDM_INIT))
     assert caught.value.code in ("DMP_TLS", "DMP_UNREACHABLE")
     assert dmp.entries == {}
 
 
 def test_a_signature_document_that_does_not_match_the_bytes_is_refused(
-    fixtures_dir, client, signer, endpoints, dmp, monkeypatch
+    samples_dir, client, signer, endpoints, dmp, monkeypatch
 ):
     from pfi.protocols.dmp import submission as builder
 
@@ -239,13 +248,13 @@ def test_a_signature_document_that_does_not_match_the_bytes_is_refused(
 
     monkeypatch.setattr(builder, "signature_document", stale)
     with pytest.raises(RefusedByPartner) as caught:
-        send(client, signer, endpoints, load(fixtures_dir, MDM_INIT))
+        send(client, signer, endpoints, load(samples_dir, MDM_INIT))
     assert caught.value.code == "XDSRegistryMetadataError"
     assert "digest" in dmp.refusals[-1].text and dmp.entries == {}
 
 
 def test_incomplete_metadata_is_refused_by_a_strict_dmp(
-    fixtures_dir, client, signer, endpoints, dmp, monkeypatch
+    samples_dir, client, signer, endpoints, dmp, monkeypatch
 ):
     from pfi.protocols.dmp import submission as builder
 
@@ -254,17 +263,17 @@ def test_incomplete_metadata_is_refused_by_a_strict_dmp(
         builder, "document_entry", lambda s: replace(original(s), practice_setting_code=None)
     )
     with pytest.raises(RefusedByPartner) as caught:
-        send(client, signer, endpoints, load(fixtures_dir, MDM_INIT))
+        send(client, signer, endpoints, load(samples_dir, MDM_INIT))
     assert caught.value.code == "XDSRegistryMetadataError"
     assert "practiceSettingCode" in dmp.refusals[-1].text
 
 
 def test_a_signature_document_from_an_untrusted_signer_is_refused(
-    fixtures_dir, client, endpoints, dmp, test_pki
+    samples_dir, client, endpoints, dmp, test_pki
 ):
     dmp.verify_vihf = False  # isolate the signature document's own check
     rogue = Signer.from_files(test_pki.rogue_client.cert_path, test_pki.rogue_client.key_path)
     with pytest.raises(RefusedByPartner):
-        send(client, rogue, endpoints, load(fixtures_dir, MDM_INIT))
+        send(client, rogue, endpoints, load(samples_dir, MDM_INIT))
     assert "signature document refused" in dmp.refusals[-1].text
     assert dmp.entries == {}
