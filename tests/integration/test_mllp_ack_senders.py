@@ -1,5 +1,6 @@
 """The DMP executor's ZAM^Z01 reaches the DPI over MLLP when the source names a Connection
-(``zam_mllp``): ledger on PostgreSQL, devkit DMP endpoint over TLS, devkit MLLP peer."""
+(``zam_mllp``): ledger on PostgreSQL, devkit DMP endpoint over TLS, devkit MLLP peer; the
+document is the project's MDM sample (``pfi_devkit.samples``)."""
 
 from __future__ import annotations
 
@@ -19,12 +20,11 @@ from pfi.protocols.dmp.config import DmpConfig
 from pfi.protocols.dmp.signing import Signer
 from pfi.protocols.hl7v2 import zam
 from pfi_devkit.mllp_peer import AckError
+from pfi_devkit.samples import MDM_INIT as INITIAL
 from pfi_fixtures.ledger import record_document
 
 pytestmark = pytest.mark.integration
 
-V21 = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM"
-INITIAL = f"{V21}/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
 INS, INS_OID = "279035121518989", "1.2.250.1.213.1.4.10"
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 POLICY = RetryPolicy(first_delay=timedelta(minutes=2), give_up_after=timedelta(days=2))
@@ -58,13 +58,13 @@ zam_mllp = "pfi_dpi_zam"
     return load_settings(path)
 
 
-def dmp_delivery(ledger, fixtures_dir, *, qualified: bool) -> tuple[int, object]:
+def dmp_delivery(ledger, samples_dir, *, qualified: bool) -> tuple[int, object]:
     """A ``dmp`` delivery as intake records it, for the official initial example asking for a
     receipt (ACK_RECEPTION=Y); returns its id and the parsed request."""
     from pfi.protocols.dmp.submission import DmpSubmission
     from pfi.protocols.hl7v2 import parse_message
 
-    raw = (fixtures_dir / INITIAL).read_bytes()
+    raw = (samples_dir / INITIAL).read_bytes()
     request = parse_message(raw)
     request = replace(request, flags=replace(request.flags, ack_reception=True))
     sub = DmpSubmission.from_request(request)
@@ -112,9 +112,9 @@ def run(fresh_ledger, dmp_endpoint, test_pki, settings):
 
 
 def test_the_dmp_receipt_reaches_the_dpi_over_mllp(
-    run, fresh_ledger, fixtures_dir, settings, mllp_peer
+    run, fresh_ledger, samples_dir, settings, mllp_peer
 ):
-    delivery_id, request = dmp_delivery(fresh_ledger, fixtures_dir, qualified=True)
+    delivery_id, request = dmp_delivery(fresh_ledger, samples_dir, qualified=True)
     run.requests[fresh_ledger.get_document(1).inbound_item_id] = request
 
     assert run()["sent"] == 1
@@ -129,9 +129,9 @@ def test_the_dmp_receipt_reaches_the_dpi_over_mllp(
 
 
 def test_a_refused_receipt_is_a_failed_event_and_the_delivery_keeps_its_outcome(
-    run, fresh_ledger, fixtures_dir, mllp_peer
+    run, fresh_ledger, samples_dir, mllp_peer
 ):
-    delivery_id, request = dmp_delivery(fresh_ledger, fixtures_dir, qualified=False)
+    delivery_id, request = dmp_delivery(fresh_ledger, samples_dir, qualified=False)
     run.requests[fresh_ledger.get_document(1).inbound_item_id] = request
     mllp_peer.ack_code, mllp_peer.ack_error = "AR", AckError.application("906")
 
