@@ -1,7 +1,7 @@
 """The vertical slice without Airflow: drop → claim → ledger → ACK → archive/quarantine.
 
-Golden samples: the official v2.1 MDM examples (ansforge/hl7V2-exemples, Vague 2/
-Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM), which use LF separators.
+Inputs: the project's MDM samples (``pfi_devkit.samples``, twins of the official v2.1 MDM
+examples); the official examples themselves go through intake in ``test_intake_processing``.
 """
 
 import os
@@ -13,7 +13,8 @@ import pytest
 from pfi.base.settings import load_settings
 from pfi.flows.intake import acknowledge_items, claim_and_record
 from pfi.protocols.hl7v2.ack import read_header, split_segments
-from pfi_fixtures.site import MDM_INIT, MDM_RPLC, drop_sample, hl7_source, ingest, write_settings
+from pfi_devkit.samples import MDM_INIT, MDM_RPLC
+from pfi_fixtures.site import drop_sample, hl7_source, ingest, write_settings
 
 pytestmark = pytest.mark.integration
 
@@ -36,11 +37,9 @@ def acks(settings) -> dict[str, list[str]]:
     return {p.name: split_segments(p.read_text("utf-8")) for p in sorted(out.glob("ACK_*"))}
 
 
-def test_official_examples_are_recorded_acknowledged_and_archived(
-    fresh_ledger, settings, fixtures_dir
-):
-    drop(settings, fixtures_dir / MDM_INIT)
-    drop(settings, fixtures_dir / MDM_RPLC)
+def test_samples_are_recorded_acknowledged_and_archived(fresh_ledger, settings, samples_dir):
+    drop(settings, samples_dir / MDM_INIT)
+    drop(settings, samples_dir / MDM_RPLC)
     (settings.source("ris").drop_dir / "garbage.hl7").write_bytes(b"this is not HL7")
     os.utime(settings.source("ris").drop_dir / "garbage.hl7", (time.time() - 5,) * 2)
 
@@ -52,7 +51,7 @@ def test_official_examples_are_recorded_acknowledged_and_archived(
     answers = acks(settings)
     msa = sorted(segments[1] for segments in answers.values())
     expected_ids = {
-        read_header((fixtures_dir / p).read_bytes()).control_id for p in (MDM_INIT, MDM_RPLC)
+        read_header((samples_dir / p).read_bytes()).control_id for p in (MDM_INIT, MDM_RPLC)
     }
     assert {line for line in msa if line.startswith("MSA|AA|")} == {
         f"MSA|AA|{c}" for c in expected_ids
@@ -70,8 +69,8 @@ def test_official_examples_are_recorded_acknowledged_and_archived(
     assert not list(settings.source("ris").work_dir.iterdir())
 
 
-def test_replaying_a_batch_does_nothing_twice(fresh_ledger, settings, fixtures_dir):
-    drop(settings, fixtures_dir / MDM_INIT)
+def test_replaying_a_batch_does_nothing_twice(fresh_ledger, settings, samples_dir):
+    drop(settings, samples_dir / MDM_INIT)
     batches, _ = run(fresh_ledger, settings)
     again = acknowledge_items(fresh_ledger, settings, batches[0], actor="test")
     assert again["skipped"] == 1 and again["acknowledged"] == 0
@@ -79,14 +78,14 @@ def test_replaying_a_batch_does_nothing_twice(fresh_ledger, settings, fixtures_d
 
 
 def test_the_same_file_dropped_again_is_kept_and_answered_again(
-    fresh_ledger, settings, fixtures_dir
+    fresh_ledger, settings, samples_dir
 ):
-    drop(settings, fixtures_dir / MDM_INIT)
+    drop(settings, samples_dir / MDM_INIT)
     run(fresh_ledger, settings)
     ack_dir = settings.source("ris").outbound_dir
     for ack in ack_dir.iterdir():
         ack.unlink()  # the producer consumed its ACK... and drops the message again
-    drop(settings, fixtures_dir / MDM_INIT, name="again.er7")
+    drop(settings, samples_dir / MDM_INIT, name="again.er7")
     batches, _ = run(fresh_ledger, settings)
 
     assert batches == []  # nothing new to process
@@ -97,12 +96,12 @@ def test_the_same_file_dropped_again_is_kept_and_answered_again(
     assert len(events) == 1
     assert (
         Path(events[0].detail["archived_copy"]).read_bytes()
-        == (fixtures_dir / MDM_INIT).read_bytes()
+        == (samples_dir / MDM_INIT).read_bytes()
     )
 
 
-def test_a_crash_after_claiming_is_finished_by_the_next_run(fresh_ledger, settings, fixtures_dir):
-    drop(settings, fixtures_dir / MDM_INIT)
+def test_a_crash_after_claiming_is_finished_by_the_next_run(fresh_ledger, settings, samples_dir):
+    drop(settings, samples_dir / MDM_INIT)
     claim_and_record(fresh_ledger, settings, batch_size=10, limit=100, actor="test")
     # ... the worker died here: the file is in the work folder, the item is "received"
     batches, results = run(fresh_ledger, settings)
