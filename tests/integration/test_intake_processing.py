@@ -1,5 +1,8 @@
 """Full intake on PostgreSQL: every official example, malformed inputs, re-drops, crashes.
 
+The tests that only need a valid message (held channels, the same file twice, long names, a
+reused document id) take in the project's samples (``pfi_devkit.samples``) and run on any clone.
+
 Golden samples: ``../shared/fixtures/ans-hl7v2-exemples`` (ansforge/hl7V2-exemples; defects in
 ``MANIFEST.md``). Expected outcomes, on a site in the INS *test* environment:
 
@@ -29,6 +32,7 @@ from pfi.base.settings import load_settings
 from pfi.flows.archive import load_request
 from pfi.flows.intake import acknowledge_items, claim_and_record
 from pfi.protocols.hl7v2.ack import read_header, split_segments
+from pfi_devkit import samples
 from pfi_fixtures import site
 from pfi_fixtures.site import MDM_DEL, MDM_INIT, MDM_RPLC, ORU_INIT, V21, lab_source
 
@@ -359,13 +363,13 @@ def test_a_batch_file_is_split_and_its_refused_messages_quarantined_alone(
     assert load_request(fresh_ledger, messages[2].id, settings=settings).message_type == "ORU^R01"
 
 
-def test_hold_channels_create_held_deliveries(fresh_ledger, tmp_path, fixtures_dir):
+def test_hold_channels_create_held_deliveries(fresh_ledger, tmp_path, samples_dir):
     settings = load_settings(
         write_settings(tmp_path, '[intake]\nhold_channels = ["mss_professional"]')
     )
-    Dropper(settings)("init.hl7", (fixtures_dir / MDM_INIT).read_bytes())
+    Dropper(settings)("init.hl7", (samples_dir / samples.MDM_INIT).read_bytes())
     run(fresh_ledger, settings)
-    document = fresh_ledger.find_document(MDM_DOC_1)
+    document = fresh_ledger.find_document(samples.MDM_V1_ID)
     assert sorted((d.channel, d.status) for d in fresh_ledger.deliveries_of(document.id)) == [
         ("dmp", "pending"),
         ("mss_professional", "held"),
@@ -375,8 +379,8 @@ def test_hold_channels_create_held_deliveries(fresh_ledger, tmp_path, fixtures_d
 # --- replays and crashes ------------------------------------------------------------------------
 
 
-def test_the_same_file_dropped_twice_is_processed_once(fresh_ledger, settings, fixtures_dir):
-    data = (fixtures_dir / ORU_INIT).read_bytes()
+def test_the_same_file_dropped_twice_is_processed_once(fresh_ledger, settings, samples_dir):
+    data = (samples_dir / samples.ORU_INIT).read_bytes()
     drop = Dropper(settings)
     drop("first.hl7", data)
     drop("same_run_copy.hl7", data)
@@ -387,14 +391,15 @@ def test_the_same_file_dropped_twice_is_processed_once(fresh_ledger, settings, f
     assert batches == []
     assert len(fresh_ledger.find_inbound(kind="hl7_file")) == 1
     [message] = fresh_ledger.find_inbound(kind="hl7_message")
-    document = fresh_ledger.find_document("1.2.250.1.213.1.1.9")
+    document = fresh_ledger.find_document(samples.ORU_ID)
     assert len(fresh_ledger.deliveries_of(document.id)) == 3
     assert len(fresh_ledger.events(inbound_item_id=message.id, kind="inbound.status")) == 1
     [item] = fresh_ledger.find_inbound(kind="hl7_file")
     duplicates = fresh_ledger.events(inbound_item_id=item.id, kind="inbound.duplicate_drop")
     assert len(duplicates) == 2
     acks = acks_of(settings, item.id)
-    assert [a[1] for a in acks] == ["MSA|AA|015"]  # answered again, same file name
+    answered = f"MSA|AA|{samples.control_id(samples.ORU_INIT)}"
+    assert [a[1] for a in acks] == [answered]  # answered again, same file name
     # replaying the finished batch changes nothing
     again = acknowledge_items(
         fresh_ledger, settings, {"source": "lab", "item_ids": [item.id]}, actor="test"
@@ -436,8 +441,8 @@ def test_a_re_dropped_file_gets_the_same_answers_as_the_first_time(
     assert again == first
 
 
-def test_a_file_with_a_long_name_is_answered_and_kept(fresh_ledger, settings, fixtures_dir):
-    good = (fixtures_dir / MDM_INIT).read_bytes()
+def test_a_file_with_a_long_name_is_answered_and_kept(fresh_ledger, settings, samples_dir):
+    good = (samples_dir / samples.MDM_INIT).read_bytes()
     bad = variant(good, (b"279035121518989", b"279035121518988"))
     long = "CR_" + "x" * 227  # too long for the PFI's names: their end is kept
     drop = Dropper(settings)
@@ -528,17 +533,18 @@ def test_a_worker_killed_mid_batch_is_finished_by_the_next_run(
         assert len(acks_of(settings, item.id)) == 1
 
 
-def test_a_known_document_id_with_another_content_is_refused(fresh_ledger, settings, fixtures_dir):
+def test_a_known_document_id_with_another_content_is_refused(fresh_ledger, settings, samples_dir):
     import base64
     import re
 
-    original = (fixtures_dir / MDM_INIT).read_bytes()
+    original = (samples_dir / samples.MDM_INIT).read_bytes()
+    control = samples.control_id(samples.MDM_INIT).encode()
     obx = re.search(rb"(OBX\|1\|ED\|[^|]*\|\|\^[^^|]*\^[^^|]*\^Base64\^)([^|\n]+)", original)
     cda = base64.b64decode(obx.group(2) + b"=" * (-len(obx.group(2)) % 4))
     changed = cda.replace(b"</ClinicalDocument>", b"<!-- edited --></ClinicalDocument>")
     assert changed != cda
     other = (original[: obx.start(2)] + base64.b64encode(changed) + original[obx.end(2) :]).replace(
-        b"|015|", b"|099|", 1
+        b"|" + control + b"|", b"|099|", 1
     )
     drop = Dropper(settings)
     drop("first.hl7", original)
@@ -549,6 +555,6 @@ def test_a_known_document_id_with_another_content_is_refused(fresh_ledger, setti
     items = {i.original_ref: i for i in fresh_ledger.find_inbound(kind="hl7_file")}
     assert items["same_id_other_content.hl7"].reason_code == "DOC_ID_REUSED"
     assert "quarantine" in Path(items["same_id_other_content.hl7"].storage_path).parts
-    document = fresh_ledger.find_document(MDM_DOC_1)
+    document = fresh_ledger.find_document(samples.MDM_V1_ID)
     assert document.content_sha256 == hashlib.sha256(cda).hexdigest()  # the first one stays
     assert len(fresh_ledger.deliveries_of(document.id)) == 2
