@@ -1,20 +1,19 @@
 """Document assembly: N1 CDA generated, XDS metadata mapped, IHE_XDM.ZIP packed and read back.
 
-Input: the PDF of the official ANS sample ``DOC_NON_STRUCTURE_CDA-R2-N1.xml`` (about 330 KB,
-from ``../shared/fixtures/ans-cda-examples``; ``PFI_SHARED_DIR`` overrides the location), so
-each document has a realistic size. Each stage runs for about one second; rates are per second.
+Input: a PDF of the size of the one in the official ANS sample ``DOC_NON_STRUCTURE_CDA-R2-N1.xml``
+(about 330 KB; :func:`bench.inputs.report_pdf`, the project's own), so each document has a
+realistic size. Each stage runs for about one second; rates are per second.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import replace
 from datetime import UTC, date, datetime
-from pathlib import Path
 
+from bench.inputs import report_pdf
 from pfi.protocols import xds
-from pfi.protocols.cda import pdf_of, read_cda
+from pfi.protocols.cda import read_cda
 from pfi.protocols.cda.generator import (
     SEGUR_DOCUMENT_TYPES,
     N1Document,
@@ -27,9 +26,6 @@ from pfi.protocols.cda.model import Identifier
 from pfi.protocols.hl7v2.model import MetaFlags
 from pfi.protocols.xdm import pack_xdm, read_xdm
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("PFI_SHARED_DIR", ROOT.parent / "shared"))
-SAMPLE = SHARED / "fixtures/ans-cda-examples/DOC_NON_STRUCTURE_CDA-R2-N1.xml"
 BUDGET_S = 1.0
 
 
@@ -42,7 +38,7 @@ def _rate(step) -> tuple[int, float]:
 
 
 def run() -> dict:
-    pdf = pdf_of(SAMPLE.read_bytes())
+    pdf = report_pdf()
     doctor = Professional("801234567897", "DUPONT", "Jean")
     base = N1Document(
         pdf=pdf,

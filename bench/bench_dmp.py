@@ -1,7 +1,8 @@
 """DMP submissions per second to the local endpoint (devkit), sequential and concurrent.
 
 Each submission is what ``deliver_dmp`` sends: a signed VIHF, the XAdES signature document, the
-ITI-41 metadata of the official MDM radiology example (a distinct uniqueId each time), MTOM over
+ITI-41 metadata of the project's MDM radiology sample at the size of the official example
+(:func:`bench.inputs.mdm_initial`; a distinct uniqueId each time), MTOM over
 HTTPS with mutual TLS, and the answer parsed. The endpoint runs in its own process, as strict as
 the tests make it (VIHF and signature document verified, DMP metadata required), so its own cost
 is part of the figure: read the numbers as an order of magnitude of the PFI's side plus a
@@ -26,11 +27,6 @@ from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-EXAMPLE = (
-    "fixtures/ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/"
-    "MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
-)
 BUILD = 50
 SEQUENTIAL = 100
 CONCURRENT = 200
@@ -38,11 +34,12 @@ WORKERS = (2, 4)
 
 
 def _submissions(count: int):
+    from bench.inputs import mdm_initial
     from pfi.protocols.cda import Identifier
     from pfi.protocols.dmp import DmpSubmission
     from pfi.protocols.hl7v2 import parse_message
 
-    base = DmpSubmission.from_request(parse_message((SHARED / EXAMPLE).read_bytes()))
+    base = DmpSubmission.from_request(parse_message(mdm_initial()))
     root = base.header.id.root
     for _ in range(count):
         unique = f"{uuid.uuid4().int}"

@@ -1,11 +1,12 @@
 """HL7 intake: messages parsed and checked per second; files per second through the intake.
 
 1. **Checks alone** (CPU, no I/O): :func:`pfi.flows.intake.evaluate` — parse, INS, CDA/PID comparison
-   (CDA header read with lxml), rule table — on every official sample of
-   ``ans-hl7v2-exemples`` (accepted or refused: refusals cost too), and on the accepted ones.
-2. **Through the intake on PostgreSQL**: ``LAB_FILES`` lab reports (the official ORU "SEGUR"
-   initial example, each with its own MSH-10 and CDA id, so that each makes its own document and
-   three deliveries) dropped at once, then claimed, recorded and acknowledged exactly as the
+   (CDA header read with lxml), rule table — on the project's samples at realistic sizes
+   (:mod:`bench.inputs`) and malformed variants of them (accepted or refused: refusals cost too),
+   and on the accepted ones.
+2. **Through the intake on PostgreSQL**: ``LAB_FILES`` lab reports (the project's ORU sample at
+   the size of the official ORU "SEGUR" initial example, each with its own MSH-10 and CDA id, so
+   that each makes its own document and three deliveries) dropped at once, then claimed, recorded and acknowledged exactly as the
    ``ingest_hl7_drop`` DAG does: :func:`~pfi.flows.intake.claim_and_record` then
    :func:`~pfi.flows.intake.acknowledge_items` per batch of ``BATCH`` — once by a single worker, once
    with ``WORKERS`` processes (the DAG's ``max_active_tis_per_dagrun``; each mapped task is a
@@ -28,13 +29,9 @@ from pathlib import Path
 
 from tests.pfi_fixtures.site import lab_source, write_settings
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("PFI_SHARED_DIR", ROOT.parent / "shared"))
-EXAMPLES = SHARED / "fixtures" / "ans-hl7v2-exemples"
-LAB = (
-    EXAMPLES / "Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/ORU/"
-    "Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7"
-)
+from bench.inputs import messages, oru_initial
+from pfi_devkit import samples as own
+
 ROUNDS = 5
 LAB_FILES = 1000
 BATCH = 50
@@ -42,14 +39,26 @@ WORKERS = 4
 
 
 def _samples() -> list[bytes]:
-    from pfi.protocols.hl7v2 import split_file
-
-    chunks = []
-    for path in sorted(EXAMPLES.rglob("*")):
-        if path.is_file() and path.suffix.lower() not in (".md", ".xml"):
-            if "eadme" not in path.name:
-                chunks += split_file(path.read_bytes())
-    return chunks
+    """The four samples, then one refused variant of each kind intake meets: a wrong INS key,
+    PID naming another patient than the CDA, a truncated document, an unsupported event, an
+    acknowledgement dropped as a request, a request contradicting itself."""
+    good = messages()
+    mdm = good[0]
+    nir = own.INS.encode()
+    b64 = re.compile(rb"(\^Base64\^)([A-Za-z0-9+/=]+)")
+    refused = [
+        mdm.replace(nir, nir[:-2] + b"00", 1),
+        mdm.replace(b"PAT-TROIS^DOMINIQUE^DOMINIQUE", b"MARTINEAU^CAMILLE^", 1),
+        b64.sub(lambda m: m.group(1) + m.group(2)[: len(m.group(2)) // 2 + 1], mdm, count=1),
+        mdm.replace(b"MDM^T02^MDM_T02", b"MDM^T99^MDM_T02", 1),
+        b"MSH|^~\\&|DPI|CH|PFI|CH|20260301||ACK^T02^ACK|77|P|2.6\rMSA|AA|12\r",
+        mdm.replace(
+            b"DESTMSSANTEPAT^Destinataire Patient^MetaDMPMSS||N",
+            b"DESTMSSANTEPAT^Destinataire Patient^MetaDMPMSS||Y",
+            1,
+        ),
+    ]
+    return good + refused
 
 
 def _source(base: Path):
@@ -97,17 +106,20 @@ def _checks() -> dict:
 
 
 def _lab_messages(count: int) -> list[bytes]:
-    """The official ORU, each copy with its own MSH-10 and CDA id (and so its own bytes)."""
-    raw = LAB.read_bytes()
-    obx = re.search(rb"(OBX\|1\|ED\|[^|]*\|\|\^[^^|]*\^[^^|]*\^Base64\^)([^|\n]+)", raw)
+    """The ORU sample, each copy with its own MSH-10 and CDA id (and so its own bytes)."""
+    raw = oru_initial()
+    obx = re.search(rb"(OBX\|1\|ED\|[^|]*\|\|\^[^^|]*\^[^^|]*\^Base64\^)([^|\r\n]+)", raw)
     assert obx is not None
     cda = base64.b64decode(obx.group(2) + b"=" * (-len(obx.group(2)) % 4))
-    messages = []
+    document_id = f'<id root="{own.ORU_ID}"/>'.encode()
+    control = f"|{own.control_id(own.ORU_INIT)}|".encode()
+    assert document_id in cda and control in raw
+    out = []
     for n in range(count):
-        unique = cda.replace(b"1.2.250.1.213.1.1.9", f"1.2.250.1.213.1.1.9.{n}".encode())
+        unique = cda.replace(document_id, f'<id root="{own.ORU_ID}.{n}"/>'.encode())
         body = raw[: obx.start(2)] + base64.b64encode(unique) + raw[obx.end(2) :]
-        messages.append(body.replace(b"|015|", f"|L{n:06d}|".encode(), 1))
-    return messages
+        out.append(body.replace(control, f"|L{n:06d}|".encode(), 1))
+    return out
 
 
 def _acknowledge(job: tuple[str, str, dict]) -> dict:

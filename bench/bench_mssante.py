@@ -1,26 +1,24 @@
-"""MSSanté mails composed per second (official N1 and N3 examples), and sent per second to the
-local relay over STARTTLS with the mailbox's client certificate (one session reused, and one
-session per mail), delivered into Dovecot."""
+"""MSSanté mails composed per second (the project's MDM and ORU samples, N1, at the sizes of the
+official v2.1 examples: :mod:`bench.inputs`), and sent per second to the local relay over
+STARTTLS with the mailbox's client certificate (one session reused, and one session per mail),
+delivered into Dovecot.
+
+``n1`` is the MDM radiology report (the same workload as with the official MDM example); ``oru``
+the laboratory report, an N1 where the official example was an N3 (hence its new name)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import time
 from pathlib import Path
 
+from bench.inputs import mdm_initial, oru_initial
 from pfi.protocols.hl7v2 import decide_request, parse_message
 from pfi.protocols.ins import InsPolicy
 from pfi.protocols.mssante import Mailbox, MssConfig, SiteInfo, compose, mail_orders
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("PFI_SHARED_DIR", ROOT.parent / "shared"))
-V21 = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1"
-SAMPLES = {
-    "n1": f"{V21}/MDM/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7",
-    "n3": f"{V21}/ORU/Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7",
-}
+SAMPLES = {"n1": mdm_initial, "oru": oru_initial}
 COMPOSE = 200
 SEND = 60
 SENDER = "pfi@ch-demo.mssante.test"
@@ -31,7 +29,7 @@ POLICY = InsPolicy.for_environment("test")
 
 
 def _orders(kind: str):
-    request = parse_message((SHARED / "fixtures" / SAMPLES[kind]).read_bytes())
+    request = parse_message(SAMPLES[kind]())
     return request, mail_orders(request, decide_request(request, POLICY), POLICY)[0]
 
 

@@ -294,20 +294,32 @@ MDM_V1_ID, MDM_V2_ID, ORU_ID = document_ids()
 
 
 @cache
-def build_samples(serial: int = 1) -> Mapping[str, Sample]:
+def build_samples(serial: int = 1, *, pdf_size: int = 0) -> Mapping[str, Sample]:
     """The four samples by file name (:data:`NAMES`); ``serial`` > 1 gives another set (new
-    document, set and control ids), ``serial`` 1 the canonical one."""
+    document, set and control ids), ``serial`` 1 the canonical one. ``pdf_size`` pads each PDF
+    to that many bytes (the benchmarks: documents of a realistic size)."""
     from pfi.protocols.cda.generator import build_n1
 
     if serial < 1:
         raise ValueError("serial must be 1 or more")
     root = f"{DOCUMENT_ROOT}.{serial}"
     v1, v2, bio = document_ids(serial)
-    first = build_n1(n1_document(IMAGING, document_id=v1, set_id=f"{root}.101"))
+
+    def pdf(kind: tuple[str, str]) -> bytes:
+        return sample_pdf(kind[1], kind[1], pad_to=pdf_size)
+
+    first = build_n1(n1_document(IMAGING, document_id=v1, set_id=f"{root}.101", pdf=pdf(IMAGING)))
     second = build_n1(
-        n1_document(IMAGING, document_id=v2, set_id=f"{root}.101", version=2, replaces=v1)
+        n1_document(
+            IMAGING,
+            document_id=v2,
+            set_id=f"{root}.101",
+            version=2,
+            replaces=v1,
+            pdf=pdf(IMAGING),
+        )
     )
-    lab = build_n1(n1_document(BIOLOGY, document_id=bio, set_id=f"{root}.103"))
+    lab = build_n1(n1_document(BIOLOGY, document_id=bio, set_id=f"{root}.103", pdf=pdf(BIOLOGY)))
     messages = {
         MDM_INIT: (
             "dpi",
@@ -354,9 +366,9 @@ def build_samples(serial: int = 1) -> Mapping[str, Sample]:
     return {name: Sample(name, *fields) for name, fields in messages.items()}
 
 
-def sample_bytes(name: str, serial: int = 1) -> bytes:
+def sample_bytes(name: str, serial: int = 1, *, pdf_size: int = 0) -> bytes:
     """The bytes of one sample (``mdm_init.hl7``…)."""
-    return build_samples(serial)[name].data
+    return build_samples(serial, pdf_size=pdf_size)[name].data
 
 
 def write_samples(folder: Path, names: Iterable[str] = NAMES, serial: int = 1) -> list[Path]:
