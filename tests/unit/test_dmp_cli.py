@@ -1,12 +1,12 @@
-"""``pfi dmp submit --dry-run``: the request printed, patient data masked unless asked."""
+"""``pfi dmp submit --dry-run``: the request printed, patient data masked unless asked. Inputs:
+the project's MDM samples (``pfi_devkit.samples``)."""
 
 import pytest
 
 from pfi.cli import main
+from pfi_devkit.samples import MDM_DEL as DELETION
+from pfi_devkit.samples import MDM_INIT as INITIAL
 
-MDM = "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/MDM"
-INITIAL = f"{MDM}/Transmission initiale MDM/message_MDM_CR_Radio_INIT_N1_Base64.er7"
-DELETION = f"{MDM}/Suppression MDM/message_MDM_CR_Radio_DEL_N1.er7"
 IDENTITY = ("279035121518989", "PAT-TROIS", "DOMINIQUE")
 
 
@@ -16,8 +16,8 @@ def _no_environment(monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_PFI_DMP", raising=False)
 
 
-def test_dry_run_prints_the_iti41_with_patient_data_masked(fixtures_dir, capsys):
-    assert main(["dmp", "submit", str(fixtures_dir / INITIAL), "--dry-run"]) == 0
+def test_dry_run_prints_the_iti41_with_patient_data_masked(samples_dir, capsys):
+    assert main(["dmp", "submit", str(samples_dir / INITIAL), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("# ITI-41 urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b")
     assert "saml2:Assertion" in out and "ProvideAndRegisterDocumentSetRequest" in out
@@ -26,8 +26,8 @@ def test_dry_run_prints_the_iti41_with_patient_data_masked(fixtures_dir, capsys)
         assert value.lower() not in out.lower()
 
 
-def test_show_identity_prints_the_request_as_sent(fixtures_dir, capsys, test_pki):
-    argv = ["dmp", "submit", str(fixtures_dir / INITIAL), "--dry-run", "--show-identity"]
+def test_show_identity_prints_the_request_as_sent(samples_dir, capsys, test_pki):
+    argv = ["dmp", "submit", str(samples_dir / INITIAL), "--dry-run", "--show-identity"]
     argv += ["--signing-cert", str(test_pki.signing.cert_path)]
     argv += ["--signing-key", str(test_pki.signing.key_path)]
     assert main(argv) == 0
@@ -36,15 +36,15 @@ def test_show_identity_prints_the_request_as_sent(fixtures_dir, capsys, test_pki
     assert "signed with given" in out
 
 
-def test_a_deletion_prints_an_iti57(fixtures_dir, capsys):
-    assert main(["dmp", "submit", str(fixtures_dir / DELETION), "--dry-run"]) == 0
+def test_a_deletion_prints_an_iti57(samples_dir, capsys):
+    assert main(["dmp", "submit", str(samples_dir / DELETION), "--dry-run"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("# ITI-57 urn:ihe:iti:2010:UpdateDocumentSet")
     assert "urn:asip:ci-sis:2010:StatusType:Deleted" in out
 
 
-def test_submit_without_dry_run_sends_nothing(fixtures_dir, capsys):
-    assert main(["dmp", "submit", str(fixtures_dir / INITIAL)]) == 2
+def test_submit_without_dry_run_sends_nothing(samples_dir, capsys):
+    assert main(["dmp", "submit", str(samples_dir / INITIAL)]) == 2
     assert "pfi dmp run" in capsys.readouterr().err
 
 
@@ -59,7 +59,7 @@ def _settings_naming(tmp_path, monkeypatch, conn_id: str) -> None:
     monkeypatch.setenv("PFI_SETTINGS", str(settings))
 
 
-def test_the_connection_named_by_the_settings_is_used(fixtures_dir, capsys, tmp_path, monkeypatch):
+def test_the_connection_named_by_the_settings_is_used(samples_dir, capsys, tmp_path, monkeypatch):
     _settings_naming(tmp_path, monkeypatch, "site_dmp")
     monkeypatch.setenv("AIRFLOW_CONN_PFI_DMP", '{"extra": {"repository_url": "https://wrong/r"}}')
     monkeypatch.setenv(
@@ -67,7 +67,7 @@ def test_the_connection_named_by_the_settings_is_used(fixtures_dir, capsys, tmp_
         '{"conn_type": "http", "extra": {"repository_url": "https://dmp.site/r",'
         ' "registry_url": "https://dmp.site/g"}}',
     )
-    assert main(["dmp", "submit", str(fixtures_dir / INITIAL), "--dry-run"]) == 0
+    assert main(["dmp", "submit", str(samples_dir / INITIAL), "--dry-run"]) == 0
     assert "# POST https://dmp.site/r" in capsys.readouterr().out
     # dmp run names the Connection it looks for (it used to read AIRFLOW_CONN_PFI_DMP only).
     monkeypatch.delenv("AIRFLOW_CONN_SITE_DMP")
@@ -75,13 +75,13 @@ def test_the_connection_named_by_the_settings_is_used(fixtures_dir, capsys, tmp_
     assert "AIRFLOW_CONN_SITE_DMP" in capsys.readouterr().err
 
 
-def test_the_dry_run_reads_the_connection_as_the_dag_does(fixtures_dir, capsys, monkeypatch):
+def test_the_dry_run_reads_the_connection_as_the_dag_does(samples_dir, capsys, monkeypatch):
     """Host-based default URLs and the URI form, as ``DmpHook`` (one mapping for both)."""
     monkeypatch.setenv("AIRFLOW_CONN_PFI_DMP", '{"conn_type": "http", "host": "dmp.site"}')
-    assert main(["dmp", "submit", str(fixtures_dir / INITIAL), "--dry-run"]) == 0
+    assert main(["dmp", "submit", str(samples_dir / INITIAL), "--dry-run"]) == 0
     assert "# POST https://dmp.site/si-dmp-server/v2/services/repository" in capsys.readouterr().out
     monkeypatch.setenv("AIRFLOW_CONN_PFI_DMP", "http://dmp.site:8443/https?registry_url=x")
-    assert main(["dmp", "submit", str(fixtures_dir / DELETION), "--dry-run"]) == 0
+    assert main(["dmp", "submit", str(samples_dir / DELETION), "--dry-run"]) == 0
     assert "# POST x" in capsys.readouterr().out
 
 

@@ -8,18 +8,14 @@ from pathlib import Path
 import pytest
 
 from pfi.cli import main
+from pfi_devkit.samples import ORU_INIT as ORU  # the project's ORU sample
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "pfi.example.toml"
 
-ORU = (
-    "ans-hl7v2-exemples/Vague 2/Trans_Doc-CDA-HL7V2/TRANSMISSION_DOCS_CDA_EN_HL7V2_V2.1/ORU/"
-    "Transmission initiale ORU/message_ORU_CR_Bio_INIT_N3_SEGUR.hl7"
-)
 
-
-def test_compose_dry_run_writes_one_eml_per_recipient(fixtures_dir, tmp_path, capsys, monkeypatch):
+def test_compose_dry_run_writes_one_eml_per_recipient(samples_dir, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("PFI_SETTINGS", raising=False)
-    argv = ["mss", "compose", str(fixtures_dir / ORU), "--dry-run", "-o", str(tmp_path)]
+    argv = ["mss", "compose", str(samples_dir / ORU), "--dry-run", "-o", str(tmp_path)]
     assert main([*argv, "--from", "pfi@ch-demo.mssante.test"]) == 0
     files = sorted(tmp_path.glob("*.eml"))
     assert [f.name.split("_", 1)[1].rsplit("_", 1)[0] for f in files] == [
