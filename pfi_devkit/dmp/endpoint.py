@@ -111,6 +111,8 @@ class DmpEndpoint(FailureModes, Registry):
         self.tls_refusals = 0
         self._lock = threading.RLock()
         self._stopping = threading.Event()
+        #: Counts resets: a request begun before one (held by ``slow``) is not served after it.
+        self.epoch = 0
         self._revert: threading.Timer | None = None
         self._mode_lock = threading.Lock()
         self._generation = 0  # bumped at each mode change: a stale revert timer does nothing
@@ -163,6 +165,7 @@ class DmpEndpoint(FailureModes, Registry):
             self.entries.clear()
             self.refusals.clear()
             self.requests = self.duplicates = self.tls_refusals = 0
+            self.epoch += 1
 
     # -- what tests and the demo use ---------------------------------------------------------------
 

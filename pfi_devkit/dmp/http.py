@@ -144,7 +144,11 @@ class Handler(BaseHTTPRequestHandler):
             )
             return
         if mode == "slow":
+            epoch = endpoint.epoch
             endpoint._stopping.wait(endpoint.delay)
+            if endpoint.epoch != epoch:  # reset meanwhile (the next test): never served late
+                self.close_connection = True
+                return
         if path not in ACTIONS_BY_PATH:
             endpoint._refused(Refusal("http", ("404",), f"no service at {path}"))
             self._send(HttpAnswer(404, f"no service at {path}\n".encode(), "text/plain"))

@@ -9,6 +9,7 @@ are there, from them too (MDM radiology N1, ORU biology N3).
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import replace
 
@@ -224,6 +225,19 @@ def test_a_slow_dmp_hits_the_read_timeout(samples_dir, signer, endpoints, dmp, t
         with pytest.raises(TransientError) as caught:
             send(impatient, signer, endpoints, load(samples_dir, MDM_INIT))
     assert caught.value.code == "DMP_TIMEOUT"
+
+
+def test_a_request_held_by_slow_mode_is_not_served_after_a_reset(
+    samples_dir, signer, endpoints, dmp, test_pki
+):
+    """The devkit: a request a test gave up on must not land in the next test's records."""
+    dmp.set_mode("slow", delay=1)
+    with DmpClient(endpoints, dmp_tls(test_pki), connect_timeout=2, read_timeout=0.2) as impatient:
+        with pytest.raises(TransientError):
+            send(impatient, signer, endpoints, load(samples_dir, MDM_INIT))
+    dmp.reset()
+    time.sleep(1.5)
+    assert dmp.accepted == [] and dmp.entries == {}
 
 
 def test_an_untrusted_client_certificate_never_gets_through(
