@@ -77,11 +77,11 @@ def cmd_ledger_current(args: argparse.Namespace) -> int:
 
 
 def cmd_intake_run(args: argparse.Namespace) -> int:
-    from pfi.base.settings import load_settings
+    from pfi.cli.commands._common import settings_of
     from pfi.flows.intake import acknowledge_items, claim_and_record
     from pfi.ledger import Ledger
 
-    settings = load_settings(args.settings)
+    settings = settings_of(args, required=True)
     settings.source(args.source)  # unknown source: a clear error before anything is claimed
     ledger = Ledger.from_url(ledger_url(args))
     batches = claim_and_record(

@@ -218,9 +218,9 @@ def cmd_from_pdf(args: argparse.Namespace) -> int:
     if args.structure_id and args.structure_name:
         structure = Structure(args.structure_id, args.structure_name)
     else:
-        from pfi.base.settings import load_settings
+        from pfi.cli.commands._common import settings_of
 
-        settings = load_settings(args.settings)
+        settings = settings_of(args, required=True)
         structure = structure_of_site(settings, args.finess_geo)
     ins_oid = args.ins_oid
     if ins_oid is None:

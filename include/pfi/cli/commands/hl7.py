@@ -56,10 +56,10 @@ def register(groups: argparse._SubParsersAction) -> None:
 
 def _settings(args: argparse.Namespace):
     from pfi.base.errors import ConfigurationError
-    from pfi.base.settings import load_settings
+    from pfi.cli.commands._common import settings_of
 
     try:
-        return load_settings(args.settings)
+        return settings_of(args, required=True)
     except ConfigurationError:
         if getattr(args, "source", None):
             raise
@@ -221,11 +221,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
-    from pfi.base.settings import load_settings
+    from pfi.cli.commands._common import settings_of
     from pfi.flows.inlet import MllpInlet
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    settings = load_settings(args.settings)
+    settings = settings_of(args, required=True)
     inlet = MllpInlet.for_source(settings, args.source, host=args.host, port=args.port)
 
     def stop(signum: int, frame: object) -> None:

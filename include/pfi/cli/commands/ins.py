@@ -46,7 +46,7 @@ def register(groups: argparse._SubParsersAction) -> None:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from pfi.base.errors import ConfigurationError
-    from pfi.base.settings import load_settings
+    from pfi.cli.commands._common import settings_of
     from pfi.protocols.ins import (
         OID_INS_NIR,
         OID_INS_NIR_TEST,
@@ -58,7 +58,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     environment = args.environment
     if environment is None:
         try:
-            environment = load_settings(args.settings).site.ins_environment
+            environment = settings_of(args, required=True).site.ins_environment
         except ConfigurationError:
             environment = "test"
     policy = InsPolicy.for_environment(environment)

@@ -85,10 +85,10 @@ def cmd_pack(args: argparse.Namespace) -> int:
         )
         software, software_id = "PFI", None
     else:
-        from pfi.base.settings import load_settings
+        from pfi.cli.commands._common import settings_of
         from pfi.protocols.cda.generator import structure_of_site
 
-        settings = load_settings(args.settings)
+        settings = settings_of(args, required=True)
         structure = structure_of_site(settings, args.finess_geo)
         source_id, structure_id, structure_name = (
             settings.site.structure_oid,
