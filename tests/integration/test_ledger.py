@@ -903,3 +903,37 @@ def test_a_deletion_received_before_its_creation_does_not_make_the_creation_a_re
     assert {("dmp", "delete"), ("dmp", "new")} <= actions
     other = _message(ledger, SHA_C, documents=[document | {"content_sha256": SHA_C}])
     assert other.content_conflict  # from now on, the creation's content is the reference
+
+
+def test_a_received_mail_is_recorded_first_then_its_documents_and_dpi_deliveries(
+    fresh_ledger: Ledger,
+):
+    """Receiving by MSSanté: the mail's item exists before anything is read from it; what it
+    brings is then recorded on that same item, in one transaction (kind ``mail``)."""
+    checksum = "c" * 64
+    item_id, created = fresh_ledger.record_inbound(
+        kind="mail", source="pfi", checksum=checksum, original_ref="7/42", actor="test"
+    )
+    assert created
+    outcome = fresh_ledger.record_message(
+        kind="mail",
+        source="pfi",
+        checksum=checksum,
+        status="done",
+        documents=[{"unique_id": "1.2.250.1.999.9^1", "type_code": "11488-4"}],
+        deliveries=[("dpi", "pfi", "pending")],
+        actor="test",
+    )
+    assert outcome.item.id == item_id and outcome.item.kind == "mail"
+    assert outcome.item.status == "done" and outcome.created is False
+    (document_id,) = outcome.document_ids
+    (sent,) = fresh_ledger.deliveries_of(document_id)
+    assert (sent.channel, sent.recipient, sent.status) == ("dpi", "pfi", "pending")
+    again = fresh_ledger.record_message(
+        kind="mail", source="pfi", checksum=checksum, status="done", actor="test"
+    )
+    assert again.unchanged
+    with pytest.raises(ValueError):
+        fresh_ledger.record_message(
+            kind="hl7_file", source="pfi", checksum=checksum, status="done", actor="test"
+        )

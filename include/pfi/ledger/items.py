@@ -210,9 +210,11 @@ class InboundItems(LedgerBase):
         deliveries: Sequence[tuple[str, str | None, str]] = (),
         action: str = "new",
         conflict_reason: tuple[str, str] = ("DOC_ID_REUSED", "document id reused"),
+        kind: str = "hl7_message",
         actor: str = "cli",
     ) -> MessageOutcome:
-        """Record one ``hl7_message`` and what was decided about it, in ONE transaction.
+        """Record one ``hl7_message`` (or a received ``mail``, ``kind``) and what was decided
+        about it, in ONE transaction.
 
         The message's item (insert-or-get by checksum, as :meth:`record_inbound`), moved to
         ``status`` (``done`` or ``rejected``, with its reason); for ``done``, its ``documents``
@@ -231,13 +233,14 @@ class InboundItems(LedgerBase):
         """
         if status not in ("done", "rejected"):
             raise ValueError(f"a message is recorded done or rejected, not {status!r}")
+        one_of("kind", kind, ("hl7_message", "mail"))
         one_of("action", action, ACTIONS)
         keys = [
             (*delivery_key(c, r, action), one_of("status", s, ("pending", "held")))
             for c, r, s in deliveries
         ]
         item = {
-            "kind": "hl7_message",
+            "kind": kind,
             "source": source,
             "finess_geo": finess_geo,
             "original_ref": original_ref,
@@ -310,7 +313,7 @@ class InboundItems(LedgerBase):
             note(
                 "inbound.recorded",
                 {
-                    "kind": "hl7_message",
+                    "kind": item["kind"],
                     "source": item["source"],
                     "size": item["size"],
                     "status": before,
@@ -322,7 +325,7 @@ class InboundItems(LedgerBase):
                 select(inbound_item)
                 .where(
                     inbound_item.c.source == item["source"],
-                    inbound_item.c.kind == "hl7_message",
+                    inbound_item.c.kind == item["kind"],
                     inbound_item.c.checksum == item["checksum"],
                 )
                 .with_for_update()
