@@ -1,8 +1,10 @@
-"""Codes of the volet "Transmission de document(s) CDA en HL7v2" and the HL7 tables it uses.
+"""Codes of the volets "Transmission de document(s) CDA en HL7v2" and "Transmission au LPS de
+documents CDA provenant d'un courriel MSSanté", and the HL7 tables they use.
 
 One named constant each, no logic. Sources: IG ``ansforge/IG-hl7v2-volet-transmission-document-
-cda-r2`` (``profils-messages.md``, ``meta-dmp-mss.md``, ``ack-metier-zam.md``), HL7 v2.5/2.6
-tables, PAM-FR 2.11 for PID/PV1.
+cda-r2`` (``profils-messages.md``, ``meta-dmp-mss.md``, ``ack-metier-zam.md``), IG
+``ansforge/IG-hl7v2-volet-trans-lps-doc-cda-courriel-mss`` (``profils-messages.md``), HL7
+v2.5/2.6 tables, PAM-FR 2.11 for PID/PV1.
 """
 
 from __future__ import annotations
@@ -121,3 +123,91 @@ FORMAT_CDA = "cda"
 FORMAT_XML = "xml"
 FORMAT_PDF = "pdf"
 FORMAT_UNKNOWN = "unknown"
+
+# --- Volet "Transmission au LPS de documents CDA provenant d'un courriel MSSanté" v1.1 ---------
+# IG ``ansforge/IG-hl7v2-volet-trans-lps-doc-cda-courriel-mss`` (``profils-messages.md``,
+# ``meta-dmp-mss.md``): the MDM the PFI sends the DPI for a document received by MSSanté.
+
+#: MSH-9.3 message structure of MDM^T02/T10/T04.
+STRUCTURE_MDM = "MDM_T02"
+#: MSH-12 of the LPS volet's MDM and of its ACK.
+LPS_HL7_VERSION = "2.6"
+#: MSH-21.1 of the LPS volet (MSH-21.2 is :data:`PROFILE_LPS`).
+PROFILE_LPS_VERSION = "1.1"
+#: MSH-17 country code.
+COUNTRY_FRANCE = "FRA"
+#: MSH-18 the PFI writes (HL7 table 0211).
+CHARSET_UTF8 = "UNICODE UTF-8"
+
+#: PV1-2 patient class "not applicable" (HL7 table 0004), required by the LPS volet.
+PATIENT_CLASS_NOT_APPLICABLE = "N"
+#: TXA-3 document content presentation (HL7 table 0191).
+PRESENTATION_TEXT = "TEXT"
+#: TXA-17 document completion status "authenticated" (HL7 table 0271).
+COMPLETION_AUTHENTICATED = "AU"
+
+#: OBR-4.3 / OBX-3.3 coding systems of the document type (LOINC, or the ANS TRE_A05).
+CODING_LOINC = "LN"
+CODING_TRE_A05 = "TRE_A05"
+
+#: OBX-5 ED components as the volet writes them: type ``text``, subtype ``XML``, ``Base64``.
+ED_TYPE_TEXT = "text"
+ED_SUBTYPE_XML = "XML"
+ED_BASE64_TEXT = "Base64"
+
+#: OBX-5.3 coding system of the Y/N metadata (HL7 table 0136).
+YES_NO_TABLE = "expandedYes-NoIndicator"
+
+#: OBX-3.2 labels of the ``MetaDMPMSS`` items (``meta-dmp-mss.md``; the LPS volet's four first).
+META_LABELS = {
+    META_MASQUE_PS: "Masqué aux professionnels de Santé",
+    META_INVISIBLE_PATIENT: "Document Non Visible par le patient",
+    META_INVISIBLE_REP_LEGAUX: "Non visible par les représentants Légaux du patient",
+    META_MODIF_CONF_CODE: "Modification Confidentiality Code",
+    META_CONNEXION_SECRETE: "Connexion Secrete",
+    META_DESTDMP: "Destinataire DMP",
+    META_DESTMSSANTEPS: "Destinataire (Professionnel de Santé, organisation ou BAL applicative)",
+    META_DESTMSSANTEPAT: "Destinataire Patient",
+    META_ACK_RECEPTION: "Accusé de réception",
+    META_ACK_LECTURE_MSS: "Accusé de lecture",
+    META_CORPSMAIL_PS: "Corps du mail pour un PS",
+    META_CORPSMAIL_PATIENT: "Corps du mail pour le patient",
+}
+#: The metadata OBX of the LPS volet, required, in this order (OBX 3 to 6).
+LPS_META_ITEMS = (
+    META_MASQUE_PS,
+    META_INVISIBLE_PATIENT,
+    META_INVISIBLE_REP_LEGAUX,
+    META_MODIF_CONF_CODE,
+)
+
+#: PRT-2 action code "unchanged" (HL7 table 0206).
+PRT_ACTION_UNCHANGED = "UC"
+#: PRT-4.3 coding system and PRT-4.2 labels (HL7 v2.9 table 0912, as the LPS volet's tables).
+PARTICIPATION_TABLE = "participation"
+PARTICIPATION_LABELS = {
+    PARTICIPATION_SENDER: "Send by",
+    PARTICIPATION_RECIPIENT: "Result Copies To",
+    PARTICIPATION_REPLY_TO: "Reply To",
+}
+
+#: XCN.10 name type of a professional's name as the CI-SIS examples write it (table 0200).
+NAME_TYPE_DISPLAY = "D"
+#: XCN.13 identifier type of an id under any other OID than IdNatPs (table 0203).
+ID_TYPE_ENTITY = "EI"
+#: HD namespaces the CI-SIS examples give beside the OIDs (PID-3.4.1, PRT-5.9.1).
+NAMESPACE_IDNAT_PS = "ASIP-SANTE-PS"
+NAMESPACE_INS_NIR = "ASIP-SANTE-INS-NIR"
+NAMESPACE_INS_NIA = "ASIP-SANTE-INS-NIA"
+#: HD universal id type.
+UNIVERSAL_ID_ISO = "ISO"
+
+#: PID-32 identity reliability written when the CDA carries an INS, as the official examples do
+#: (an INS travels only with a qualified identity; the receiver re-qualifies it, RNIV règle 30).
+IDENTITY_VALIDATED = "VALI"
+#: PID-31 identity unknown indicator.
+IDENTITY_KNOWN = NO
+
+#: XDM extra-metadata "action" (volet CDA en HL7v2 ``exemples.md``): replacement, deletion.
+XDM_ACTION_REPLACE = "C"
+XDM_ACTION_DELETE = "D"
