@@ -239,6 +239,26 @@ def test_a_missing_connection_is_a_queued_failure(fresh_ledger, source, monkeypa
     assert len(queued(source)) == 1
 
 
+def test_a_connection_lookup_that_fails_queues_the_zam_and_the_sweep_goes_on(fresh_ledger, source):
+    """A secrets backend or the execution API down: the ZAM is queued, as for a missing one."""
+
+    def broken(conn_id: str):
+        raise RuntimeError("secrets backend unreachable")
+
+    path = producer_acks.emit(
+        source, receipt(15), ledger=fresh_ledger, actor="test", connections=broken
+    )
+    (failed,) = events(fresh_ledger, producer_acks.EVENT_FAILED)
+    assert path.exists() and (failed["code"], failed["transient"]) == (
+        "CONNECTION_UNREADABLE",
+        True,
+    )
+    assert len(queued(source)) == 1
+    counts = producer_acks.resend_pending(fresh_ledger, [source], connections=broken)
+    assert counts["sent"] == 0 and len(queued(source)) == 1
+    assert not list(source.work_dir.rglob("*.sending"))
+
+
 def test_a_source_without_mllp_only_writes_the_file(fresh_ledger, source, mllp_peer):
     path = producer_acks.emit(
         replace(source, zam_mllp_connection=None), receipt(13), ledger=fresh_ledger

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pfi.base.connections import Lookup, from_environment
+from pfi.base.connections import Connection, Lookup, from_environment
 from pfi.base.errors import ConfigurationError, TransientError
 from pfi.base.files import write_atomically
 from pfi.protocols.hl7v2.zam import BusinessAck, file_name
@@ -314,6 +314,20 @@ class _Queued:
         return entries
 
 
+def _look_up(connections: Lookup, conn_id: str) -> Connection:
+    """The Connection, or a ConfigurationError (queued, like a missing one) whatever went
+    wrong reading it: a secrets backend or the execution API down must not lose the ZAM."""
+    try:
+        return connections(conn_id)
+    except ConfigurationError:
+        raise
+    except Exception as exc:  # the lookup's own failure, named by type only
+        raise ConfigurationError(
+            f"Connection {conn_id!r} could not be read ({type(exc).__name__})",
+            code="CONNECTION_UNREADABLE",
+        ) from None
+
+
 def _send_recorded(
     ledger: Ledger,
     source: Hl7Source,
@@ -337,7 +351,7 @@ def _send_recorded(
     tried = 0
     try:
         chosen = endpoint or MllpEndpoint.from_connection(
-            connections(source.zam_mllp_connection or "")
+            _look_up(connections, source.zam_mllp_connection or "")
         )
         peer = f"{chosen.host}:{chosen.port}"
         if hold_down and _PEERS_DOWN.get(peer, 0.0) > time.monotonic():
