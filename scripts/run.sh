@@ -35,7 +35,7 @@ for component in api-server scheduler dag-processor triggerer; do
   fi
 done
 
-# The second inlet: HL7 over MLLP for the DPI, written into its drop directory (pfi.mllp_inlet).
+# The second inlet: HL7 over MLLP for the DPI, written into its drop directory (pfi.flows.inlet).
 if alive mllp-inlet; then
   echo "    mllp-inlet already running (pid $(cat "$RUN/mllp-inlet.pid"))"
 else

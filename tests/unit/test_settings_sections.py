@@ -3,7 +3,9 @@
 import tomllib
 from pathlib import Path
 
-from pfi.base.settings import CORE_SECTIONS, load_settings, register_all, section_problems
+from pfi.base.settings import CORE_SECTIONS, load_settings, section_problems
+from pfi.cli import register_all
+from pfi_fixtures.site import write_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "pfi.example.toml"
 
@@ -27,6 +29,21 @@ def test_a_misspelt_section_is_a_problem(tmp_path):
     text = EXAMPLE.read_text(encoding="utf-8") + "\n[dmp_retry]\nfactor = 2\n"
     path = tmp_path / "pfi.toml"
     path.write_text(text, encoding="utf-8")
-    register_all()
-    problems = section_problems(load_settings(path))
+    problems = section_problems(load_settings(path), register_all())
     assert [p for p in problems if p.startswith("[dmp_retry]: unknown section")], problems
+
+
+def test_a_parser_that_raises_a_plain_error_is_a_problem_not_a_crash(tmp_path):
+    (tmp_path / "in").mkdir()
+    extra = '[intake]\nmax_message_bytes = "big"\n[[mllp_inlet]]\nsource = "dpi"\n'
+    path = write_settings(tmp_path, extra=extra)
+    problems = section_problems(load_settings(path), register_all())
+    assert any(p.startswith("[intake]") for p in problems), problems
+    assert any(p.startswith("[[mllp_inlet]]") for p in problems), problems
+
+
+def test_sections_unknown_to_the_caller_are_named(tmp_path):
+    """The base layer checks what it is given: without the owners' parsers, their tables are
+    not silently accepted."""
+    problems = section_problems(load_settings(EXAMPLE), ())
+    assert any(p.startswith("[dmp]: unknown section") for p in problems), problems

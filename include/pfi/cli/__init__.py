@@ -21,11 +21,30 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from pfi.base.errors import ConfigurationError, PfiError
 from pfi.cli.commands._common import ledger_url
 
+if TYPE_CHECKING:
+    from pfi.base.settings import Section
+
 Handler = Callable[[argparse.Namespace], int]
+
+
+def register_all() -> tuple[Section, ...]:
+    """Import every module of the product so that each layer's settings section registers
+    itself ([intake], [dmp], [mssante], [[mllp_inlet]], [receiving]…); all of them."""
+    import importlib
+    import pkgutil
+
+    import pfi
+    from pfi.base.settings import registered
+
+    for info in pkgutil.walk_packages(pfi.__path__, "pfi."):
+        if ".migrations" not in info.name and not info.name.endswith("__main__"):
+            importlib.import_module(info.name)
+    return registered()
 
 
 def connection_state(conn_id: str, problems: list[str]) -> str:
@@ -43,12 +62,11 @@ def connection_state(conn_id: str, problems: list[str]) -> str:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from pfi.base.settings import check_settings, register_all, section_problems
+    from pfi.base.settings import check_settings, section_problems
 
     settings, problems = check_settings(args.settings)
     if settings is not None:
-        register_all()  # every layer's sections: [intake], [dmp], [mssante], [[mllp_inlet]]…
-        problems.extend(section_problems(settings))
+        problems.extend(section_problems(settings, register_all()))
         print(f"site: {settings.site.name} (FINESS juridique {settings.site.finess_juridique})")
         print(f"HL7 sources: {', '.join(s.name for s in settings.sources) or 'none'}")
         print(f"mailboxes: {', '.join(m.name for m in settings.mailboxes) or 'none'}")

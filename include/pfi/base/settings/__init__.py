@@ -25,7 +25,6 @@ from pfi.base.settings.core import (
 )
 from pfi.base.settings.sections import (
     Section,
-    register_all,
     registered,
     section,
     section_problems,
@@ -43,7 +42,6 @@ __all__ = [
     "check_settings",
     "finess_key_ok",
     "load_settings",
-    "register_all",
     "registered",
     "section",
     "section_problems",

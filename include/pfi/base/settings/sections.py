@@ -9,17 +9,17 @@ defines its configuration class::
         @classmethod
         def from_settings(cls, settings: Settings) -> DmpConfig: ...   # raises ConfigurationError
 
-and :func:`section_problems` (``pfi config check``) runs every registered parser, so a section
-can be neither forgotten by the check nor misspelt in the file (a table nobody registered is a
-problem). Registration happens when the owner's module is imported: the check imports every
-module of the ``pfi`` package first (:func:`register_all`), so no list is kept by hand.
+and :func:`section_problems` (``pfi config check``) runs every parser it is given, so a section
+can be neither forgotten by the check nor misspelt in the file (a table no parser reads is a
+problem). Registration happens when the owner's module is imported, so the caller says which
+sections it knows: ``pfi config check`` imports every module of the product first
+(:func:`pfi.cli.register_all`, a face: base imports no layer above it) and passes them all —
+no list is kept by hand.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -65,29 +65,21 @@ def registered() -> tuple[Section, ...]:
     return tuple(_REGISTRY[key] for key in sorted(_REGISTRY))
 
 
-def register_all(package: str = "pfi") -> tuple[Section, ...]:
-    """Import every module of ``package`` so that each section registers itself."""
-    root = importlib.import_module(package)
-    for info in pkgutil.walk_packages(root.__path__, f"{package}."):
-        if ".migrations" in info.name or info.name.endswith("__main__"):
-            continue
-        importlib.import_module(info.name)
-    return registered()
-
-
-def section_problems(settings: Settings) -> list[str]:
-    """What each registered parser finds wrong in its section, and the tables nobody reads."""
+def section_problems(settings: Settings, sections: Iterable[Section]) -> list[str]:
+    """What each of ``sections``' parsers finds wrong in its section, and the tables none of
+    them reads (give every section: :func:`registered` once every owner is imported)."""
+    sections = tuple(sections)
     problems = []
-    for entry in registered():
+    for entry in sections:
         try:
             entry.parse(settings)
-        except ConfigurationError as exc:
+        except (ConfigurationError, ValueError, TypeError, LookupError) as exc:
             text = str(exc)  # a parser may name its section itself
             problems.append(text if text.startswith(entry.label) else f"{entry.label}: {text}")
-    known = CORE_SECTIONS | {key.split(".")[0] for key in _REGISTRY}
+    known = CORE_SECTIONS | {entry.key.split(".")[0] for entry in sections}
     for key in sorted(set(settings.extra) - known):
         problems.append(f"[{key}]: unknown section (known: {', '.join(sorted(known))})")
     return problems
 
 
-__all__ = ["Section", "register_all", "registered", "section", "section_problems"]
+__all__ = ["Section", "registered", "section", "section_problems"]

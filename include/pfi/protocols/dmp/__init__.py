@@ -15,11 +15,12 @@ signature document in every lot (spec-facts §5; volet "Transmission de document
     with DmpClient(endpoints, TlsFiles(cert, key, ca)) as client:
         client.send(soap)           # DmpResponse, or TransientError / RefusedByPartner
 
-Modules: :mod:`~pfi.protocols.dmp.vihf` (SAML assertion), :mod:`~pfi.protocols.dmp.signing` (signing certificate,
-XAdES signature document), :mod:`~pfi.protocols.dmp.soap` (SOAP 1.2 + WS-Addressing envelopes, MTOM/XOP),
-:mod:`~pfi.protocols.dmp.submission` (request → metadata → envelope), :mod:`~pfi.protocols.dmp.response` (answers
-→ success / partial / failure), :mod:`~pfi.protocols.dmp.client` (HTTPS), :mod:`~pfi.flows.dmp` (the
-ledger-driven executor of the ``dmp`` deliveries), :mod:`~pfi.protocols.dmp.config` (``[dmp]`` settings).
+Modules: :mod:`.vihf` (SAML assertion), :mod:`.signing` (signing certificate, XAdES signature
+document), :mod:`.soap` (SOAP 1.2 + WS-Addressing envelopes, MTOM/XOP), :mod:`.submission`
+(request → metadata → envelope), :mod:`.response` (answers → success / partial / failure),
+:mod:`.client` (HTTPS), :mod:`.connection` (the ``pfi_dmp`` Connection → endpoints, TLS files,
+signer), :mod:`.config` (``[dmp]`` settings). The ledger-driven executor of the ``dmp``
+deliveries is a flow: :mod:`pfi.flows.dmp`.
 """
 
 from pfi.protocols.dmp.client import DmpClient, DmpEndpoints, TlsFiles
