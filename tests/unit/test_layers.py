@@ -196,3 +196,18 @@ def test_the_checker_sees_a_loop_and_an_upward_import(tmp_path):
         ("typing", 1)
     ]
     assert layer_of("pfi.ledger.items") == "pfi.ledger"
+
+
+def test_below_the_faces_nothing_imports_by_name(graph):
+    """A dynamic import (``importlib.import_module``, ``__import__``) is invisible to the rules
+    above; only the faces may discover modules that way (the CLI's command groups, its settings
+    check)."""
+    wrong = []
+    for module, path in product_modules().items():
+        if layer_of(module) not in LAYERS[:-1]:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            name = getattr(node, "attr", None) or getattr(node, "id", None)
+            if name in ("import_module", "__import__"):
+                wrong.append(f"{module}:{node.lineno}")
+    assert wrong == [], f"dynamic imports below the faces: {wrong}"
