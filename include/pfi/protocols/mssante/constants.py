@@ -29,3 +29,52 @@ AUTH = "MSS_AUTH"
 NO_MAILBOX = "MSS_NO_MAILBOX"
 #: Prefix of the code of an SMTP reply: ``SMTP_550``.
 SMTP_PREFIX = "SMTP_"
+
+# --- Receiving side (volet "Transmission au LPS de documents CDA provenant d'un courriel
+# MSSanté" v1.1, IG-MSS) -----------------------------------------------------------------------
+
+#: Header asking for an MDN (RFC 8098 §2.1); its presence makes the error mail an MDN.
+DISPOSITION_NOTIFICATION_TO = "Disposition-Notification-To"
+#: Subject prefix of the error mail, MDN or standard (IG-MSS struct-msg-mdn.md,
+#: struct-email-standard.md): ``[KO Intégration système !][<code erreur>] <objet d'origine>``.
+KO_SUBJECT_PREFIX = "[KO Intégration système !]"
+#: MDN ``Disposition`` of a processed mail, and of a refused one (+ ``<code>^<libellé>``).
+MDN_PROCESSED = "automatic-action/MDN-sent-automatically; processed"
+MDN_ERROR = "automatic-action/MDN-sent-automatically; processed/Error: "
+#: File name of the original mail attached to the standard error mail (struct-email-standard.md).
+ORIGINAL_MAIL_FILENAME = "message_original.eml"
+#: Table applicationErrorCondition of the volet (error-codes.md): the DPI's ERR-5 codes.
+APPLICATION_ERRORS = {
+    "900": "Version du document incorrecte lors d'une demande de remplacement/suppression",
+    "901": "Auteur non autorisé à remplacer ou supprimer un document",
+    "902": "Identifiant patient inconnu",
+    "903": "INS non présent dans le document",
+    "904": "L'INS transmis ne correspond pas exactement à celui stocké dans la base du consommateur",
+    "905": "L'INS transmis n'est pas complet",
+    "906": "Erreur 'Autre'",
+}
+#: HL7 table 0357 messageErrorCondition as the volet lists it (error-codes.md): ERR-3 codes.
+MESSAGE_ERRORS = {
+    "0": "Message accepted",
+    "100": "Segment sequence error",
+    "101": "Required field missing",
+    "102": "Data type error",
+    "103": "Table value not found",
+    "198": "Non-conformant cardinality",
+    "199": "Other HL7 Error",
+    "200": "Unsupported message type",
+    "201": "Unsupported event code",
+    "202": "Unsupported processing",
+    "203": "Unsupported version",
+    "207": "Application error",
+}
+
+# Error codes of the receiving side.
+MAIL_UNREADABLE = "MSS_MAIL_UNREADABLE"
+MAIL_NO_SENDER = "MSS_MAIL_NO_SENDER"
+MAIL_TOO_LARGE = "MSS_MAIL_TOO_LARGE"
+#: An automatic mail (RFC 3834 ``Auto-Submitted``) is never answered: two PFIs would loop.
+AUTO_SUBMITTED = "MSS_AUTO_SUBMITTED"
+#: The folder's UIDVALIDITY changed under an open session: its UIDs name other mails now.
+UIDVALIDITY_CHANGED = "MSS_UIDVALIDITY_CHANGED"
+BAD_FOLDER = "MSS_BAD_FOLDER"

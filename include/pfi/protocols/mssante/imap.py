@@ -1,28 +1,54 @@
-"""IMAP client of an application mailbox, for the notifications that come back to it.
+r"""IMAP client of an application mailbox: the notifications that come back to it, and the
+mails received on it (documents sent to the hospital by MSSanté).
 
 Same connection rules as SMTP (spec-facts §6.1): IMAP4rev1 with STARTTLS (SC.MSS/CONF.06), or
 implicit TLS; the mailbox's client certificate; SASL PLAIN with the mailbox address as login
 (SC.MSS/CONF.12) or EXTERNAL; reopened when the operator closed the session (SC.MSS/CONF.11).
 
-Only reports are touched (``multipart/report``: DSN and MDN), by UID, read with ``BODY.PEEK``
-(nothing is marked read by fetching) and flagged ``$PfiProcessed`` once recorded, so the
-receiving side of the PFI (documents received by mail) finds every other mail as it was.
+*Reports* (``multipart/report``: DSN and MDN) of the sending side: :meth:`ImapClient.reports`,
+read with ``BODY.PEEK`` and flagged ``$PfiProcessed`` once recorded (:meth:`mark_processed`).
+
+*Received mails* of the receiving side (volet "Transmission au LPS de documents CDA provenant
+d'un courriel MSSanté"), every mail of the folder that is not a report, by UID::
+
+    with ImapClient(endpoint) as imap:
+        validity = imap.select_folder()            # UIDVALIDITY: (validity, uid) names a mail
+        for uid in imap.list_uids(limit=50):       # oldest first
+            raw = imap.fetch(uid)                  # BODY.PEEK[]: never marked \Seen
+            ...
+            imap.move(uid, "PFI/Integres")         # the folder is created when missing
+
+- A UID means something only with the folder's UIDVALIDITY (RFC 3501 §2.3.1.1): the poller
+  keeps both. When a reopened session finds another UIDVALIDITY, every UID operation raises
+  TransientError ``MSS_UIDVALIDITY_CHANGED`` rather than touch another mail.
+- :meth:`move` uses ``UID MOVE`` (RFC 6851) when the server offers MOVE; else ``UID COPY``,
+  ``\Deleted`` and ``UID EXPUNGE`` of that UID only (UIDPLUS, RFC 4315). Without UIDPLUS the
+  source stays flagged ``\Deleted``, not expunged: a plain ``EXPUNGE`` would also remove mails
+  someone else flagged; :meth:`list_uids` skips ``\Deleted`` mails and the operator's own
+  expunge removes it. Nothing else ever deletes a mail.
+- Folder names are ASCII (letters, digits, ``._-`` and the server's separator ``/``): no
+  modified UTF-7, no quoting surprises.
 """
 
 from __future__ import annotations
 
 import imaplib
+import re
 import socket
 import ssl
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pfi.base.errors import ConfigurationError, PfiError, TransientError
+from pfi.base.errors import ConfigurationError, InvalidInput, PfiError, TransientError
 from pfi.protocols.mssante import constants as k
 from pfi.protocols.mssante.tls import MailboxSession, TlsFiles, untrusted_server
 
 PROCESSED_FLAG = "$PfiProcessed"
 DEFAULT_TIMEOUT = 30.0
+#: Received mails listed at most by one :meth:`ImapClient.list_uids`.
+DEFAULT_LIST_LIMIT = 100
+
+_FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,99}(?:/[A-Za-z0-9][A-Za-z0-9._ -]{0,99}){0,4}")
 
 
 @dataclass(frozen=True)
@@ -41,10 +67,22 @@ class ImapEndpoint:
 
 
 class ImapClient(MailboxSession):
-    """One IMAP session, opened lazily; :meth:`reports` / :meth:`mark_processed`."""
+    """One IMAP session, opened lazily: :meth:`reports` / :meth:`mark_processed` (sending
+    side); :meth:`select_folder`, :meth:`list_uids`, :meth:`fetch`, :meth:`move` (receiving
+    side). The UID operations act on the folder selected last, and :meth:`reports` selects the
+    endpoint's: one client per side, or :meth:`select_folder` again."""
 
     endpoint: ImapEndpoint
     _imap: imaplib.IMAP4 | None = None
+    #: The folder selected (the endpoint's until :meth:`select_folder` names another).
+    _folder: str | None = None
+    #: UIDVALIDITY of each folder selected in this client's life, to detect a change.
+    _validities: dict[str, int]
+    _capabilities: frozenset[str] = frozenset()
+
+    def __init__(self, endpoint: ImapEndpoint, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(endpoint, **kwargs)
+        self._validities = {}
 
     def connect(self) -> None:
         if self._imap is not None:
@@ -68,10 +106,14 @@ class ImapClient(MailboxSession):
             else:
                 token = f"\0{ep.mailbox}\0{ep.password}".encode()
                 imap.authenticate("PLAIN", lambda _challenge: token)
+            stage = "capability"
+            self._capabilities = _capabilities(imap)
             stage = "select"
-            typ, _ = imap.select(ep.folder)
+            folder = self._folder or ep.folder
+            typ, _ = imap.select(_quoted(folder))
             if typ != "OK":
                 raise ConfigurationError("the mailbox folder cannot be selected", code=k.AUTH)
+            self._check_validity(folder, _uidvalidity(imap))
         except Exception as exc:
             if imap is not None:
                 _quiet_logout(imap)
@@ -79,6 +121,17 @@ class ImapClient(MailboxSession):
                 raise
             raise _translate(exc, stage) from None
         self._imap = imap
+        self._folder = folder
+
+    def _check_validity(self, folder: str, validity: int | None) -> None:
+        if validity is None:
+            raise TransientError("the IMAP server gave no UIDVALIDITY", code=k.CONNECTION)
+        known = self._validities.setdefault(folder, validity)
+        if known != validity:
+            raise TransientError(
+                "the folder's UIDVALIDITY changed: its UIDs name other mails now",
+                code=k.UIDVALIDITY_CHANGED,
+            )
 
     def close(self) -> None:
         imap, self._imap = self._imap, None
@@ -87,27 +140,144 @@ class ImapClient(MailboxSession):
 
     def _call(self, command: str, *args: str) -> list:
         """A UID command, once more on a new session if the server closed this one."""
+        typ, data = self._run(command, lambda imap: imap.uid(command, *args))
+        if typ != "OK":
+            raise TransientError(f"IMAP {command} answered {typ}", code=k.CONNECTION)
+        return data
+
+    def _run(self, name: str, action) -> tuple[str, list]:  # type: ignore[no-untyped-def]
+        """``action(imaplib session)`` on the open session (the selected folder checked), once
+        more on a new one if the server closed this one."""
         for attempt in (1, 2):
             if self._imap is not None and self._imap.state == "LOGOUT":
                 self.close()
             self.connect()
             assert self._imap is not None
             try:
-                typ, data = self._imap.uid(command, *args)
+                return action(self._imap)
             except (imaplib.IMAP4.abort, OSError) as exc:
                 self.close()
                 if attempt == 2:
-                    raise _translate(exc, command.lower()) from None
-                continue
+                    raise _translate(exc, name.lower()) from None
             except imaplib.IMAP4.error as exc:
-                raise _translate(exc, command.lower()) from None
-            if typ != "OK":
-                raise TransientError(f"IMAP {command} answered {typ}", code=k.CONNECTION)
-            return data
+                raise _translate(exc, name.lower()) from None
         raise AssertionError("unreachable")
+
+    def _select(self, folder: str) -> None:
+        """Make ``folder`` the selected one (reports and marks act on the endpoint's)."""
+        if self._imap is not None and self._folder == folder:
+            return
+        if self._imap is None:
+            previous, self._folder = self._folder, folder
+            try:
+                self.connect()
+            except BaseException:
+                self._folder = previous
+                raise
+            return
+
+        def select(imap: imaplib.IMAP4) -> tuple[str, list]:
+            typ, data = imap.select(_quoted(folder))
+            if typ == "OK":
+                self._check_validity(folder, _uidvalidity(imap))
+            return typ, data
+
+        self._folder = None  # nothing is selected until the server says so
+        try:
+            typ, _ = self._run("select", select)
+        except TransientError as exc:
+            if exc.code == k.UIDVALIDITY_CHANGED:  # every later operation meets it again
+                self._folder = folder
+                self.close()
+            raise
+        if typ != "OK":
+            raise ConfigurationError("the mailbox folder cannot be selected", code=k.BAD_FOLDER)
+        self._folder = folder
+
+    # -- received mails ---------------------------------------------------------------------
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """The server's capabilities once authenticated (``MOVE``, ``UIDPLUS``…), upper case."""
+        self.connect()
+        return self._capabilities
+
+    def select_folder(self, folder: str | None = None) -> int:
+        """Select ``folder`` (the endpoint's, INBOX, by default) read-write; its UIDVALIDITY."""
+        folder = _folder_name(folder or self.endpoint.folder)
+        self._select(folder)
+        return self._validities[folder]
+
+    @property
+    def folder(self) -> str:
+        """The folder the UID operations act on."""
+        return self._folder or self.endpoint.folder
+
+    def list_uids(self, limit: int = DEFAULT_LIST_LIMIT, *, after: int = 0) -> list[int]:
+        """UIDs of the selected folder's mails, oldest first, at most ``limit``; only those
+        above ``after`` when given. Reports (``multipart/report``, the sending side's) and mails
+        flagged ``\\Deleted`` are not listed."""
+        self._select(self.folder)
+        criteria = ["UNDELETED", "NOT", "HEADER", "Content-Type", "multipart/report"]
+        if after > 0:
+            criteria = ["UID", f"{after + 1}:*", *criteria]
+        data = self._call("SEARCH", *criteria)
+        uids = sorted(int(u) for u in (data[0] or b"").split() if u.isdigit()) if data else []
+        return [uid for uid in uids if uid > after][: max(0, limit)]
+
+    def fetch(self, uid: int, *, max_bytes: int | None = None) -> bytes | None:
+        """The mail's bytes (``BODY.PEEK[]``: its flags, ``\\Seen`` included, are left as they
+        were); None when the folder no longer holds that UID. With ``max_bytes``, a larger mail
+        is not downloaded: InvalidInput ``MSS_MAIL_TOO_LARGE``."""
+        self._select(self.folder)
+        wanted = str(int(uid))
+        if max_bytes is not None:
+            sizes = self._call("FETCH", wanted, "(RFC822.SIZE)")
+            size = _fetched_size(sizes, wanted)
+            if size is None:
+                return None
+            if size > max_bytes:
+                raise InvalidInput(
+                    f"the mail is {size} bytes, more than {max_bytes}", code=k.MAIL_TOO_LARGE
+                )
+        fetched = self._call("FETCH", wanted, "(BODY.PEEK[])")
+        return _fetched_body(fetched, wanted)
+
+    def move(self, uid: int, folder: str) -> None:
+        """Move one mail of the selected folder to ``folder`` (created when missing); see the
+        module docstring for servers without MOVE or UIDPLUS."""
+        target = _folder_name(folder)
+        source = self.folder
+        if target == source:
+            raise ConfigurationError("a mail is not moved to its own folder", code=k.BAD_FOLDER)
+        self.ensure_folder(target)
+        self._select(source)
+        wanted = str(int(uid))
+        if "MOVE" in self._capabilities:
+            self._call("MOVE", wanted, _quoted(target))
+            return
+        self._call("COPY", wanted, _quoted(target))
+        self._call("STORE", wanted, "+FLAGS.SILENT", "(\\Deleted)")
+        if "UIDPLUS" in self._capabilities:
+            self._call("EXPUNGE", wanted)
+
+    def ensure_folder(self, folder: str) -> None:
+        """Create ``folder`` (and subscribe to it, for the people who read the mailbox) unless it
+        exists."""
+        name = _folder_name(folder)
+        typ, data = self._run("list", lambda imap: imap.list('""', _quoted(name)))
+        if typ == "OK" and any(item for item in data if item):
+            return
+        typ, data = self._run("create", lambda imap: imap.create(_quoted(name)))
+        if typ != "OK" and b"ALREADYEXISTS" not in b" ".join(d for d in data if d).upper():
+            raise ConfigurationError("the folder cannot be created", code=k.BAD_FOLDER)
+        self._run("subscribe", lambda imap: imap.subscribe(_quoted(name)))
+
+    # -- reports ----------------------------------------------------------------------------
 
     def reports(self, limit: int = 200) -> list[tuple[str, bytes]]:
         """``(uid, raw mail)`` of the reports (DSN, MDN) not processed yet, oldest first."""
+        self._select(self.endpoint.folder)
         data = self._call(
             "SEARCH",
             "NOT",
@@ -128,7 +298,64 @@ class ImapClient(MailboxSession):
 
     def mark_processed(self, uid: str) -> None:
         """Flag a report as recorded (and read): it is not returned again."""
+        self._select(self.endpoint.folder)
         self._call("STORE", uid, "+FLAGS", f"({PROCESSED_FLAG} \\Seen)")
+
+
+def _folder_name(folder: str) -> str:
+    if folder.upper() == "INBOX":
+        return "INBOX"
+    if not _FOLDER.fullmatch(folder or "") or folder.endswith(" "):
+        raise ConfigurationError(
+            "an IMAP folder name is ASCII letters, digits, '._ -' and '/'", code=k.BAD_FOLDER
+        )
+    return folder
+
+
+def _quoted(folder: str) -> str:
+    return f'"{folder}"'
+
+
+def _capabilities(imap: imaplib.IMAP4) -> frozenset[str]:
+    """CAPABILITY once authenticated (servers announce MOVE, UIDPLUS only then)."""
+    typ, data = imap.capability()
+    if typ != "OK" or not data:
+        return frozenset(str(c).upper() for c in imap.capabilities)
+    words = b" ".join(d for d in data if isinstance(d, bytes)).decode("ascii", "replace")
+    return frozenset(words.upper().split())
+
+
+def _uidvalidity(imap: imaplib.IMAP4) -> int | None:
+    _, data = imap.response("UIDVALIDITY")
+    for item in data or []:
+        if isinstance(item, bytes) and item.strip().isdigit():
+            return int(item)
+    return None
+
+
+def _fetched_body(fetched: list, uid: str) -> bytes | None:
+    """The ``BODY[]`` literal of ``uid`` among a UID FETCH's answers (others may be flag
+    updates the server pushes unasked)."""
+    for part in fetched or []:
+        if isinstance(part, tuple) and len(part) == 2 and b"BODY[]" in part[0].upper():
+            if _uid_of(part[0]) in (uid, None):
+                return part[1]
+    return None
+
+
+def _fetched_size(fetched: list, uid: str) -> int | None:
+    for part in fetched or []:
+        line = part[0] if isinstance(part, tuple) else part
+        if isinstance(line, bytes) and _uid_of(line) == uid:
+            match = re.search(rb"RFC822\.SIZE\s+(\d+)", line, re.IGNORECASE)
+            if match:
+                return int(match.group(1))
+    return None
+
+
+def _uid_of(line: bytes) -> str | None:
+    match = re.search(rb"\bUID\s+(\d+)", line, re.IGNORECASE)
+    return match.group(1).decode() if match else None
 
 
 def _quiet_logout(imap: imaplib.IMAP4) -> None:
@@ -156,4 +383,4 @@ def _translate(exc: Exception, stage: str) -> PfiError:
     )
 
 
-__all__ = ["PROCESSED_FLAG", "ImapClient", "ImapEndpoint"]
+__all__ = ["DEFAULT_LIST_LIMIT", "PROCESSED_FLAG", "ImapClient", "ImapEndpoint"]

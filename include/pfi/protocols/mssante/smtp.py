@@ -30,17 +30,34 @@ import smtplib
 import socket
 import ssl
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 from pfi.base.errors import ConfigurationError, PfiError, RefusedByPartner, TransientError
 from pfi.protocols.mssante import constants as k
-from pfi.protocols.mssante.compose import ComposedMail
 from pfi.protocols.mssante.tls import MailboxSession, TlsFiles, untrusted_server
 
 Security = Literal["starttls", "tls"]
 SaslMechanism = Literal["plain", "external", "none"]
 
 DEFAULT_TIMEOUT = 30.0
+
+
+class OutgoingMail(Protocol):
+    """What :meth:`SmtpClient.send` needs of a mail: a delivery's
+    :class:`~pfi.protocols.mssante.compose.ComposedMail`, or a
+    :class:`~pfi.protocols.mssante.error_mail.ReplyMail` (error mail, MDN)."""
+
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def sender(self) -> str: ...
+    @property
+    def recipient(self) -> str: ...
+    @property
+    def dsn(self) -> bool: ...
+    @property
+    def envelope_id(self) -> str: ...
+    def as_bytes(self) -> bytes: ...
 
 
 class SmtpTransient(TransientError):
@@ -203,7 +220,7 @@ class SmtpClient(MailboxSession):
 
     # -- sending -----------------------------------------------------------------------------
 
-    def send(self, mail: ComposedMail) -> SendReceipt:
+    def send(self, mail: OutgoingMail) -> SendReceipt:
         """Send one mail to its one recipient; raise a PFI error on any failure.
 
         A session the server closed since the last mail (inactivity, maximum duration) is found
@@ -242,7 +259,7 @@ class SmtpClient(MailboxSession):
         if code != 250:
             self._drop()
 
-    def _send_once(self, mail: ComposedMail, data: bytes) -> SendReceipt:
+    def _send_once(self, mail: OutgoingMail, data: bytes) -> SendReceipt:
         self.connect()
         smtp = self._smtp
         assert smtp is not None
@@ -272,7 +289,7 @@ class SmtpClient(MailboxSession):
             raise error from None
         return SendReceipt(message_id=mail.message_id, dsn_requested=dsn)
 
-    def _dsn_requested(self, mail: ComposedMail) -> bool:
+    def _dsn_requested(self, mail: OutgoingMail) -> bool:
         """Whether this mail asks the server for a DSN (the mail wants one, the server offers
         the extension)."""
         return bool(mail.dsn and self._smtp is not None and self._smtp.has_extn("dsn"))
@@ -362,6 +379,7 @@ def _by_code(code: int, text: bytes | str | None, stage: str, *, message_level: 
 __all__ = [
     "DEFAULT_TIMEOUT",
     "OutcomeUnknown",
+    "OutgoingMail",
     "SendReceipt",
     "SmtpClient",
     "SmtpEndpoint",
