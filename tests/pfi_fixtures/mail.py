@@ -18,7 +18,13 @@ from pathlib import Path
 
 import pytest
 
-APPLICATION_MAILBOXES = ("pfi@ch-demo.mssante.test", "labo@ch-demo.mssante.test")
+#: An application mailbox of the receiving flow's tests alone (its INBOX is emptied per test).
+INBOX_TEST_MAILBOX = "reception@ch-demo.mssante.test"
+APPLICATION_MAILBOXES = (
+    "pfi@ch-demo.mssante.test",
+    "labo@ch-demo.mssante.test",
+    INBOX_TEST_MAILBOX,
+)
 HUMAN_MAILBOXES = {
     "dr.test@ch-demo.mssante.test": "dr-test-devkit-password",
     # Recipients of the official ANS examples (PRT RCT, and the test INS patient's mailbox).

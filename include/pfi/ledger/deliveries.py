@@ -144,6 +144,16 @@ class Deliveries(LedgerBase):
         with self.engine.connect() as conn:
             return [Delivery.from_row(row._mapping) for row in conn.execute(query)]
 
+    def deliveries_asked_by(self, inbound_item_id: int) -> list[Delivery]:
+        """Every delivery a message (or a received mail) asked for, in creation order."""
+        query = (
+            select(delivery)
+            .where(delivery.c.inbound_item_id == inbound_item_id)
+            .order_by(delivery.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [Delivery.from_row(row._mapping) for row in conn.execute(query)]
+
     def final_without_event(
         self,
         channel: str,

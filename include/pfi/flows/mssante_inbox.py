@@ -1,0 +1,543 @@
+"""Receiving by MSSanté: application mailboxes → the volet's MDM to the DPI → error mails.
+
+Volet "Transmission au LPS de documents CDA provenant d'un courriel MSSanté" v1.1 (DSR
+PFI.CDA/HL7.01-03, PFI.MSS/UX.11-12; :mod:`pfi.protocols.hl7v2.lps`). Two steps, each safe to
+replay:
+
+1. :func:`poll_mailbox` — for one ``[[mailbox]]``: the INBOX's mails, oldest first, bounded. Each
+   mail is kept byte for byte (``<data_dir>/mailboxes/<name>/<sha256>.eml``) and recorded in the
+   ledger (item of kind ``mail``: source = the mailbox, checksum = SHA-256 of its bytes,
+   ``original_ref`` = ``UIDVALIDITY/UID``, ``control_id`` = its Message-ID) **before** it is read.
+   Then it is read (:mod:`pfi.protocols.mssante.inbound`), each ``IHE_XDM.ZIP`` with the
+   hostile-archive reader, each CDA checked against its XDM entry (unique id, INS matricule and
+   OID), and what it brings is recorded in one transaction: one ``document`` and one ``dpi``
+   delivery per CDA (``done``), or the mail refused with the PFI's coded reason (``rejected``:
+   no XDM, unreadable or hostile XDM, identity contradicting the metadata), which gets the
+   error mail at once and is moved to the errors folder.
+2. :func:`deliver_to_dpi` — the due ``dpi`` deliveries through the one delivery queue
+   (:func:`pfi.flows.queue.run_due`: backoff, give-up, leases): the MDM built from the kept mail,
+   sent over MLLP, the DPI's synchronous ACK read. ``AA`` → sent; ``AE``/``AR`` → refused with
+   the DPI's code (ERR-5, else ERR-3) and text; no answer, peer down → retried later (never an
+   error mail for a transient fault). Once every delivery of a mail is final, the mail moves to
+   the processed folder (all sent) or gets its error mail and moves to the errors folder.
+
+Nothing twice: a mail already in the ledger (same bytes: a replay, a move that failed, a
+UIDVALIDITY change renumbering the mailbox) is never recorded again — it is only moved where its
+outcome says; a delivery is claimed by one worker; the MDM's MSH-10 is fixed by the delivery
+(``PFIR<delivery id>``), so a DPI may recognise a resend after a lost ACK; one error mail per
+mail, its Message-ID fixed by the mail (:func:`pfi.protocols.mssante.error_mail.reply_message_id`)
+and its sending recorded in the trail first (``mss.error_mail.sending``, then ``…sent``). Mails
+are moved, never deleted.
+
+Settings (``[receiving]``, all optional; :class:`ReceivingConfig`)::
+
+    processed_folder = "PFI-Traites"   # where a mail goes once every document reached the DPI
+    errors_folder = "PFI-Erreurs"      # where a refused mail goes, after its error mail
+    batch_size = 20                    # mails read per mailbox and run
+    max_mail_bytes = 67108864          # larger mails are refused unread (MSS_MAIL_TOO_LARGE)
+    dpi_application = "DPI"            # MSH-5 / MSH-6 of the MDM
+    dpi_facility = ""                  # default: the mailbox's FINESS géographique
+    [receiving.retry]                  # pfi.base.retry.RetryPolicy.from_mapping
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pfi.base.errors import ConfigurationError, InvalidInput, PfiError, RefusedByPartner
+from pfi.base.files import write_atomically
+from pfi.base.retry import RetryPolicy
+from pfi.base.settings import Mailbox, Settings, section
+from pfi.flows.queue import Outcome, run_due
+from pfi.protocols.hl7v2 import lps
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pfi.ledger import Delivery, InboundItem, Ledger
+    from pfi.protocols.mssante.inbound import ReceivedMail
+    from pfi.protocols.xds.model import XdmDocument, XdmPackage
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "dpi"
+KIND = "mail"
+EVENT_ERROR_MAIL_SENDING = "mss.error_mail.sending"
+EVENT_ERROR_MAIL_SENT = "mss.error_mail.sent"
+EVENT_MOVED = "mss.mail.moved"
+#: The PFI's own reasons for refusing a received mail (French text for the human who reads the
+#: error mail; the code goes into its subject).
+NO_XDM = ("MSS_NO_XDM", "Le courriel ne contient pas de pièce jointe IHE_XDM.ZIP.")
+XDM_EMPTY = ("XDM_NO_DOCUMENT", "L'archive IHE_XDM.ZIP ne contient aucun document.")
+IDENTITY = ("MSS_IDENTITY_MISMATCH", "Le document CDA ne correspond pas à ses métadonnées XDM.")
+DEFAULT_RETRY = RetryPolicy(
+    first_delay=timedelta(minutes=1),
+    factor=2.0,
+    max_delay=timedelta(minutes=30),
+    give_up_after=timedelta(days=3),
+)
+
+
+@section("receiving")
+@dataclass(frozen=True)
+class ReceivingConfig:
+    """The ``[receiving]`` section (see the module docstring)."""
+
+    processed_folder: str = "PFI-Traites"
+    errors_folder: str = "PFI-Erreurs"
+    batch_size: int = 20
+    max_mail_bytes: int = 64 * 1024 * 1024
+    dpi_application: str = "DPI"
+    dpi_facility: str = ""
+    retry: RetryPolicy = field(default=DEFAULT_RETRY)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ReceivingConfig:
+        raw = dict(settings.extra.get("receiving", {}) or {})
+        retry = raw.pop("retry", None)
+        known = set(cls.__dataclass_fields__) - {"retry"}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ConfigurationError(f"[receiving]: unknown setting(s) {', '.join(unknown)}")
+        try:
+            config = cls(
+                **{
+                    **raw,
+                    "batch_size": int(raw.get("batch_size", 20)),
+                    "max_mail_bytes": int(raw.get("max_mail_bytes", cls.max_mail_bytes)),
+                },
+                retry=RetryPolicy.from_mapping(retry) if retry else DEFAULT_RETRY,
+            )
+        except (TypeError, ValueError) as exc:
+            raise ConfigurationError(f"[receiving]: {exc}") from None
+        if config.batch_size < 1 or config.max_mail_bytes < 1024:
+            raise ConfigurationError("[receiving]: batch_size ≥ 1, max_mail_bytes ≥ 1024")
+        if not config.processed_folder.strip() or not config.errors_folder.strip():
+            raise ConfigurationError("[receiving]: the processed and errors folders are named")
+        return config
+
+
+class Imap(Protocol):
+    """What the flow needs of :class:`pfi.protocols.mssante.imap.ImapClient`."""
+
+    def select_folder(self, folder: str | None = None) -> int: ...
+    def list_uids(self, limit: int = ..., *, after: int = 0) -> list[int]: ...
+    def fetch(self, uid: int, *, max_bytes: int | None = None) -> bytes | None: ...
+    def move(self, uid: int, folder: str) -> None: ...
+
+
+class Mllp(Protocol):
+    """What the flow needs of :class:`pfi.protocols.mllp.MllpClient`."""
+
+    def exchange(self, message: bytes) -> bytes: ...
+
+
+class Smtp(Protocol):
+    def send(self, mail: Any) -> Any: ...
+
+
+# --- 1. polling ----------------------------------------------------------------------------------
+
+
+def poll_mailbox(
+    ledger: Ledger,
+    settings: Settings,
+    mailbox: Mailbox,
+    imap: Imap,
+    *,
+    smtp: Smtp,
+    actor: str,
+    config: ReceivingConfig | None = None,
+    now: datetime | None = None,
+) -> dict[str, int]:
+    """Take the INBOX's mails of one application mailbox (see the module docstring); counts."""
+    config = config or ReceivingConfig.from_settings(settings)
+    counts = {"listed": 0, "recorded": 0, "accepted": 0, "refused": 0, "known": 0, "moved": 0}
+    validity = imap.select_folder("INBOX")
+    for uid in imap.list_uids(config.batch_size):
+        counts["listed"] += 1
+        try:
+            raw = imap.fetch(uid, max_bytes=config.max_mail_bytes)
+        except InvalidInput as exc:  # too large to download: the PFI's reason, unread
+            log.warning("mail UID %s of %s not taken: %s", uid, mailbox.name, exc.code)
+            continue
+        if raw is None:  # moved meanwhile by another run
+            continue
+        checksum = hashlib.sha256(raw).hexdigest()
+        known = ledger.already_seen(mailbox.name, KIND, checksum)
+        if known is not None and known.status in ("done", "rejected"):
+            counts["known"] += 1
+            counts["moved"] += settle(ledger, config, known, imap, uid=uid, actor=actor)
+            continue
+        kept = _keep(settings, mailbox, checksum, raw)
+        item_id, created = ledger.record_inbound(
+            kind=KIND,
+            source=mailbox.name,
+            checksum=checksum,
+            finess_geo=mailbox.finess_geo,
+            original_ref=f"{validity}/{uid}",
+            size=len(raw),
+            storage_path=str(kept),
+            actor=actor,
+        )
+        counts["recorded"] += int(created)
+        item = _take(ledger, settings, mailbox, item_id, checksum, raw, actor=actor)
+        if item.status == "rejected":
+            counts["refused"] += 1
+            _error_mail(ledger, mailbox, item, raw, smtp, actor=actor, now=now)
+            counts["moved"] += settle(ledger, config, item, imap, uid=uid, actor=actor)
+        else:
+            counts["accepted"] += 1
+    return counts
+
+
+def _keep(settings: Settings, mailbox: Mailbox, checksum: str, raw: bytes) -> Path:
+    """The mail's bytes under a name fixed by its content (a replay writes the same file)."""
+    folder = settings.data_dir / "mailboxes" / mailbox.name
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{checksum}.eml"
+    if not path.exists():
+        write_atomically(path, raw)
+    return path
+
+
+def _take(
+    ledger: Ledger,
+    settings: Settings,
+    mailbox: Mailbox,
+    item_id: int,
+    checksum: str,
+    raw: bytes,
+    *,
+    actor: str,
+) -> InboundItem:
+    """Read the mail and record what it brings (documents + dpi deliveries, or its refusal)."""
+    from pfi.protocols.mssante.inbound import read_mail
+
+    common: dict[str, Any] = {"kind": KIND, "source": mailbox.name, "checksum": checksum}
+    try:
+        mail = read_mail(raw)
+        documents, action = _documents(mail)
+    except InvalidInput as exc:
+        outcome = ledger.record_message(
+            **common, status="rejected", reason_code=exc.code, reason_text=str(exc), actor=actor
+        )
+        return outcome.item
+    outcome = ledger.record_message(
+        **common,
+        status="done",
+        control_id=(mail.message_id or "")[:200] or None,
+        documents=documents,
+        deliveries=[(CHANNEL, mailbox.name, "pending")],
+        action=action,
+        actor=actor,
+    )
+    return outcome.item
+
+
+def _documents(mail: ReceivedMail) -> tuple[list[dict[str, Any]], str]:
+    """The ledger rows of the mail's documents and the mail's action; InvalidInput with the
+    PFI's reason when the mail cannot be taken."""
+    if not mail.xdm_archives:
+        raise InvalidInput(NO_XDM[1], code=NO_XDM[0])
+    rows: list[dict[str, Any]] = []
+    actions = set()
+    for archive in mail.xdm_archives:
+        package = _read_xdm(archive.data)
+        for document in package.documents:
+            rows.append(_document_row(package, document))
+            actions.add(_action(package, document).value)
+    if not rows:
+        raise InvalidInput(XDM_EMPTY[1], code=XDM_EMPTY[0])
+    if len(actions) > 1:
+        raise InvalidInput(
+            "Le courriel mêle des créations, remplacements ou suppressions de documents.",
+            code="MSS_MIXED_ACTIONS",
+        )
+    return rows, actions.pop()
+
+
+def _read_xdm(data: bytes) -> XdmPackage:
+    from pfi.protocols.xdm import read_xdm
+
+    return read_xdm(data)
+
+
+def _document_row(package: XdmPackage, document: XdmDocument) -> dict[str, Any]:
+    """The document's ledger row, after checking its CDA against its XDM entry."""
+    from pfi.protocols.cda import read_cda
+
+    cda = read_cda(document.content)
+    entry = document.entry
+    unique_id = str(cda.id)
+    if unique_id != entry.unique_id:
+        raise InvalidInput(IDENTITY[1] + " (identifiant du document)", code=IDENTITY[0])
+    ins = cda.patient.ins if cda.patient else None
+    matricule, _, authority = (entry.patient_id or "").partition("^^^")
+    if ins is None or ins.extension != matricule or (ins.root or "") not in authority:
+        raise InvalidInput(IDENTITY[1] + " (INS du patient)", code=IDENTITY[0])
+    replaced = cda.replaced_id
+    return {
+        "unique_id": unique_id,
+        "set_id": str(cda.set_id) if cda.set_id else None,
+        "version": cda.version_number,
+        "type_code": cda.code.code if cda.code else None,
+        "type_display": (cda.code.display_name if cda.code else None) or None,
+        "effective_time": cda.effective_time,
+        "content_sha256": hashlib.sha256(document.content).hexdigest(),
+        "replaces_unique_id": str(replaced) if replaced else None,
+    }
+
+
+def _action(package: XdmPackage, document: XdmDocument) -> lps.Action:
+    """The volet's action: the XDM extra-metadata ``action`` (C, D), else RPLC → replace."""
+    for slots in (document.entry.extra_slots, package.submission_set.extra_slots):
+        for name, values in slots:
+            if name.rsplit(":", 1)[-1].lower() == "action" and values:
+                return lps.action_of(values[0])
+    replaced = {new for new, _ in package.replacements()}
+    return lps.Action.REPLACE if document.entry.entry_id in replaced else lps.Action.NEW
+
+
+# --- 2. to the DPI -------------------------------------------------------------------------------
+
+
+@dataclass
+class DpiSender:
+    """The ``send_one`` and ``after`` of the ``dpi`` channel for :func:`run_due`."""
+
+    ledger: Ledger
+    settings: Settings
+    config: ReceivingConfig
+    dpi: Mllp
+    smtp_for: Callable[[Mailbox], Smtp]
+    imap_for: Callable[[Mailbox], Imap]
+    actor: str
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def mailbox(self, name: str) -> Mailbox:
+        for mailbox in self.settings.mailboxes:
+            if mailbox.name == name:
+                return mailbox
+        raise ConfigurationError(f"no [[mailbox]] {name!r} in the settings (a mail came there)")
+
+    def send_one(self, delivery: Delivery) -> Outcome:
+        item = self.ledger.get_inbound(delivery.inbound_item_id or 0)
+        raw = Path(item.storage_path or "").read_bytes()
+        message = self.mdm(delivery, item, raw)
+        answer = lps.read_ack(self.dpi.exchange(message), control_id=_control_id(delivery))
+        if answer.accepted:
+            return Outcome.sent(answer.acknowledged_id or _control_id(delivery))
+        code = answer.error_code or answer.code
+        raise RefusedByPartner(
+            answer.application_text or answer.condition_text or answer.label,
+            code=f"DPI_{code}",
+        )
+
+    def mdm(self, delivery: Delivery, item: InboundItem, raw: bytes) -> bytes:
+        from pfi.protocols.cda import read_cda
+        from pfi.protocols.mssante.inbound import read_mail
+
+        mail = read_mail(raw)
+        document = self.ledger.get_document(delivery.document_id)
+        for archive in mail.xdm_archives:
+            package = _read_xdm(archive.data)
+            for found in package.documents:
+                if found.entry.unique_id != document.unique_id:
+                    continue
+                mailbox = self.mailbox(item.source)
+                facts = lps.ReceivedMailFacts(
+                    message_id=mail.message_id or "",
+                    sender=mail.sender,
+                    recipients=tuple(r for r in mail.recipients if r.lower() == mailbox.address),
+                    subject=mail.subject,
+                    body=mail.body,
+                    date=mail.date,
+                    received_at=item.received_at,
+                )
+                route = lps.Route(
+                    "PFI",
+                    self.settings.site.finess_juridique,
+                    self.config.dpi_application,
+                    self.config.dpi_facility or mailbox.finess_geo,
+                )
+                return lps.build_mdm(
+                    lps.LpsMdm(
+                        action=lps.Action(delivery.action),
+                        cda=found.content,
+                        document=read_cda(found.content),
+                        mail=facts,
+                        route=route,
+                        control_id=_control_id(delivery),
+                        now=self.now(),
+                        entry=found.entry,
+                        submission_set=package.submission_set,
+                    )
+                )
+        raise InvalidInput("the kept mail no longer holds the document", code="MSS_KEPT_CHANGED")
+
+    def after(self, delivery: Delivery, outcome: Outcome) -> None:
+        """Once every delivery of the mail is final: error mail when one was refused or given
+        up, and the mail moved (processed / errors)."""
+        item = self.ledger.get_inbound(delivery.inbound_item_id or 0)
+        siblings = self.ledger.deliveries_asked_by(item.id)
+        if any(d.status in ("pending", "held") for d in siblings):
+            return
+        mailbox = self.mailbox(item.source)
+        failed = [d for d in siblings if d.status != "sent"]
+        if failed:
+            raw = Path(item.storage_path or "").read_bytes()
+            first = failed[0]
+            reason = (first.reason_code or "DPI_ERROR", first.reason_text or "")
+            with _closing(self.smtp_for(mailbox)) as smtp:
+                _error_mail(self.ledger, mailbox, item, raw, smtp, actor=self.actor, reason=reason)
+        with _closing(self.imap_for(mailbox)) as imap:
+            imap.select_folder("INBOX")
+            settle(self.ledger, self.config, item, imap, actor=self.actor)
+
+
+def deliver_to_dpi(
+    ledger: Ledger,
+    settings: Settings,
+    *,
+    dpi: Mllp,
+    smtp_for: Callable[[Mailbox], Smtp],
+    imap_for: Callable[[Mailbox], Imap],
+    actor: str,
+    config: ReceivingConfig | None = None,
+    limit: int = 50,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Send the due ``dpi`` deliveries (see the module docstring); counts only."""
+    config = config or ReceivingConfig.from_settings(settings)
+    sender = DpiSender(ledger, settings, config, dpi, smtp_for, imap_for, actor)
+    return run_due(
+        ledger,
+        CHANNEL,
+        sender.send_one,
+        policy=config.retry,
+        actor=actor,
+        limit=limit,
+        now=now,
+        after=sender.after,
+    )
+
+
+def _control_id(delivery: Delivery) -> str:
+    return f"PFIR{delivery.id}"
+
+
+# --- outcome: error mail, move -------------------------------------------------------------------
+
+
+def settle(
+    ledger: Ledger,
+    config: ReceivingConfig,
+    item: InboundItem,
+    imap: Imap,
+    *,
+    actor: str,
+    uid: int | None = None,
+) -> int:
+    """Move a mail whose outcome is final to its folder (1), else leave it (0). ``uid`` is the
+    mail's UID in the selected folder, else the one recorded when its UIDVALIDITY still holds."""
+    if item.status == "rejected":
+        folder = config.errors_folder
+    else:
+        deliveries = ledger.deliveries_asked_by(item.id)
+        if not deliveries or any(d.status in ("pending", "held") for d in deliveries):
+            return 0
+        all_sent = all(d.status == "sent" for d in deliveries)
+        folder = config.processed_folder if all_sent else config.errors_folder
+    if uid is None:
+        validity, _, recorded = (item.original_ref or "").partition("/")
+        if not recorded.isdigit() or str(imap.select_folder("INBOX")) != validity:
+            return 0  # renumbered since: the next poll finds it by its bytes and moves it
+        uid = int(recorded)
+    imap.move(uid, folder)
+    ledger.add_event(EVENT_MOVED, inbound_item_id=item.id, actor=actor, detail={"folder": folder})
+    return 1
+
+
+def _error_mail(
+    ledger: Ledger,
+    mailbox: Mailbox,
+    item: InboundItem,
+    raw: bytes,
+    smtp: Smtp,
+    *,
+    actor: str,
+    reason: tuple[str, str] | None = None,
+    now: datetime | None = None,
+) -> None:
+    """The volet's error mail for this mail, once: to the mailbox's error mailbox, else to the
+    sender; an MDN when the mail asked for one."""
+    from pfi.protocols.mssante.error_mail import error_mail, reply_message_id
+    from pfi.protocols.mssante.inbound import read_mail
+
+    if ledger.events(inbound_item_id=item.id, kind=EVENT_ERROR_MAIL_SENT, limit=1):
+        return
+    code, text = reason or (item.reason_code or "MSS_REFUSED", item.reason_text or "")
+    try:
+        original = read_mail(raw)
+    except InvalidInput:
+        log.warning("mail item %s unreadable: no error mail can answer it", item.id)
+        return
+    message_id = reply_message_id(original, mailbox.address)
+    try:
+        reply = error_mail(
+            original,
+            from_address=mailbox.address,
+            to_address=mailbox.error_mailbox,
+            code=code.removeprefix("DPI_"),
+            text=text,
+            message_id=message_id,
+            now=now,
+        )
+    except InvalidInput as exc:  # an automatic mail, no address to answer: said in the trail
+        ledger.add_event(
+            EVENT_ERROR_MAIL_SENT,
+            inbound_item_id=item.id,
+            actor=actor,
+            detail={"skipped": exc.code},
+        )
+        return
+    detail = {"message_id": message_id, "kind": reply.kind, "code": reply.code}
+    ledger.add_event(EVENT_ERROR_MAIL_SENDING, inbound_item_id=item.id, actor=actor, detail=detail)
+    try:
+        smtp.send(reply)
+    except PfiError as exc:
+        log.warning("error mail of mail item %s not sent: %s", item.id, exc.code)
+        raise
+    ledger.add_event(EVENT_ERROR_MAIL_SENT, inbound_item_id=item.id, actor=actor, detail=detail)
+
+
+class _closing:
+    """``with`` for a client that has ``close()`` (and for test doubles that have none)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __enter__(self) -> Any:
+        return self.client
+
+    def __exit__(self, *exc: object) -> None:
+        close = getattr(self.client, "close", None)
+        if close is not None:
+            close()
+
+
+__all__ = [
+    "EVENT_ERROR_MAIL_SENT",
+    "EVENT_MOVED",
+    "DpiSender",
+    "ReceivingConfig",
+    "deliver_to_dpi",
+    "poll_mailbox",
+    "settle",
+]

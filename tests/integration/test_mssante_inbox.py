@@ -1,0 +1,217 @@
+"""Receiving by MSSanté, end to end on the real local servers: a professional's mail with an
+``IHE_XDM.ZIP`` in an application mailbox (Dovecot, client certificate) → the volet's MDM to the
+DPI (MLLP peer) → the mail moved; a refusal → the volet's error mail; a DPI outage → nothing lost,
+nothing twice. The mails are composed from the project's samples (no ``../shared`` needed)."""
+
+from __future__ import annotations
+
+import dataclasses
+import email.policy
+import uuid
+from email.message import EmailMessage
+
+import pytest
+
+from pfi.base.settings import load_settings
+from pfi.flows.mssante_inbox import (
+    EVENT_ERROR_MAIL_SENT,
+    ReceivingConfig,
+    deliver_to_dpi,
+    poll_mailbox,
+)
+from pfi.protocols.hl7v2 import decide_request, parse_message
+from pfi.protocols.ins import InsPolicy
+from pfi.protocols.mllp import MllpClient, MllpEndpoint
+from pfi.protocols.mssante import Mailbox, MssConfig, compose, mail_orders
+from pfi.protocols.mssante.error_mail import reply_message_id
+from pfi.protocols.mssante.imap import ImapClient
+from pfi.protocols.mssante.inbound import read_mail
+from pfi.protocols.mssante.smtp import SmtpClient
+from pfi_devkit.mllp_peer import AckError
+from pfi_devkit.samples import MDM_INIT
+from pfi_fixtures.mail import INBOX_TEST_MAILBOX, mailbox_endpoints, received_mails, send_as_human
+from pfi_fixtures.site import write_settings
+
+pytestmark = pytest.mark.integration
+
+HUMAN = "dr.test@ch-demo.mssante.test"
+POLICY = InsPolicy.for_environment("test")
+MAILBOX = f"""
+[[mailbox]]
+name = "inbox"
+address = "{INBOX_TEST_MAILBOX}"
+finess_geo = "010000032"
+"""
+
+
+@pytest.fixture
+def site(tmp_path):
+    (tmp_path / "in").mkdir()
+    return load_settings(write_settings(tmp_path, mailboxes=[MAILBOX]))
+
+
+@pytest.fixture
+def config():
+    return ReceivingConfig(
+        processed_folder=f"PFI-ok-{uuid.uuid4().hex[:6]}",
+        errors_folder=f"PFI-ko-{uuid.uuid4().hex[:6]}",
+    )
+
+
+class Partners:
+    """The application mailbox's clients and the DPI, as the DAG's hooks give them."""
+
+    def __init__(self, mail_servers, test_pki, mllp_peer):
+        self.smtp_endpoint, self.imap_endpoint = mailbox_endpoints(
+            mail_servers, test_pki, INBOX_TEST_MAILBOX
+        )
+        self.peer = mllp_peer
+        self.dpi = MllpClient(MllpEndpoint(mllp_peer.host, mllp_peer.port, read_timeout=5))
+
+    def imap(self, *_):
+        return ImapClient(self.imap_endpoint)
+
+    def smtp(self, *_):
+        return SmtpClient(self.smtp_endpoint)
+
+    def folder_ids(self, folder: str) -> list[str]:
+        with ImapClient(self.imap_endpoint) as imap:
+            imap.select_folder(folder)
+            return [
+                email.message_from_bytes(imap.fetch(uid), policy=email.policy.default)["Message-ID"]
+                for uid in imap.list_uids(limit=1000)
+            ]
+
+
+@pytest.fixture
+def partners(mail_servers, test_pki, mllp_peer):
+    with ImapClient(mailbox_endpoints(mail_servers, test_pki, INBOX_TEST_MAILBOX)[1]) as imap:
+        imap.select_folder("INBOX")  # each test starts from an empty INBOX
+        for uid in imap.list_uids(limit=1000):
+            imap.move(uid, "PFI-earlier-tests")
+    return Partners(mail_servers, test_pki, mllp_peer)
+
+
+def document_mail(samples_dir, *, with_xdm: bool = True) -> EmailMessage:
+    """A professional's mail carrying the sample MDM's document (IHE_XDM.ZIP + PDF)."""
+    request = parse_message((samples_dir / MDM_INIT).read_bytes())
+    (order,) = mail_orders(request, decide_request(request, POLICY), POLICY)
+    order = dataclasses.replace(order, recipient=INBOX_TEST_MAILBOX)
+    config = MssConfig(software_reference="PFI-TEST", sender_name="Cabinet de test")
+    message = compose(request, order, Mailbox(HUMAN), config).message
+    del message["Message-ID"]
+    message["Message-ID"] = f"<{uuid.uuid4().hex}@cabinet.test>"
+    if not with_xdm:
+        message.clear_content()
+        message.set_content("Bonjour, le document suit.")
+    return message
+
+
+def deliver(mail_servers, test_pki, message: EmailMessage) -> str:
+    send_as_human(
+        mail_servers,
+        test_pki,
+        HUMAN,
+        INBOX_TEST_MAILBOX,
+        message.as_bytes(policy=email.policy.SMTP),
+    )
+    return message["Message-ID"]
+
+
+def poll(ledger, site, partners, config):
+    with partners.imap() as imap, partners.smtp() as smtp:
+        return poll_mailbox(
+            ledger, site, site.mailboxes[0], imap, smtp=smtp, actor="test", config=config
+        )
+
+
+def to_dpi(ledger, site, partners, config, **options):
+    return deliver_to_dpi(
+        ledger,
+        site,
+        dpi=partners.dpi,
+        smtp_for=partners.smtp,
+        imap_for=partners.imap,
+        actor="test",
+        config=config,
+        **options,
+    )
+
+
+def test_a_document_mail_reaches_the_dpi_once_and_is_moved_to_processed(
+    fresh_ledger, site, config, partners, mail_servers, test_pki, samples_dir
+):
+    message_id = deliver(mail_servers, test_pki, document_mail(samples_dir))
+
+    assert poll(fresh_ledger, site, partners, config)["accepted"] == 1
+    counts = to_dpi(fresh_ledger, site, partners, config)
+
+    assert counts["sent"] == 1
+    (mdm,) = partners.peer.received
+    assert "MDM^T02^MDM_T02" in mdm and "CISIS_CDA_HL7_LPS" in mdm
+    assert message_id in partners.folder_ids(config.processed_folder)
+    # A replay of both steps sends nothing again and keeps the mail where it is.
+    assert poll(fresh_ledger, site, partners, config)["listed"] == 0
+    assert to_dpi(fresh_ledger, site, partners, config)["claimed"] == 0
+    assert len(partners.peer.received) == 1
+
+
+def test_a_refusal_by_the_dpi_gives_the_volet_error_mail_and_the_errors_folder(
+    fresh_ledger, site, config, partners, mail_servers, test_pki, samples_dir
+):
+    sent = document_mail(samples_dir)
+    message_id = deliver(mail_servers, test_pki, sent)
+    partners.peer.ack_code = "AE"
+    partners.peer.ack_error = AckError.application("902")
+
+    poll(fresh_ledger, site, partners, config)
+    counts = to_dpi(fresh_ledger, site, partners, config)
+
+    assert counts["refused"] == 1
+    assert message_id in partners.folder_ids(config.errors_folder)
+    reply_id = reply_message_id(
+        read_mail(sent.as_bytes(policy=email.policy.SMTP)), INBOX_TEST_MAILBOX
+    )
+    (reply,) = received_mails(mail_servers, test_pki, HUMAN, reply_id)
+    assert reply["Subject"].startswith("[KO Intégration système !][902]")
+    # The error mail is sent once, however often the outcome is followed up.
+    to_dpi(fresh_ledger, site, partners, config)
+    assert len(received_mails(mail_servers, test_pki, HUMAN, reply_id)) == 1
+
+
+def test_a_mail_without_xdm_is_refused_with_the_pfi_reason_without_calling_the_dpi(
+    fresh_ledger, site, config, partners, mail_servers, test_pki, samples_dir
+):
+    message_id = deliver(mail_servers, test_pki, document_mail(samples_dir, with_xdm=False))
+
+    counts = poll(fresh_ledger, site, partners, config)
+
+    assert counts["refused"] == 1 and counts["moved"] == 1
+    assert message_id in partners.folder_ids(config.errors_folder)
+    assert partners.peer.received == []
+    (item,) = fresh_ledger.find_inbound(source="inbox", kind="mail", status="rejected")
+    assert item.reason_code == "MSS_NO_XDM"
+
+
+def test_a_dpi_outage_defers_without_error_mail_then_sends_once(
+    fresh_ledger, site, config, partners, mail_servers, test_pki, samples_dir
+):
+    message_id = deliver(mail_servers, test_pki, document_mail(samples_dir))
+    poll(fresh_ledger, site, partners, config)
+    partners.peer.mode = "silent"
+    partners.dpi = MllpClient(
+        MllpEndpoint(partners.peer.host, partners.peer.port, read_timeout=0.5)
+    )
+
+    assert to_dpi(fresh_ledger, site, partners, config)["deferred"] == 1
+    assert message_id in partners.folder_ids("INBOX")
+    assert fresh_ledger.events(kind=EVENT_ERROR_MAIL_SENT) == []
+
+    partners.peer.mode = "ack"
+    later = fresh_ledger.find_inbound(source="inbox", kind="mail")[0].received_at
+    counts = to_dpi(fresh_ledger, site, partners, config, now=later + config.retry.max_delay * 2)
+    assert counts["sent"] == 1
+    assert message_id in partners.folder_ids(config.processed_folder)
+    # The DPI saw the silent attempt and the answered one under the same MSH-10: it can tell.
+    control_ids = {m.split("\r")[0].split("|")[9] for m in partners.peer.received}
+    assert len(control_ids) == 1
