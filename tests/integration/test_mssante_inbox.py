@@ -5,7 +5,6 @@ nothing twice. The mails are composed from the project's samples (no ``../shared
 
 from __future__ import annotations
 
-import dataclasses
 import email.policy
 import uuid
 from email.message import EmailMessage
@@ -19,22 +18,26 @@ from pfi.flows.mssante_inbox import (
     deliver_to_dpi,
     poll_mailbox,
 )
-from pfi.protocols.hl7v2 import decide_request, parse_message
 from pfi.protocols.ins import InsPolicy
 from pfi.protocols.mllp import MllpClient, MllpEndpoint
-from pfi.protocols.mssante import Mailbox, MssConfig, compose, mail_orders
 from pfi.protocols.mssante.error_mail import reply_message_id
 from pfi.protocols.mssante.imap import ImapClient
 from pfi.protocols.mssante.inbound import read_mail
 from pfi.protocols.mssante.smtp import SmtpClient
 from pfi_devkit.mllp_peer import AckError
-from pfi_devkit.samples import MDM_INIT
-from pfi_fixtures.mail import INBOX_TEST_MAILBOX, mailbox_endpoints, received_mails, send_as_human
+from pfi_fixtures.mail import (
+    HUMAN,
+    INBOX_TEST_MAILBOX,
+    document_mail,
+    empty_inbox,
+    mailbox_endpoints,
+    received_mails,
+    send_as_human,
+)
 from pfi_fixtures.site import write_settings
 
 pytestmark = pytest.mark.integration
 
-HUMAN = "dr.test@ch-demo.mssante.test"
 POLICY = InsPolicy.for_environment("test")
 MAILBOX = f"""
 [[mailbox]]
@@ -85,26 +88,8 @@ class Partners:
 
 @pytest.fixture
 def partners(mail_servers, test_pki, mllp_peer):
-    with ImapClient(mailbox_endpoints(mail_servers, test_pki, INBOX_TEST_MAILBOX)[1]) as imap:
-        imap.select_folder("INBOX")  # each test starts from an empty INBOX
-        for uid in imap.list_uids(limit=1000):
-            imap.move(uid, "PFI-earlier-tests")
+    empty_inbox(mail_servers, test_pki, INBOX_TEST_MAILBOX)  # each test starts from an empty INBOX
     return Partners(mail_servers, test_pki, mllp_peer)
-
-
-def document_mail(samples_dir, *, with_xdm: bool = True) -> EmailMessage:
-    """A professional's mail carrying the sample MDM's document (IHE_XDM.ZIP + PDF)."""
-    request = parse_message((samples_dir / MDM_INIT).read_bytes())
-    (order,) = mail_orders(request, decide_request(request, POLICY), POLICY)
-    order = dataclasses.replace(order, recipient=INBOX_TEST_MAILBOX)
-    config = MssConfig(software_reference="PFI-TEST", sender_name="Cabinet de test")
-    message = compose(request, order, Mailbox(HUMAN), config).message
-    del message["Message-ID"]
-    message["Message-ID"] = f"<{uuid.uuid4().hex}@cabinet.test>"
-    if not with_xdm:
-        message.clear_content()
-        message.set_content("Bonjour, le document suit.")
-    return message
 
 
 def deliver(mail_servers, test_pki, message: EmailMessage) -> str:
@@ -141,7 +126,7 @@ def to_dpi(ledger, site, partners, config, **options):
 def test_a_document_mail_reaches_the_dpi_once_and_is_moved_to_processed(
     fresh_ledger, site, config, partners, mail_servers, test_pki, samples_dir
 ):
-    message_id = deliver(mail_servers, test_pki, document_mail(samples_dir))
+    message_id = deliver(mail_servers, test_pki, document_mail(samples_dir, INBOX_TEST_MAILBOX))
 
     assert poll(fresh_ledger, site, partners, config)["accepted"] == 1
     counts = to_dpi(fresh_ledger, site, partners, config)
@@ -159,7 +144,7 @@ def test_a_document_mail_reaches_the_dpi_once_and_is_moved_to_processed(
 def test_a_refusal_by_the_dpi_gives_the_volet_error_mail_and_the_errors_folder(
     fresh_ledger, site, config, partners, mail_servers, test_pki, samples_dir
 ):
-    sent = document_mail(samples_dir)
+    sent = document_mail(samples_dir, INBOX_TEST_MAILBOX)
     message_id = deliver(mail_servers, test_pki, sent)
     partners.peer.ack_code = "AE"
     partners.peer.ack_error = AckError.application("902")
@@ -182,7 +167,9 @@ def test_a_refusal_by_the_dpi_gives_the_volet_error_mail_and_the_errors_folder(
 def test_a_mail_without_xdm_is_refused_with_the_pfi_reason_without_calling_the_dpi(
     fresh_ledger, site, config, partners, mail_servers, test_pki, samples_dir
 ):
-    message_id = deliver(mail_servers, test_pki, document_mail(samples_dir, with_xdm=False))
+    message_id = deliver(
+        mail_servers, test_pki, document_mail(samples_dir, INBOX_TEST_MAILBOX, with_xdm=False)
+    )
 
     counts = poll(fresh_ledger, site, partners, config)
 
@@ -196,7 +183,7 @@ def test_a_mail_without_xdm_is_refused_with_the_pfi_reason_without_calling_the_d
 def test_a_dpi_outage_defers_without_error_mail_then_sends_once(
     fresh_ledger, site, config, partners, mail_servers, test_pki, samples_dir
 ):
-    message_id = deliver(mail_servers, test_pki, document_mail(samples_dir))
+    message_id = deliver(mail_servers, test_pki, document_mail(samples_dir, INBOX_TEST_MAILBOX))
     poll(fresh_ledger, site, partners, config)
     partners.peer.mode = "silent"
     partners.dpi = MllpClient(

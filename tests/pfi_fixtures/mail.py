@@ -25,6 +25,8 @@ APPLICATION_MAILBOXES = (
     "labo@ch-demo.mssante.test",
     INBOX_TEST_MAILBOX,
 )
+#: The professional who mails the application mailboxes in the receiving tests.
+HUMAN = "dr.test@ch-demo.mssante.test"
 HUMAN_MAILBOXES = {
     "dr.test@ch-demo.mssante.test": "dr-test-devkit-password",
     # Recipients of the official ANS examples (PRT RCT, and the test INS patient's mailbox).
@@ -116,6 +118,41 @@ def received_mails(mail_servers, test_pki, address: str, message_id: str) -> lis
             _, fetched = imap.uid("FETCH", uid, "(BODY.PEEK[])")
             mails.append(email.message_from_bytes(fetched[0][1], policy=email.policy.default))
         return mails
+
+
+def document_mail(samples_dir: Path, recipient: str, *, with_xdm: bool = True):
+    """A professional's mail carrying the sample MDM's document (``IHE_XDM.ZIP`` + PDF), from
+    ``dr.test@…``, with a new Message-ID; ``with_xdm=False``: the same mail, text only."""
+    import dataclasses
+    import uuid
+
+    from pfi.protocols.hl7v2 import decide_request, parse_message
+    from pfi.protocols.ins import InsPolicy
+    from pfi.protocols.mssante import Mailbox, MssConfig, compose, mail_orders
+    from pfi_devkit.samples import MDM_INIT
+
+    policy = InsPolicy.for_environment("test")
+    request = parse_message((samples_dir / MDM_INIT).read_bytes())
+    (order,) = mail_orders(request, decide_request(request, policy), policy)
+    order = dataclasses.replace(order, recipient=recipient)
+    config = MssConfig(software_reference="PFI-TEST", sender_name="Cabinet de test")
+    message = compose(request, order, Mailbox(HUMAN), config).message
+    del message["Message-ID"]
+    message["Message-ID"] = f"<{uuid.uuid4().hex}@cabinet.test>"
+    if not with_xdm:
+        message.clear_content()
+        message.set_content("Bonjour, le document suit.")
+    return message
+
+
+def empty_inbox(mail_servers, test_pki, address: str) -> None:
+    """Move what an application mailbox's INBOX holds aside (the servers are session-wide)."""
+    from pfi.protocols.mssante.imap import ImapClient
+
+    with ImapClient(mailbox_endpoints(mail_servers, test_pki, address)[1]) as imap:
+        imap.select_folder("INBOX")
+        for uid in imap.list_uids(limit=1000):
+            imap.move(uid, "PFI-earlier-tests")
 
 
 def send_as_human(mail_servers, test_pki, human: str, to: str, raw: bytes) -> None:
