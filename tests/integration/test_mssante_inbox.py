@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import email.policy
 import uuid
+from datetime import timedelta
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 
@@ -202,3 +204,45 @@ def test_a_dpi_outage_defers_without_error_mail_then_sends_once(
     # The DPI saw the silent attempt and the answered one under the same MSH-10: it can tell.
     control_ids = {m.split("\r")[0].split("|")[9] for m in partners.peer.received}
     assert len(control_ids) == 1
+
+
+def test_a_hostile_xdm_is_refused_with_the_reader_code_and_the_mail_kept(
+    fresh_ledger, site, config, partners, mail_servers, test_pki, samples_dir
+):
+    message = document_mail(samples_dir, INBOX_TEST_MAILBOX)
+    for part in message.iter_attachments():
+        if part.get_filename() == "IHE_XDM.ZIP":
+            part.set_content(
+                b"PK\x03\x04 not a zip at all",
+                "application",
+                "zip",
+                disposition="attachment",
+                filename="IHE_XDM.ZIP",
+            )
+    message_id = deliver(mail_servers, test_pki, message)
+
+    assert poll(fresh_ledger, site, partners, config)["refused"] == 1
+
+    (item,) = fresh_ledger.find_inbound(source="inbox", kind="mail")
+    assert item.reason_code.startswith("XDM_") and item.status == "rejected"
+    assert Path(item.storage_path).read_bytes().count(b"not a zip") == 0  # base64 in the mail
+    assert read_mail(Path(item.storage_path).read_bytes()).message_id == message_id
+    assert message_id in partners.folder_ids(config.errors_folder)
+    assert partners.peer.received == []
+
+
+def test_a_delivery_given_up_leaves_the_mail_in_the_inbox_without_error_mail(
+    fresh_ledger, site, config, partners, mail_servers, test_pki, samples_dir
+):
+    message_id = deliver(mail_servers, test_pki, document_mail(samples_dir, INBOX_TEST_MAILBOX))
+    poll(fresh_ledger, site, partners, config)
+    partners.dpi = MllpClient(MllpEndpoint("127.0.0.1", 9, connect_timeout=0.5))  # nobody there
+    (item,) = fresh_ledger.find_inbound(source="inbox", kind="mail")
+
+    counts = to_dpi(fresh_ledger, site, partners, config, now=item.received_at + timedelta(days=4))
+
+    assert counts["failed"] == 1
+    (delivery,) = fresh_ledger.deliveries_asked_by(item.id)
+    assert delivery.status == "failed"
+    assert message_id in partners.folder_ids("INBOX")
+    assert fresh_ledger.events(kind=EVENT_ERROR_MAIL_SENT) == []

@@ -18,8 +18,10 @@ replay:
    (:func:`pfi.flows.queue.run_due`: backoff, give-up, leases): the MDM built from the kept mail,
    sent over MLLP, the DPI's synchronous ACK read. ``AA`` → sent; ``AE``/``AR`` → refused with
    the DPI's code (ERR-5, else ERR-3) and text; no answer, peer down → retried later (never an
-   error mail for a transient fault). Once every delivery of a mail is final, the mail moves to
-   the processed folder (all sent) or gets its error mail and moves to the errors folder.
+   error mail for a transient fault; given up after ``[receiving.retry]``, the mail stays in the
+   INBOX, ``failed`` in the ledger). Once every delivery of a mail is sent or refused, the mail
+   moves to the processed folder (all sent) or gets its error mail and moves to the errors
+   folder.
 
 Nothing twice: a mail already in the ledger (same bytes: a replay, a move that failed, a
 UIDVALIDITY change renumbering the mailbox) is never recorded again — it is only moved where its
@@ -382,14 +384,16 @@ class DpiSender:
         raise InvalidInput("the kept mail no longer holds the document", code="MSS_KEPT_CHANGED")
 
     def after(self, delivery: Delivery, outcome: Outcome) -> None:
-        """Once every delivery of the mail is final: error mail when one was refused or given
-        up, and the mail moved (processed / errors)."""
+        """Once every delivery of the mail is final: the error mail when the DPI refused one,
+        and the mail moved (processed / errors). A delivery given up after its retries (the DPI
+        unreachable for ``[receiving.retry] give_up_after_hours``) is no refusal: no error mail,
+        the mail stays in the INBOX, ``failed`` in the ledger for the operator."""
         item = self.ledger.get_inbound(delivery.inbound_item_id or 0)
         siblings = self.ledger.deliveries_asked_by(item.id)
-        if any(d.status in ("pending", "held") for d in siblings):
+        if any(d.status in ("pending", "held", "failed") for d in siblings):
             return
         mailbox = self.mailbox(item.source)
-        failed = [d for d in siblings if d.status != "sent"]
+        failed = [d for d in siblings if d.status == "refused"]
         if failed:
             raw = Path(item.storage_path or "").read_bytes()
             first = failed[0]
@@ -450,7 +454,7 @@ def settle(
         folder = config.errors_folder
     else:
         deliveries = ledger.deliveries_asked_by(item.id)
-        if not deliveries or any(d.status in ("pending", "held") for d in deliveries):
+        if not deliveries or any(d.status in ("pending", "held", "failed") for d in deliveries):
             return 0
         all_sent = all(d.status == "sent" for d in deliveries)
         folder = config.processed_folder if all_sent else config.errors_folder
