@@ -22,7 +22,7 @@ from pfi_fixtures.mail import APPLICATION_MAILBOXES, HUMAN_MAILBOXES
 
 pytestmark = pytest.mark.integration
 
-APP_A, APP_B = APPLICATION_MAILBOXES
+APP_A, APP_B = APPLICATION_MAILBOXES[:2]
 HUMAN = next(iter(HUMAN_MAILBOXES))
 
 # What a refused TLS client certificate looks like from the client: with TLS 1.3 the server's

@@ -25,19 +25,17 @@ from pfi.protocols.cda import read_cda
 from pfi.protocols.hl7v2 import Action, MetaFlags, parse_message
 from pfi.protocols.hl7v2.ack import read_header, split_segments
 from pfi.protocols.hl7v2.lps import (
-    DpiAck,
     LpsMdm,
     OrganizationRef,
     Party,
     PersonRef,
     ReceivedMailFacts,
     Route,
-    ack_from_answer,
     action_of,
     build_mdm,
-    read_ack,
     visibility_flags,
 )
+from pfi.protocols.hl7v2.lps_ack import DpiAck, ack_from_answer, read_ack
 from pfi.protocols.mllp import MllpAnswer
 from pfi.protocols.xds.model import Author, Coded, DocumentEntry, SubmissionSet
 from pfi_devkit.samples import MDM_DEL, MDM_INIT, MDM_RPLC

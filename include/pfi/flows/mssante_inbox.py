@@ -56,7 +56,7 @@ from pfi.base.files import write_atomically
 from pfi.base.retry import RetryPolicy
 from pfi.base.settings import Mailbox, Settings, section
 from pfi.flows.queue import Outcome, run_due
-from pfi.protocols.hl7v2 import lps
+from pfi.protocols.hl7v2 import lps, lps_ack
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -332,7 +332,7 @@ class DpiSender:
         item = self.ledger.get_inbound(delivery.inbound_item_id or 0)
         raw = Path(item.storage_path or "").read_bytes()
         message = self.mdm(delivery, item, raw)
-        answer = lps.read_ack(self.dpi.exchange(message), control_id=_control_id(delivery))
+        answer = lps_ack.read_ack(self.dpi.exchange(message), control_id=_control_id(delivery))
         if answer.accepted:
             return Outcome.sent(answer.acknowledged_id or _control_id(delivery))
         code = answer.error_code or answer.code
