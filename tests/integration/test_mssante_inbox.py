@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pfi.base.errors import TransientError
 from pfi.base.settings import load_settings
 from pfi.flows.mssante_inbox import (
     EVENT_ERROR_MAIL_SENT,
@@ -246,3 +247,32 @@ def test_a_delivery_given_up_leaves_the_mail_in_the_inbox_without_error_mail(
     assert delivery.status == "failed"
     assert message_id in partners.folder_ids("INBOX")
     assert fresh_ledger.events(kind=EVENT_ERROR_MAIL_SENT) == []
+
+
+def test_an_error_mail_that_failed_is_sent_by_the_next_poll_and_the_batch_goes_on(
+    fresh_ledger, site, config, partners, mail_servers, test_pki, samples_dir
+):
+    sent = document_mail(samples_dir, INBOX_TEST_MAILBOX, with_xdm=False)
+    message_id = deliver(mail_servers, test_pki, sent)
+    deliver(mail_servers, test_pki, document_mail(samples_dir, INBOX_TEST_MAILBOX))
+
+    class Down:
+        def send(self, mail):
+            raise TransientError("relay down", code="MSS_CONNECTION")
+
+    with partners.imap() as imap, pytest.raises(TransientError):
+        poll_mailbox(
+            fresh_ledger, site, site.mailboxes[0], imap, smtp=Down(), actor="test", config=config
+        )
+    assert message_id in partners.folder_ids("INBOX")
+    # The batch went on: the other mail, with its document, was taken.
+    assert len(fresh_ledger.find_inbound(source="inbox", kind="mail", status="done")) == 1
+
+    counts = poll(fresh_ledger, site, partners, config)
+
+    assert counts["known"] == 2 and counts["moved"] == 1  # the other waits for the DPI
+    reply_id = reply_message_id(
+        read_mail(sent.as_bytes(policy=email.policy.SMTP)), INBOX_TEST_MAILBOX
+    )
+    assert len(received_mails(mail_servers, test_pki, HUMAN, reply_id)) == 1
+    assert message_id in partners.folder_ids(config.errors_folder)

@@ -161,41 +161,73 @@ def poll_mailbox(
     config = config or ReceivingConfig.from_settings(settings)
     counts = {"listed": 0, "recorded": 0, "accepted": 0, "refused": 0, "known": 0, "moved": 0}
     validity = imap.select_folder("INBOX")
+    failures: list[Exception] = []
     for uid in imap.list_uids(config.batch_size):
         counts["listed"] += 1
         try:
-            raw = imap.fetch(uid, max_bytes=config.max_mail_bytes)
-        except InvalidInput as exc:  # too large to download: the PFI's reason, unread
-            log.warning("mail UID %s of %s not taken: %s", uid, mailbox.name, exc.code)
-            continue
-        if raw is None:  # moved meanwhile by another run
-            continue
-        checksum = hashlib.sha256(raw).hexdigest()
-        known = ledger.already_seen(mailbox.name, KIND, checksum)
-        if known is not None and known.status in ("done", "rejected"):
-            counts["known"] += 1
-            counts["moved"] += settle(ledger, config, known, imap, uid=uid, actor=actor)
-            continue
-        kept = _keep(settings, mailbox, checksum, raw)
-        item_id, created = ledger.record_inbound(
-            kind=KIND,
-            source=mailbox.name,
-            checksum=checksum,
-            finess_geo=mailbox.finess_geo,
-            original_ref=f"{validity}/{uid}",
-            size=len(raw),
-            storage_path=str(kept),
-            actor=actor,
-        )
-        counts["recorded"] += int(created)
-        item = _take(ledger, settings, mailbox, item_id, checksum, raw, actor=actor)
-        if item.status == "rejected":
-            counts["refused"] += 1
-            _error_mail(ledger, mailbox, item, raw, smtp, actor=actor, now=now)
-            counts["moved"] += settle(ledger, config, item, imap, uid=uid, actor=actor)
-        else:
-            counts["accepted"] += 1
+            _take_one(
+                ledger, settings, config, mailbox, imap, smtp, uid, validity, counts, actor, now
+            )
+        except Exception as exc:  # this mail stays in the INBOX for the next poll; the others go on
+            log.warning(
+                "mail UID %s of %s left for the next poll: %s",
+                uid,
+                mailbox.name,
+                getattr(exc, "code", type(exc).__name__),
+            )
+            failures.append(exc)
+    if failures:  # the task turns red once the batch is done (the type and code only)
+        raise failures[0]
     return counts
+
+
+def _take_one(
+    ledger: Ledger,
+    settings: Settings,
+    config: ReceivingConfig,
+    mailbox: Mailbox,
+    imap: Imap,
+    smtp: Smtp,
+    uid: int,
+    validity: int,
+    counts: dict[str, int],
+    actor: str,
+    now: datetime | None,
+) -> None:
+    try:
+        raw = imap.fetch(uid, max_bytes=config.max_mail_bytes)
+    except InvalidInput as exc:  # too large to download: the PFI's reason, unread
+        log.warning("mail UID %s of %s not taken: %s", uid, mailbox.name, exc.code)
+        return
+    if raw is None:  # moved meanwhile by another run
+        return
+    checksum = hashlib.sha256(raw).hexdigest()
+    known = ledger.already_seen(mailbox.name, KIND, checksum)
+    if known is not None and known.status in ("done", "rejected"):
+        counts["known"] += 1
+        if known.status == "rejected":  # its error mail may have failed last time: once
+            _error_mail(ledger, mailbox, known, raw, smtp, actor=actor, now=now)
+        counts["moved"] += settle(ledger, config, known, imap, uid=uid, actor=actor)
+        return
+    kept = _keep(settings, mailbox, checksum, raw)
+    item_id, created = ledger.record_inbound(
+        kind=KIND,
+        source=mailbox.name,
+        checksum=checksum,
+        finess_geo=mailbox.finess_geo,
+        original_ref=f"{validity}/{uid}",
+        size=len(raw),
+        storage_path=str(kept),
+        actor=actor,
+    )
+    counts["recorded"] += int(created)
+    item = _take(ledger, settings, mailbox, item_id, checksum, raw, actor=actor)
+    if item.status == "rejected":
+        counts["refused"] += 1
+        _error_mail(ledger, mailbox, item, raw, smtp, actor=actor, now=now)
+        counts["moved"] += settle(ledger, config, item, imap, uid=uid, actor=actor)
+    else:
+        counts["accepted"] += 1
 
 
 def _keep(settings: Settings, mailbox: Mailbox, checksum: str, raw: bytes) -> Path:
