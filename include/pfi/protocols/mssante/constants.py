@@ -43,16 +43,6 @@ MDN_PROCESSED = "automatic-action/MDN-sent-automatically; processed"
 MDN_ERROR = "automatic-action/MDN-sent-automatically; processed/Error: "
 #: File name of the original mail attached to the standard error mail (struct-email-standard.md).
 ORIGINAL_MAIL_FILENAME = "message_original.eml"
-#: Table applicationErrorCondition of the volet (error-codes.md): the DPI's ERR-5 codes.
-APPLICATION_ERRORS = {
-    "900": "Version du document incorrecte lors d'une demande de remplacement/suppression",
-    "901": "Auteur non autorisé à remplacer ou supprimer un document",
-    "902": "Identifiant patient inconnu",
-    "903": "INS non présent dans le document",
-    "904": "L'INS transmis ne correspond pas exactement à celui stocké dans la base du consommateur",
-    "905": "L'INS transmis n'est pas complet",
-    "906": "Erreur 'Autre'",
-}
 #: HL7 table 0357 messageErrorCondition as the volet lists it (error-codes.md): ERR-3 codes.
 MESSAGE_ERRORS = {
     "0": "Message accepted",

@@ -67,6 +67,7 @@ from email.utils import format_datetime
 from typing import Literal
 
 from pfi.base.errors import ConfigurationError, InvalidInput
+from pfi.protocols.hl7v2.zam import APPLICATION_ERROR_LABELS
 from pfi.protocols.mssante import constants as k
 from pfi.protocols.mssante.inbound import ReceivedMail
 
@@ -153,7 +154,9 @@ def ko_subject(subject: str, code: str) -> str:
 def error_label(code: str) -> str:
     """The volet's label of a code (applicationErrorCondition 900-906, table 0357), else a
     generic one."""
-    return k.APPLICATION_ERRORS.get(code) or k.MESSAGE_ERRORS.get(code) or "Erreur d'intégration"
+    return (
+        APPLICATION_ERROR_LABELS.get(code) or k.MESSAGE_ERRORS.get(code) or "Erreur d'intégration"
+    )
 
 
 def reply_message_id(original: ReceivedMail, from_address: str, *, kind: str = "ko") -> str:
