@@ -276,3 +276,43 @@ def test_an_error_mail_that_failed_is_sent_by_the_next_poll_and_the_batch_goes_o
     )
     assert len(received_mails(mail_servers, test_pki, HUMAN, reply_id)) == 1
     assert message_id in partners.folder_ids(config.errors_folder)
+
+
+def test_pfi_mss_inspect_and_inbox_say_what_happens_without_patient_data_by_default(
+    fresh_ledger,
+    fresh_ledger_url,
+    site,
+    config,
+    partners,
+    mail_servers,
+    test_pki,
+    samples_dir,
+    tmp_path,
+    capsys,
+):
+    from pfi.cli import main
+
+    good = document_mail(samples_dir, INBOX_TEST_MAILBOX)
+    eml = tmp_path / "mail.eml"
+    eml.write_bytes(good.as_bytes(policy=email.policy.SMTP))
+    settings = str(site.source_file)
+
+    assert main(["--settings", settings, "mss", "inspect", str(eml)]) == 0
+    out = capsys.readouterr().out
+    assert '"decision": "to the DPI"' in out and '"action": "new"' in out
+    assert "MDM^T02" not in out and "PAT-TROIS" not in out.upper()
+    assert main(["--settings", settings, "mss", "inspect", str(eml), "--show-identity"]) == 0
+    assert "MDM^T02^MDM_T02" in capsys.readouterr().out
+
+    bare = tmp_path / "bare.eml"
+    text_only = document_mail(samples_dir, INBOX_TEST_MAILBOX, with_xdm=False)
+    bare.write_bytes(text_only.as_bytes(policy=email.policy.SMTP))
+    assert main(["--settings", settings, "mss", "inspect", str(bare)]) == 1
+    assert '"code": "MSS_NO_XDM"' in capsys.readouterr().out
+
+    deliver(mail_servers, test_pki, good)
+    poll(fresh_ledger, site, partners, config)
+    url = ["--url", fresh_ledger_url]
+    assert main(["--settings", settings, "mss", "inbox", "inbox", *url]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert '"status": "done"' in line and '"status": "pending"' in line

@@ -256,7 +256,7 @@ def _take(
     common: dict[str, Any] = {"kind": KIND, "source": mailbox.name, "checksum": checksum}
     try:
         mail = read_mail(raw)
-        documents, action = _documents(mail)
+        documents, action = documents_of(mail)
     except InvalidInput as exc:
         outcome = ledger.record_message(
             **common, status="rejected", reason_code=exc.code, reason_text=str(exc), actor=actor
@@ -274,7 +274,7 @@ def _take(
     return outcome.item
 
 
-def _documents(mail: ReceivedMail) -> tuple[list[dict[str, Any]], str]:
+def documents_of(mail: ReceivedMail) -> tuple[list[dict[str, Any]], str]:
     """The ledger rows of the mail's documents and the mail's action; InvalidInput with the
     PFI's reason when the mail cannot be taken."""
     if not mail.xdm_archives:
@@ -374,46 +374,19 @@ class DpiSender:
         )
 
     def mdm(self, delivery: Delivery, item: InboundItem, raw: bytes) -> bytes:
-        from pfi.protocols.cda import read_cda
         from pfi.protocols.mssante.inbound import read_mail
 
-        mail = read_mail(raw)
-        document = self.ledger.get_document(delivery.document_id)
-        for archive in mail.xdm_archives:
-            package = _read_xdm(archive.data)
-            for found in package.documents:
-                if found.entry.unique_id != document.unique_id:
-                    continue
-                mailbox = self.mailbox(item.source)
-                facts = lps.ReceivedMailFacts(
-                    message_id=mail.message_id or "",
-                    sender=mail.sender,
-                    recipients=tuple(r for r in mail.recipients if r.lower() == mailbox.address),
-                    subject=mail.subject,
-                    body=mail.body,
-                    date=mail.date,
-                    received_at=item.received_at,
-                )
-                route = lps.Route(
-                    "PFI",
-                    self.settings.site.finess_juridique,
-                    self.config.dpi_application,
-                    self.config.dpi_facility or mailbox.finess_geo,
-                )
-                return lps.build_mdm(
-                    lps.LpsMdm(
-                        action=lps.Action(delivery.action),
-                        cda=found.content,
-                        document=read_cda(found.content),
-                        mail=facts,
-                        route=route,
-                        control_id=_control_id(delivery),
-                        now=self.now(),
-                        entry=found.entry,
-                        submission_set=package.submission_set,
-                    )
-                )
-        raise InvalidInput("the kept mail no longer holds the document", code="MSS_KEPT_CHANGED")
+        return mdm_for(
+            read_mail(raw),
+            self.settings,
+            self.config,
+            self.mailbox(item.source),
+            unique_id=self.ledger.get_document(delivery.document_id).unique_id,
+            action=lps.Action(delivery.action),
+            control_id=_control_id(delivery),
+            received_at=item.received_at,
+            now=self.now(),
+        )
 
     def after(self, delivery: Delivery, outcome: Outcome) -> None:
         """Once every delivery of the mail is final: the error mail when the DPI refused one,
@@ -435,6 +408,58 @@ class DpiSender:
         with _closing(self.imap_for(mailbox)) as imap:
             imap.select_folder("INBOX")
             settle(self.ledger, self.config, item, imap, actor=self.actor)
+
+
+def mdm_for(
+    mail: ReceivedMail,
+    settings: Settings,
+    config: ReceivingConfig,
+    mailbox: Mailbox,
+    *,
+    unique_id: str,
+    action: lps.Action,
+    control_id: str,
+    received_at: datetime | None,
+    now: datetime,
+) -> bytes:
+    """The volet's MDM for the document ``unique_id`` of a received mail (pure)."""
+    from pfi.protocols.cda import read_cda
+
+    for archive in mail.xdm_archives:
+        package = _read_xdm(archive.data)
+        for found in package.documents:
+            if found.entry.unique_id != unique_id:
+                continue
+            own = mailbox.address.lower()
+            facts = lps.ReceivedMailFacts(
+                message_id=mail.message_id or "",
+                sender=mail.sender,
+                recipients=tuple(r for r in mail.recipients if r.lower() == own),
+                subject=mail.subject,
+                body=mail.body,
+                date=mail.date,
+                received_at=received_at,
+            )
+            route = lps.Route(
+                "PFI",
+                settings.site.finess_juridique,
+                config.dpi_application,
+                config.dpi_facility or mailbox.finess_geo,
+            )
+            return lps.build_mdm(
+                lps.LpsMdm(
+                    action=action,
+                    cda=found.content,
+                    document=read_cda(found.content),
+                    mail=facts,
+                    route=route,
+                    control_id=control_id,
+                    now=now,
+                    entry=found.entry,
+                    submission_set=package.submission_set,
+                )
+            )
+    raise InvalidInput("the kept mail no longer holds the document", code="MSS_KEPT_CHANGED")
 
 
 def deliver_to_dpi(
@@ -574,6 +599,8 @@ __all__ = [
     "DpiSender",
     "ReceivingConfig",
     "deliver_to_dpi",
+    "documents_of",
+    "mdm_for",
     "poll_mailbox",
     "settle",
 ]

@@ -8,6 +8,8 @@
     pfi mss check [--mailbox NAME]
     pfi mss traces [--since DATE] [--until DATE] [--channel C] [--document UID]
                    [--recipient ADDRESS] [--url URL]
+    pfi mss inspect FILE.eml [--mailbox NAME] [--show-identity]
+    pfi mss inbox MAILBOX [--status S] [--limit N] [--url URL]
 
 ``compose --dry-run`` applies the rule table to a producer's HL7 message and writes each mail it
 would send as an ``.eml`` file (``<n>_<channel>_<request id>.eml``), nothing sent, nothing
@@ -15,7 +17,11 @@ recorded. ``send`` and ``poll`` do what the ``deliver_mssante`` DAG does, with t
 the mailbox Connections taken from ``AIRFLOW_CONN_<ID>`` (URI or JSON form) like Airflow.
 ``traces`` prints the MSSanté traces (SC.MSS/CONF.17-18) as ``;``-separated CSV. ``check``
 opens an SMTP and an IMAP session of each mailbox with its certificate (nothing sent) and prints
-the error code of what fails (exit 1).
+the error code of what fails (exit 1). ``inspect`` says what the PFI would do with a received
+mail (its documents and the MDM event, or its refusal with the code), and prints the MDM it would
+send the DPI with ``--show-identity`` (it names the patient); nothing sent, nothing recorded.
+``inbox`` lists what the ledger knows of a mailbox's received mails (JSON lines: status, reason,
+UIDVALIDITY/UID, each ``dpi`` delivery's outcome).
 """
 
 from __future__ import annotations
@@ -71,6 +77,23 @@ def register(groups: argparse._SubParsersAction) -> None:
     traces.add_argument("--limit", type=int, default=10000)
     traces.add_argument("--url", help="ledger database URL (default: AIRFLOW_CONN_PFI_LEDGER)")
     traces.set_defaults(func=cmd_traces)
+
+    inspect = mss.add_parser("inspect", help="what the PFI would do with a received mail")
+    inspect.add_argument(
+        "eml", type=input_file, help="a received mail (.eml, as the mailbox holds it)"
+    )
+    inspect.add_argument("--mailbox", help="the [[mailbox]] it came to (default: the first)")
+    inspect.add_argument(
+        "--show-identity", action="store_true", help="also print the MDM (it names the patient)"
+    )
+    inspect.set_defaults(func=cmd_inspect)
+
+    inbox = mss.add_parser("inbox", help="the received mails the ledger knows of a mailbox")
+    inbox.add_argument("mailbox", help="a [[mailbox]] name")
+    inbox.add_argument("--status", choices=("received", "done", "rejected", "failed"))
+    inbox.add_argument("--limit", type=int, default=100)
+    inbox.add_argument("--url", help="ledger database URL (default: AIRFLOW_CONN_PFI_LEDGER)")
+    inbox.set_defaults(func=cmd_inbox)
 
 
 def _date(text: str) -> datetime:
@@ -207,3 +230,92 @@ def cmd_check(args: argparse.Namespace) -> int:
             else:
                 print(f"{mailbox.name}\t{protocol}\tOK")
     return 1 if failures else 0
+
+
+def _mailbox_setting(settings, name: str | None):
+    from pfi.base.errors import ConfigurationError
+
+    for mailbox in settings.mailboxes:
+        if name is None or mailbox.name == name:
+            return mailbox
+    names = ", ".join(m.name for m in settings.mailboxes) or "none"
+    raise ConfigurationError(f"no [[mailbox]] {name!r} in the settings (known: {names})")
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from pfi.base.errors import InvalidInput
+    from pfi.flows.mssante_inbox import ReceivingConfig, documents_of, mdm_for
+    from pfi.protocols.hl7v2.lps import Action
+    from pfi.protocols.mssante.inbound import read_mail
+
+    settings = settings_of(args, required=True)
+    mailbox = _mailbox_setting(settings, args.mailbox)
+    raw = args.eml.read_bytes()
+    try:
+        mail = read_mail(raw)
+        documents, action = documents_of(mail)
+    except InvalidInput as exc:
+        print(json.dumps({"decision": "refused", "code": exc.code, "reason": str(exc)}))
+        print(
+            "the mail would get the volet's error mail and go to the errors folder", file=sys.stderr
+        )
+        return 1
+    report = {
+        "decision": "to the DPI",
+        "message_id": mail.message_id,
+        "mdn_requested": mail.mdn_requested,
+        "action": action,
+        "documents": [
+            {"unique_id": d["unique_id"], "type_code": d["type_code"], "version": d["version"]}
+            for d in documents
+        ],
+    }
+    print(json.dumps(report, ensure_ascii=False))
+    if args.show_identity:
+        now = datetime.now(UTC)
+        config = ReceivingConfig.from_settings(settings)
+        for number, document in enumerate(documents, 1):
+            message = mdm_for(
+                mail,
+                settings,
+                config,
+                mailbox,
+                unique_id=document["unique_id"],
+                action=Action(action),
+                control_id=f"PFIINSPECT{number}",
+                received_at=now,
+                now=now,
+            )
+            sys.stdout.write(message.decode("utf-8").replace("\r", "\n"))
+    return 0
+
+
+def cmd_inbox(args: argparse.Namespace) -> int:
+    settings = settings_of(args, required=True)
+    mailbox = _mailbox_setting(settings, args.mailbox)
+    with open_ledger(args) as ledger:
+        items = ledger.find_inbound(
+            source=mailbox.name, kind="mail", status=args.status, limit=args.limit
+        )
+        for item in items:
+            line = {
+                "item": item.id,
+                "received_at": item.received_at.isoformat() if item.received_at else None,
+                "status": item.status,
+                "reason_code": item.reason_code,
+                "uidvalidity_uid": item.original_ref,
+                "message_id": item.control_id,
+                "to_dpi": [
+                    {
+                        "delivery": d.id,
+                        "status": d.status,
+                        "attempts": d.attempts,
+                        "reason_code": d.reason_code,
+                    }
+                    for d in ledger.deliveries_asked_by(item.id)
+                ],
+            }
+            print(json.dumps(line, ensure_ascii=False))
+    if not items:
+        print(f"no received mail of {mailbox.name} in the ledger", file=sys.stderr)
+    return 0
