@@ -316,3 +316,71 @@ def test_pfi_mss_inspect_and_inbox_say_what_happens_without_patient_data_by_defa
     assert main(["--settings", settings, "mss", "inbox", "inbox", *url]) == 0
     (line,) = capsys.readouterr().out.splitlines()
     assert '"status": "done"' in line and '"status": "pending"' in line
+
+
+def _xdm_of(message: EmailMessage):
+    return next(p for p in message.iter_attachments() if p.get_filename() == "IHE_XDM.ZIP")
+
+
+def _oru_xdm(samples_dir) -> bytes:
+    """The ``IHE_XDM.ZIP`` of the ORU sample's mail to a professional (another document)."""
+    from pfi.protocols.hl7v2 import decide_request, parse_message
+    from pfi.protocols.ins import InsPolicy
+    from pfi.protocols.mssante import Mailbox, MssConfig, compose, mail_orders
+    from pfi_devkit.samples import ORU_INIT
+
+    policy = InsPolicy.for_environment("test")
+    request = parse_message((samples_dir / ORU_INIT).read_bytes())
+    order = next(
+        o
+        for o in mail_orders(request, decide_request(request, policy), policy)
+        if o.channel == "mss_professional"
+    )
+    mail = compose(request, order, Mailbox(HUMAN), MssConfig(software_reference="PFI-TEST"))
+    return _xdm_of(mail.message).get_content()
+
+
+def test_a_mail_with_two_xdm_sends_each_document_once_and_moves_after_both(
+    fresh_ledger, site, config, partners, mail_servers, test_pki, samples_dir
+):
+    message = document_mail(samples_dir, INBOX_TEST_MAILBOX)
+    message.add_attachment(_oru_xdm(samples_dir), "application", "zip", filename="IHE_XDM.ZIP")
+    message_id = deliver(mail_servers, test_pki, message)
+
+    assert poll(fresh_ledger, site, partners, config)["accepted"] == 1
+    assert to_dpi(fresh_ledger, site, partners, config)["sent"] == 2
+
+    assert len(partners.peer.received) == 2
+    (item,) = fresh_ledger.find_inbound(source="inbox", kind="mail")
+    assert [d.status for d in fresh_ledger.deliveries_asked_by(item.id)] == ["sent", "sent"]
+    assert message_id in partners.folder_ids(config.processed_folder)
+
+
+def test_a_cda_contradicting_its_xdm_metadata_is_refused_before_the_dpi(
+    fresh_ledger, site, config, partners, mail_servers, test_pki, samples_dir
+):
+    import io
+    import zipfile
+
+    message = document_mail(samples_dir, INBOX_TEST_MAILBOX)
+    part = _xdm_of(message)
+    original = zipfile.ZipFile(io.BytesIO(part.get_content()))
+    forged = io.BytesIO()
+    with zipfile.ZipFile(forged, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in original.infolist():
+            data = original.read(info)
+            if info.filename.upper().endswith("METADATA.XML"):
+                data = data.replace(b"279035121518989", b"279035121518990")
+            out.writestr(info.filename, data)
+    part.set_content(
+        forged.getvalue(), "application", "zip", disposition="attachment", filename="IHE_XDM.ZIP"
+    )
+    message_id = deliver(mail_servers, test_pki, message)
+
+    assert poll(fresh_ledger, site, partners, config)["refused"] == 1
+
+    (item,) = fresh_ledger.find_inbound(source="inbox", kind="mail")
+    assert item.reason_code == "MSS_IDENTITY_MISMATCH"
+    assert "279035121518989" not in (item.reason_text or "")
+    assert partners.peer.received == []
+    assert message_id in partners.folder_ids(config.errors_folder)
