@@ -13,6 +13,12 @@ a call with a different environment silently loads 100+ example DAGs into the da
     python -m pfi_devkit.demo samples      # drop the project's sample messages (pfi_devkit.samples)
     python -m pfi_devkit.demo samples --new       # another set: new ids, the whole flow again
     python -m pfi_devkit.demo samples --official  # also two official ANS examples, when present
+    python -m pfi_devkit.demo samples --no-mail   # the HL7 samples only
+
+After the HL7 samples, ``samples`` mails the demo's application mailbox two documents from the
+professional's human mailbox (:func:`mail_samples`): the sample MDM's document with its
+``IHE_XDM.ZIP`` (the PFI takes it and sends its MDM^T02 to the DPI) and the same mail text only
+(the PFI refuses it: the volet's error mail, code MSS_NO_XDM, goes back to the professional).
 
 The samples are the project's own (:mod:`pfi_devkit.samples`): a clone needs nothing else. The
 official ANS examples are read from ``$PFI_SHARED_DIR/fixtures`` (default ``../shared`` beside
@@ -25,9 +31,12 @@ import argparse
 import json
 import os
 import secrets
+import smtplib
 import socket
+import ssl
 import sys
 import time
+from email.policy import SMTP
 from pathlib import Path
 
 from pfi_devkit import samples
@@ -285,6 +294,52 @@ def drop_samples(
     return dropped
 
 
+#: The mails :func:`mail_samples` sends the demo's application mailbox: name → with an XDM.
+DEMO_MAILS = {"document": True, "text-only": False}
+
+
+def mail_samples(
+    root: Path = ROOT, *, serial: int = 1, state: Path | None = None
+) -> list[tuple[str, str]]:
+    """Mail :data:`DEMO_MAILS` from :data:`PROFESSIONAL_MAILBOX` to :data:`DEMO_MAILBOX` over the
+    running devkit's SMTPS (``state``: its folder, default ``var/devkit``), built from the sample
+    MDM of the set ``serial`` (:func:`pfi_devkit.samples.mail.document_mail`). Each mail goes
+    once per set (its Message-ID is kept under ``var/demo/mssante-sent``); returns the
+    ``(name, Message-ID)`` sent now. Raises RuntimeError when the devkit does not run."""
+    from pfi_devkit.samples.mail import document_mail
+
+    stack_file = (state or root / "var" / "devkit") / "stack.json"
+    if not stack_file.exists():
+        raise RuntimeError(f"the devkit's mail server does not run (no {stack_file})")
+    info = json.loads(stack_file.read_text())
+    sent_dir = root / "var" / "demo" / "mssante-sent"
+    pending = {
+        name: with_xdm
+        for name, with_xdm in DEMO_MAILS.items()
+        if not (sent_dir / f"{name}-{serial}").exists()
+    }
+    if not pending:
+        return []
+    sent_dir.mkdir(parents=True, exist_ok=True)
+    mail = info["mail"]
+    password = info["human_mailboxes"][PROFESSIONAL_MAILBOX]
+    hl7 = samples.sample_bytes(samples.MDM_INIT, serial)
+    domain = PROFESSIONAL_MAILBOX.rsplit("@", 1)[-1]
+    context = ssl.create_default_context(cafile=mail["ca_bundle"])
+    sent = []
+    with smtplib.SMTP_SSL(mail["host"], mail["smtps_port"], context=context, timeout=30) as smtp:
+        smtp.login(PROFESSIONAL_MAILBOX, password)
+        for name, with_xdm in pending.items():
+            message_id = f"<demo-{name}-{serial}@{domain}>"
+            message = document_mail(
+                hl7, PROFESSIONAL_MAILBOX, DEMO_MAILBOX, with_xdm=with_xdm, message_id=message_id
+            )
+            smtp.sendmail(PROFESSIONAL_MAILBOX, [DEMO_MAILBOX], message.as_bytes(policy=SMTP))
+            (sent_dir / f"{name}-{serial}").write_text(message_id + "\n")
+            sent.append((name, message_id))
+    return sent
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pfi_devkit.demo")
     parser.add_argument("action", choices=("prepare", "samples"))
@@ -300,6 +355,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="samples: also the official ANS examples of $PFI_SHARED_DIR (default ../shared)",
     )
+    parser.add_argument(
+        "--no-mail",
+        action="store_true",
+        help="samples: the HL7 samples only, no mail to the demo's application mailbox",
+    )
     args = parser.parse_args(argv)
     if args.action == "prepare":
         connections = json.loads(args.connections.read_text()) if args.connections else None
@@ -314,6 +374,14 @@ def main(argv: list[str] | None = None) -> int:
             "(set PFI_SHARED_DIR to the folder holding fixtures/)",
             file=sys.stderr,
         )
+    if not args.no_mail:
+        try:
+            mailed = mail_samples(args.root, serial=serial)
+        except (OSError, RuntimeError, smtplib.SMTPException) as exc:
+            print(f"no sample mail sent to {DEMO_MAILBOX}: {exc}", file=sys.stderr)
+            return 1
+        for name, message_id in mailed:
+            print(f"mail {message_id} ({name}) {PROFESSIONAL_MAILBOX} -> {DEMO_MAILBOX}")
     return 0
 
 

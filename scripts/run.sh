@@ -54,7 +54,7 @@ curl -fsS "$URL/api/v2/monitor/health" >/dev/null 2>&1 || {
   echo "Airflow did not become healthy; see $LOG/api-server.log"; tail -20 "$LOG/api-server.log"; exit 1; }
 
 echo "5/5 sample messages"
-$PY -m pfi_devkit.demo samples | sed 's/^/    dropped /'
+$PY -m pfi_devkit.demo samples | sed -e 's|^/|    dropped /|' -e 's/^mail /    mailed /'
 
 cat <<TXT
 

@@ -122,27 +122,22 @@ def received_mails(mail_servers, test_pki, address: str, message_id: str) -> lis
 
 def document_mail(samples_dir: Path, recipient: str, *, with_xdm: bool = True):
     """A professional's mail carrying the sample MDM's document (``IHE_XDM.ZIP`` + PDF), from
-    ``dr.test@…``, with a new Message-ID; ``with_xdm=False``: the same mail, text only."""
-    import dataclasses
+    ``dr.test@…``, with a new Message-ID; ``with_xdm=False``: the same mail, text only
+    (:func:`pfi_devkit.samples.mail.document_mail`, as ``make run``'s demo mails it)."""
     import uuid
 
-    from pfi.protocols.hl7v2 import decide_request, parse_message
-    from pfi.protocols.ins import InsPolicy
-    from pfi.protocols.mssante import Mailbox, MssConfig, compose, mail_orders
     from pfi_devkit.samples import MDM_INIT
+    from pfi_devkit.samples.mail import document_mail as devkit_document_mail
 
-    policy = InsPolicy.for_environment("test")
-    request = parse_message((samples_dir / MDM_INIT).read_bytes())
-    (order,) = mail_orders(request, decide_request(request, policy), policy)
-    order = dataclasses.replace(order, recipient=recipient)
-    config = MssConfig(software_reference="PFI-TEST", sender_name="Cabinet de test")
-    message = compose(request, order, Mailbox(HUMAN), config).message
-    del message["Message-ID"]
-    message["Message-ID"] = f"<{uuid.uuid4().hex}@cabinet.test>"
-    if not with_xdm:
-        message.clear_content()
-        message.set_content("Bonjour, le document suit.")
-    return message
+    return devkit_document_mail(
+        (samples_dir / MDM_INIT).read_bytes(),
+        HUMAN,
+        recipient,
+        with_xdm=with_xdm,
+        message_id=f"<{uuid.uuid4().hex}@cabinet.test>",
+        software_reference="PFI-TEST",
+        sender_name="Cabinet de test",
+    )
 
 
 def empty_inbox(mail_servers, test_pki, address: str) -> None:
