@@ -384,3 +384,18 @@ def test_a_cda_contradicting_its_xdm_metadata_is_refused_before_the_dpi(
     assert "279035121518989" not in (item.reason_text or "")
     assert partners.peer.received == []
     assert message_id in partners.folder_ids(config.errors_folder)
+
+
+def test_the_same_document_in_two_mails_is_one_document_and_two_messages_to_the_dpi(
+    fresh_ledger, site, config, partners, mail_servers, test_pki, samples_dir
+):
+    first = deliver(mail_servers, test_pki, document_mail(samples_dir, INBOX_TEST_MAILBOX))
+    second = deliver(mail_servers, test_pki, document_mail(samples_dir, INBOX_TEST_MAILBOX))
+
+    assert poll(fresh_ledger, site, partners, config)["accepted"] == 2
+    assert to_dpi(fresh_ledger, site, partners, config)["sent"] == 2
+
+    items = fresh_ledger.find_inbound(source="inbox", kind="mail")
+    documents = {d.document_id for i in items for d in fresh_ledger.deliveries_asked_by(i.id)}
+    assert len(documents) == 1 and len(partners.peer.received) == 2
+    assert {first, second} <= set(partners.folder_ids(config.processed_folder))

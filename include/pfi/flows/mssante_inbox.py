@@ -11,9 +11,11 @@ replay:
    Then it is read (:mod:`pfi.protocols.mssante.inbound`), each ``IHE_XDM.ZIP`` with the
    hostile-archive reader, each CDA checked against its XDM entry (unique id, INS matricule and
    OID), and what it brings is recorded in one transaction: one ``document`` and one ``dpi``
-   delivery per CDA (``done``), or the mail refused with the PFI's coded reason (``rejected``:
-   no XDM, unreadable or hostile XDM, identity contradicting the metadata), which gets the
-   error mail at once and is moved to the errors folder.
+   delivery per CDA and mail (``done``; recipient ``<mailbox>#<mail item id>``: the same document
+   mailed again in another mail is a new message for the DPI, with that mail's group), or the
+   mail refused with the PFI's coded reason (``rejected``: no XDM, unreadable or hostile XDM,
+   identity contradicting the metadata), which gets the error mail at once and is moved to the
+   errors folder.
 2. :func:`deliver_to_dpi` — the due ``dpi`` deliveries through the one delivery queue
    (:func:`pfi.flows.queue.run_due`: backoff, give-up, leases): the MDM built from the kept mail,
    sent over MLLP, the DPI's synchronous ACK read. ``AA`` → sent; ``AE``/``AR`` → refused with
@@ -267,7 +269,7 @@ def _take(
         status="done",
         control_id=(mail.message_id or "")[:200] or None,
         documents=documents,
-        deliveries=[(CHANNEL, mailbox.name, "pending")],
+        deliveries=[(CHANNEL, f"{mailbox.name}#{item_id}", "pending")],
         action=action,
         actor=actor,
     )
