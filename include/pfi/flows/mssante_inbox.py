@@ -355,6 +355,20 @@ class DpiSender:
     imap_for: Callable[[Mailbox], Imap]
     actor: str
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    #: One IMAP session per mailbox and run (INBOX selected), for the moves.
+    _imaps: dict[str, Any] = field(default_factory=dict)
+
+    def imap(self, mailbox: Mailbox) -> Imap:
+        if mailbox.name not in self._imaps:
+            client = self.imap_for(mailbox)
+            client.select_folder("INBOX")
+            self._imaps[mailbox.name] = client
+        return self._imaps[mailbox.name]
+
+    def close(self) -> None:
+        for client in self._imaps.values():
+            _closing(client).__exit__()
+        self._imaps.clear()
 
     def mailbox(self, name: str) -> Mailbox:
         for mailbox in self.settings.mailboxes:
@@ -407,9 +421,7 @@ class DpiSender:
             reason = (first.reason_code or "DPI_ERROR", first.reason_text or "")
             with _closing(self.smtp_for(mailbox)) as smtp:
                 _error_mail(self.ledger, mailbox, item, raw, smtp, actor=self.actor, reason=reason)
-        with _closing(self.imap_for(mailbox)) as imap:
-            imap.select_folder("INBOX")
-            settle(self.ledger, self.config, item, imap, actor=self.actor)
+        settle(self.ledger, self.config, item, self.imap(mailbox), actor=self.actor)
 
 
 def mdm_for(
@@ -479,16 +491,19 @@ def deliver_to_dpi(
     """Send the due ``dpi`` deliveries (see the module docstring); counts only."""
     config = config or ReceivingConfig.from_settings(settings)
     sender = DpiSender(ledger, settings, config, dpi, smtp_for, imap_for, actor)
-    return run_due(
-        ledger,
-        CHANNEL,
-        sender.send_one,
-        policy=config.retry,
-        actor=actor,
-        limit=limit,
-        now=now,
-        after=sender.after,
-    )
+    try:
+        return run_due(
+            ledger,
+            CHANNEL,
+            sender.send_one,
+            policy=config.retry,
+            actor=actor,
+            limit=limit,
+            now=now,
+            after=sender.after,
+        )
+    finally:
+        sender.close()
 
 
 def _control_id(delivery: Delivery) -> str:
