@@ -187,3 +187,34 @@ def test_an_unforeseen_cda_reader_failure_refuses_the_message(good, monkeypatch)
     result = decide(good)
     assert (result.answer.code, result.answer.reason_code) == ("AE", "CDA_UNREADABLE")
     assert "unexpected shape" not in (result.answer.reason_text or "")
+
+
+def test_a_vague1_professional_delivery_is_mailed_to_the_address_its_cda_names(good):
+    """The mail order of the delivery intake records for a v1.2 request without PRT."""
+    import uuid
+    from types import SimpleNamespace
+
+    from pfi.base.errors import InvalidInput
+    from pfi.protocols.mssante.compose import order_for_delivery
+
+    result = decide(vague1_without_prt(good))
+    (recipient,) = [r for channel, r in result.channels if channel == "mss_professional"]
+    delivery = SimpleNamespace(
+        channel="mss_professional",
+        recipient=recipient,
+        action="new",
+        request_id=uuid.uuid4(),
+        id=1,
+        qualified_ins=True,
+    )
+    (planned,) = result.documents
+    order = order_for_delivery(
+        delivery, planned.unique_id, result.request, InsPolicy.for_environment("test")
+    )
+    assert order.recipient == "adam.hoda@medecin.mssante.fr"
+    stranger = SimpleNamespace(**{**vars(delivery), "recipient": "someone@else.test"})
+    with pytest.raises(InvalidInput) as refused:
+        order_for_delivery(
+            stranger, planned.unique_id, result.request, InsPolicy.for_environment("test")
+        )
+    assert refused.value.code == "MSS_UNKNOWN_RECIPIENT"

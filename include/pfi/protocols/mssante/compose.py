@@ -216,15 +216,30 @@ def patient_address(request: Hl7Request, policy: InsPolicy) -> str:
         ) from None
 
 
+def _cda_recipients(request: Hl7Request, document_unique_id: str) -> set[str]:
+    """The ``informationRecipient`` addresses of the request's CDA ``document_unique_id``, as
+    intake took them for a volet v1.2 request without PRT (the patient's own never)."""
+    for document in request.documents:
+        if document.format != "cda":
+            continue
+        cda = read_cda(document.content)
+        if str(cda.id) == document_unique_id:
+            return {a.strip().lower() for a in cda.recipient_addresses}
+    return set()
+
+
 def order_for_delivery(
     delivery, document_unique_id: str, request: Hl7Request, policy: InsPolicy
 ) -> MailOrder:
     """The mail order of a ledger delivery (``pfi.ledger.Delivery``)."""
     if delivery.channel == PROFESSIONAL:
         addresses = {p.address.strip().lower() for p in request.professional_recipients}
+        if not request.professional_recipients:  # volet v1.2: the professionals the CDA names
+            addresses = _cda_recipients(request, document_unique_id)
         if delivery.recipient not in addresses:
             raise InvalidInput(
-                "the delivery's recipient is not a PRT RCT address of the request",
+                "the delivery's recipient is neither a PRT RCT address of the request nor, "
+                "without PRT, a recipient its CDA names",
                 code=k.UNKNOWN_RECIPIENT,
             )
         recipient = delivery.recipient
