@@ -46,6 +46,7 @@ Settings (``[receiving]``, all optional; :class:`ReceivingConfig`)::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -367,7 +368,7 @@ class DpiSender:
 
     def close(self) -> None:
         for client in self._imaps.values():
-            _closing(client).__exit__()
+            client.close()
         self._imaps.clear()
 
     def mailbox(self, name: str) -> Mailbox:
@@ -419,7 +420,7 @@ class DpiSender:
             raw = Path(item.storage_path or "").read_bytes()
             first = failed[0]
             reason = (first.reason_code or "DPI_ERROR", first.reason_text or "")
-            with _closing(self.smtp_for(mailbox)) as smtp:
+            with contextlib.closing(self.smtp_for(mailbox)) as smtp:
                 _error_mail(self.ledger, mailbox, item, raw, smtp, actor=self.actor, reason=reason)
         settle(self.ledger, self.config, item, self.imap(mailbox), actor=self.actor)
 
@@ -593,21 +594,6 @@ def _error_mail(
         log.warning("error mail of mail item %s not sent: %s", item.id, exc.code)
         raise
     ledger.add_event(EVENT_ERROR_MAIL_SENT, inbound_item_id=item.id, actor=actor, detail=detail)
-
-
-class _closing:
-    """``with`` for a client that has ``close()`` (and for test doubles that have none)."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def __enter__(self) -> Any:
-        return self.client
-
-    def __exit__(self, *exc: object) -> None:
-        close = getattr(self.client, "close", None)
-        if close is not None:
-            close()
 
 
 __all__ = [

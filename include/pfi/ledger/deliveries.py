@@ -146,13 +146,22 @@ class Deliveries(LedgerBase):
 
     def deliveries_asked_by(self, inbound_item_id: int) -> list[Delivery]:
         """Every delivery a message (or a received mail) asked for, in creation order."""
+        return self.deliveries_asked_by_each([inbound_item_id]).get(inbound_item_id, [])
+
+    def deliveries_asked_by_each(
+        self, inbound_item_ids: Sequence[int]
+    ) -> dict[int, list[Delivery]]:
+        """The deliveries of each of these messages (or received mails), in one query."""
         query = (
             select(delivery)
-            .where(delivery.c.inbound_item_id == inbound_item_id)
+            .where(delivery.c.inbound_item_id.in_(list(inbound_item_ids)))
             .order_by(delivery.c.id)
         )
+        found: dict[int, list[Delivery]] = {}
         with self.engine.connect() as conn:
-            return [Delivery.from_row(row._mapping) for row in conn.execute(query)]
+            for row in conn.execute(query):
+                found.setdefault(row.inbound_item_id, []).append(Delivery.from_row(row._mapping))
+        return found
 
     def final_without_event(
         self,

@@ -297,6 +297,7 @@ def cmd_inbox(args: argparse.Namespace) -> int:
         items = ledger.find_inbound(
             source=mailbox.name, kind="mail", status=args.status, limit=args.limit
         )
+        asked = ledger.deliveries_asked_by_each([item.id for item in items])
         for item in items:
             line = {
                 "item": item.id,
@@ -312,7 +313,7 @@ def cmd_inbox(args: argparse.Namespace) -> int:
                         "attempts": d.attempts,
                         "reason_code": d.reason_code,
                     }
-                    for d in ledger.deliveries_asked_by(item.id)
+                    for d in asked.get(item.id, [])
                 ],
             }
             print(json.dumps(line, ensure_ascii=False))
