@@ -255,7 +255,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         mail = read_mail(raw)
         documents, action = documents_of(mail)
     except InvalidInput as exc:
-        print(json.dumps({"decision": "refused", "code": exc.code, "reason": str(exc)}))
+        print(
+            json.dumps(
+                {"decision": "refused", "code": exc.code, "reason": str(exc)}, ensure_ascii=False
+            )
+        )
         print(
             "the mail would get the volet's error mail and go to the errors folder", file=sys.stderr
         )
