@@ -249,6 +249,83 @@ def test_a_delivery_given_up_leaves_the_mail_in_the_inbox_without_error_mail(
     assert fresh_ledger.events(kind=EVENT_ERROR_MAIL_SENT) == []
 
 
+def test_a_mail_given_up_is_listed_then_released_by_the_operator_and_sent_once(
+    fresh_ledger,
+    fresh_ledger_url,
+    site,
+    config,
+    partners,
+    mail_servers,
+    test_pki,
+    samples_dir,
+    capsys,
+):
+    from pfi.cli import main
+
+    message_id = deliver(mail_servers, test_pki, document_mail(samples_dir, INBOX_TEST_MAILBOX))
+    poll(fresh_ledger, site, partners, config)
+    reachable, partners.dpi = (
+        partners.dpi,
+        MllpClient(MllpEndpoint("127.0.0.1", 9, connect_timeout=0.5)),
+    )
+    (item,) = fresh_ledger.find_inbound(source="inbox", kind="mail")
+    later = item.received_at + timedelta(days=4)
+    assert to_dpi(fresh_ledger, site, partners, config, now=later)["failed"] == 1
+    cli = ["--settings", str(site.source_file), "mss"]
+    url = ["--url", fresh_ledger_url]
+
+    assert main([*cli, "inbox", "inbox", "--given-up", *url]) == 0
+    (line,) = capsys.readouterr().out.splitlines()
+    assert '"stands": "given_up"' in line
+    assert main([*cli, "release", "inbox", "--mail", str(item.id + 1000), *url]) == 0
+    assert capsys.readouterr().out == ""  # not that mail: nothing released
+    assert main([*cli, "release", "inbox", *url]) == 0
+    assert f'"item": {item.id}' in capsys.readouterr().out
+
+    # Due at once, with a fresh retry period: the next run sends it, the mail moves.
+    partners.dpi = reachable
+    counts = to_dpi(fresh_ledger, site, partners, config, now=later + timedelta(minutes=1))
+    assert counts["sent"] == 1
+    assert len(partners.peer.received) == 1
+    assert message_id in partners.folder_ids(config.processed_folder)
+    assert main([*cli, "release", "inbox", *url]) == 0  # a sent delivery is never released
+    assert capsys.readouterr().out == ""
+    trail = [
+        (e.detail.get("from"), e.detail.get("to"), e.actor)
+        for e in fresh_ledger.events(delivery_id=fresh_ledger.deliveries_asked_by(item.id)[0].id)
+        if e.kind == "delivery.status"
+    ]
+    assert ("failed", "pending") in [(a, b) for a, b, _ in trail]
+    assert any(actor.startswith("cli") for a, b, actor in trail if (a, b) == ("failed", "pending"))
+
+
+def test_a_mail_too_large_is_refused_on_its_header_with_an_error_mail_and_kept(
+    fresh_ledger, site, partners, mail_servers, test_pki, samples_dir
+):
+    config = ReceivingConfig(
+        processed_folder=f"PFI-ok-{uuid.uuid4().hex[:6]}",
+        errors_folder=f"PFI-ko-{uuid.uuid4().hex[:6]}",
+        max_mail_bytes=4096,
+    )
+    sent = document_mail(samples_dir, INBOX_TEST_MAILBOX)
+    message_id = deliver(mail_servers, test_pki, sent)
+
+    counts = poll(fresh_ledger, site, partners, config)
+
+    assert counts["refused"] == 1 and counts["moved"] == 1
+    (item,) = fresh_ledger.find_inbound(source="inbox", kind="mail")
+    assert item.reason_code == "MSS_MAIL_TOO_LARGE"
+    assert item.reason_text.startswith("Le courriel dépasse la taille maximale")
+    assert message_id in partners.folder_ids(config.errors_folder)  # moved whole, never deleted
+    assert partners.peer.received == []
+    reply_id = reply_message_id(
+        read_mail(sent.as_bytes(policy=email.policy.SMTP)), INBOX_TEST_MAILBOX
+    )
+    (reply,) = received_mails(mail_servers, test_pki, HUMAN, reply_id)
+    assert reply["Subject"].startswith("[KO Intégration système !][MSS_MAIL_TOO_LARGE]")
+    assert poll(fresh_ledger, site, partners, config)["listed"] == 0
+
+
 def test_an_error_mail_that_failed_is_sent_by_the_next_poll_and_the_batch_goes_on(
     fresh_ledger, site, config, partners, mail_servers, test_pki, samples_dir
 ):

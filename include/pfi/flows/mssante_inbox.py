@@ -80,6 +80,16 @@ EVENT_MOVED = "mss.mail.moved"
 NO_XDM = ("MSS_NO_XDM", "Le courriel ne contient pas de pièce jointe IHE_XDM.ZIP.")
 XDM_EMPTY = ("XDM_NO_DOCUMENT", "L'archive IHE_XDM.ZIP ne contient aucun document.")
 IDENTITY = ("MSS_IDENTITY_MISMATCH", "Le document CDA ne correspond pas à ses métadonnées XDM.")
+_OWN_CODES = {NO_XDM[0], XDM_EMPTY[0], IDENTITY[0], "MSS_MIXED_ACTIONS"}
+#: French wording of the other refusals, by code or by code family (the reader's own technical
+#: text, English, follows it in the error mail and in the ledger).
+REFUSAL_TEXTS = {
+    "MSS_MAIL_TOO_LARGE": "Le courriel dépasse la taille maximale acceptée par la plateforme.",
+    "MSS_MAIL_UNREADABLE": "Le courriel est illisible (structure MIME invalide ou incomplète).",
+    "MSS_MAIL_NO_SENDER": "Le courriel n'indique pas d'expéditeur.",
+    "XDM_": "L'archive IHE_XDM.ZIP est illisible ou non conforme ; elle a été refusée.",
+    "CDA_": "Le document CDA de l'archive IHE_XDM.ZIP est illisible ou non conforme.",
+}
 DEFAULT_RETRY = RetryPolicy(
     first_delay=timedelta(minutes=1),
     factor=2.0,
@@ -133,6 +143,7 @@ class Imap(Protocol):
     def select_folder(self, folder: str | None = None) -> int: ...
     def list_uids(self, limit: int = ..., *, after: int = 0) -> list[int]: ...
     def fetch(self, uid: int, *, max_bytes: int | None = None) -> bytes | None: ...
+    def fetch_header(self, uid: int) -> bytes | None: ...
     def move(self, uid: int, folder: str) -> None: ...
 
 
@@ -197,11 +208,11 @@ def _take_one(
     actor: str,
     now: datetime | None,
 ) -> None:
+    too_large: InvalidInput | None = None
     try:
         raw = imap.fetch(uid, max_bytes=config.max_mail_bytes)
-    except InvalidInput as exc:  # too large to download: the PFI's reason, unread
-        log.warning("mail UID %s of %s not taken: %s", uid, mailbox.name, exc.code)
-        return
+    except InvalidInput as exc:  # too large to download: refused on its header alone
+        too_large, raw = exc, imap.fetch_header(uid)
     if raw is None:  # moved meanwhile by another run
         return
     checksum = hashlib.sha256(raw).hexdigest()
@@ -224,7 +235,7 @@ def _take_one(
         actor=actor,
     )
     counts["recorded"] += int(created)
-    item = _take(ledger, settings, mailbox, item_id, checksum, raw, actor=actor)
+    item = _take(ledger, settings, mailbox, item_id, checksum, raw, actor=actor, refused=too_large)
     if item.status == "rejected":
         counts["refused"] += 1
         _error_mail(ledger, mailbox, item, raw, smtp, actor=actor, now=now)
@@ -252,17 +263,25 @@ def _take(
     raw: bytes,
     *,
     actor: str,
+    refused: InvalidInput | None = None,
 ) -> InboundItem:
-    """Read the mail and record what it brings (documents + dpi deliveries, or its refusal)."""
+    """Read the mail and record what it brings (documents + dpi deliveries, or its refusal:
+    ``refused`` when it is refused before being read, ``raw`` then being its header only)."""
     from pfi.protocols.mssante.inbound import read_mail
 
     common: dict[str, Any] = {"kind": KIND, "source": mailbox.name, "checksum": checksum}
     try:
+        if refused is not None:
+            raise refused
         mail = read_mail(raw)
         documents, action = documents_of(mail)
     except InvalidInput as exc:
         outcome = ledger.record_message(
-            **common, status="rejected", reason_code=exc.code, reason_text=str(exc), actor=actor
+            **common,
+            status="rejected",
+            reason_code=exc.code,
+            reason_text=refusal_text(exc),
+            actor=actor,
         )
         return outcome.item
     outcome = ledger.record_message(
@@ -275,6 +294,17 @@ def _take(
         actor=actor,
     )
     return outcome.item
+
+
+def refusal_text(exc: InvalidInput) -> str:
+    """The French text of a refusal (what the error mail says), with the technical detail."""
+    code, detail = exc.code or "", str(exc)
+    if code in _OWN_CODES:  # already said in French
+        return detail
+    for key in (code, code[:4]):
+        if key in REFUSAL_TEXTS:
+            return f"{REFUSAL_TEXTS[key]} ({code} : {detail})"
+    return detail
 
 
 def documents_of(mail: ReceivedMail) -> tuple[list[dict[str, Any]], str]:

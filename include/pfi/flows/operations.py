@@ -8,6 +8,10 @@ goes through the ledger with the operator as the event's actor, so the trail say
   ledger id;
 - :func:`hold` / :func:`release`: a ``pending`` delivery becomes ``held`` (never claimed by the
   queue) and back; a delivery already sent, refused or failed is left alone;
+- :func:`retry_given_up`: a delivery the queue gave up (``failed``, ``DELIVERY_GIVEN_UP``: the
+  partner unreachable for the whole retry period, so it never took it) is due again at once,
+  with a fresh retry period; a delivery refused by its partner, or failed after being sent (a
+  bounce), is left alone — re-sending those is a replay, not a release;
 - :func:`status`: the document, its deliveries on the channels asked for, and each one's trail.
   Identifiers and codes only: the patient's identity is not part of it.
 """
@@ -17,13 +21,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from pfi.flows.queue import GIVEN_UP
+
 if TYPE_CHECKING:
     from pfi.ledger import Delivery, Document, Ledger
 
 HOLD = "hold"
 RELEASE = "release"
+RETRY = "retry"
 #: (status before, status after) of each order.
-_ORDERS = {HOLD: ("pending", "held"), RELEASE: ("held", "pending")}
+_ORDERS = {HOLD: ("pending", "held"), RELEASE: ("held", "pending"), RETRY: ("failed", "pending")}
 
 
 def find_document(ledger: Ledger, reference: str) -> Document | None:
@@ -43,13 +50,29 @@ def order(
     """Hold or release (``what``) the document's deliveries of ``channel``; the ones changed.
 
     The reason recorded is ``<CHANNEL>_HOLD`` / ``<CHANNEL>_RELEASE`` (``DMP_HOLD``…)."""
+    return order_deliveries(
+        ledger,
+        [d for d in ledger.deliveries_of(document.id) if d.channel == channel],
+        what,
+        actor=actor,
+    )
+
+
+def order_deliveries(
+    ledger: Ledger, deliveries: Iterable[Delivery], what: str, *, actor: str
+) -> list[Delivery]:
+    """Hold, release or retry (``what``) those of ``deliveries`` the order applies to; the
+    ones changed. The reason recorded is ``<CHANNEL>_<ORDER>`` (``DMP_HOLD``, ``DPI_RETRY``…)."""
     before, after = _ORDERS[what]
-    code = f"{channel.upper()}_{what.upper()}"
-    return [
-        ledger.mark_delivery(delivery.id, after, reason_code=code, actor=actor)
-        for delivery in ledger.deliveries_of(document.id)
-        if delivery.channel == channel and delivery.status == before
-    ]
+    changed = []
+    for delivery in deliveries:
+        if delivery.status != before:
+            continue
+        if what == RETRY and delivery.reason_code != GIVEN_UP:
+            continue
+        code = f"{delivery.channel.upper()}_{what.upper()}"
+        changed.append(ledger.mark_delivery(delivery.id, after, reason_code=code, actor=actor))
+    return changed
 
 
 def hold(ledger: Ledger, document: Document, *, channel: str = "dmp", actor: str) -> list[Delivery]:
@@ -60,6 +83,10 @@ def release(
     ledger: Ledger, document: Document, *, channel: str = "dmp", actor: str
 ) -> list[Delivery]:
     return order(ledger, document, RELEASE, channel=channel, actor=actor)
+
+
+def retry_given_up(ledger: Ledger, deliveries: Iterable[Delivery], *, actor: str) -> list[Delivery]:
+    return order_deliveries(ledger, deliveries, RETRY, actor=actor)
 
 
 def status(ledger: Ledger, document: Document, *, channels: Iterable[str]) -> dict[str, Any]:
@@ -109,4 +136,16 @@ def status(ledger: Ledger, document: Document, *, channels: Iterable[str]) -> di
     }
 
 
-__all__ = ["HOLD", "RELEASE", "find_document", "hold", "order", "release", "status"]
+__all__ = [
+    "GIVEN_UP",
+    "HOLD",
+    "RELEASE",
+    "RETRY",
+    "find_document",
+    "hold",
+    "order",
+    "order_deliveries",
+    "release",
+    "retry_given_up",
+    "status",
+]

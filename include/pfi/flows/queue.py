@@ -171,11 +171,12 @@ def record_outcome(
 
 
 def queued_since(ledger: Ledger, delivery: Delivery) -> datetime:
-    """When the delivery joined the queue: its creation, or its last release from ``held``
-    (a delivery held for days by the site has not been tried yet: its retries start then)."""
+    """When the delivery joined the queue: its creation, or its last release from ``held`` or
+    from ``failed`` (a delivery held for days by the site has not been tried yet, one given up
+    and released by the operator starts afresh: its retries start then)."""
     since = delivery.created_at
     for line in ledger.events(delivery_id=delivery.id, kind="delivery.status"):
-        if line.detail.get("from") == "held" and line.detail.get("to") == "pending":
+        if line.detail.get("from") in ("held", "failed") and line.detail.get("to") == "pending":
             since = max(since, line.at)
     return since
 

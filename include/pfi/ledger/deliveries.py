@@ -163,6 +163,38 @@ class Deliveries(LedgerBase):
                 found.setdefault(row.inbound_item_id, []).append(Delivery.from_row(row._mapping))
         return found
 
+    def find_deliveries(
+        self,
+        channel: str,
+        *,
+        status: str | None = None,
+        reason_code: str | None = None,
+        recipient_prefix: str | None = None,
+        limit: int = 1000,
+    ) -> list[Delivery]:
+        """The deliveries of ``channel`` matching every given criterion, oldest first."""
+        query = (
+            select(delivery)
+            .where(delivery.c.channel == channel)
+            .order_by(delivery.c.id)
+            .limit(limit)
+        )
+        if status is not None:
+            query = query.where(delivery.c.status == status)
+        if reason_code is not None:
+            query = query.where(delivery.c.reason_code == reason_code)
+        if recipient_prefix is not None:
+            escaped = (
+                recipient_prefix.strip()
+                .lower()
+                .replace("\\", "\\\\")
+                .replace("%", "\\%")
+                .replace("_", "\\_")
+            )
+            query = query.where(delivery.c.recipient.like(escaped + "%", escape="\\"))
+        with self.engine.connect() as conn:
+            return [Delivery.from_row(row._mapping) for row in conn.execute(query)]
+
     def final_without_event(
         self,
         channel: str,

@@ -9,7 +9,8 @@
     pfi mss traces [--since DATE] [--until DATE] [--channel C] [--document UID]
                    [--recipient ADDRESS] [--url URL]
     pfi mss inspect FILE.eml [--mailbox NAME] [--show-identity]
-    pfi mss inbox MAILBOX [--status S] [--limit N] [--url URL]
+    pfi mss inbox MAILBOX [--status S] [--given-up] [--limit N] [--url URL]
+    pfi mss release MAILBOX [--mail ITEM] [--url URL]
 
 ``compose --dry-run`` applies the rule table to a producer's HL7 message and writes each mail it
 would send as an ``.eml`` file (``<n>_<channel>_<request id>.eml``), nothing sent, nothing
@@ -21,7 +22,11 @@ the error code of what fails (exit 1). ``inspect`` says what the PFI would do wi
 mail (its documents and the MDM event, or its refusal with the code), and prints the MDM it would
 send the DPI with ``--show-identity`` (it names the patient); nothing sent, nothing recorded.
 ``inbox`` lists what the ledger knows of a mailbox's received mails (JSON lines: status, reason,
-UIDVALIDITY/UID, each ``dpi`` delivery's outcome).
+UIDVALIDITY/UID, where the mail stands — ``pending``, ``given_up``, ``sent``, ``refused`` — and
+each ``dpi`` delivery's outcome); ``--given-up`` keeps the mails whose sending to the DPI was given
+up after ``[receiving.retry]`` (the DPI unreachable all along: no error mail, the mail left in the
+INBOX). ``release`` makes those due again at once, with a fresh retry period (all the mailbox's,
+or one mail's with ``--mail``); the operator is the trail's actor.
 """
 
 from __future__ import annotations
@@ -91,9 +96,18 @@ def register(groups: argparse._SubParsersAction) -> None:
     inbox = mss.add_parser("inbox", help="the received mails the ledger knows of a mailbox")
     inbox.add_argument("mailbox", help="a [[mailbox]] name")
     inbox.add_argument("--status", choices=("received", "done", "rejected", "failed"))
+    inbox.add_argument(
+        "--given-up", action="store_true", help="only the mails the DPI queue gave up"
+    )
     inbox.add_argument("--limit", type=int, default=100)
     inbox.add_argument("--url", help="ledger database URL (default: AIRFLOW_CONN_PFI_LEDGER)")
     inbox.set_defaults(func=cmd_inbox)
+
+    release = mss.add_parser("release", help="send again the mails the DPI queue gave up")
+    release.add_argument("mailbox", help="a [[mailbox]] name")
+    release.add_argument("--mail", type=int, help="one mail (its ledger item, see inbox)")
+    release.add_argument("--url", help="ledger database URL (default: AIRFLOW_CONN_PFI_LEDGER)")
+    release.set_defaults(func=cmd_release)
 
 
 def _date(text: str) -> datetime:
@@ -302,11 +316,18 @@ def cmd_inbox(args: argparse.Namespace) -> int:
             source=mailbox.name, kind="mail", status=args.status, limit=args.limit
         )
         asked = ledger.deliveries_asked_by_each([item.id for item in items])
+        shown = 0
         for item in items:
+            deliveries = asked.get(item.id, [])
+            stands = _stands(item, deliveries)
+            if args.given_up and stands != "given_up":
+                continue
+            shown += 1
             line = {
                 "item": item.id,
                 "received_at": item.received_at.isoformat() if item.received_at else None,
                 "status": item.status,
+                "stands": stands,
                 "reason_code": item.reason_code,
                 "uidvalidity_uid": item.original_ref,
                 "message_id": item.control_id,
@@ -317,10 +338,52 @@ def cmd_inbox(args: argparse.Namespace) -> int:
                         "attempts": d.attempts,
                         "reason_code": d.reason_code,
                     }
-                    for d in asked.get(item.id, [])
+                    for d in deliveries
                 ],
             }
             print(json.dumps(line, ensure_ascii=False))
-    if not items:
+    if not shown:
         print(f"no received mail of {mailbox.name} in the ledger", file=sys.stderr)
+    return 0
+
+
+def _stands(item, deliveries) -> str:
+    """Where a received mail stands, from its deliveries to the DPI."""
+    from pfi.flows.operations import GIVEN_UP
+
+    if item.status == "rejected":
+        return "refused"
+    statuses = {d.status for d in deliveries}
+    if any(d.status == "failed" and d.reason_code == GIVEN_UP for d in deliveries):
+        return "given_up"
+    if not statuses or statuses & {"pending", "held"}:
+        return "pending"
+    return "sent" if statuses == {"sent"} else "refused"
+
+
+def _operator() -> str:
+    """The trail's actor of an operator's order: ``cli:<login>``."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no login name (a container without passwd entry)
+        return "cli"
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    from pfi.flows.operations import retry_given_up
+
+    settings = settings_of(args, required=True)
+    mailbox = _mailbox_setting(settings, args.mailbox)
+    with open_ledger(args) as ledger:
+        given_up = ledger.find_deliveries(
+            "dpi", status="failed", recipient_prefix=f"{mailbox.name}#", limit=100_000
+        )
+        if args.mail is not None:
+            given_up = [d for d in given_up if d.inbound_item_id == args.mail]
+        released = retry_given_up(ledger, given_up, actor=_operator())
+    for delivery in released:
+        print(json.dumps({"delivery": delivery.id, "item": delivery.inbound_item_id}))
+    print(f"{len(released)} delivery(ies) to the DPI due again", file=sys.stderr)
     return 0

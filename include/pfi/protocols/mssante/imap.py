@@ -243,6 +243,14 @@ class ImapClient(MailboxSession):
         fetched = self._call("FETCH", wanted, "(BODY.PEEK[])")
         return _fetched_body(fetched, wanted)
 
+    def fetch_header(self, uid: int) -> bytes | None:
+        """The mail's header alone (``BODY.PEEK[HEADER]``, flags untouched): what answers a mail
+        too large to download. None when the folder no longer holds that UID."""
+        self._select(self.folder)
+        wanted = str(int(uid))
+        fetched = self._call("FETCH", wanted, "(BODY.PEEK[HEADER])")
+        return _fetched_body(fetched, wanted, section=b"BODY[HEADER]")
+
     def move(self, uid: int, folder: str) -> None:
         """Move one mail of the selected folder to ``folder`` (created when missing); see the
         module docstring for servers without MOVE or UIDPLUS."""
@@ -333,11 +341,11 @@ def _uidvalidity(imap: imaplib.IMAP4) -> int | None:
     return None
 
 
-def _fetched_body(fetched: list, uid: str) -> bytes | None:
-    """The ``BODY[]`` literal of ``uid`` among a UID FETCH's answers (others may be flag
-    updates the server pushes unasked)."""
+def _fetched_body(fetched: list, uid: str, *, section: bytes = b"BODY[]") -> bytes | None:
+    """The ``BODY[]`` (or ``section``) literal of ``uid`` among a UID FETCH's answers (others
+    may be flag updates the server pushes unasked)."""
     for part in fetched or []:
-        if isinstance(part, tuple) and len(part) == 2 and b"BODY[]" in part[0].upper():
+        if isinstance(part, tuple) and len(part) == 2 and section in part[0].upper():
             if _uid_of(part[0]) in (uid, None):
                 return part[1]
     return None
