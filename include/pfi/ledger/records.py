@@ -165,6 +165,31 @@ class MonthlyCount(_Row):
 
 
 @dataclass(frozen=True)
+class IndicatorCount(_Row):
+    """One row of the statistics report's one query (:meth:`Statistics.indicator_counts`):
+    deliveries, or refused mails, sharing every column.
+
+    ``basis`` says what is counted and which month it falls in: ``outcome`` — deliveries that
+    reached ``sent``, ``failed`` or ``refused``, in the month of their outcome (``stat_month``);
+    ``received`` — ``dpi`` deliveries of a replacement or a deletion, in the month their mail was
+    received, whatever their status; ``mail_refused`` — received mails the PFI refused before any
+    document could be read (no XDM, hostile archive, identity mismatch), in the month received
+    (no type, no action).
+    """
+
+    basis: str
+    month: date
+    finess_geo: str | None
+    type_code: str | None
+    channel: str
+    action: str | None
+    status: str
+    historical: bool
+    qualified_ins: bool
+    count: int
+
+
+@dataclass(frozen=True)
 class MonthlyInboundCount(_Row):
     """Items received in one month (Paris time) per source, kind and status."""
 
@@ -182,6 +207,7 @@ __all__ = [
     "Document",
     "Event",
     "InboundItem",
+    "IndicatorCount",
     "MessageOutcome",
     "MonthlyCount",
     "MonthlyInboundCount",

@@ -8,11 +8,19 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, func, literal, select
+from sqlalchemy import Date, column, false, func, literal, null, select, union_all
 
 from pfi.ledger.core import LedgerBase
-from pfi.ledger.records import DeliveryEvent, MonthlyCount, MonthlyInboundCount
-from pfi.ledger.schema import CHANNELS, STATS_TIME_ZONE, delivery, document, event, inbound_item
+from pfi.ledger.records import DeliveryEvent, IndicatorCount, MonthlyCount, MonthlyInboundCount
+from pfi.ledger.schema import (
+    CHANNELS,
+    DELIVERY_OUTCOMES,
+    STATS_TIME_ZONE,
+    delivery,
+    document,
+    event,
+    inbound_item,
+)
 
 
 class Statistics(LedgerBase):
@@ -48,6 +56,101 @@ class Statistics(LedgerBase):
         )
         with self.engine.connect() as conn:
             return [MonthlyCount.from_row(row._mapping) for row in conn.execute(query)]
+
+    def indicator_counts(self, month_start: date, month_end: date) -> list[IndicatorCount]:
+        """Everything the monthly indicators (SC.STAT/ES.02) are summed from, for months (Paris
+        time) in ``[month_start, month_end)``, in ONE statement (four parts, ``UNION ALL``; see
+        :class:`~pfi.ledger.records.IndicatorCount` for ``basis``):
+
+        - ``outcome``: deliveries ``sent``, ``failed`` or ``refused`` per outcome month
+          (``stat_month``: the ``ix_delivery_stats`` column) × FINESS géographique × type ×
+          channel × action × status × historical × qualified INS; ``pending`` and ``held`` ones
+          have no outcome yet and are not counted;
+        - the ``dpi`` channel's rows (documents received by mail) take the FINESS géographique
+          of the application mailbox that received the mail (its inbound item), the document's
+          when unknown: a received document carries none of its own;
+        - ``received``: ``dpi`` replacements and deletions per month the mail was received,
+          any status — a request is received once, whether or not the DPI took it yet;
+        - ``mail_refused``: mails refused before any document was read, per month received.
+        """
+        first = _first_of_month(month_start)
+        last = _first_of_month(month_end, up=True)
+        start, end = _paris_midnight(first), _paris_midnight(last)
+        outcome = delivery.c.status.in_(DELIVERY_OUTCOMES)
+        in_months = (delivery.c.stat_month >= first) & (delivery.c.stat_month < last)
+
+        def part(basis: str, month: Any, finess: Any, *, action: Any = delivery.c.action) -> Any:
+            return (
+                literal(basis).label("basis"),
+                month.label("month"),
+                finess.label("finess_geo"),
+                delivery.c.type_code,
+                delivery.c.channel,
+                action.label("action"),
+                delivery.c.status,
+                delivery.c.historical,
+                delivery.c.qualified_ins,
+            )
+
+        def grouped(columns: tuple[Any, ...], source: Any, *conditions: Any) -> Any:
+            return (
+                select(*columns, func.count().label("count"))
+                .select_from(source)
+                .where(*conditions)
+                .group_by(*columns[1:])
+            )
+
+        mail = delivery.outerjoin(inbound_item, inbound_item.c.id == delivery.c.inbound_item_id)
+        mail_finess = func.coalesce(inbound_item.c.finess_geo, delivery.c.finess_geo)
+        received = func.coalesce(inbound_item.c.received_at, delivery.c.created_at)
+        sent_elsewhere = grouped(
+            part("outcome", delivery.c.stat_month, delivery.c.finess_geo),
+            delivery,
+            delivery.c.channel != "dpi",
+            outcome,
+            in_months,
+        )
+        to_dpi = grouped(
+            part("outcome", delivery.c.stat_month, mail_finess),
+            mail,
+            delivery.c.channel == "dpi",
+            outcome,
+            in_months,
+        )
+        requests = grouped(
+            part("received", _paris_month(received), mail_finess),
+            mail,
+            delivery.c.channel == "dpi",
+            delivery.c.action.in_(("replace", "delete")),
+            received >= start,
+            received < end,
+        )
+        refused_columns = (
+            literal("mail_refused").label("basis"),
+            _paris_month(inbound_item.c.received_at).label("month"),
+            inbound_item.c.finess_geo,
+            null().label("type_code"),
+            literal("dpi").label("channel"),
+            null().label("action"),
+            literal("refused").label("status"),
+            false().label("historical"),
+            false().label("qualified_ins"),
+        )
+        refused_mails = (
+            select(*refused_columns, func.count().label("count"))
+            .where(
+                inbound_item.c.kind == "mail",
+                inbound_item.c.status == "rejected",
+                inbound_item.c.received_at >= start,
+                inbound_item.c.received_at < end,
+            )
+            .group_by(refused_columns[1], refused_columns[2])
+        )
+        query = union_all(sent_elsewhere, to_dpi, requests, refused_mails).order_by(
+            *(column(name) for name in _INDICATOR_KEYS)
+        )
+        with self.engine.connect() as conn:
+            return [IndicatorCount.from_row(row._mapping) for row in conn.execute(query)]
 
     def monthly_inbound_counts(
         self, month_start: date, month_end: date
@@ -126,6 +229,25 @@ class Statistics(LedgerBase):
             query = query.where(delivery.c.id == delivery_id)
         with self.engine.connect() as conn:
             return [DeliveryEvent.from_row(row._mapping) for row in conn.execute(query)]
+
+
+#: The columns of :class:`IndicatorCount` but the count: the report's rows come sorted on them.
+_INDICATOR_KEYS = (
+    "basis",
+    "month",
+    "finess_geo",
+    "type_code",
+    "channel",
+    "action",
+    "status",
+    "historical",
+    "qualified_ins",
+)
+
+
+def _paris_month(moment: Any) -> Any:
+    """The first day of ``moment``'s month in Paris time (a ``date``)."""
+    return func.date_trunc("month", func.timezone(STATS_TIME_ZONE, moment)).cast(Date)
 
 
 def _first_of_month(day: date, *, up: bool = False) -> date:
