@@ -11,6 +11,13 @@ installed with it. ``make run`` and ``make stop`` call it; by hand::
 - ``status`` prints ``stack.json`` (exit 0), or ``devkit not running`` (exit 1).
 - ``serve`` runs them in the foreground until SIGTERM: what ``up`` starts detached, and what the
   docker-compose demo service runs (``--host 0.0.0.0 --fixed-ports``).
+- ``dpi-answers`` sets how the DPI peer answers, per patient (an identifier of PID-3 or the
+  family name) or per document type (TXA-2), read at its next message::
+
+      python -m pfi_devkit dpi-answers --patient 279035121518989 --code AE --error 902
+      python -m pfi_devkit dpi-answers --document-type 11502-2 --code AR --error 906
+      python -m pfi_devkit dpi-answers             # prints the rules
+      python -m pfi_devkit dpi-answers --clear     # back to AA for everything
 
 The state folder defaults to ``$PFI_DEVKIT_STATE``, else ``var/devkit``.
 """
@@ -29,12 +36,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pfi_devkit", description="local partner servers (demo, tests)"
     )
-    parser.add_argument("action", choices=("up", "down", "status", "serve"))
+    parser.add_argument("action", choices=("up", "down", "status", "serve", "dpi-answers"))
     parser.add_argument("--state", default=os.environ.get("PFI_DEVKIT_STATE", "var/devkit"))
     parser.add_argument("--host", default="127.0.0.1", help="serve: MLLP and DMP listen here")
     parser.add_argument(
         "--fixed-ports", action="store_true", help="serve: MLLP on 2575, DMP on 8443"
     )
+    answers = parser.add_argument_group("dpi-answers")
+    answers.add_argument("--patient", help="an identifier of PID-3 or the family name")
+    answers.add_argument("--document-type", help="TXA-2's code (LOINC), MDM only")
+    answers.add_argument("--code", choices=("AA", "AE", "AR"), default="AE")
+    answers.add_argument("--error", help="ERR-5 application code, 900-906")
+    answers.add_argument("--text", help="ERR-5 text (default: the volet's label)")
+    answers.add_argument("--clear", action="store_true", help="remove every rule")
     return parser
 
 
@@ -45,6 +59,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = Path(args.state)
     if args.action == "serve":
         return stack.serve(state, host=args.host, fixed_ports=args.fixed_ports)
+    if args.action == "dpi-answers":
+        rule = {
+            key: value
+            for key, value in {
+                "patient": args.patient,
+                "document_type": args.document_type,
+                "code": args.code,
+                "error": args.error,
+                "text": args.text,
+            }.items()
+            if value
+        }
+        wanted = args.patient or args.document_type
+        print(json.dumps(stack.dpi_answers(state, rule if wanted else None, clear=args.clear)))
+        return 0
     if args.action == "up":
         info = stack.up(state)
         print(json.dumps(info, indent=2))

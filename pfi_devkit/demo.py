@@ -15,10 +15,12 @@ a call with a different environment silently loads 100+ example DAGs into the da
     python -m pfi_devkit.demo samples --official  # also two official ANS examples, when present
     python -m pfi_devkit.demo samples --no-mail   # the HL7 samples only
 
-After the HL7 samples, ``samples`` mails the demo's application mailbox two documents from the
+After the HL7 samples, ``samples`` mails the demo's application mailbox three mails from the
 professional's human mailbox (:func:`mail_samples`): the sample MDM's document with its
-``IHE_XDM.ZIP`` (the PFI takes it and sends its MDM^T02 to the DPI) and the same mail text only
-(the PFI refuses it: the volet's error mail, code MSS_NO_XDM, goes back to the professional).
+``IHE_XDM.ZIP`` (the PFI takes it and sends its MDM^T02 to the DPI, which accepts it), the
+sample lab report the same way (the DPI peer is set to refuse a CR de biologie: the volet's
+error mail with the DPI's code 906 goes back to the professional) and the first mail text only
+(the PFI refuses it itself: the error mail with code MSS_NO_XDM).
 
 The samples are the project's own (:mod:`pfi_devkit.samples`): a clone needs nothing else. The
 official ANS examples are read from ``$PFI_SHARED_DIR/fixtures`` (default ``../shared`` beside
@@ -294,8 +296,21 @@ def drop_samples(
     return dropped
 
 
-#: The mails :func:`mail_samples` sends the demo's application mailbox: name → with an XDM.
-DEMO_MAILS = {"document": True, "text-only": False}
+#: The mails ``make run`` sends to the application mailbox: (sample message, with an XDM).
+#: ``document`` reaches the DPI; ``refused-by-dpi`` (a CR de biologie) is refused by the DPI
+#: peer (:data:`DEMO_DPI_RULE`), ``text-only`` by the PFI (MSS_NO_XDM): both get an error mail.
+DEMO_MAILS = {
+    "document": (samples.MDM_INIT, True),
+    "refused-by-dpi": (samples.ORU_INIT, True),
+    "text-only": (samples.MDM_INIT, False),
+}
+#: How the demo's DPI peer answers a CR de biologie (``python -m pfi_devkit dpi-answers``).
+DEMO_DPI_RULE = {
+    "document_type": "11502-2",
+    "code": "AE",
+    "error": "906",
+    "text": "Compte rendu de biologie non intégré par le DPI de démonstration",
+}
 
 
 def mail_samples(
@@ -303,36 +318,43 @@ def mail_samples(
 ) -> list[tuple[str, str]]:
     """Mail :data:`DEMO_MAILS` from :data:`PROFESSIONAL_MAILBOX` to :data:`DEMO_MAILBOX` over the
     running devkit's SMTPS (``state``: its folder, default ``var/devkit``), built from the sample
-    MDM of the set ``serial`` (:func:`pfi_devkit.samples.mail.document_mail`). Each mail goes
-    once per set (its Message-ID is kept under ``var/demo/mssante-sent``); returns the
-    ``(name, Message-ID)`` sent now. Raises RuntimeError when the devkit does not run."""
+    messages of the set ``serial`` (:func:`pfi_devkit.samples.mail.document_mail`), after
+    setting the DPI peer's :data:`DEMO_DPI_RULE`. Each mail goes once per set (its Message-ID is
+    kept under ``var/demo/mssante-sent``); returns the ``(name, Message-ID)`` sent now. Raises
+    RuntimeError when the devkit does not run."""
     from pfi_devkit.samples.mail import document_mail
+    from pfi_devkit.stack import dpi_answers
 
-    stack_file = (state or root / "var" / "devkit") / "stack.json"
+    state = state or root / "var" / "devkit"
+    stack_file = state / "stack.json"
     if not stack_file.exists():
         raise RuntimeError(f"the devkit's mail server does not run (no {stack_file})")
     info = json.loads(stack_file.read_text())
     sent_dir = root / "var" / "demo" / "mssante-sent"
     pending = {
-        name: with_xdm
-        for name, with_xdm in DEMO_MAILS.items()
+        name: sample
+        for name, sample in DEMO_MAILS.items()
         if not (sent_dir / f"{name}-{serial}").exists()
     }
     if not pending:
         return []
+    dpi_answers(state, DEMO_DPI_RULE)
     sent_dir.mkdir(parents=True, exist_ok=True)
     mail = info["mail"]
     password = info["human_mailboxes"][PROFESSIONAL_MAILBOX]
-    hl7 = samples.sample_bytes(samples.MDM_INIT, serial)
     domain = PROFESSIONAL_MAILBOX.rsplit("@", 1)[-1]
     context = ssl.create_default_context(cafile=mail["ca_bundle"])
     sent = []
     with smtplib.SMTP_SSL(mail["host"], mail["smtps_port"], context=context, timeout=30) as smtp:
         smtp.login(PROFESSIONAL_MAILBOX, password)
-        for name, with_xdm in pending.items():
+        for name, (sample, with_xdm) in pending.items():
             message_id = f"<demo-{name}-{serial}@{domain}>"
             message = document_mail(
-                hl7, PROFESSIONAL_MAILBOX, DEMO_MAILBOX, with_xdm=with_xdm, message_id=message_id
+                samples.sample_bytes(sample, serial),
+                PROFESSIONAL_MAILBOX,
+                DEMO_MAILBOX,
+                with_xdm=with_xdm,
+                message_id=message_id,
             )
             smtp.sendmail(PROFESSIONAL_MAILBOX, [DEMO_MAILBOX], message.as_bytes(policy=SMTP))
             (sent_dir / f"{name}-{serial}").write_text(message_id + "\n")

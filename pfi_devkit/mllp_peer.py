@@ -19,6 +19,17 @@ as ASCII unless told otherwise and has no timeouts. So the peer reads raw MLLP b
 ``asyncio.wait_for``. ``Message.create_ack`` is not used: it stamps UTC time and a random MSH-10;
 the ACK here carries local time and a sequential, recognisable control id.
 
+Per patient or per document type, from a JSON file read at each message (so that it can be
+changed while the peer runs: ``python -m pfi_devkit dpi-answers``), with :class:`AnswerRules`::
+
+    {"rules": [{"patient": "279035121518989", "code": "AE", "error": "902"},
+               {"document_type": "11502-2", "code": "AR", "error": "906",
+                "text": "Type de document non intégré"}]}
+
+``patient`` matches any identifier of PID-3 or the family name of PID-5 (case-insensitive);
+``document_type`` matches TXA-2's code, in MDM messages only. The first rule that matches gives
+the answer; none → the peer's ``ack_code``/``ack_error``.
+
 Runs in a background thread with its own event loop::
 
     with MllpPeer(store_dir=tmp) as peer:           # 127.0.0.1, ephemeral port
@@ -137,6 +148,72 @@ class AckError:
 
 
 Policy = Callable[[hl7.Message], "tuple[str, AckError | None]"]
+
+
+class AnswerRules:
+    """A ``policy`` answering per patient or per document type from a JSON file (module
+    docstring), re-read when it changes; a missing or unreadable file means no rule."""
+
+    def __init__(self, path: Path, *, default: AckCode = "AA") -> None:
+        self.path = Path(path)
+        self.default: str = default
+        self._stamp: tuple[int, int] | None = None
+        self._rules: list[dict[str, str]] = []
+
+    def rules(self) -> list[dict[str, str]]:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            self._stamp, self._rules = None, []
+            return []
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != self._stamp:
+            try:
+                loaded = json.loads(self.path.read_text(encoding="utf-8")).get("rules", [])
+                self._rules = [dict(rule) for rule in loaded if isinstance(rule, dict)]
+            except (OSError, ValueError, AttributeError):
+                self._rules = []
+            self._stamp = stamp
+        return self._rules
+
+    def __call__(self, message: hl7.Message) -> tuple[str, AckError | None]:
+        patients, document_type = _keys(message)
+        for rule in self.rules():
+            wanted_patient = str(rule.get("patient", "")).strip().upper()
+            wanted_type = str(rule.get("document_type", "")).strip()
+            if wanted_patient and wanted_patient not in patients:
+                continue
+            if wanted_type and wanted_type != document_type:
+                continue
+            if not (wanted_patient or wanted_type):
+                continue
+            code = str(rule.get("code", "AE")).upper()
+            error = rule.get("error")
+            if code == "AA" or not error:
+                return code, None
+            return code, AckError("207", "", "E", str(error), rule.get("text"))
+        return self.default, None
+
+
+def _keys(message: hl7.Message) -> tuple[set[str], str]:
+    """The patient's identifiers and family name (upper case), and the MDM's TXA-2 code."""
+    patients: set[str] = set()
+    document_type = ""
+    for segment in message:
+        name = str(segment[0])
+        if name == "PID":
+            if len(segment) > 3:
+                for repetition in segment[3]:
+                    identifier = str(repetition).split("^")[0].strip()
+                    if identifier:
+                        patients.add(identifier.upper())
+            if len(segment) > 5:
+                family = str(segment[5]).split("~")[0].split("^")[0].strip()
+                if family:
+                    patients.add(family.upper())
+        elif name == "TXA" and len(segment) > 2 and str(message[0][9]).startswith("MDM"):
+            document_type = str(segment[2]).split("^")[0].strip()
+    return patients, document_type
 
 
 @dataclass(frozen=True)
@@ -486,11 +563,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--store-dir", type=Path)
     parser.add_argument("--ack-code", choices=("AA", "AE", "AR"), default="AA")
+    parser.add_argument("--answers", type=Path, help="a JSON file of AnswerRules")
     args = parser.parse_args(argv)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    policy = AnswerRules(args.answers, default=args.ack_code) if args.answers else None
     with MllpPeer(
-        host=args.host, port=args.port, store_dir=args.store_dir, ack_code=args.ack_code
+        host=args.host,
+        port=args.port,
+        store_dir=args.store_dir,
+        ack_code=args.ack_code,
+        policy=policy,
     ) as peer:
         print(json.dumps(peer.describe()), flush=True)
         with contextlib.suppress(KeyboardInterrupt):
@@ -503,6 +586,7 @@ if __name__ == "__main__":
 
 __all__ = [
     "APPLICATION_ERRORS",
+    "AnswerRules",
     "ERROR_CONDITIONS",
     "AckError",
     "Exchange",

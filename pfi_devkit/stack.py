@@ -186,6 +186,32 @@ def connections(mail: Any, mllp: Any, dmp: Any, pki: Any) -> dict[str, str]:
 
 
 #: Ports used with ``--fixed-ports`` (docker-compose publishes them).
+#: The DPI peer's answers per patient or document type (``python -m pfi_devkit dpi-answers``).
+DPI_ANSWERS_FILE = "dpi-answers.json"
+
+
+def dpi_answers(state: Path, rule: dict[str, str] | None = None, *, clear: bool = False) -> list:
+    """The DPI peer's answer rules (:class:`pfi_devkit.mllp_peer.AnswerRules`), after adding
+    ``rule`` in front (it wins over the older ones) or clearing them; read at its next message."""
+    from pfi.base.files import write_atomically
+
+    path = state / DPI_ANSWERS_FILE
+    try:
+        rules = [] if clear else json.loads(path.read_text(encoding="utf-8")).get("rules", [])
+    except (OSError, ValueError):
+        rules = []
+    if rule:
+        rules = [rule, *(r for r in rules if _rule_key(r) != _rule_key(rule))]
+    if rule or clear:
+        state.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, json.dumps({"rules": rules}, indent=2).encode())
+    return rules
+
+
+def _rule_key(rule: dict[str, str]) -> tuple[str, str]:
+    return (str(rule.get("patient", "")).upper(), str(rule.get("document_type", "")))
+
+
 FIXED_PORTS = {"dpi_mllp": 2575, "dmp": 8443}
 
 
@@ -197,7 +223,7 @@ def serve(state: Path, *, host: str = "127.0.0.1", fixed_ports: bool = False) ->
     """
     from pfi_devkit.dmp import DmpEndpoint
     from pfi_devkit.mail import MailServers
-    from pfi_devkit.mllp_peer import MllpPeer
+    from pfi_devkit.mllp_peer import AnswerRules, MllpPeer
     from pfi_devkit.pki import build_test_pki
 
     state = state.resolve()
@@ -222,7 +248,12 @@ def serve(state: Path, *, host: str = "127.0.0.1", fixed_ports: bool = False) ->
             )
         )
         mllp = servers.enter_context(
-            MllpPeer(host=host, port=ports["dpi_mllp"], store_dir=state / "dpi-received")
+            MllpPeer(
+                host=host,
+                port=ports["dpi_mllp"],
+                store_dir=state / "dpi-received",
+                policy=AnswerRules(state / DPI_ANSWERS_FILE),
+            )
         )
         dmp = servers.enter_context(
             DmpEndpoint(

@@ -249,6 +249,44 @@ def test_a_delivery_given_up_leaves_the_mail_in_the_inbox_without_error_mail(
     assert fresh_ledger.events(kind=EVENT_ERROR_MAIL_SENT) == []
 
 
+def test_the_dpi_peer_answers_per_document_type_and_per_patient_from_its_rules_file(
+    fresh_ledger, site, config, partners, mail_servers, test_pki, samples_dir, tmp_path
+):
+    """The devkit's DPI answers as ``python -m pfi_devkit dpi-answers`` sets it, read at each
+    message: a CR de biologie refused (906, the demo's rule), then a patient unknown (902)."""
+    from pfi_devkit.mllp_peer import AnswerRules
+    from pfi_devkit.samples import ORU_INIT
+    from pfi_devkit.stack import dpi_answers
+
+    partners.peer.policy = AnswerRules(tmp_path / "dpi-answers.json")
+    dpi_answers(tmp_path, {"document_type": "11502-2", "code": "AE", "error": "906"})
+    imaging = deliver(mail_servers, test_pki, document_mail(samples_dir, INBOX_TEST_MAILBOX))
+    lab = document_mail(samples_dir, INBOX_TEST_MAILBOX, sample=ORU_INIT)
+    deliver(mail_servers, test_pki, lab)
+    poll(fresh_ledger, site, partners, config)
+
+    counts = to_dpi(fresh_ledger, site, partners, config)
+
+    assert (counts["sent"], counts["refused"]) == (1, 1)
+    assert imaging in partners.folder_ids(config.processed_folder)
+    reply_id = reply_message_id(
+        read_mail(lab.as_bytes(policy=email.policy.SMTP)), INBOX_TEST_MAILBOX
+    )
+    (reply,) = received_mails(mail_servers, test_pki, HUMAN, reply_id)
+    assert reply["Subject"].startswith("[KO Intégration système !][906]")
+
+    dpi_answers(tmp_path, {"patient": "pat-trois", "code": "AR", "error": "902"})
+    again = document_mail(samples_dir, INBOX_TEST_MAILBOX)
+    deliver(mail_servers, test_pki, again)
+    poll(fresh_ledger, site, partners, config)
+    assert to_dpi(fresh_ledger, site, partners, config)["refused"] == 1
+    reply_id = reply_message_id(
+        read_mail(again.as_bytes(policy=email.policy.SMTP)), INBOX_TEST_MAILBOX
+    )
+    (reply,) = received_mails(mail_servers, test_pki, HUMAN, reply_id)
+    assert reply["Subject"].startswith("[KO Intégration système !][902]")
+
+
 def test_a_mail_given_up_is_listed_then_released_by_the_operator_and_sent_once(
     fresh_ledger,
     fresh_ledger_url,

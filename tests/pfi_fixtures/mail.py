@@ -120,17 +120,19 @@ def received_mails(mail_servers, test_pki, address: str, message_id: str) -> lis
         return mails
 
 
-def document_mail(samples_dir: Path, recipient: str, *, with_xdm: bool = True):
-    """A professional's mail carrying the sample MDM's document (``IHE_XDM.ZIP`` + PDF), from
-    ``dr.test@…``, with a new Message-ID; ``with_xdm=False``: the same mail, text only
-    (:func:`pfi_devkit.samples.mail.document_mail`, as ``make run``'s demo mails it)."""
+def document_mail(
+    samples_dir: Path, recipient: str, *, with_xdm: bool = True, sample: str = "mdm_init.hl7"
+):
+    """A professional's mail carrying the document of a sample message (``IHE_XDM.ZIP`` + PDF;
+    by default the MDM's CR d'imagerie), from ``dr.test@…``, with a new Message-ID;
+    ``with_xdm=False``: the same mail, text only (:func:`pfi_devkit.samples.mail.document_mail`,
+    as ``make run``'s demo mails it)."""
     import uuid
 
-    from pfi_devkit.samples import MDM_INIT
     from pfi_devkit.samples.mail import document_mail as devkit_document_mail
 
     return devkit_document_mail(
-        (samples_dir / MDM_INIT).read_bytes(),
+        (samples_dir / sample).read_bytes(),
         HUMAN,
         recipient,
         with_xdm=with_xdm,
