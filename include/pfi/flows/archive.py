@@ -1,5 +1,7 @@
 """Reading back the archived original of a message: the ledger holds no document content, so each
-sending step loads the producer's request again from the file intake kept."""
+sending step loads the producer's request again from the file intake kept — or, for a CDA file
+of a historical backfill (item kind ``cda_file``), the DMP submission it gives
+(:func:`load_submission`)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from pfi.protocols.hl7v2.parser import DEFAULT_ENCODING
 
 if TYPE_CHECKING:
     from pfi.ledger import Ledger
+    from pfi.protocols.dmp.submission import DmpSubmission
 
 log = logging.getLogger(__name__)
 
@@ -106,4 +109,56 @@ def _default_encoding(settings: Settings | None, source_name: str) -> str:
     return DEFAULT_ENCODING
 
 
-__all__ = ["load_request"]
+def load_submission(
+    ledger: Ledger, inbound_item_id: int, *, finess_geo: str | None = None
+) -> DmpSubmission:
+    """The DMP publication (action ``new``) of a ``cda_file`` item, re-read from its file.
+
+    A CDA file of a backfill comes with no HL7 message: no MetaDMPMSS flags (the document is
+    published visible, as the DMP's defaults) and no PRT SB, so the VIHF names the FINESS
+    géographique the backfill was run for (``finess_geo``, the document's) and the CDA's first
+    author. The file must still have the item's checksum. Raises as :func:`load_request`.
+    """
+    import hashlib
+
+    from pfi.protocols.cda import read_cda
+    from pfi.protocols.dmp.submission import DmpSubmission
+    from pfi.protocols.hl7v2 import MetaFlags, VihfAuthor
+
+    item = ledger.get_inbound(inbound_item_id)
+    if item.kind != "cda_file":
+        raise InvalidInput(
+            f"item {item.id} is a {item.kind}, not a CDA file", code="INTAKE_NOT_CDA"
+        )
+    raw = _read_original(ledger, item.id, None)
+    if hashlib.sha256(raw).hexdigest() != item.checksum:
+        raise InvalidInput(
+            f"the original of item {item.id} no longer matches its checksum",
+            code="INTAKE_ORIGINAL_CHANGED",
+        )
+    header = read_cda(raw)
+    author = header.author
+    person = author.person_id if author is not None else None
+    name = author.name if author is not None else None
+    subject_name = (
+        " ".join(p.value for p in (*name.family, *name.given[:1]) if p.value) if name else ""
+    )
+    structure = finess_geo or item.finess_geo or ""
+    return DmpSubmission(
+        action="new",
+        cda=raw,
+        header=header,
+        flags=MetaFlags(dest_dmp=True),
+        author=VihfAuthor(
+            structure_id=structure,
+            structure_id_type="FINEG" if structure else "",
+            subject_id=(person.extension or "") if person else "",
+            subject_id_type="IDNPS" if person and person.extension else "",
+            subject_name=subject_name,
+        )
+        if structure or person
+        else None,
+    )
+
+
+__all__ = ["load_request", "load_submission"]

@@ -23,7 +23,9 @@ claimed delivery:
 
 The business acknowledgement (ZAM^Z01 "Accusé de réception DMP") goes to the producer when its
 message asked for it (ACK_RECEPTION = Y), once the delivery is ``sent``, ``refused`` or given up
-(``failed``) — never for a retry still queued.
+(``failed``) — never for a retry still queued, and never for a ``historical`` delivery (a
+backfill, :mod:`pfi.flows.backfill`: no producer waits for it). A backfill's CDA file (item
+``cda_file``) is read back as its DMP submission (:func:`pfi.flows.archive.load_submission`).
 """
 
 from __future__ import annotations
@@ -56,14 +58,16 @@ WAITING_PREVIOUS = "DMP_WAITING_PREVIOUS"
 NOT_PUBLISHED = "DMP_NOT_PUBLISHED"
 WITHDRAWN = "DMP_WITHDRAWN"
 
-LoadRequest = Callable[["Ledger", int], "Hl7Request"]
+LoadRequest = Callable[["Ledger", int], "Hl7Request | DmpSubmission"]
 
 
 def _default_loader(
     ledger: Ledger, inbound_item_id: int, settings: Settings | None = None
-) -> Hl7Request:
-    from pfi.flows.archive import load_request
+) -> Hl7Request | DmpSubmission:
+    from pfi.flows.archive import load_request, load_submission
 
+    if ledger.get_inbound(inbound_item_id).kind == "cda_file":
+        return load_submission(ledger, inbound_item_id)
     return load_request(ledger, inbound_item_id, settings=settings)
 
 
@@ -115,15 +119,20 @@ class DmpSender:
         if item_id is None:
             raise InvalidInput("the document has no inbound message", code="DMP_NO_REQUEST")
         request = self.load_request(ledger, item_id)
-        self._requests[delivery.id] = request
+        if not isinstance(request, DmpSubmission):
+            self._requests[delivery.id] = request
         if not document.ins_qualified:
             raise InvalidInput(
                 "only a document with a qualified INS may feed the DMP", code=INS_NOT_QUALIFIED
             )
-        submission = DmpSubmission.from_request(
-            request,
-            unique_id=document.unique_id,
-            replaces_unique_id=document.replaces_unique_id,
+        submission = (
+            request
+            if isinstance(request, DmpSubmission)
+            else DmpSubmission.from_request(
+                request,
+                unique_id=document.unique_id,
+                replaces_unique_id=document.replaces_unique_id,
+            )
         )
         if submission.action != delivery.action:
             submission = DmpSubmission(
@@ -268,6 +277,8 @@ class DmpSender:
         request = self._requests.pop(delivery.id, None)
         if delivery.status not in ("sent", "refused", "failed") or self.settings is None:
             return
+        if delivery.historical:
+            return  # a backfill's: no producer waits for a receipt
         if self.ledger.events(delivery_id=delivery.id, kind="dmp.acknowledged", limit=1):
             return  # already answered (this is a late follow-up: deliveries.follow_up_missed)
         item_id = _request_item(
@@ -276,7 +287,10 @@ class DmpSender:
         if item_id is None:
             return
         if request is None:
-            request = self.load_request(self.ledger, item_id)
+            loaded = self.load_request(self.ledger, item_id)
+            if isinstance(loaded, DmpSubmission):
+                return
+            request = loaded
         from pfi.flows import producer_acks
         from pfi.protocols.hl7v2 import zam
 

@@ -32,7 +32,7 @@ ZAM is never lost. ``after`` must therefore be idempotent.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -191,8 +191,10 @@ def run_due(
     limit: int = 50,
     now: datetime | None = None,
     after: AfterOutcome | None = None,
+    ids: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Claim up to ``limit`` due deliveries of ``channel``, try each one, record each outcome.
+    """Claim up to ``limit`` due deliveries of ``channel`` (only among ``ids`` when given: a
+    backfill's batch sends its own), try each one, record each outcome.
 
     ``after(delivery, outcome)`` runs once the outcome is recorded (business acknowledgement to
     the producer, for instance); ``delivery`` is the ledger row as it now stands (``failed`` when
@@ -203,7 +205,7 @@ def run_due(
     Returns counts only (XCom-safe): ``claimed``, ``sent``, ``refused``, ``deferred``,
     ``failed``, ``errors``, ``skipped`` (and ``followed_up`` with ``after``).
     """
-    claimed = ledger.claim_due_deliveries(channel, now=now, limit=limit, actor=actor)
+    claimed = ledger.claim_due_deliveries(channel, now=now, limit=limit, actor=actor, ids=ids)
     counts = {"channel": channel, "claimed": len(claimed), "sent": 0, "refused": 0}
     counts |= {"deferred": 0, "failed": 0, "errors": 0, "skipped": 0}
     unexpected: list[BaseException] = []

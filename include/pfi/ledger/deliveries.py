@@ -69,11 +69,13 @@ def insert_deliveries(
     action: str,
     item_id: int,
     note: Any,
+    *,
+    historical: bool = False,
 ) -> int:
     """Create, unless it exists, one delivery per document and ``(channel, recipient, action,
     status)`` key for message ``item_id`` in ``conn``'s transaction, each new one's event given to
     ``note``; the number created. FINESS géographique, type and qualified INS are copied from
-    the document for the statistics."""
+    the document for the statistics. ``historical``: a backfill's deliveries (DMP only)."""
     sources = {
         row.id: row
         for row in conn.execute(
@@ -98,7 +100,7 @@ def insert_deliveries(
                     "status": status,
                     "next_attempt_at": func.now() if status == "pending" else None,
                     "request_id": uuid.uuid4(),
-                    "historical": False,
+                    "historical": historical,
                     "inbound_item_id": item_id,
                     "qualified_ins": source.ins_qualified,
                     "finess_geo": source.finess_geo,
@@ -118,7 +120,7 @@ def insert_deliveries(
                 "channel": row.channel,
                 "action": action,
                 "status": row.status,
-                "historical": False,
+                "historical": historical,
             },
             document_id=row.document_id,
             delivery_id=row.id,
@@ -401,8 +403,11 @@ class Deliveries(LedgerBase):
         *,
         lease: timedelta = DEFAULT_LEASE,
         actor: str = "cli",
+        ids: Sequence[int] | None = None,
     ) -> list[Delivery]:
-        """Take up to ``limit`` due ``pending`` deliveries of a channel, oldest due first.
+        """Take up to ``limit`` due ``pending`` deliveries of a channel, oldest due first —
+        the live ones before the ``historical`` ones (a backfill never delays the live flow).
+        ``ids``: only among these deliveries (a backfill's batch sends its own).
 
         Rows locked by another worker's claim are skipped (``FOR UPDATE SKIP LOCKED``), and the
         claimed ones are pushed ``lease`` into the future, so no other worker takes them after
@@ -417,8 +422,9 @@ class Deliveries(LedgerBase):
                 delivery.c.channel == channel,
                 delivery.c.status == "pending",
                 delivery.c.next_attempt_at <= moment,
+                *([delivery.c.id.in_(list(ids))] if ids is not None else []),
             )
-            .order_by(delivery.c.next_attempt_at, delivery.c.id)
+            .order_by(delivery.c.historical, delivery.c.next_attempt_at, delivery.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
             .cte("due")

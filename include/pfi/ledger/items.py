@@ -211,6 +211,7 @@ class InboundItems(LedgerBase):
         action: str = "new",
         conflict_reason: tuple[str, str] = ("DOC_ID_REUSED", "document id reused"),
         kind: str = "hl7_message",
+        historical: bool = False,
         actor: str = "cli",
     ) -> MessageOutcome:
         """Record one ``hl7_message`` (or a received ``mail``, ``kind``) and what was decided
@@ -230,10 +231,13 @@ class InboundItems(LedgerBase):
         id already known with another ``content_sha256`` (except for a deletion) refuses the whole
         message: it is recorded ``rejected`` with ``conflict_reason`` and nothing else is written
         (``content_conflict=True``). Any error (a constraint violated) writes nothing at all.
+
+        ``historical`` marks the deliveries created as a backfill's (DMP only; a CDA file of a
+        backfill is recorded with ``kind="cda_file"``): :mod:`pfi.flows.backfill`.
         """
         if status not in ("done", "rejected"):
             raise ValueError(f"a message is recorded done or rejected, not {status!r}")
-        one_of("kind", kind, ("hl7_message", "mail"))
+        one_of("kind", kind, ("hl7_message", "mail", "cda_file"))
         one_of("action", action, ACTIONS)
         keys = [
             (*delivery_key(c, r, action), one_of("status", s, ("pending", "held")))
@@ -263,6 +267,7 @@ class InboundItems(LedgerBase):
                     keys,
                     action,
                     actor,
+                    historical,
                 )
         except ContentConflict:
             pass
@@ -286,6 +291,7 @@ class InboundItems(LedgerBase):
         keys: Sequence[tuple[str, str | None, str, str]],
         action: str,
         actor: str,
+        historical: bool = False,
     ) -> MessageOutcome:
         events: list[dict[str, Any]] = []
 
@@ -340,7 +346,9 @@ class InboundItems(LedgerBase):
         if documents:
             document_ids = insert_documents(conn, documents, item_id, action, note)
         if document_ids and keys:
-            created_deliveries = insert_deliveries(conn, document_ids, keys, action, item_id, note)
+            created_deliveries = insert_deliveries(
+                conn, document_ids, keys, action, item_id, note, historical=historical
+            )
         row = conn.execute(
             update(inbound_item)
             .where(inbound_item.c.id == item_id)

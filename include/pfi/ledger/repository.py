@@ -5,13 +5,15 @@
 - :mod:`~pfi.ledger.documents` — documents;
 - :mod:`~pfi.ledger.deliveries` — deliveries and the claim queue with its leases;
 - :mod:`~pfi.ledger.events` — the append-only trail;
-- :mod:`~pfi.ledger.stats` — monthly counts and the trail of deliveries (traces).
+- :mod:`~pfi.ledger.stats` — monthly counts and the trail of deliveries (traces);
+- :mod:`~pfi.ledger.backfill` — what a historical DMP backfill reads.
 
 All the ledger's SQL is in these modules: the rest of the PFI calls :class:`Ledger` methods.
 """
 
 from __future__ import annotations
 
+from pfi.ledger.backfill import Backfill
 from pfi.ledger.deliveries import Deliveries
 from pfi.ledger.documents import Documents
 from pfi.ledger.events import Events
@@ -19,7 +21,7 @@ from pfi.ledger.items import InboundItems
 from pfi.ledger.stats import Statistics
 
 
-class Ledger(InboundItems, Documents, Deliveries, Events, Statistics):
+class Ledger(InboundItems, Documents, Deliveries, Events, Statistics, Backfill):
     """The PFI ledger over a SQLAlchemy :class:`~sqlalchemy.engine.Engine` (PostgreSQL).
 
     The schema must be at the head revision (:func:`pfi.ledger.upgrade`). ``actor`` arguments name

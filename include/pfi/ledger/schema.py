@@ -68,7 +68,8 @@ VERSION_TABLE = "pfi_alembic_version"
 #: Statistics are per calendar month in France (SC.STAT/ES.02): months are cut at Paris midnight.
 STATS_TIME_ZONE = "Europe/Paris"
 
-INBOUND_KINDS = ("hl7_file", "hl7_message", "mail")
+#: ``cda_file``: a CDA file of a historical DMP backfill (:mod:`pfi.flows.backfill`, migration 0003).
+INBOUND_KINDS = ("hl7_file", "hl7_message", "mail", "cda_file")
 INBOUND_STATUSES = ("received", "processing", "done", "rejected", "failed", "duplicate")
 #: Statuses after which intake has nothing left to do for an item.
 INBOUND_FINAL = ("done", "rejected", "duplicate")

@@ -1,0 +1,140 @@
+"""What a historical DMP backfill asks the ledger (:mod:`pfi.flows.backfill`): which documents
+were never published to the DMP, and where each document's DMP publication stands.
+
+The backfill writes through the one write path (:meth:`pfi.ledger.Ledger.record_message` with
+``historical=True``) and sends through the claim queue (:meth:`claim_due_deliveries` with
+``ids``); these are its reads, each one query for a whole batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import and_, exists, select
+
+from pfi.ledger.core import LedgerBase
+from pfi.ledger.records import Document
+from pfi.ledger.schema import delivery, document
+
+
+@dataclass(frozen=True)
+class DmpPublication:
+    """One DMP delivery of a document that publishes it (action ``new`` or ``replace``)."""
+
+    delivery_id: int
+    action: str
+    status: str
+    historical: bool
+
+
+@dataclass(frozen=True)
+class DmpState:
+    """A document the ledger knows, and its DMP publications (none: never asked for)."""
+
+    document_id: int
+    unique_id: str
+    content_sha256: str | None
+    publications: tuple[DmpPublication, ...] = ()
+
+    @property
+    def sent(self) -> bool:
+        return any(p.status == "sent" for p in self.publications)
+
+    @property
+    def queued(self) -> bool:
+        return any(p.status in ("pending", "held") for p in self.publications)
+
+
+def _publication_rows(conn, document_ids: Sequence[int]) -> dict[int, list[DmpPublication]]:
+    found: dict[int, list[DmpPublication]] = {}
+    if not document_ids:
+        return found
+    query = (
+        select(
+            delivery.c.document_id,
+            delivery.c.id,
+            delivery.c.action,
+            delivery.c.status,
+            delivery.c.historical,
+        )
+        .where(
+            delivery.c.document_id.in_(list(document_ids)),
+            delivery.c.channel == "dmp",
+            delivery.c.action != "delete",
+        )
+        .order_by(delivery.c.id)
+    )
+    for row in conn.execute(query):
+        found.setdefault(row.document_id, []).append(
+            DmpPublication(row.id, row.action, row.status, row.historical)
+        )
+    return found
+
+
+class Backfill(LedgerBase):
+    """The reads of a historical DMP backfill."""
+
+    def dmp_states(self, unique_ids: Sequence[str]) -> dict[str, DmpState]:
+        """The documents among ``unique_ids`` that the ledger knows, with their DMP
+        publications, by unique id (one query for the documents, one for their deliveries)."""
+        if not unique_ids:
+            return {}
+        with self.engine.connect() as conn:
+            documents = conn.execute(
+                select(document.c.id, document.c.unique_id, document.c.content_sha256).where(
+                    document.c.unique_id.in_(list(dict.fromkeys(unique_ids)))
+                )
+            ).all()
+            publications = _publication_rows(conn, [d.id for d in documents])
+        return {
+            d.unique_id: DmpState(
+                d.id, d.unique_id, d.content_sha256, tuple(publications.get(d.id, ()))
+            )
+            for d in documents
+        }
+
+    def documents_never_published(self, finess_geo: str) -> list[int]:
+        """Ids of the documents of this FINESS géographique that no DMP delivery ever sent
+        (none asked for, or one still queued, refused or failed), in id order: the plan of a
+        backfill from the ledger."""
+        published = exists().where(
+            and_(
+                delivery.c.document_id == document.c.id,
+                delivery.c.channel == "dmp",
+                delivery.c.action != "delete",
+                delivery.c.status == "sent",
+            )
+        )
+        query = (
+            select(document.c.id)
+            .where(document.c.finess_geo == finess_geo, ~published)
+            .order_by(document.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [row.id for row in conn.execute(query)]
+
+    def documents_with_dmp_state(
+        self, document_ids: Sequence[int]
+    ) -> list[tuple[Document, DmpState]]:
+        """These documents (those still in the ledger), in id order, with their DMP state."""
+        if not document_ids:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(document)
+                .where(document.c.id.in_(list(document_ids)))
+                .order_by(document.c.id)
+            ).all()
+            publications = _publication_rows(conn, [r.id for r in rows])
+        found = []
+        for row in rows:
+            doc = Document.from_row(row._mapping)
+            state = DmpState(
+                doc.id, doc.unique_id, doc.content_sha256, tuple(publications.get(doc.id, ()))
+            )
+            found.append((doc, state))
+        return found
+
+
+__all__ = ["Backfill", "DmpPublication", "DmpState"]
