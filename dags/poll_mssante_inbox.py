@@ -1,6 +1,9 @@
 """Receive the documents professionals mail to the hospital's application mailboxes, for the DPI.
 
-Every minute (and on demand):
+Within seconds of a mail: the triggerer waits in IMAP IDLE on each mailbox's INBOX
+(:class:`pfi_airflow.triggers.MailboxIdleTrigger`, an ``AssetWatcher`` of the asset
+``pfi-mssante-inbox``) and every mail it announces starts a run; every minute too, the safety net
+for a server without IDLE, a missed event and the DPI retries (and on demand):
 
 1. **mailboxes** — the names of the configured ``[[mailbox]]`` (XCom: names only).
 2. **take_mails** — one mapped task per mailbox: the INBOX's mails, oldest first, bounded
@@ -19,14 +22,22 @@ lost or sent twice).
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from airflow.sdk import dag, task
+from airflow.timetables.assets import AssetOrTimeSchedule
+from airflow.timetables.trigger import DeltaTriggerTimetable
 
 from pfi_airflow.runtime import every_minute
+from pfi_airflow.triggers import MAILBOX_ASSET
 
 BATCH_LIMIT = 100
+SCHEDULE = AssetOrTimeSchedule(
+    timetable=DeltaTriggerTimetable(timedelta(minutes=1)), assets=[MAILBOX_ASSET]
+)
 
 
-@dag(**every_minute("mssante", "reception", retries=2), doc_md=__doc__)
+@dag(**{**every_minute("mssante", "reception", retries=2), "schedule": SCHEDULE}, doc_md=__doc__)
 def poll_mssante_inbox():
     @task
     def mailboxes() -> list[str]:

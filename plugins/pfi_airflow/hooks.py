@@ -29,12 +29,29 @@ def airflow_connection(conn_id: str) -> Connection:
     ConfigurationError, which ``pfi`` reports with the id where it needs it)."""
     from airflow.sdk.exceptions import AirflowNotFoundException
 
-    from pfi.base.connections import Connection, MissingConnection
+    from pfi.base.connections import MissingConnection
 
     try:
-        conn = BaseHook.get_connection(conn_id)
+        return _as_pfi(conn_id, BaseHook.get_connection(conn_id))
     except AirflowNotFoundException:
         raise MissingConnection(f"Connection {conn_id} not found in Airflow") from None
+
+
+async def airflow_connection_async(conn_id: str) -> Connection:
+    """:func:`airflow_connection` from a trigger's event loop (the triggerer's way)."""
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    from pfi.base.connections import MissingConnection
+
+    try:
+        return _as_pfi(conn_id, await BaseHook.aget_connection(conn_id))
+    except AirflowNotFoundException:
+        raise MissingConnection(f"Connection {conn_id} not found in Airflow") from None
+
+
+def _as_pfi(conn_id: str, conn: Any) -> Connection:
+    from pfi.base.connections import Connection
+
     return Connection.from_fields(
         conn_id,
         conn_type=conn.conn_type,

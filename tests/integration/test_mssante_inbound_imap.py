@@ -212,3 +212,33 @@ def test_folder_names_are_checked_before_any_connection(name):
     with ImapClient(endpoint) as imap, pytest.raises(ConfigurationError) as refused:
         imap.move(1, name)
     assert refused.value.code == "MSS_BAD_FOLDER"
+
+
+def test_idle_wakes_as_soon_as_a_mail_arrives_and_times_out_quietly_otherwise(
+    mail_servers, test_pki, samples_dir
+):
+    import threading
+
+    _, imap_endpoint = mailbox_endpoints(mail_servers, test_pki, READER)
+    with ImapClient(imap_endpoint) as imap:
+        imap.select_folder("INBOX")
+        assert "IDLE" in imap.capabilities
+        assert imap.wait_for_new_mail(0.3) is False  # nothing came: no event, session intact
+        before = imap.list_uids(limit=10_000)
+
+        sender = threading.Timer(0.5, deliver_document_mail, (mail_servers, test_pki, samples_dir))
+        sender.start()
+        assert imap.wait_for_new_mail(60) is True  # woken by the server (False at the end)
+        sender.join()
+        # The session goes on after IDLE: the new mail is listed with the same client.
+        assert len(imap.list_uids(limit=10_000)) == len(before) + 1
+
+
+def test_idle_on_a_server_without_it_says_so(mail_servers, test_pki):
+    _, imap_endpoint = mailbox_endpoints(mail_servers, test_pki, READER)
+    with ImapClient(imap_endpoint) as imap:
+        imap.select_folder("INBOX")
+        imap._capabilities = imap._capabilities - {"IDLE"}
+        with pytest.raises(ConfigurationError) as refused:
+            imap.wait_for_new_mail(1)
+    assert refused.value.code == "MSS_NO_IDLE"

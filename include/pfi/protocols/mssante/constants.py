@@ -68,3 +68,5 @@ AUTO_SUBMITTED = "MSS_AUTO_SUBMITTED"
 #: The folder's UIDVALIDITY changed under an open session: its UIDs name other mails now.
 UIDVALIDITY_CHANGED = "MSS_UIDVALIDITY_CHANGED"
 BAD_FOLDER = "MSS_BAD_FOLDER"
+#: The IMAP server does not offer IDLE (RFC 2177): new mails are only found by polling.
+NO_IDLE = "MSS_NO_IDLE"

@@ -26,6 +26,9 @@ d'un courriel MSSanté"), every mail of the folder that is not a report, by UID:
   source stays flagged ``\Deleted``, not expunged: a plain ``EXPUNGE`` would also remove mails
   someone else flagged; :meth:`list_uids` skips ``\Deleted`` mails and the operator's own
   expunge removes it. Nothing else ever deletes a mail.
+- :meth:`wait_for_new_mail` waits in IMAP IDLE (RFC 2177) until the server announces a new
+  mail in the selected folder, or the time runs out: what wakes the receiving DAG within seconds
+  (:mod:`pfi_airflow.triggers`). Meant for a session of its own, that does nothing else.
 - Folder names are ASCII (letters, digits, ``._-`` and the server's separator ``/``): no
   modified UTF-7, no quoting surprises.
 """
@@ -33,9 +36,12 @@ d'un courriel MSSanté"), every mail of the folder that is not a report, by UID:
 from __future__ import annotations
 
 import imaplib
+import itertools
 import re
+import select
 import socket
 import ssl
+import time
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -48,6 +54,8 @@ DEFAULT_TIMEOUT = 30.0
 #: Received mails listed at most by one :meth:`ImapClient.list_uids`.
 DEFAULT_LIST_LIMIT = 100
 
+_IDLE_TAGS = (f"PFIIDLE{n}".encode() for n in itertools.count(1))
+_EXISTS = re.compile(rb"\* \d+ EXISTS", re.IGNORECASE)
 _FOLDER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]{0,99}(?:/[A-Za-z0-9][A-Za-z0-9._ -]{0,99}){0,4}")
 
 
@@ -243,6 +251,38 @@ class ImapClient(MailboxSession):
         fetched = self._call("FETCH", wanted, "(BODY.PEEK[])")
         return _fetched_body(fetched, wanted)
 
+    def wait_for_new_mail(self, seconds: float) -> bool:
+        """IDLE on the selected folder for at most ``seconds``: True as soon as the server
+        announces a mail (``* n EXISTS``), False when the time ran out. ConfigurationError
+        ``MSS_NO_IDLE`` when the server does not offer IDLE; TransientError when the session
+        broke (the next call opens another)."""
+        self._select(self.folder)
+        if "IDLE" not in self._capabilities:
+            raise ConfigurationError("the IMAP server does not offer IDLE", code=k.NO_IDLE)
+        assert self._imap is not None
+        imap, tag = self._imap, next(_IDLE_TAGS)
+        lines = _Lines(imap.sock)
+        try:
+            imap.send(tag + b" IDLE\r\n")
+            started = lines.next(time.monotonic() + self.endpoint.timeout)
+            if started is None or not started.startswith(b"+"):
+                raise imaplib.IMAP4.abort("IDLE refused")
+            deadline = time.monotonic() + max(0.0, seconds)
+            arrived = False
+            while not arrived and (line := lines.next(deadline)) is not None:
+                if line.upper().startswith(b"* BYE"):
+                    raise imaplib.IMAP4.abort("the server closed the session")
+                arrived = bool(_EXISTS.match(line))
+            imap.send(b"DONE\r\n")
+            ended = time.monotonic() + self.endpoint.timeout
+            while not (line := lines.next(ended) or b"").startswith(tag + b" "):
+                if not line:
+                    raise TimeoutError("no answer to DONE")
+        except (imaplib.IMAP4.abort, OSError) as exc:
+            self.close()
+            raise _translate(exc, "idle") from None
+        return arrived
+
     def fetch_header(self, uid: int) -> bytes | None:
         """The mail's header alone (``BODY.PEEK[HEADER]``, flags untouched): what answers a mail
         too large to download. None when the folder no longer holds that UID."""
@@ -364,6 +404,32 @@ def _fetched_size(fetched: list, uid: str) -> int | None:
 def _uid_of(line: bytes) -> str | None:
     match = re.search(rb"\bUID\s+(\d+)", line, re.IGNORECASE)
     return match.group(1).decode() if match else None
+
+
+class _Lines:
+    """CRLF lines read straight from the session's socket with a deadline (IDLE only: imaplib's
+    own reader has no timeout but the socket's, after which its file object is unusable)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buffer = b""
+
+    def next(self, deadline: float) -> bytes | None:
+        """The next line, or None when ``deadline`` (monotonic) passed first."""
+        while b"\r\n" not in self.buffer:
+            pending = self.sock.pending() if isinstance(self.sock, ssl.SSLSocket) else 0
+            if not pending:
+                ready, _, _ = select.select(
+                    [self.sock], [], [], max(0.0, deadline - time.monotonic())
+                )
+                if not ready:
+                    return None
+            data = self.sock.recv(65536)
+            if not data:
+                raise ConnectionError("the IMAP server closed the connection")
+            self.buffer += data
+        line, self.buffer = self.buffer.split(b"\r\n", 1)
+        return line
 
 
 def _quiet_logout(imap: imaplib.IMAP4) -> None:
