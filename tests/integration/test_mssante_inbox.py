@@ -35,6 +35,7 @@ from pfi_fixtures.mail import (
     empty_inbox,
     mailbox_endpoints,
     received_mails,
+    renumber_inbox,
     send_as_human,
 )
 from pfi_fixtures.site import write_settings
@@ -285,6 +286,30 @@ def test_the_dpi_peer_answers_per_document_type_and_per_patient_from_its_rules_f
     )
     (reply,) = received_mails(mail_servers, test_pki, HUMAN, reply_id)
     assert reply["Subject"].startswith("[KO Intégration système !][902]")
+
+
+def test_a_uidvalidity_change_between_polls_neither_reimports_nor_loses_a_mail(
+    fresh_ledger, site, config, partners, mail_servers, test_pki, samples_dir
+):
+    first = deliver(mail_servers, test_pki, document_mail(samples_dir, INBOX_TEST_MAILBOX))
+    second = deliver(mail_servers, test_pki, document_mail(samples_dir, INBOX_TEST_MAILBOX))
+    assert poll(fresh_ledger, site, partners, config)["recorded"] == 2
+    recorded = {i.original_ref for i in fresh_ledger.find_inbound(source="inbox", kind="mail")}
+
+    validity = renumber_inbox(mail_servers, INBOX_TEST_MAILBOX)
+    # The DPI takes both documents; the recorded UIDs name nothing sure now: nothing is moved.
+    assert to_dpi(fresh_ledger, site, partners, config)["sent"] == 2
+    assert {first, second} <= set(partners.folder_ids("INBOX"))
+
+    # The next poll knows both mails by their bytes: moved, not recorded nor sent again.
+    counts = poll(fresh_ledger, site, partners, config)
+
+    assert (counts["known"], counts["recorded"], counts["moved"]) == (2, 0, 2)
+    assert {first, second} <= set(partners.folder_ids(config.processed_folder))
+    assert len(partners.peer.received) == 2
+    items = fresh_ledger.find_inbound(source="inbox", kind="mail")
+    assert {i.original_ref for i in items} == recorded
+    assert all(not ref.startswith(f"{validity}/") for ref in recorded)
 
 
 def test_a_mail_given_up_is_listed_then_released_by_the_operator_and_sent_once(

@@ -152,6 +152,36 @@ def empty_inbox(mail_servers, test_pki, address: str) -> None:
             imap.move(uid, "PFI-earlier-tests")
 
 
+def renumber_inbox(mail_servers, address: str) -> int:
+    """Give an INBOX a new UIDVALIDITY, as a server restored from a backup or migrated does
+    (``doveadm mailbox update``): the UIDs the PFI recorded no longer name its mails. The new
+    value."""
+    import subprocess
+
+    conf = str(mail_servers.dovecot.conf_path)
+    status = ["doveadm", "-c", conf, "mailbox", "status", "-u", address, "uidvalidity", "INBOX"]
+    before = int(
+        subprocess.run(status, check=True, capture_output=True, text=True).stdout.split("=")[-1]
+    )
+    subprocess.run(
+        [
+            "doveadm",
+            "-c",
+            conf,
+            "mailbox",
+            "update",
+            "-u",
+            address,
+            "--uid-validity",
+            str(before + 1),
+            "INBOX",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return before + 1
+
+
 def send_as_human(mail_servers, test_pki, human: str, to: str, raw: bytes) -> None:
     """A mail from a human mailbox (SMTPS, its password) to ``to``, e.g. an MDN or a reply."""
     import smtplib
