@@ -6,9 +6,8 @@ The ledger is filled in bulk inside PostgreSQL (``INSERT … SELECT generate_ser
 and ``DELIVERIES`` deliveries over the four channels (DMP 300k with 10 % historical, MSSanté
 professionals 300k, patient 250k, DPI 150k, each DPI one with its received mail), 85 % sent, 5 %
 failed, 5 % refused, 5 % pending, their outcomes spread over the 24 months up to October 2026,
-plus refused mails. Then, measured:
-
-Each of the two timings is the median of ``REPEAT`` runs, after one warm-up query.
+plus refused mails. Then, measured (each timing the median of ``REPEAT`` runs, after one
+warm-up query):
 
 1. **query alone** — :meth:`pfi.ledger.Ledger.indicator_counts` over the report's 22 months: what
    the report cannot beat (PostgreSQL's scan and aggregation, and the rows brought back);
