@@ -366,6 +366,36 @@ def build_samples(serial: int = 1, *, pdf_size: int = 0) -> Mapping[str, Sample]
     return {name: Sample(name, *fields) for name, fields in messages.items()}
 
 
+def historical_cda(serial: int, when: datetime, *, pdf_size: int = 0) -> bytes:
+    """A past imaging report (N1, test identity) of ``when``, id ``DOCUMENT_ROOT.<serial>.9``:
+    what a historical DMP backfill reads from a folder of CDA files."""
+    from pfi.protocols.cda.generator import build_n1
+
+    root = f"{DOCUMENT_ROOT}.{serial}"
+    pdf = sample_pdf(IMAGING[1], IMAGING[1], pad_to=pdf_size)
+    return build_n1(
+        n1_document(IMAGING, document_id=f"{root}.9", set_id=f"{root}.109", pdf=pdf, when=when)
+    )
+
+
+def historical_message(
+    serial: int, when: datetime, *, qualified: bool = True, pdf_size: int = 0
+) -> bytes:
+    """An MDM^T02 carrying :func:`historical_cda` (DMP and professional asked, as ``mdm_init``),
+    MSH-10 ``HIST<serial>``; ``qualified=False`` gives the identity status ``PROV`` (PID-32)
+    instead of ``VALI``: the INS is then not qualified."""
+    cda = historical_cda(serial, when, pdf_size=pdf_size)
+    message = _mdm(
+        MDM_INIT,
+        "T02",
+        control_id=f"HIST{serial}",
+        cda=cda,
+        document_id=f"{DOCUMENT_ROOT}.{serial}.9",
+        parent_id=None,
+    )
+    return message if qualified else message.replace(b"|N|VALI\r", b"|N|PROV\r")
+
+
 def sample_bytes(name: str, serial: int = 1, *, pdf_size: int = 0) -> bytes:
     """The bytes of one sample (``mdm_init.hl7``…)."""
     return build_samples(serial, pdf_size=pdf_size)[name].data

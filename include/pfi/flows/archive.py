@@ -117,7 +117,9 @@ def load_submission(
     A CDA file of a backfill comes with no HL7 message: no MetaDMPMSS flags (the document is
     published visible, as the DMP's defaults) and no PRT SB, so the VIHF names the FINESS
     géographique the backfill was run for (``finess_geo``, the document's) and the CDA's first
-    author. The file must still have the item's checksum. Raises as :func:`load_request`.
+    author; the submission set's contentTypeCode comes from the encounter's ActCode (IMP, AMB,
+    EMER as PV1-2 I, O, E), else "type d'activité indifférencié" (PV1-2 N). The file must still
+    have the item's checksum. Raises as :func:`load_request`.
     """
     import hashlib
 
@@ -144,6 +146,7 @@ def load_submission(
         " ".join(p.value for p in (*name.family, *name.given[:1]) if p.value) if name else ""
     )
     structure = finess_geo or item.finess_geo or ""
+    encounter = header.encounter.code.code if header.encounter and header.encounter.code else ""
     return DmpSubmission(
         action="new",
         cda=raw,
@@ -158,7 +161,12 @@ def load_submission(
         )
         if structure or person
         else None,
+        patient_class=_PATIENT_CLASS_OF_ENCOUNTER.get(encounter.upper(), "N"),
     )
+
+
+#: HL7 v3 ActCode of ``encompassingEncounter/code`` → the PV1-2 patient class it stands for.
+_PATIENT_CLASS_OF_ENCOUNTER = {"IMP": "I", "AMB": "O", "EMER": "E"}
 
 
 __all__ = ["load_request", "load_submission"]

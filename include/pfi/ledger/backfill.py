@@ -1,21 +1,30 @@
 """What a historical DMP backfill asks the ledger (:mod:`pfi.flows.backfill`): which documents
-were never published to the DMP, and where each document's DMP publication stands.
+were never published to the DMP, where each document's DMP publication stands, and the
+historical delivery of a document the ledger already holds.
 
-The backfill writes through the one write path (:meth:`pfi.ledger.Ledger.record_message` with
-``historical=True``) and sends through the claim queue (:meth:`claim_due_deliveries` with
-``ids``); these are its reads, each one query for a whole batch.
+A document read from a folder is recorded through the one write path
+(:meth:`pfi.ledger.Ledger.record_message` with ``historical=True``); every backfill sends
+through the claim queue (:meth:`claim_due_deliveries` with ``ids``). The reads here are one
+query for a whole batch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, exists, select
 
 from pfi.ledger.core import LedgerBase
+from pfi.ledger.deliveries import insert_deliveries
+from pfi.ledger.events import plain
 from pfi.ledger.records import Document
-from pfi.ledger.schema import delivery, document
+from pfi.ledger.schema import delivery, document, event, inbound_item
+
+#: Inbound kinds whose documents are this establishment's own (produced here): a document
+#: received by MSSanté (``mail``) belongs to its sender and is never published by this PFI.
+OWN_DOCUMENT_KINDS = ("hl7_message", "hl7_file", "cda_file")
 
 
 @dataclass(frozen=True)
@@ -97,7 +106,7 @@ class Backfill(LedgerBase):
     def documents_never_published(self, finess_geo: str) -> list[int]:
         """Ids of the documents of this FINESS géographique that no DMP delivery ever sent
         (none asked for, or one still queued, refused or failed), in id order: the plan of a
-        backfill from the ledger."""
+        backfill from the ledger. Only documents produced here (:data:`OWN_DOCUMENT_KINDS`)."""
         published = exists().where(
             and_(
                 delivery.c.document_id == document.c.id,
@@ -106,9 +115,13 @@ class Backfill(LedgerBase):
                 delivery.c.status == "sent",
             )
         )
+        own = exists().where(
+            inbound_item.c.id == document.c.inbound_item_id,
+            inbound_item.c.kind.in_(OWN_DOCUMENT_KINDS),
+        )
         query = (
             select(document.c.id)
-            .where(document.c.finess_geo == finess_geo, ~published)
+            .where(document.c.finess_geo == finess_geo, own, ~published)
             .order_by(document.c.id)
         )
         with self.engine.connect() as conn:
@@ -136,5 +149,42 @@ class Backfill(LedgerBase):
             found.append((doc, state))
         return found
 
+    def add_historical_delivery(self, document_id: int, action: str, *, actor: str) -> int | None:
+        """Create (unless it exists) the ``historical`` DMP delivery of a document the ledger
+        holds, pending and due now, answering the message that brought it; its id, ``None``
+        when the document already has a DMP delivery for ``action`` (a live one, or this
+        backfill's from an earlier run: the caller reads it with :meth:`dmp_states`)."""
+        events: list[dict[str, Any]] = []
 
-__all__ = ["Backfill", "DmpPublication", "DmpState"]
+        def note(kind: str, detail: dict[str, Any], **refs: int | None) -> None:
+            events.append(
+                {
+                    "kind": kind,
+                    "actor": actor,
+                    "detail": plain(detail),
+                    "inbound_item_id": refs.get("inbound_item_id"),
+                    "document_id": refs.get("document_id"),
+                    "delivery_id": refs.get("delivery_id"),
+                }
+            )
+
+        with self.engine.begin() as conn:
+            item_id = conn.execute(
+                select(document.c.inbound_item_id).where(document.c.id == document_id)
+            ).scalar_one()
+            created = insert_deliveries(
+                conn,
+                [document_id],
+                [("dmp", None, action, "pending")],
+                action,
+                item_id,
+                note,
+                historical=True,
+            )
+            if not created:
+                return None
+            conn.execute(event.insert(), events)
+            return events[0]["delivery_id"]
+
+
+__all__ = ["OWN_DOCUMENT_KINDS", "Backfill", "DmpPublication", "DmpState"]
