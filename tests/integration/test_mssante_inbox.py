@@ -312,6 +312,24 @@ def test_a_uidvalidity_change_between_polls_neither_reimports_nor_loses_a_mail(
     assert all(not ref.startswith(f"{validity}/") for ref in recorded)
 
 
+@pytest.mark.parametrize(
+    ("sample", "event"),
+    [("mdm_init.hl7", "T02"), ("mdm_rplc.hl7", "T10"), ("mdm_del.hl7", "T04")],
+)
+def test_what_the_sending_side_mails_comes_to_the_dpi_as_the_same_action(
+    fresh_ledger, site, config, partners, mail_servers, test_pki, samples_dir, sample, event
+):
+    """The PFI's own mails (an initial document, its replacement, its deletion) read back by a
+    receiving PFI: the XDM's "action" extra-metadata makes the T10 and the T04."""
+    deliver(mail_servers, test_pki, document_mail(samples_dir, INBOX_TEST_MAILBOX, sample=sample))
+    poll(fresh_ledger, site, partners, config)
+
+    assert to_dpi(fresh_ledger, site, partners, config)["sent"] == 1
+
+    (mdm,) = partners.peer.received
+    assert mdm.split("\r")[0].split("|")[8] == f"MDM^{event}^MDM_T02"
+
+
 def test_a_mail_given_up_is_listed_then_released_by_the_operator_and_sent_once(
     fresh_ledger,
     fresh_ledger_url,

@@ -142,6 +142,8 @@ def test_replacement_and_deletion_say_so(load):
         "1.2.250.1.71.4.2.2.120456789.71024000081"
     ]
     assert package.submission_set.intended_recipients == (f"||^^Internet^{replace.recipient}",)
+    # The volet LPS extra-metadata "action" tells a receiving PFI which MDM to send its DPI.
+    assert ("action", ("C",)) in package.documents[0].entry.extra_slots
 
     ((_, delete),) = _mails(load(MDM_DEL))
     parsed = _parsed(delete)
@@ -152,6 +154,8 @@ def test_replacement_and_deletion_say_so(load):
     )
     # The withdrawn document is identified by the XDM only: no PDF shown again.
     assert list(_attachments(parsed)) == ["IHE_XDM.ZIP"]
+    package = read_xdm(_attachments(parsed)["IHE_XDM.ZIP"])
+    assert ("action", ("D",)) in package.documents[0].entry.extra_slots
 
 
 def test_patient_mail_closed_to_replies_carries_x_mss_mes_fin(load):

@@ -46,7 +46,7 @@ from __future__ import annotations
 import re
 import unicodedata
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -425,6 +425,10 @@ def pdf_filename(cda: CdaDocument, values: dict[str, str]) -> str:
     return f"{when}_{title}.pdf" if when else f"{title}.pdf"
 
 
+#: The extra-metadata "action" of the XDM (volet LPS): replacement C, deletion D.
+_XDM_ACTIONS = {Action.REPLACE: "C", Action.DELETE: "D"}
+
+
 def _xdm(
     request: Hl7Request,
     order: MailOrder,
@@ -441,8 +445,19 @@ def _xdm(
     sending structure (PRT ``SB`` PRT-8, else the mailbox's FINESS) and software as author,
     PV1-2 as contentTypeCode, the recipient as ``intendedRecipient``. A replacement carries the
     ``RPLC`` association to the replaced document's uniqueId (IG-CDA ``exemples.md``).
+
+    A replacement or a deletion also carries the extra-metadata "action" (``C`` / ``D``) the
+    receiving PFI reads to send its DPI a T10 / T04 (volet LPS ``lien-entete-cda-meta-xds``):
+    a slot named ``action`` on the DocumentEntry. The volet names the metadata but not its ebRIM
+    encoding (spec-facts §2.5); receivers, this one included, accept any slot name ending in
+    ``action``.
     """
     entry = xds.document_entry(cda, flags=request.flags, entry_id="Document01")
+    if order.action in _XDM_ACTIONS:
+        entry = replace(
+            entry,
+            extra_slots=(*entry.extra_slots, (k.XDM_ACTION_SLOT, (_XDM_ACTIONS[order.action],))),
+        )
     sender = request.sender
     structure_id = (xds.structure_id_of(sender) if sender else "") or (
         f"1{mailbox.finess_geo}" if mailbox.finess_geo else ""

@@ -10,6 +10,8 @@ MES_FIN = "FIN"
 
 #: Name of the IHE XDM archive attached to MSSanté mails.
 XDM_FILENAME = "IHE_XDM.ZIP"
+#: Slot of the XDM DocumentEntry carrying the volet LPS extra-metadata "action" (C, D).
+XDM_ACTION_SLOT = "action"
 
 #: Root of the XDS submission set ``sourceId`` when the site gives none (UUID OID arc).
 SOURCE_ID_ROOT = "2.25.233431374297104815787215283398391838047"
