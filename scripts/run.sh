@@ -55,6 +55,10 @@ curl -fsS "$URL/api/v2/monitor/health" >/dev/null 2>&1 || {
 
 echo "5/5 sample messages"
 $PY -m pfi_devkit.demo samples | sed -e 's|^/|    dropped /|' -e 's/^mail /    mailed /'
+# The current month's indicators once the samples went through (report_monthly_stats writes
+# each month's on the 1st of the next one): a one-shot in the background, ~3 minutes from now.
+MONTH=$(TZ=Europe/Paris date +%Y-%m)
+setsid nohup sh -c "sleep 180; .venv/bin/pfi stats month $MONTH" >"$LOG/stats-demo.log" 2>&1 < /dev/null &
 
 cat <<TXT
 
@@ -64,6 +68,7 @@ PFI on Airflow is running.
   Drop HL7 files into var/demo/hl7/<dpi|sgl|ris>/in; acknowledgements appear in .../out.
   The DPI may also send over MLLP to 127.0.0.1:$MLLP_PORT.
   Mailboxes, DMP and DPI partners: .venv/bin/python -m pfi_devkit status
+  Monthly indicators of $MONTH (CSV, in ~3 minutes): var/demo/data/stats/ (.venv/bin/pfi stats month $MONTH)
   Logs:   $LOG/    Settings: var/demo/pfi.toml    Env: $ENV_FILE
   Stop:   make stop
 TXT
