@@ -22,6 +22,8 @@ echo "3/5 migrations (Airflow metadata, PFI ledger)"
 .venv/bin/pfi ledger upgrade >/dev/null
 # The pool that throttles DMP calls (dags/deliver_dmp.py); `pools set` is idempotent.
 .venv/bin/airflow pools set dmp 2 "DMP web services (ITI-41, ITI-57)" >>"$LOG/db-migrate.log" 2>&1
+# The historical backfill's own pool (dags/backfill_dmp_history.py): one lot at a time.
+.venv/bin/airflow pools set dmp_backfill 1 "Historical DMP backfill (one lot at a time)" >>"$LOG/db-migrate.log" 2>&1
 
 echo "4/5 Airflow components"
 alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
