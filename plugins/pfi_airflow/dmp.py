@@ -80,3 +80,26 @@ class DmpHook(BaseHook):
         except Exception as exc:  # reported to the UI's "Test connection" button
             return False, f"{type(exc).__name__}: {getattr(exc, 'code', '')}".strip()
         return True, f"DMP reachable over mutual TLS (HTTP {answer.status_code} to a GET)"
+
+
+def send_backfill_lot(lot: dict) -> dict:
+    """One lot of ``backfill_dmp_history`` (:func:`pfi.flows.backfill.run_batch`): the DMP
+    client and signer of the same Connection as ``deliver_dmp``, opened only when the lot is
+    not a dry run. Counts only."""
+    from pfi.flows.backfill import run_batch
+    from pfi.protocols.dmp.config import DmpConfig
+    from pfi_airflow.runtime import actor, site_and_ledger
+
+    settings, ledger = site_and_ledger()
+    if lot.get("request", {}).get("dry_run"):
+        return run_batch(ledger, settings, lot, actor=actor())
+    config = DmpConfig.from_settings(settings)
+    hook = DmpHook(
+        settings.dmp_connection_id,
+        connect_timeout=config.connect_timeout,
+        read_timeout=config.read_timeout,
+    )
+    with hook.get_conn() as client:
+        return run_batch(
+            ledger, settings, lot, client=client, signer=hook.signer(), config=config, actor=actor()
+        )

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -61,3 +61,12 @@ def actor() -> str:
         return "airflow"
     index = f"[{ti.map_index}]" if getattr(ti, "map_index", -1) >= 0 else ""
     return f"{ti.dag_id}/{ti.task_id}/{ti.run_id}{index}"
+
+
+def reference_day(context: Any) -> date:
+    """The day a manual run stands for (Paris time): its logical date, else the moment it was
+    asked for (``run_after``: a run triggered without a logical date) — never ``now()``."""
+    from zoneinfo import ZoneInfo
+
+    moment = context.get("logical_date") or context["dag_run"].run_after
+    return moment.astimezone(ZoneInfo("Europe/Paris")).date()
