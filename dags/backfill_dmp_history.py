@@ -99,7 +99,7 @@ PARAMS = {
     "batch_size": Param(
         250,
         type="integer",
-        minimum=10,
+        minimum=1,
         maximum=5000,
         title="Taille des lots",
         description="Documents (ou fichiers) par lot ; agrandie d'office au-delà de 1000 lots.",
