@@ -1,9 +1,9 @@
 """A ledger of known deliveries and received mails for the monthly indicators' golden files.
 
 :func:`fill_known_ledger` writes, through the ledger's own write path (``record_message``,
-``mark_delivery`` with the outcome's time), what :data:`EXPECTED` counts by hand; the two times
-the ledger takes from the clock (a mail's ``received_at``) and the flag only a backfill sets
-(``historical``) are set with SQL afterwards. The report of ``2026-10`` covers 2025-01 to
+``mark_delivery`` with the outcome's time), what :data:`EXPECTED` counts by hand (historical deliveries as
+a backfill records them); the one time the ledger takes from the clock, a mail's
+``received_at``, is set with SQL afterwards. The report of ``2026-10`` covers 2025-01 to
 2026-10; FINESS géographique ``010000032`` and ``010000040`` are the site's (settings of
 :func:`site_settings`), ``330000019`` is only in the ledger, ``010000040`` has nothing.
 
@@ -157,15 +157,19 @@ def fill_known_ledger(ledger: Ledger) -> None:
     _sent(ledger, late, utc(2026, 10, 31, 23, 30))  # 00:30 on 1 November in Paris
     # FINESS A, historical documents (a backfill's deliveries), October 2026
     for n, status in ((1, "sent"), (2, "refused")):
-        old = record_document(
-            ledger, f"1.2.250.1.999.8{n}^1", "dmp", type_code=CRC, finess_geo=A, **qualified
-        )
-        _sent(ledger, old, utc(2026, 10, 15, 8), status=status)
-        with ledger.engine.begin() as conn:
-            conn.execute(
-                text("UPDATE delivery SET historical = true WHERE id = :id"),
-                {"id": old.delivery_id},
-            )
+        old = ledger.record_message(
+            source="backfill",
+            checksum=f"{80 + n:064x}",
+            status="done",
+            documents=[{"unique_id": f"1.2.250.1.999.8{n}^1", "type_code": CRC,
+                        "finess_geo": A, **qualified}],
+            deliveries=[("dmp", None, "pending")],
+            historical=True,
+            actor="test",
+        )  # fmt: skip
+        (delivery,) = ledger.deliveries_asked_by(old.item.id)
+        assert delivery.historical
+        ledger.mark_delivery(delivery.id, status, at=utc(2026, 10, 15, 8))
     # FINESS A: previous year, and before the covered months (2024: not in any column)
     img = record_document(ledger, "1.2.250.1.999.9^1", "dmp", type_code=IMG, finess_geo=A)
     _sent(ledger, img, utc(2025, 3, 15, 8))
