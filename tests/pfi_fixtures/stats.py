@@ -1,8 +1,8 @@
 """A ledger of known deliveries and received mails for the monthly indicators' golden files.
 
 :func:`fill_known_ledger` writes, through the ledger's own write path (``record_message``,
-``mark_delivery`` with the outcome's time), what :data:`EXPECTED` counts by hand (historical deliveries as
-a backfill records them); the one time the ledger takes from the clock, a mail's
+``mark_delivery`` with the outcome's time), what :data:`EXPECTED` counts by hand (historical
+deliveries as a backfill records them); the one time the ledger takes from the clock, a mail's
 ``received_at``, is set with SQL afterwards. The report of ``2026-10`` covers 2025-01 to
 2026-10; FINESS géographique ``010000032`` and ``010000040`` are the site's (settings of
 :func:`site_settings`), ``330000019`` is only in the ledger, ``010000040`` has nothing.
