@@ -484,6 +484,7 @@ def mdm_for(
                 body=mail.body,
                 date=mail.date,
                 received_at=received_at,
+                reply_to=mail.reply_to,
             )
             route = lps.Route(
                 "PFI",

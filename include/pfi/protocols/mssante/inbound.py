@@ -103,6 +103,8 @@ class ReceivedMail:
     original_recipient: str | None = None
     #: ``Auto-Submitted`` other than ``no`` (RFC 3834): an automatic mail, never answered.
     auto_submitted: bool = False
+    #: ``Reply-To`` addresses (the MDM's PRT ``REPLY``), each once.
+    reply_to: tuple[str, ...] = ()
 
     @property
     def xdm_archives(self) -> tuple[Attachment, ...]:
@@ -170,6 +172,7 @@ def _read(msg: EmailMessage, raw: bytes) -> ReceivedMail:
         return_path=next(iter(_addresses(msg, "Return-Path")), None),
         original_recipient=_original_recipient(msg),
         auto_submitted=bool(auto) and not auto.startswith("no"),
+        reply_to=tuple(dict.fromkeys(_addresses(msg, "Reply-To"))),
     )
 
 
