@@ -330,6 +330,53 @@ def test_what_the_sending_side_mails_comes_to_the_dpi_as_the_same_action(
     assert mdm.split("\r")[0].split("|")[8] == f"MDM^{event}^MDM_T02"
 
 
+def test_a_worker_killed_between_the_dpi_ack_and_the_ledger_line_resends_the_same_msh10(
+    fresh_ledger, fresh_ledger_url, site, config, partners, mail_servers, test_pki, samples_dir
+):
+    """``kill -9`` of the worker once the DPI answered AA, before the ledger says ``sent``: the
+    delivery stays claimed until its lease ends, then goes again — with the same MSH-10
+    (``PFIR<delivery id>``), which is how the DPI recognises the resend (HL7's duplicate check
+    on the control id). Nothing else goes twice: one move, no error mail."""
+    import multiprocessing
+    import os
+    import signal
+
+    from pfi.ledger import Ledger
+
+    message_id = deliver(mail_servers, test_pki, document_mail(samples_dir, INBOX_TEST_MAILBOX))
+    poll(fresh_ledger, site, partners, config)
+
+    def worker() -> None:  # a worker process that dies right after the DPI's ACK
+        mark = Ledger.mark_delivery
+
+        def dying(self, delivery_id, status, **options):
+            if status == "sent":
+                os.kill(os.getpid(), signal.SIGKILL)
+            return mark(self, delivery_id, status, **options)
+
+        Ledger.mark_delivery = dying
+        ledger = Ledger.from_url(fresh_ledger_url)
+        to_dpi(ledger, site, partners, config)
+
+    child = multiprocessing.get_context("fork").Process(target=worker)
+    child.start()
+    child.join(60)
+    assert child.exitcode == -signal.SIGKILL
+    assert len(partners.peer.received) == 1  # the DPI has it; the ledger does not know
+    (item,) = fresh_ledger.find_inbound(source="inbox", kind="mail")
+    (delivery,) = fresh_ledger.deliveries_asked_by(item.id)
+    assert delivery.status == "pending"
+
+    # Before the lease ends nobody takes it; after, it goes once more under the same MSH-10.
+    assert to_dpi(fresh_ledger, site, partners, config)["claimed"] == 0
+    later = delivery.next_attempt_at + timedelta(seconds=1)
+    assert to_dpi(fresh_ledger, site, partners, config, now=later)["sent"] == 1
+    control_ids = [m.split("\r")[0].split("|")[9] for m in partners.peer.received]
+    assert control_ids == [f"PFIR{delivery.id}"] * 2
+    assert message_id in partners.folder_ids(config.processed_folder)
+    assert fresh_ledger.events(kind=EVENT_ERROR_MAIL_SENT) == []
+
+
 def test_a_mail_given_up_is_listed_then_released_by_the_operator_and_sent_once(
     fresh_ledger,
     fresh_ledger_url,
