@@ -284,3 +284,46 @@ def test_requests_out_of_bounds_are_refused_in_french(site, tmp_path, change, co
 def test_the_limit_is_counted_from_the_logical_date():
     assert backfill.history_limit(date(2026, 12, 3)) == date(2021, 12, 3)
     assert backfill.history_limit(date(2028, 2, 29)) == date(2023, 2, 28)
+
+
+def test_pfi_dmp_backfill_dry_run_prints_counts_and_identity_only_when_asked(
+    tmp_path, monkeypatch, fresh_ledger_url, fresh_ledger, dmp_endpoint, test_pki, capsys
+):
+    import json
+
+    from pfi.cli import main
+    from pfi_devkit.samples import INS
+    from pfi_fixtures.partners import dmp_tls_extra
+    from pfi_fixtures.site import use_site
+
+    extra = {
+        "repository_url": dmp_endpoint.repository_url,
+        "registry_url": dmp_endpoint.registry_url,
+        **dmp_tls_extra(test_pki),
+    }
+    use_site(
+        monkeypatch,
+        write_settings(tmp_path),
+        fresh_ledger_url,
+        pfi_dmp={"conn_type": "http", "extra": extra},
+    )
+    folder = _history(tmp_path / "history")
+    command = ["dmp", "backfill", "--dry-run", "--source", "hl7", "--folder", str(folder)]
+    command += ["--finess", FINESS, "--from", "2022-01-01", "--reference", REFERENCE.isoformat()]
+    assert main(command) == 0
+    out = capsys.readouterr().out
+    printed = json.loads(out)
+    assert printed["to_send"] == len(QUALIFIED) + 1  # SENT_LIVE was not sent here
+    assert printed["skipped"] == {"BACKFILL_TOO_OLD": 1, "DMP_INS_NOT_QUALIFIED": 2}
+    assert printed["reasons"]["BACKFILL_TOO_OLD"] == "document de plus de 5 ans"
+    assert INS not in out and "listed" not in printed
+    assert dmp_endpoint.requests == 0
+
+    assert main([*command, "--show-identity"]) == 0
+    listed = json.loads(capsys.readouterr().out)["listed"]
+    assert {d["ins"] for d in listed if d["decision"] == "send"} == {INS}
+    assert dmp_endpoint.requests == 0 and fresh_ledger.find_document(uid(101)) is None
+
+    too_old = [*command[:-4], "--from", "2021-01-01", "--reference", REFERENCE.isoformat()]
+    assert main(too_old) == 2
+    assert "plus de 5 ans" in capsys.readouterr().err

@@ -365,24 +365,47 @@ class _Candidate:
     document_id: int | None = None  # ledger source
 
 
+@dataclass(frozen=True)
+class Seen:
+    """What a backfill decided about one document, for ``pfi dmp backfill --show-identity``
+    only (holds the INS: never logged, never in XCom)."""
+
+    unique_id: str
+    type_code: str | None
+    effective_time: datetime | None
+    ins: str | None = field(repr=False)
+    decision: str  # "send" or "skip"
+    reason: str
+
+
 @dataclass
 class _Tally:
     documents: int = 0
     skipped: Counter = field(default_factory=Counter)
     by_type: Counter = field(default_factory=Counter)  # to send, per document type
     candidates: list[_Candidate] = field(default_factory=list)
-    listed: list[tuple[str, str | None, str, str]] = field(default_factory=list)
+    listed: list[Seen] = field(default_factory=list)
 
-    def skip(self, reason: str | None, unique_id: str = "", type_code: str | None = None) -> None:
+    def skip(
+        self,
+        reason: str | None,
+        unique_id: str = "",
+        type_code: str | None = None,
+        *,
+        when: datetime | None = None,
+        ins: str | None = None,
+    ) -> None:
         self.documents += 1
         self.skipped[reason or "UNKNOWN"] += 1
-        self.listed.append((unique_id, type_code, "skip", reason or "UNKNOWN"))
+        self.listed.append(Seen(unique_id, type_code, when, ins, "skip", reason or "UNKNOWN"))
 
-    def take(self, candidate: _Candidate) -> None:
+    def take(
+        self, candidate: _Candidate, *, when: datetime | None = None, ins: str | None = None
+    ) -> None:
         self.documents += 1
         self.by_type[candidate.type_code or "?"] += 1
         self.candidates.append(candidate)
-        self.listed.append((candidate.unique_id, candidate.type_code, "send", ""))
+        self.listed.append(Seen(candidate.unique_id, candidate.type_code, when, ins, "send", ""))
 
 
 class _Filters:
@@ -509,7 +532,13 @@ def _classify_hl7(
                         planned.type_code, planned.effective_time, evaluation.ins_qualified
                     )
                 if reason:
-                    tally.skip(reason, planned.unique_id, planned.type_code)
+                    tally.skip(
+                        reason,
+                        planned.unique_id,
+                        planned.type_code,
+                        when=planned.effective_time,
+                        ins=evaluation.ins_matricule,
+                    )
                 else:
                     chosen.append((evaluation, planned))
         states = ledger.dmp_states([p.unique_id for _, p in chosen])
@@ -517,8 +546,9 @@ def _classify_hl7(
 
         for evaluation, planned in chosen:
             reason, _ = _ledger_reason(states.get(planned.unique_id), planned.content_sha256)
+            seen = {"when": planned.effective_time, "ins": evaluation.ins_matricule}
             if reason:
-                tally.skip(reason, planned.unique_id, planned.type_code)
+                tally.skip(reason, planned.unique_id, planned.type_code, **seen)
                 continue
 
             def record(evaluation=evaluation, path=path, raw=raw, file_item=file_item) -> None:
@@ -538,7 +568,7 @@ def _classify_hl7(
                 _record_evaluation(ledger, request, evaluation, path, file_item[0], actor)
 
             action = evaluation.request.action.value if evaluation.request else "new"
-            tally.take(_Candidate(planned.unique_id, planned.type_code, action, record))
+            tally.take(_Candidate(planned.unique_id, planned.type_code, action, record), **seen)
 
 
 def _record_evaluation(
@@ -616,15 +646,17 @@ def _classify_cda(
         )
         reason = filters.reason(type_code, header.effective_time, qualified)
         if reason:
-            tally.skip(reason, unique_id, type_code)
+            ins = identity.matricule if identity else None
+            tally.skip(reason, unique_id, type_code, when=header.effective_time, ins=ins)
             continue
         chosen.append((path, raw, header, identity, unique_id, type_code))
     states = ledger.dmp_states([c[4] for c in chosen])
     for path, raw, header, identity, unique_id, type_code in chosen:
         sha = hashlib.sha256(raw).hexdigest()
         reason, _ = _ledger_reason(states.get(unique_id), sha)
+        seen = {"when": header.effective_time, "ins": identity.matricule if identity else None}
         if reason:
-            tally.skip(reason, unique_id, type_code)
+            tally.skip(reason, unique_id, type_code, **seen)
             continue
         action = "replace" if header.replaced_id is not None else "new"
 
@@ -665,7 +697,7 @@ def _classify_cda(
             if outcome.content_conflict:
                 log.warning("CDA file of ledger item %s: %s", outcome.item.id, DOC_ID_REUSED)
 
-        tally.take(_Candidate(unique_id, type_code, action, record))
+        tally.take(_Candidate(unique_id, type_code, action, record), **seen)
 
 
 def _classify_ledger(
@@ -690,12 +722,14 @@ def _classify_ledger(
             # intake records a DMP delivery whenever the producer asks (DESTDMP=Y): none means
             # it said N, which only the operator may overrule (include_not_requested)
             reason = NOT_FOR_DMP
+        seen = {"when": document.effective_time, "ins": document.ins_matricule}
         if reason:
-            tally.skip(reason, document.unique_id, document.type_code)
+            tally.skip(reason, document.unique_id, document.type_code, **seen)
             continue
         action = "replace" if document.replaces_unique_id else "new"
         tally.take(
-            _Candidate(document.unique_id, document.type_code, action, document_id=document.id)
+            _Candidate(document.unique_id, document.type_code, action, document_id=document.id),
+            **seen,
         )
 
 
@@ -739,13 +773,13 @@ def run_batch(
     signer: Signer | None = None,
     config: DmpConfig | None = None,
     actor: str = "cli",
-    show: Callable[[str, str | None, str, str], None] | None = None,
+    show: Callable[[Seen], None] | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Classify, record and send one batch of :func:`plan`; counts only (XCom-safe).
 
-    A dry run (or no ``client``) records and sends nothing. ``show(unique_id, type, decision,
-    reason)`` is told about each document (``pfi dmp backfill --show-identity``). ``now``: the
+    A dry run records and sends nothing. ``show`` is told what was decided about each document
+    (:class:`Seen`, with its INS: ``pfi dmp backfill --show-identity`` only). ``now``: the
     claim's time (tests walk past a dead worker's lease with it).
     """
     started = time.monotonic()
@@ -758,7 +792,7 @@ def run_batch(
     )
     if show is not None:
         for entry in tally.listed:
-            show(*entry)
+            show(entry)
     counts: dict[str, Any] = {
         "batch": f"lot {lot.index}/{lot.of}",
         "entries": lot.count,
@@ -883,6 +917,7 @@ __all__ = [
     "SOURCE_NAME",
     "BackfillRequest",
     "Batch",
+    "Seen",
     "history_limit",
     "plan",
     "run_batch",

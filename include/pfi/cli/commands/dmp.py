@@ -7,6 +7,9 @@
     pfi dmp status DOCUMENT_ID [--url URL]
     pfi dmp run [--limit N] [--url URL]
     pfi dmp hold|release DOCUMENT_ID [--url URL]
+    pfi dmp backfill --dry-run --source hl7|cda|ledger [--folder DIR] --finess FINESS
+                     --from DATE [--to DATE] [--type CODE]... [--reference DATE]
+                     [--show-identity] [--url URL]
 
 ``submit --dry-run`` prints the SOAP request the PFI would send for a producer's message (ITI-41
 or ITI-57, VIHF, metadata; documents summarised), nothing sent, nothing recorded. Patient data
@@ -18,6 +21,11 @@ throw-away key (said so); the Connection is read as the ``deliver_dmp`` DAG read
 what the ledger knows of a document (by unique id ``root^extension`` or ledger id): its DMP
 deliveries and their trail. ``run`` does what the ``deliver_dmp`` DAG does, once. ``hold`` parks a document's pending DMP deliveries (never
 claimed while held: SC.DMP/ALI/PROG deferred sends) and ``release`` makes them due at once.
+``backfill --dry-run`` plans a historical backfill (:mod:`pfi.flows.backfill`, what the
+``backfill_dmp_history`` DAG does) and prints what it would send: counts per document type and
+per reason a document is skipped, nothing recorded or sent; ``--show-identity`` adds one line
+per document with its INS. Without ``--dry-run`` it sends, lot after lot, through the DMP
+Connection as ``run`` does. The 5-year limit counts from ``--reference`` (default: today).
 """
 
 from __future__ import annotations
@@ -60,6 +68,32 @@ def register(groups: argparse._SubParsersAction) -> None:
     run.add_argument("--limit", type=int, help="at most this many (default: [dmp] batch_size)")
     run.add_argument("--url", help="ledger database URL (default: AIRFLOW_CONN_PFI_LEDGER)")
     run.set_defaults(func=cmd_run)
+
+    backfill = dmp.add_parser(
+        "backfill", help="plan (and send) a historical DMP backfill: what backfill_dmp_history does"
+    )
+    backfill.add_argument("--dry-run", action="store_true", help="count, record and send nothing")
+    backfill.add_argument("--source", required=True, choices=("hl7", "cda", "ledger"))
+    backfill.add_argument("--folder", help="the folder of HL7 or CDA files (hl7, cda)")
+    backfill.add_argument("--finess", required=True, help="the FINESS géographique")
+    backfill.add_argument("--from", dest="start", required=True, help="first day, YYYY-MM-DD")
+    backfill.add_argument("--to", dest="end", help="last day, YYYY-MM-DD (default: --reference)")
+    backfill.add_argument(
+        "--type", dest="types", action="append", default=[], help="a LOINC type (repeatable)"
+    )
+    backfill.add_argument("--max-rate", type=float, default=0.0, help="documents/s (0: no limit)")
+    backfill.add_argument("--batch-size", type=int, default=250)
+    backfill.add_argument(
+        "--include-not-requested",
+        action="store_true",
+        help="also documents whose producer said DESTDMP=N (a site's choice, never an opposition)",
+    )
+    backfill.add_argument("--reference", help="the run's day for the 5-year limit (default: today)")
+    backfill.add_argument(
+        "--show-identity", action="store_true", help="list each document with its INS"
+    )
+    backfill.add_argument("--url", help="ledger database URL (default: AIRFLOW_CONN_PFI_LEDGER)")
+    backfill.set_defaults(func=cmd_backfill)
 
     for name, text in (
         ("hold", "park a document's pending DMP deliveries"),
@@ -304,3 +338,86 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     print(json.dumps(counts))
     return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from pfi.base.errors import InvalidInput
+    from pfi.flows.backfill import REASONS, BackfillRequest, plan, run_batch, summarize
+
+    settings = settings_of(args, required=True)
+    reference = dt.date.fromisoformat(args.reference) if args.reference else dt.date.today()
+    params = {
+        "source_kind": args.source,
+        "folder": args.folder,
+        "finess_geo": args.finess,
+        "start_date": args.start,
+        "end_date": args.end,
+        "document_types": args.types,
+        "dry_run": args.dry_run,
+        "max_rate": args.max_rate,
+        "batch_size": args.batch_size,
+        "include_not_requested": args.include_not_requested,
+    }
+    try:
+        request = BackfillRequest.from_params(params, reference=reference, settings=settings)
+    except InvalidInput as exc:
+        print(f"{exc.code}: {exc.reason}", file=sys.stderr)
+        return 2
+    documents: list[dict] = []
+
+    def show(seen) -> None:
+        documents.append(
+            {
+                "unique_id": seen.unique_id,
+                "type": seen.type_code,
+                "date": seen.effective_time.date().isoformat() if seen.effective_time else None,
+                "ins": seen.ins,
+                "decision": seen.decision,
+                "reason": seen.reason or None,
+            }
+        )
+
+    listing = show if args.show_identity else None
+    with open_ledger(args) as ledger:
+        batches = plan(ledger, request, reference=reference)
+        if request.dry_run:
+            results = [run_batch(ledger, settings, b, show=listing) for b in batches]
+        else:
+            results = _send_backfill(args, ledger, settings, batches, listing)
+    total = summarize(results)
+    total["dry_run"] = request.dry_run
+    total["reasons"] = {code: REASONS.get(code, code) for code in total["skipped"]}
+    if args.show_identity:
+        total["listed"] = documents
+    else:
+        print("# patient data masked (--show-identity to list each document)", file=sys.stderr)
+    print(json.dumps(total, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _send_backfill(args, ledger, settings, batches, listing) -> list[dict]:
+    from pfi.flows.backfill import run_batch
+    from pfi.protocols.dmp import connection as dmp_connection
+    from pfi.protocols.dmp.config import DmpConfig
+
+    config = DmpConfig.from_settings(settings)
+    connection = from_environment(_dmp_connection_id(settings))  # as the DAG's DmpHook
+    signer = dmp_connection.signer(connection)
+    with dmp_connection.client(
+        connection, connect_timeout=config.connect_timeout, read_timeout=config.read_timeout
+    ) as client:
+        return [
+            run_batch(
+                ledger,
+                settings,
+                batch,
+                client=client,
+                signer=signer,
+                config=config,
+                actor="cli",
+                show=listing,
+            )
+            for batch in batches
+        ]
