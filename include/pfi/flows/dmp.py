@@ -61,14 +61,19 @@ WITHDRAWN = "DMP_WITHDRAWN"
 LoadRequest = Callable[["Ledger", int], "Hl7Request | DmpSubmission"]
 
 
-def _default_loader(
+def load_original(
     ledger: Ledger, inbound_item_id: int, settings: Settings | None = None
 ) -> Hl7Request | DmpSubmission:
+    """What a DMP delivery's message asked, read back from its kept original: the HL7 request
+    (:func:`pfi.flows.archive.load_request`), or a backfill's CDA file as its submission."""
     from pfi.flows.archive import load_request, load_submission
 
     if ledger.get_inbound(inbound_item_id).kind == "cda_file":
         return load_submission(ledger, inbound_item_id)
     return load_request(ledger, inbound_item_id, settings=settings)
+
+
+_default_loader = load_original
 
 
 class DmpSender:
@@ -401,5 +406,6 @@ __all__ = [
     "WAITING_PREVIOUS",
     "WITHDRAWN",
     "DmpSender",
+    "load_original",
     "submit_due_deliveries",
 ]

@@ -64,7 +64,7 @@ from pfi.flows.backfill.plan import (
     plan,
 )
 from pfi.flows.backfill.sources import CLASSIFIERS, Filters, Seen, Tally
-from pfi.flows.dmp import CHANNEL, DmpSender
+from pfi.flows.dmp import CHANNEL, DmpSender, load_original
 from pfi.flows.queue import Outcome, run_due
 
 if TYPE_CHECKING:
@@ -149,14 +149,25 @@ def run_batch(
     if not request.dry_run and tally.candidates:
         if client is None or signer is None or config is None:
             raise ConfigurationError("a backfill that sends needs the DMP client and signer")
+        preloaded: dict[int, Any] = {}
         for candidate in tally.candidates:
             if candidate.record is not None:
-                candidate.record()
+                loaded = candidate.record()
+                if loaded is not None:
+                    preloaded[loaded[0]] = loaded[1]
             elif candidate.document_id is not None:
                 ledger.add_historical_delivery(candidate.document_id, candidate.action, actor=actor)
         ids = _historical_pending(ledger, [c.unique_id for c in tally.candidates])
         if ids:
-            sender = DmpSender(ledger, client, signer, config, settings=settings, actor=actor)
+
+            def load(ledger_: Ledger, item_id: int) -> Any:
+                """The request parsed while classifying, else read back (a resumed lot)."""
+                found = preloaded.pop(item_id, None)
+                return found if found is not None else load_original(ledger_, item_id, settings)
+
+            sender = DmpSender(
+                ledger, client, signer, config, settings=settings, actor=actor, load_request=load
+            )
             sent = run_due(
                 ledger,
                 CHANNEL,

@@ -47,6 +47,10 @@ if TYPE_CHECKING:
     from pfi.base.settings import Hl7Source, Settings
     from pfi.ledger import Ledger
     from pfi.ledger.backfill import DmpState
+    from pfi.protocols.hl7v2 import Hl7Request
+
+    #: A recorded message's item id and its parsed request (None: read back when sending).
+    Loaded = tuple[int, Hl7Request] | None
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +62,9 @@ class _Candidate:
     unique_id: str
     type_code: str | None
     action: str
-    record: Callable[[], None] | None = None  # writes it into the ledger (folder sources)
+    #: writes it into the ledger (folder sources); returns the recorded item and the request
+    #: already parsed (the sender need not read the file again), or None
+    record: Callable[[], Loaded] | None = None
     document_id: int | None = None  # ledger source
 
 
@@ -248,7 +254,7 @@ def _classify_hl7(
                 tally.skip(reason, planned.unique_id, planned.type_code, **seen)
                 continue
 
-            def record(evaluation=evaluation, path=path, raw=raw, file_item=file_item) -> None:
+            def record(evaluation=evaluation, path=path, raw=raw, file_item=file_item) -> Loaded:
                 if not file_item:
                     item_id, _ = ledger.record_inbound(
                         kind="hl7_file",
@@ -262,7 +268,8 @@ def _classify_hl7(
                         actor=actor,
                     )
                     file_item.append(item_id)
-                _record_evaluation(ledger, request, evaluation, path, file_item[0], actor)
+                item_id = _record_evaluation(ledger, request, evaluation, path, file_item[0], actor)
+                return item_id, evaluation.request
 
             action = evaluation.request.action.value if evaluation.request else "new"
             tally.take(_Candidate(planned.unique_id, planned.type_code, action, record), **seen)
@@ -270,7 +277,7 @@ def _classify_hl7(
 
 def _record_evaluation(
     ledger: Ledger, request: BackfillRequest, evaluation: Any, path: Path, file_id: int, actor: str
-) -> None:
+) -> int:
     """One message of a historical file, as intake records it; its DMP delivery historical."""
     action = evaluation.request.action
     header = evaluation.header
@@ -309,6 +316,7 @@ def _record_evaluation(
     )
     if outcome.content_conflict:
         log.warning("message of ledger item %s: %s", outcome.item.id, DOC_ID_REUSED)
+    return outcome.item.id
 
 
 def _classify_cda(
@@ -357,7 +365,7 @@ def _classify_cda(
             continue
         action = "replace" if header.replaced_id is not None else "new"
 
-        def record(path=path, raw=raw, header=header, identity=identity, sha=sha) -> None:
+        def record(path=path, raw=raw, header=header, identity=identity, sha=sha) -> Loaded:
             outcome = ledger.record_message(
                 source=SOURCE_NAME,
                 kind="cda_file",
@@ -393,6 +401,7 @@ def _classify_cda(
             )
             if outcome.content_conflict:
                 log.warning("CDA file of ledger item %s: %s", outcome.item.id, DOC_ID_REUSED)
+            return None
 
         tally.take(_Candidate(unique_id, type_code, action, record), **seen)
 
