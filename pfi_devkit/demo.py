@@ -304,6 +304,9 @@ DEMO_MAILS = {
     "refused-by-dpi": (samples.ORU_INIT, True),
     "text-only": (samples.MDM_INIT, False),
 }
+#: The mails carry documents of their own (another sample set): a professional's documents, not
+#: the ones the demo's DPI produces.
+MAILED_SET = 500
 #: How the demo's DPI peer answers a CR de biologie (``python -m pfi_devkit dpi-answers``).
 DEMO_DPI_RULE = {
     "document_type": "11502-2",
@@ -350,7 +353,7 @@ def mail_samples(
         for name, (sample, with_xdm) in pending.items():
             message_id = f"<demo-{name}-{serial}@{domain}>"
             message = document_mail(
-                samples.sample_bytes(sample, serial),
+                samples.sample_bytes(sample, serial + MAILED_SET),
                 PROFESSIONAL_MAILBOX,
                 DEMO_MAILBOX,
                 with_xdm=with_xdm,

@@ -937,3 +937,34 @@ def test_a_received_mail_is_recorded_first_then_its_documents_and_dpi_deliveries
         fresh_ledger.record_message(
             kind="hl7_file", source="pfi", checksum=checksum, status="done", actor="test"
         )
+
+
+def test_a_document_first_received_by_mail_is_completed_by_the_producers_message(
+    ledger: Ledger,
+):
+    """The same document received by MSSanté (no FINESS, INS not known as qualified), then sent
+    by the hospital's own producer: its row is completed, never contradicted, and the producer's
+    deliveries carry the FINESS and the qualified INS (the DMP refused it as unqualified)."""
+    base = {"unique_id": "1.2.250.1.999.1^77", "content_sha256": SHA_A, "type_code": "18748-4"}
+    mailed = {**base, "ins_matricule": "279035121518989", "ins_oid": "1.2.250.1.213.1.4.10"}
+    received = _message(
+        ledger, SHA_B, documents=[mailed], deliveries=[("dpi", "inbox#1", "pending")]
+    )
+    [document_id] = received.document_ids
+    assert not ledger.get_document(document_id).ins_qualified
+
+    produced = _message(
+        ledger,
+        SHA_C,
+        documents=[mailed | {"finess_geo": "010000032", "ins_qualified": True, "type_code": "X"}],
+    )
+
+    assert list(produced.document_ids) == [document_id]
+    row = ledger.get_document(document_id)
+    assert (row.finess_geo, row.ins_qualified, row.type_code) == ("010000032", True, "18748-4")
+    new = [d for d in ledger.deliveries_of(document_id) if d.inbound_item_id == produced.item.id]
+    assert new and all(d.qualified_ins and d.finess_geo == "010000032" for d in new)
+
+    other_patient = {**mailed, "ins_matricule": "1" * 15, "ins_qualified": True}
+    _message(ledger, SHA_A, documents=[other_patient])  # a contradiction completes nothing
+    assert ledger.get_document(document_id).ins_matricule == "279035121518989"

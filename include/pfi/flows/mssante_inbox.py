@@ -358,6 +358,9 @@ def _document_row(package: XdmPackage, document: XdmDocument) -> dict[str, Any]:
         "effective_time": cda.effective_time,
         "content_sha256": hashlib.sha256(document.content).hexdigest(),
         "replaces_unique_id": str(replaced) if replaced else None,
+        # Its INS as the CDA gives it; whether it is qualified a mail does not say.
+        "ins_matricule": ins.extension,
+        "ins_oid": ins.root,
     }
 
 

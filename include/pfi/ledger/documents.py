@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.engine import Connection
 
@@ -77,8 +77,10 @@ def insert_documents(
     :func:`_document_values`) in ``conn``'s transaction, each new one's event given to ``note``;
     their ids, in order.
 
-    A known document is not rewritten, except for the content SHA-256 that a deletion received
-    before it could not give. :class:`ContentConflict` when a known id comes with another content
+    A known document is not rewritten, only completed (:func:`_completion`): what an earlier
+    message left unknown — the content SHA-256 a deletion received before it could not give, the
+    FINESS géographique, type and INS a document received by MSSanté does not carry — and the
+    INS's qualification, once a message says it is qualified. :class:`ContentConflict` when a known id comes with another content
     (except for a deletion, which names a document and carries none of its own). A replacement's
     ``replaces_unique_id`` is resolved to ``replaces_document_id`` when that document is known.
     """
@@ -108,18 +110,48 @@ def insert_documents(
             ids.append(inserted.id)
             continue
         known = conn.execute(
-            select(document.c.id, document.c.content_sha256).where(
-                document.c.unique_id == values["unique_id"]
-            )
+            select(
+                document.c.id,
+                document.c.content_sha256,
+                document.c.ins_matricule,
+                document.c.ins_qualified,
+            ).where(document.c.unique_id == values["unique_id"])
         ).one()
         if action != "delete" and known.content_sha256 and sha and known.content_sha256 != sha:
             raise ContentConflict
+        completed = _completion(known, values)
         if action != "delete" and sha and not known.content_sha256:  # known by a deletion
-            conn.execute(
-                update(document).where(document.c.id == known.id).values(content_sha256=sha)
-            )
+            completed["content_sha256"] = sha
+        if completed:
+            conn.execute(update(document).where(document.c.id == known.id).values(**completed))
         ids.append(known.id)
     return ids
+
+
+#: Columns a later message fills when the document's first message left them empty.
+_COMPLETED = ("set_id", "version", "type_code", "type_display", "finess_geo", "effective_time")
+
+
+def _completion(known: Any, values: Mapping[str, Any]) -> dict[str, Any]:
+    """What a new message about a known document adds to its row: the columns left empty (the
+    INS with its OID), and ``ins_qualified`` when the new message has the same INS qualified.
+    A value already known is never replaced: a message contradicting it changes nothing."""
+    changes = {
+        name: func.coalesce(document.c[name], values[name])
+        for name in _COMPLETED
+        if values.get(name) is not None
+    }
+    matricule = values["ins_matricule"]
+    if matricule and not known.ins_matricule:
+        changes["ins_matricule"] = matricule
+        changes["ins_oid"] = values["ins_oid"]
+    if (
+        values["ins_qualified"]
+        and not known.ins_qualified
+        and (known.ins_matricule in (None, matricule))
+    ):
+        changes["ins_qualified"] = True
+    return changes
 
 
 class Documents(LedgerBase):
