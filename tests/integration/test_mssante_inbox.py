@@ -377,6 +377,30 @@ def test_a_worker_killed_between_the_dpi_ack_and_the_ledger_line_resends_the_sam
     assert fresh_ledger.events(kind=EVENT_ERROR_MAIL_SENT) == []
 
 
+def test_a_second_worker_on_the_same_mailbox_leaves_it_to_the_first(
+    fresh_ledger, fresh_ledger_url, site, config, partners, mail_servers, test_pki, samples_dir
+):
+    """Two pollers of one mailbox at once (a replayed task beside the scheduled one, the CLI
+    beside the DAG): the second finds it busy and reads nothing, so no mail is taken or answered
+    twice. The lock is the ledger's, held by the first worker's session."""
+    from pfi.ledger import Ledger
+
+    deliver(mail_servers, test_pki, document_mail(samples_dir, INBOX_TEST_MAILBOX, with_xdm=False))
+    other_worker = Ledger.from_url(fresh_ledger_url)
+    try:
+        with other_worker.exclusive("mailbox:inbox", wait=False) as held:
+            assert held
+            busy = poll(fresh_ledger, site, partners, config)
+        assert busy["busy"] == 1 and busy["listed"] == 0
+        assert fresh_ledger.find_inbound(source="inbox", kind="mail") == []
+
+        counts = poll(fresh_ledger, site, partners, config)  # the lock went with the block
+    finally:
+        other_worker.dispose()
+    assert counts["refused"] == 1 and "busy" not in counts
+    assert len(fresh_ledger.events(kind=EVENT_ERROR_MAIL_SENT)) == 1
+
+
 def test_a_mail_given_up_is_listed_then_released_by_the_operator_and_sent_once(
     fresh_ledger,
     fresh_ledger_url,

@@ -25,7 +25,9 @@ replay:
    moves to the processed folder (all sent) or gets its error mail and moves to the errors
    folder.
 
-Nothing twice: a mail already in the ledger (same bytes: a replay, a move that failed, a
+Nothing twice: one worker at a time reads a mailbox (a second one finds it busy and leaves it:
+a ledger lock, :meth:`~pfi.ledger.Ledger.exclusive`), one at a time answers and moves a mail; a
+mail already in the ledger (same bytes: a replay, a move that failed, a
 UIDVALIDITY change renumbering the mailbox) is never recorded again — it is only moved where its
 outcome says; a delivery is claimed by one worker; the MDM's MSH-10 is fixed by the delivery
 (``PFIR<delivery id>``), so a DPI may recognise a resend after a lost ACK; one error mail per
@@ -174,6 +176,25 @@ def poll_mailbox(
     """Take the INBOX's mails of one application mailbox (see the module docstring); counts."""
     config = config or ReceivingConfig.from_settings(settings)
     counts = {"listed": 0, "recorded": 0, "accepted": 0, "refused": 0, "known": 0, "moved": 0}
+    with ledger.exclusive(f"mailbox:{mailbox.name}", wait=False) as mine:
+        if not mine:  # another worker reads this mailbox now: its mails are in hand
+            log.info("mailbox %s is being read by another worker", mailbox.name)
+            return counts | {"busy": 1}
+        _poll(ledger, settings, config, mailbox, imap, smtp, counts, actor, now)
+    return counts
+
+
+def _poll(
+    ledger: Ledger,
+    settings: Settings,
+    config: ReceivingConfig,
+    mailbox: Mailbox,
+    imap: Imap,
+    smtp: Smtp,
+    counts: dict[str, int],
+    actor: str,
+    now: datetime | None,
+) -> None:
     validity = imap.select_folder("INBOX")
     failures: list[Exception] = []
     for uid in imap.list_uids(config.batch_size):
@@ -192,7 +213,6 @@ def poll_mailbox(
             failures.append(exc)
     if failures:  # the task turns red once the batch is done (the type and code only)
         raise failures[0]
-    return counts
 
 
 def _take_one(
@@ -444,18 +464,24 @@ class DpiSender:
         unreachable for ``[receiving.retry] give_up_after_hours``) is no refusal: no error mail,
         the mail stays in the INBOX, ``failed`` in the ledger for the operator."""
         item = self.ledger.get_inbound(delivery.inbound_item_id or 0)
-        siblings = self.ledger.deliveries_asked_by(item.id)
-        if any(d.status in ("pending", "held", "failed") for d in siblings):
-            return
-        mailbox = self.mailbox(item.source)
-        failed = [d for d in siblings if d.status == "refused"]
-        if failed:
-            raw = Path(item.storage_path or "").read_bytes()
-            first = failed[0]
-            reason = (first.reason_code or "DPI_ERROR", first.reason_text or "")
-            with contextlib.closing(self.smtp_for(mailbox)) as smtp:
-                _error_mail(self.ledger, mailbox, item, raw, smtp, actor=self.actor, reason=reason)
-        settle(self.ledger, self.config, item, self.imap(mailbox), actor=self.actor)
+        # Two workers finishing the last two documents of one mail: one answers and moves it.
+        with self.ledger.exclusive(f"mail:{item.id}"):
+            siblings = self.ledger.deliveries_asked_by(item.id)
+            if any(d.status in ("pending", "held", "failed") for d in siblings):
+                return
+            if self.ledger.events(inbound_item_id=item.id, kind=EVENT_MOVED, limit=1):
+                return  # settled by the other one
+            mailbox = self.mailbox(item.source)
+            failed = [d for d in siblings if d.status == "refused"]
+            if failed:
+                raw = Path(item.storage_path or "").read_bytes()
+                first = failed[0]
+                reason = (first.reason_code or "DPI_ERROR", first.reason_text or "")
+                with contextlib.closing(self.smtp_for(mailbox)) as smtp:
+                    _error_mail(
+                        self.ledger, mailbox, item, raw, smtp, actor=self.actor, reason=reason
+                    )
+            settle(self.ledger, self.config, item, self.imap(mailbox), actor=self.actor)
 
 
 def mdm_for(

@@ -8,11 +8,14 @@ answer whether they created the row.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import Any, Self
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
 
 from pfi.ledger.migrate import normalize_url
@@ -52,6 +55,29 @@ class LedgerBase:
         }
         options.update(engine_options)
         return cls(create_engine(normalize_url(url), **options))
+
+    @contextmanager
+    def exclusive(self, name: str, *, wait: bool = True) -> Iterator[bool]:
+        """Hold a lock named ``name`` across processes (a PostgreSQL session advisory lock) for
+        the ``with`` block: two workers never do that block at once. ``wait=False``: give up at
+        once when another holds it — the block then runs with ``False`` (do nothing). The lock
+        goes with the session when a worker dies."""
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        with self.engine.connect() as conn:
+            if wait:
+                conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+                held = True
+            else:
+                held = bool(
+                    conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar()
+                )
+            conn.commit()
+            try:
+                yield held
+            finally:
+                if held:
+                    conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                    conn.commit()
 
     def dispose(self) -> None:
         """Close the pooled connections (end of a command, test teardown)."""
