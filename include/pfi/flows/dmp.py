@@ -115,7 +115,10 @@ class DmpSender:
     def __call__(self, delivery: Delivery) -> Outcome:
         ledger = self.ledger
         document = ledger.get_document(delivery.document_id)
-        if ledger.delivery_done(document.unique_id, CHANNEL, None, delivery.action):
+        # a forced replay (an operator's second send, :mod:`pfi.flows.console`) goes again
+        if delivery.replay_of is None and ledger.delivery_done(
+            document.unique_id, CHANNEL, None, delivery.action
+        ):
             return Outcome.sent(entry_uuid(document.unique_id))
         waiting = self._waits_for(delivery, document.id, document.replaces_unique_id)
         if waiting is not None:

@@ -110,7 +110,9 @@ def insert_deliveries(
     inserted = conn.execute(
         insert(delivery)
         .values(rows)
-        .on_conflict_do_nothing(index_elements=["document_id", "channel", "recipient", "action"])
+        .on_conflict_do_nothing(
+            index_elements=["document_id", "channel", "recipient", "action", "replay_seq"]
+        )
         .returning(delivery.c.id, delivery.c.document_id, delivery.c.channel, delivery.c.status)
     ).all()
     for row in sorted(inserted, key=lambda r: r.id):

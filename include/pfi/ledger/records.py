@@ -93,6 +93,9 @@ class Delivery(_Row):
     updated_at: datetime
     #: The message that asked for this delivery (migration 0002), when the writer recorded it.
     inbound_item_id: int | None = None
+    #: A forced replay's original and its number (migration 0004); ``None`` and 0 otherwise.
+    replay_of: int | None = None
+    replay_seq: int = 0
 
 
 @dataclass(frozen=True)

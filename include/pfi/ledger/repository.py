@@ -6,7 +6,8 @@
 - :mod:`~pfi.ledger.deliveries` — deliveries and the claim queue with its leases;
 - :mod:`~pfi.ledger.events` — the append-only trail;
 - :mod:`~pfi.ledger.stats` — monthly counts and the trail of deliveries (traces);
-- :mod:`~pfi.ledger.backfill` — what a historical DMP backfill reads.
+- :mod:`~pfi.ledger.backfill` — what a historical DMP backfill reads;
+- :mod:`~pfi.ledger.console` — the operator console's search, timeline and forced replay.
 
 All the ledger's SQL is in these modules: the rest of the PFI calls :class:`Ledger` methods.
 """
@@ -14,6 +15,7 @@ All the ledger's SQL is in these modules: the rest of the PFI calls :class:`Ledg
 from __future__ import annotations
 
 from pfi.ledger.backfill import Backfill
+from pfi.ledger.console import Console
 from pfi.ledger.deliveries import Deliveries
 from pfi.ledger.documents import Documents
 from pfi.ledger.events import Events
@@ -21,7 +23,7 @@ from pfi.ledger.items import InboundItems
 from pfi.ledger.stats import Statistics
 
 
-class Ledger(InboundItems, Documents, Deliveries, Events, Statistics, Backfill):
+class Ledger(InboundItems, Documents, Deliveries, Events, Statistics, Backfill, Console):
     """The PFI ledger over a SQLAlchemy :class:`~sqlalchemy.engine.Engine` (PostgreSQL).
 
     The schema must be at the head revision (:func:`pfi.ledger.upgrade`). ``actor`` arguments name

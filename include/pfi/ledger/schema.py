@@ -142,6 +142,9 @@ inbound_item = Table(
 Index("ix_inbound_item_source_control_id", inbound_item.c.source, inbound_item.c.control_id)
 Index("ix_inbound_item_parent_id", inbound_item.c.parent_id)
 Index("ix_inbound_item_status_received_at", inbound_item.c.status, inbound_item.c.received_at)
+Index("ix_inbound_item_control_id", inbound_item.c.control_id)
+Index("ix_inbound_item_received_at", inbound_item.c.received_at)
+Index("ix_inbound_item_source_id", inbound_item.c.source, inbound_item.c.id)
 
 
 document = Table(
@@ -181,6 +184,7 @@ document = Table(
 )
 Index("ix_document_set_id", document.c.set_id)
 Index("ix_document_inbound_item_id", document.c.inbound_item_id)
+Index("ix_document_ins_matricule", document.c.ins_matricule)
 
 
 delivery = Table(
@@ -232,8 +236,18 @@ delivery = Table(
         ),
         nullable=False,
     ),
+    # A forced replay by an operator (migration 0004): a new delivery repeating ``replay_of``,
+    # numbered 1, 2…; 0 for every delivery intake creates, so the key below still refuses a
+    # second one of those.
+    Column("replay_of", BigInteger, ForeignKey("delivery.id")),
+    Column("replay_seq", Integer, nullable=False, server_default=text("0")),
     UniqueConstraint(
-        "document_id", "channel", "recipient", "action", postgresql_nulls_not_distinct=True
+        "document_id",
+        "channel",
+        "recipient",
+        "action",
+        "replay_seq",
+        postgresql_nulls_not_distinct=True,
     ),
     UniqueConstraint("request_id"),
     CheckConstraint(_one_of("channel", CHANNELS), name="channel"),
@@ -249,6 +263,7 @@ delivery = Table(
         name="recipient",
     ),
     CheckConstraint("NOT historical OR channel = 'dmp'", name="historical_dmp_only"),
+    CheckConstraint("(replay_seq = 0) = (replay_of IS NULL)", name="replay"),
 )
 Index(
     "ix_delivery_due",
@@ -266,6 +281,12 @@ Index(
 Index("ix_delivery_partner_ref", delivery.c.partner_ref)
 Index("ix_delivery_inbound_item_id", delivery.c.inbound_item_id)
 Index("ix_delivery_status_updated_at", delivery.c.status, delivery.c.updated_at)
+# The operator console's search (migration 0004): pages newest first under each filter.
+Index("ix_delivery_created_at", delivery.c.created_at)
+Index("ix_delivery_status_channel_id", delivery.c.status, delivery.c.channel, delivery.c.id)
+Index("ix_delivery_channel_id", delivery.c.channel, delivery.c.id)
+Index("ix_delivery_finess_geo_id", delivery.c.finess_geo, delivery.c.id)
+Index("ix_delivery_replay_of", delivery.c.replay_of)
 
 
 event = Table(
@@ -286,6 +307,8 @@ Index("ix_event_inbound_item_id", event.c.inbound_item_id)
 Index("ix_event_document_id", event.c.document_id)
 Index("ix_event_delivery_id", event.c.delivery_id)
 Index("ix_event_at", event.c.at)
+# The operator's trail (migration 0004): replays, holds, releases, views of identity/content.
+Index("ix_event_operator", event.c.id, postgresql_where=event.c.kind.like("operator.%"))
 
 
 __all__ = [
