@@ -15,6 +15,9 @@ one lot at a time):
   (sent or skipped: what the operator's progress line counts) and over the documents sent.
 
 ``ratio`` = flow documents sent per second / endpoint-alone submissions per second (goal ≥ 0.5).
+The local endpoint answers in a few milliseconds, far faster than the national DMP: both legs
+are measured again with the endpoint in its ``slow`` mode (``SLOW_DMP_S`` more per request,
+``ratio_slow_dmp``), where the PFI's own work per document weighs less.
 Also: the dry run's rate (plan + classification, nothing recorded or sent). Not measured here:
 the DAG's own overhead (one task process per lot, ~0.2 s each on these machines: negligible
 for lots of 250).
@@ -34,6 +37,8 @@ from bench.inputs import MDM_PDF_SIZE
 
 DOCUMENTS = 200
 LOT = 50
+SLOW_DOCUMENTS = 100
+SLOW_DMP_S = 0.05
 REFERENCE = date(2026, 12, 1)
 
 
@@ -78,9 +83,52 @@ def _endpoint_alone(messages, endpoints, tls, signer, config) -> float:
         return (len(submissions) - 1) / (time.perf_counter() - started)
 
 
+def _set_mode(info: dict, pki, mode: str, delay: float = 0.0) -> None:
+    import requests
+
+    answer = requests.post(
+        info["control_url"] + "/mode",
+        json={"mode": mode, "delay": delay},
+        cert=(str(pki.establishment.cert_path), str(pki.establishment.key_path)),
+        verify=str(pki.ca_bundle),
+        timeout=30,
+    )
+    answer.raise_for_status()
+
+
+def _flow(ledger, settings, folder: Path, client, signer, config, *, dry_run: bool = False):
+    """Plan and run every lot of a backfill of ``folder``; (totals, seconds)."""
+    from pfi.flows import backfill
+
+    params = {
+        "source_kind": "hl7",
+        "folder": str(folder),
+        "finess_geo": "010000032",
+        "start_date": "2022-01-01",
+        "batch_size": LOT,
+        "dry_run": dry_run,
+    }
+    request = backfill.BackfillRequest.from_params(params, reference=REFERENCE, settings=settings)
+    started = time.perf_counter()
+    results = [
+        backfill.run_batch(
+            ledger, settings, lot, client=client, signer=signer, config=config, actor="bench"
+        )
+        for lot in backfill.plan(ledger, request, reference=REFERENCE)
+    ]
+    return backfill.summarize(results), time.perf_counter() - started
+
+
+def _folder(base: Path, name: str, first_serial: int, count: int) -> Path:
+    folder = base / name
+    folder.mkdir()
+    for n, message in enumerate(_messages(first_serial, count)):
+        (folder / f"{n:06d}.hl7").write_bytes(message)
+    return folder
+
+
 def run() -> dict:
     from pfi.base.settings import load_settings
-    from pfi.flows import backfill
     from pfi.ledger import Ledger, upgrade
     from pfi.protocols.dmp import DmpClient, DmpEndpoints, Signer, TlsFiles
     from pfi.protocols.dmp.config import DmpConfig
@@ -110,53 +158,29 @@ def run() -> dict:
                 config,
             )
 
-            folder = base / "history"
-            folder.mkdir()
-            for n, message in enumerate(_messages(20_000, DOCUMENTS)):
-                (folder / f"{n:06d}.hl7").write_bytes(message)
-            params = {
-                "source_kind": "hl7",
-                "folder": str(folder),
-                "finess_geo": "010000032",
-                "start_date": "2022-01-01",
-                "batch_size": LOT,
-            }
-
-            dry = backfill.BackfillRequest.from_params(
-                {**params, "dry_run": True}, reference=REFERENCE, settings=settings
-            )
-            started = time.perf_counter()
-            lots = backfill.plan(ledger, dry, reference=REFERENCE)
-            for lot in lots:
-                backfill.run_batch(ledger, settings, lot, actor="bench")
-            dry_s = time.perf_counter() - started
-
-            request = backfill.BackfillRequest.from_params(
-                params, reference=REFERENCE, settings=settings
-            )
+            folder = _folder(base, "history", 20_000, DOCUMENTS)
+            _, dry_s = _flow(ledger, settings, folder, None, None, None, dry_run=True)
             with DmpClient(endpoints, tls, read_timeout=30) as client:
-                started = time.perf_counter()
-                lots = backfill.plan(ledger, request, reference=REFERENCE)
-                results = [
-                    backfill.run_batch(
-                        ledger,
-                        settings,
-                        lot,
-                        client=client,
-                        signer=signer,
-                        config=config,
-                        actor="bench",
-                    )
-                    for lot in lots
-                ]
-                flow_s = time.perf_counter() - started
-            total = backfill.summarize(results)
+                total, flow_s = _flow(ledger, settings, folder, client, signer, config)
+
+            _set_mode(info, pki, "slow", SLOW_DMP_S)
+            slow_alone = _endpoint_alone(
+                [m for i, m in enumerate(_messages(30_000, SLOW_DOCUMENTS // 2)) if i % 5],
+                endpoints,
+                tls,
+                signer,
+                config,
+            )
+            slow_folder = _folder(base, "history-slow", 40_000, SLOW_DOCUMENTS)
+            with DmpClient(endpoints, tls, read_timeout=30) as client:
+                slow, slow_s = _flow(ledger, settings, slow_folder, client, signer, config)
             ledger.dispose()
         finally:
             process.terminate()
             process.wait(10)
             server.drop_database(url.rsplit("/", 1)[1])
     sent_rate = total["sent"] / flow_s
+    slow_rate = slow["sent"] / slow_s
     return {
         "documents": DOCUMENTS,
         "lot": LOT,
@@ -167,6 +191,10 @@ def run() -> dict:
         "flow_documents_per_s": round(DOCUMENTS / flow_s, 1),
         "ratio": round(sent_rate / alone, 2),
         "dry_run_documents_per_s": round(DOCUMENTS / dry_s, 1),
+        "slow_dmp_s": SLOW_DMP_S,
+        "endpoint_alone_slow_per_s": round(slow_alone, 1),
+        "flow_sent_slow_per_s": round(slow_rate, 1),
+        "ratio_slow_dmp": round(slow_rate / slow_alone, 2),
     }
 
 
