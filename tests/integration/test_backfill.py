@@ -327,3 +327,38 @@ def test_pfi_dmp_backfill_dry_run_prints_counts_and_identity_only_when_asked(
     too_old = [*command[:-4], "--from", "2021-01-01", "--reference", REFERENCE.isoformat()]
     assert main(too_old) == 2
     assert "plus de 5 ans" in capsys.readouterr().err
+
+
+def test_the_live_queue_takes_live_deliveries_before_historical_ones(
+    fresh_ledger, site, tmp_path, dmp
+):
+    """A backfill's deliveries left in the deferred queue (here: its worker died before its
+    first submission) never delay the live flow's: a claim takes the live ones first."""
+    from pfi_fixtures.ledger import record_document
+
+    _, client, signer = dmp
+
+    class Killed(BaseException):
+        pass
+
+    class Dies:
+        endpoints = client.endpoints
+
+        def send(self, _request):
+            raise Killed
+
+    folder = _history(tmp_path / "history")
+    request = backfill.BackfillRequest.from_params(
+        _request(folder), reference=REFERENCE, settings=site
+    )
+    (first_lot, *_) = backfill.plan(fresh_ledger, request, reference=REFERENCE)
+    with pytest.raises(Killed):
+        backfill.run_batch(
+            fresh_ledger, site, first_lot, client=Dies(), signer=signer, config=CONFIG
+        )
+    live = record_document(fresh_ledger, f"{DOCUMENT_ROOT}.900.9", "dmp").delivery_id
+    later = datetime.now(PARIS) + timedelta(minutes=11)  # the dead worker's lease is over
+    (first,) = fresh_ledger.claim_due_deliveries("dmp", now=later, limit=1, actor="live")
+    assert first.id == live and not first.historical
+    taken = fresh_ledger.claim_due_deliveries("dmp", now=later, limit=10, actor="live")
+    assert len(taken) == 3 and all(d.historical for d in taken)
