@@ -79,6 +79,16 @@ def _free_port(candidates: range, keep: int | None = None) -> int:
     raise RuntimeError(f"no free port in {candidates.start}-{candidates.stop - 1}")
 
 
+#: The demo's Airflow users (simple auth manager): login = password, and their role; the operator
+#: console maps the roles onto its rights (plugins/pfi_airflow/console).
+DEMO_USERS = (
+    ("admin", "admin"),
+    ("lecteur", "viewer"),
+    ("operateur", "user"),
+    ("superviseur", "op"),
+)
+
+
 def airflow_env(
     *,
     root: Path,
@@ -101,7 +111,8 @@ def airflow_env(
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__FERNET_KEY": fernet_key,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        # the operator console's roles (README, "Operator console"): one demo user each
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{u}:{r}" for u, r in DEMO_USERS),
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         "AIRFLOW__CORE__PARALLELISM": "8",
         "AIRFLOW__API__HOST": "127.0.0.1",
@@ -206,8 +217,9 @@ def prepare(root: Path = ROOT, connections: dict[str, str] | None = None) -> Pat
     inlet_file.write_text(str(inlet_port))
 
     passwords = home / "passwords.json"
-    if not passwords.exists():
-        passwords.write_text(json.dumps({"admin": "admin"}))
+    known = json.loads(passwords.read_text()) if passwords.exists() else {}
+    if any(user not in known for user, _ in DEMO_USERS):
+        passwords.write_text(json.dumps({user: user for user, _ in DEMO_USERS} | known))
 
     settings_file = var / "demo" / "pfi.toml"
     settings_file.parent.mkdir(parents=True, exist_ok=True)
