@@ -1,6 +1,7 @@
 """Feed the DMP: send the due ``dmp`` deliveries (first attempts and deferred retries).
 
-Every minute (or by hand), each of ``WORKERS`` mapped tasks claims up to ``[dmp] batch_size``
+As soon as intake recorded DMP deliveries (the asset ``pfi-dmp-queue``), every minute as the
+safety net for retries, or by hand, each of ``WORKERS`` mapped tasks claims up to ``[dmp] batch_size``
 due deliveries from the ledger (oldest due first, rows locked by another worker skipped) and,
 for each one, submits it to the DMP — ITI-41 with a signed VIHF and the XAdES signature document
 for a new document or a replacement (RPLC), ITI-57 for a deletion — then records the outcome:
@@ -20,12 +21,13 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 
 from pfi_airflow.runtime import every_minute
+from pfi_airflow.triggers import DMP_QUEUE_ASSET
 
 POOL = "dmp"
 WORKERS = 2
 
 
-@dag(**every_minute("dmp", "delivery", retries=2), doc_md=__doc__)
+@dag(**every_minute("dmp", "delivery", retries=2, on=DMP_QUEUE_ASSET), doc_md=__doc__)
 def deliver_dmp():
     @task(pool=POOL)
     def submit_due(worker: int) -> dict:

@@ -1,6 +1,7 @@
 """Send the documents due by MSSanté, and read back what the mailboxes say about them.
 
-Every minute (and on demand):
+As soon as intake recorded MSSanté deliveries (the asset ``pfi-mssante-queue``), every minute
+as the safety net for retries and notifications, and on demand:
 
 1. **send_to_professionals** / **send_to_patients** — claim the due ``mss_professional`` /
    ``mss_patient`` deliveries of the ledger (first attempts and deferred retries alike), compose
@@ -21,6 +22,7 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 
 from pfi_airflow.runtime import every_minute
+from pfi_airflow.triggers import MSSANTE_QUEUE_ASSET
 
 BATCH_LIMIT = 200
 
@@ -43,7 +45,12 @@ def _send(channel: str) -> dict:
     )
 
 
-@dag(**every_minute("mssante", "delivery", retries=2, exponential_backoff=False), doc_md=__doc__)
+@dag(
+    **every_minute(
+        "mssante", "delivery", retries=2, exponential_backoff=False, on=MSSANTE_QUEUE_ASSET
+    ),
+    doc_md=__doc__,
+)
 def deliver_mssante():
     @task
     def send_to_professionals() -> dict:

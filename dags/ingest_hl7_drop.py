@@ -1,6 +1,8 @@
 """Ingest HL7 v2 files dropped by the DPI, the SGL and the RIS (or received by the MLLP inlet).
 
-Every minute, for each configured HL7 source:
+As soon as a file is settled in a drop directory (the triggerer watches them:
+``DropFolderTrigger``, an ``AssetWatcher`` of the asset ``pfi-hl7-drop``; the MLLP inlet writes
+there too), every minute as the safety net, for each configured HL7 source:
 
 1. **claim_files** — claims the settled files of the source's drop directory (atomic rename into
    its work directory), records each one in the ledger with its SHA-256 **before** anything else,
@@ -12,7 +14,10 @@ Every minute, for each configured HL7 source:
    folder. Accepted requests become ledger documents and deliveries (``dmp``,
    ``mss_professional``, ``mss_patient``) that the delivery DAGs send. Originals are archived by
    date, or quarantined with the reason beside them;
-3. **resend_queued_zams** — business acknowledgements (ZAM) that could not reach their producer
+3. **announce_deliveries** — when the batches recorded deliveries, updates the assets
+   ``pfi-dmp-queue`` and ``pfi-mssante-queue``: ``deliver_dmp`` and ``deliver_mssante`` start at
+   once instead of at their next minute (skipped when nothing was recorded);
+4. **resend_queued_zams** — business acknowledgements (ZAM) that could not reach their producer
    over MLLP (``[[hl7_source]] zam_mllp``) are queued by the delivery DAGs: sent again here, each
    once, oldest first, and given up with a ``zam.failed`` event after two days.
 
@@ -27,12 +32,13 @@ from __future__ import annotations
 from airflow.sdk import dag, task
 
 from pfi_airflow.runtime import every_minute
+from pfi_airflow.triggers import DMP_QUEUE_ASSET, HL7_DROP_ASSET, MSSANTE_QUEUE_ASSET
 
 BATCH_SIZE = 50
 MAX_FILES_PER_RUN = 5000
 
 
-@dag(**every_minute("intake", "hl7", retries=3), doc_md=__doc__)
+@dag(**every_minute("intake", "hl7", retries=3, on=HL7_DROP_ASSET), doc_md=__doc__)
 def ingest_hl7_drop():
     @task
     def claim_files() -> list[dict]:
@@ -65,7 +71,18 @@ def ingest_hl7_drop():
             ledger, settings.sources, actor=actor(), connections=airflow_connection
         )
 
-    acknowledge_batch.expand(batch=claim_files())
+    # One batch failing must not hold back the deliveries the others recorded.
+    @task(outlets=[DMP_QUEUE_ASSET, MSSANTE_QUEUE_ASSET], trigger_rule="all_done")
+    def announce_deliveries(counts: list) -> int:
+        """Start the delivery DAGs now when deliveries were recorded (skipped otherwise)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        recorded = sum(c.get("deliveries", 0) for c in counts if c)
+        if not recorded:
+            raise AirflowSkipException("no delivery recorded")
+        return recorded
+
+    announce_deliveries(acknowledge_batch.expand(batch=claim_files()))
     resend_queued_zams()
 
 

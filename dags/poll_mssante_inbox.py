@@ -22,22 +22,15 @@ lost or sent twice).
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from airflow.sdk import dag, task
-from airflow.timetables.assets import AssetOrTimeSchedule
-from airflow.timetables.trigger import DeltaTriggerTimetable
 
 from pfi_airflow.runtime import every_minute
 from pfi_airflow.triggers import MAILBOX_ASSET
 
 BATCH_LIMIT = 100
-SCHEDULE = AssetOrTimeSchedule(
-    timetable=DeltaTriggerTimetable(timedelta(minutes=1)), assets=[MAILBOX_ASSET]
-)
 
 
-@dag(**{**every_minute("mssante", "reception", retries=2), "schedule": SCHEDULE}, doc_md=__doc__)
+@dag(**every_minute("mssante", "reception", retries=2, on=MAILBOX_ASSET), doc_md=__doc__)
 def poll_mssante_inbox():
     @task
     def mailboxes() -> list[str]:

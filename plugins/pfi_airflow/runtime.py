@@ -11,10 +11,13 @@ if TYPE_CHECKING:
     from pfi.ledger import Ledger
 
 
-def every_minute(*tags: str, retries: int, exponential_backoff: bool = True) -> dict[str, Any]:
-    """``@dag`` arguments of a PFI flow: every minute, one run at a time, no catch-up; tagged
-    ``pfi`` + ``tags``; tasks owned by ``pfi``, retried ``retries`` times 30 s apart (doubling
-    each time with ``exponential_backoff``)."""
+def every_minute(
+    *tags: str, retries: int, exponential_backoff: bool = True, on: Any = None
+) -> dict[str, Any]:
+    """``@dag`` arguments of a PFI flow: every minute (and at each event of the asset ``on``:
+    :mod:`pfi_airflow.triggers`), one run at a time, no catch-up; tagged ``pfi`` + ``tags``;
+    tasks owned by ``pfi``, retried ``retries`` times 30 s apart (doubling each time with
+    ``exponential_backoff``)."""
     default_args: dict[str, Any] = {
         "owner": "pfi",
         "retries": retries,
@@ -22,8 +25,14 @@ def every_minute(*tags: str, retries: int, exponential_backoff: bool = True) -> 
     }
     if exponential_backoff:
         default_args["retry_exponential_backoff"] = True
+    schedule: Any = timedelta(minutes=1)
+    if on is not None:
+        from airflow.timetables.assets import AssetOrTimeSchedule
+        from airflow.timetables.trigger import DeltaTriggerTimetable
+
+        schedule = AssetOrTimeSchedule(timetable=DeltaTriggerTimetable(schedule), assets=[on])
     return {
-        "schedule": timedelta(minutes=1),
+        "schedule": schedule,
         "start_date": datetime(2026, 1, 1),
         "catchup": False,
         "max_active_runs": 1,

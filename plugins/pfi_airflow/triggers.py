@@ -1,9 +1,20 @@
-"""Triggers that start a PFI DAG within seconds of an event, not at its next minute.
+"""Triggers and assets that start a PFI DAG within seconds of an event, not at its next minute.
 
 Airflow's event-driven scheduling: an :class:`~airflow.sdk.AssetWatcher` runs the trigger in the
-triggerer; each event it yields is an event of the asset, which starts the DAGs scheduled on it
-(:data:`MAILBOX_ASSET`: ``poll_mssante_inbox``, whose one-minute schedule stays as the safety
-net for missed events and retries).
+triggerer; each event it yields is an event of the asset, which starts the DAGs scheduled on it.
+Every such DAG keeps its one-minute schedule as the safety net (missed events, retries):
+
+- :data:`HL7_DROP_ASSET` (:class:`DropFolderTrigger`): a settled file in a drop directory (or
+  written there by the MLLP inlet) → ``ingest_hl7_drop``;
+- :data:`DMP_QUEUE_ASSET`, :data:`MSSANTE_QUEUE_ASSET`: updated by ``ingest_hl7_drop`` when it
+  recorded deliveries (no watcher: a task's outlet) → ``deliver_dmp``, ``deliver_mssante``;
+- :data:`MAILBOX_ASSET` (:class:`MailboxIdleTrigger`): a mail in an application mailbox →
+  ``poll_mssante_inbox``.
+
+:class:`DropFolderTrigger` reads the drop directories of the site's ``[[hl7_source]]`` every
+``poll_seconds`` (a directory listing, no file read) and yields ``{"sources": [names]}`` when a
+file there is newly settled (what intake would claim: :func:`pfi.flows.drop.settled_files`);
+a file announced once is not announced again while it waits.
 
 :class:`MailboxIdleTrigger` waits in IMAP IDLE (RFC 2177) on the INBOX of every configured
 application mailbox (``[[mailbox]]`` of the site settings, its Connection's certificate), one
@@ -144,6 +155,59 @@ def watch_inbox(
         stop.wait(retry_seconds)
 
 
+class DropFolderTrigger(BaseEventTrigger):
+    """Settled files in the HL7 drop directories (see the module docstring)."""
+
+    def __init__(self, poll_seconds: float = 0.5) -> None:
+        super().__init__()
+        self.poll_seconds = poll_seconds
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {"poll_seconds": self.poll_seconds},
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from pfi_airflow.runtime import site_settings
+
+        settings = await asyncio.to_thread(site_settings)
+        announced: dict[str, set[tuple[float, str]]] = {}
+        while True:
+            fresh = await asyncio.to_thread(newly_settled, settings.sources, announced)
+            if fresh:
+                yield TriggerEvent({"sources": fresh})
+            await asyncio.sleep(self.poll_seconds)
+
+
+def newly_settled(sources: Any, announced: dict[str, set[tuple[float, str]]]) -> list[str]:
+    """Names of the sources whose drop directory holds a settled file not in ``announced``
+    (updated: what each directory holds now)."""
+    from pfi.flows.drop import settled_files
+
+    fresh = []
+    for source in sources:
+        try:
+            now = set(settled_files(source))
+        except OSError as exc:  # a directory unreadable for a while: the schedule still runs
+            log.warning("hl7_source %s not watched: %s", source.name, type(exc).__name__)
+            continue
+        if now - announced.get(source.name, set()):
+            fresh.append(source.name)
+        announced[source.name] = now
+    return fresh
+
+
+#: Settled files in the drop directories: starts ``ingest_hl7_drop``.
+HL7_DROP_ASSET = Asset(
+    "pfi-hl7-drop",
+    uri="pfi://intake/drop-directories",
+    watchers=[AssetWatcher(name="pfi_hl7_drop_watch", trigger=DropFolderTrigger())],
+)
+#: Deliveries recorded by intake: start the delivery DAGs at once.
+DMP_QUEUE_ASSET = Asset("pfi-dmp-queue", uri="pfi://deliveries/dmp")
+MSSANTE_QUEUE_ASSET = Asset("pfi-mssante-queue", uri="pfi://deliveries/mssante")
+
 #: The asset the receiving DAG is scheduled on: an event per mail announced by IMAP IDLE.
 MAILBOX_ASSET = Asset(
     "pfi-mssante-inbox",
@@ -152,4 +216,13 @@ MAILBOX_ASSET = Asset(
 )
 
 
-__all__ = ["MAILBOX_ASSET", "MailboxIdleTrigger", "watch_inbox"]
+__all__ = [
+    "DMP_QUEUE_ASSET",
+    "HL7_DROP_ASSET",
+    "MAILBOX_ASSET",
+    "MSSANTE_QUEUE_ASSET",
+    "DropFolderTrigger",
+    "MailboxIdleTrigger",
+    "newly_settled",
+    "watch_inbox",
+]

@@ -60,3 +60,36 @@ def test_a_dropped_file_is_recorded_and_acknowledged_by_the_dag(airflow_db, site
         assert all(d.attempts == 0 and d.finess_geo == files[0].finess_geo for d in deliveries)
     finally:
         ledger.dispose()
+
+
+def test_recorded_deliveries_start_the_delivery_dags_at_once_and_an_empty_run_does_not(
+    airflow_db, site, samples_dir
+):
+    """``announce_deliveries`` updates ``pfi-dmp-queue`` and ``pfi-mssante-queue`` (what the
+    delivery DAGs are scheduled on) when the run recorded deliveries; skipped otherwise."""
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from pfi_airflow.triggers import DMP_QUEUE_ASSET, MSSANTE_QUEUE_ASSET
+
+    def announced(run) -> tuple[str, list[str]]:
+        (ti,) = [t for t in run.get_task_instances() if t.task_id == "announce_deliveries"]
+        with create_session() as session:
+            events = session.scalars(
+                select(AssetEvent).where(
+                    AssetEvent.source_run_id == run.run_id,
+                    AssetEvent.source_dag_id == "ingest_hl7_drop",
+                )
+            ).all()
+            return ti.state, sorted(e.asset.uri for e in events)
+
+    folder, _ = site
+    drop_sample(folder / "in", samples_dir / MDM_INIT, "initial.er7")
+    dag = load_dag("ingest_hl7_drop")
+
+    assert announced(dag.test()) == (
+        "success",
+        sorted([DMP_QUEUE_ASSET.uri, MSSANTE_QUEUE_ASSET.uri]),
+    )
+    assert announced(dag.test()) == ("skipped", [])  # nothing dropped since

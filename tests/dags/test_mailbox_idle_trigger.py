@@ -15,7 +15,7 @@ from pfi_fixtures.mail import (
     mailbox_connection,
     send_as_human,
 )
-from pfi_fixtures.site import load_dag, mailbox, use_site, write_settings
+from pfi_fixtures.site import hl7_source, load_dag, mailbox, use_site, write_settings
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration]
 
@@ -85,3 +85,56 @@ def test_the_receiving_dag_runs_on_the_mailbox_asset_and_every_minute(airflow_db
     assert dag.timetable.timetable._delta == timedelta(minutes=1)
     (watcher,) = MAILBOX_ASSET.watchers
     assert type(watcher.trigger).__name__ == "MailboxIdleTrigger"
+
+
+def test_the_drop_folder_trigger_announces_a_settled_file_once(tmp_path, monkeypatch):
+    """A file is announced when it is settled (what intake would claim), once while it waits;
+    a new file is announced again."""
+    import os
+    import time
+
+    from pfi_airflow.triggers import DropFolderTrigger
+
+    (tmp_path / "in").mkdir()
+    source = hl7_source(tmp_path).replace("settle_seconds = 0", "settle_seconds = 30")
+    monkeypatch.setenv("PFI_SETTINGS", str(write_settings(tmp_path, sources=[source])))
+    drop = tmp_path / "in"
+
+    async def scenario():
+        events = DropFolderTrigger(poll_seconds=0.05).run()
+        first = asyncio.ensure_future(anext(events))
+        (drop / "writing.hl7").write_bytes(b"MSH|")  # just written: not settled yet
+        await asyncio.sleep(0.5)
+        assert not first.done()
+        past = time.time() - 60
+        os.utime(drop / "writing.hl7", (past, past))
+        event = await asyncio.wait_for(first, 10)
+        second = asyncio.ensure_future(anext(events))
+        await asyncio.sleep(0.5)
+        assert not second.done()  # the same file, still waiting: no second event
+        (drop / "next.hl7").write_bytes(b"MSH|")
+        os.utime(drop / "next.hl7", (past, past))
+        again = await asyncio.wait_for(second, 10)
+        await events.aclose()
+        return event, again
+
+    event, again = asyncio.run(scenario())
+
+    assert event.payload == {"sources": ["dpi"]} == again.payload
+
+
+def test_intake_and_the_delivery_dags_are_event_driven_with_the_minute_as_safety_net(
+    airflow_db,
+):
+    from pfi_airflow.triggers import DMP_QUEUE_ASSET, HL7_DROP_ASSET, MSSANTE_QUEUE_ASSET
+
+    def assets_of(dag_id):
+        dag = load_dag(dag_id)
+        assert dag.timetable.timetable._delta.total_seconds() == 60
+        return [asset.uri for _, asset in dag.timetable.asset_condition.iter_assets()]
+
+    assert assets_of("ingest_hl7_drop") == [HL7_DROP_ASSET.uri]
+    assert assets_of("deliver_dmp") == [DMP_QUEUE_ASSET.uri]
+    assert assets_of("deliver_mssante") == [MSSANTE_QUEUE_ASSET.uri]
+    announce = load_dag("ingest_hl7_drop").get_task("announce_deliveries")
+    assert {o.uri for o in announce.outlets} == {DMP_QUEUE_ASSET.uri, MSSANTE_QUEUE_ASSET.uri}

@@ -108,6 +108,31 @@ def _pending_in_work_dir(source: Hl7Source) -> Iterator[Path]:
             yield Path(entry.path)
 
 
+def settled_files(source: Hl7Source, *, now: float | None = None) -> list[tuple[float, str]]:
+    """``(mtime, name)`` of the files of ``source``'s drop directory ready to be claimed
+    (settled, not hidden, matching its patterns), oldest first; none when it does not exist.
+    Reads the directory only: what a watcher polls to wake intake."""
+    now = time.time() if now is None else now
+    candidates = []
+    try:
+        entries = os.scandir(source.drop_dir)
+    except FileNotFoundError:
+        return []
+    with entries:
+        for entry in entries:
+            if not _is_candidate(entry, source.file_patterns):
+                continue
+            try:
+                mtime = entry.stat(follow_symlinks=False).st_mtime
+            except FileNotFoundError:  # claimed meanwhile
+                continue
+            if now - mtime < source.settle_seconds:
+                continue
+            candidates.append((mtime, entry.name))
+    candidates.sort()
+    return candidates
+
+
 def claim_ready_files(
     source: Hl7Source, *, limit: int = 1000, now: float | None = None
 ) -> list[ClaimedFile]:
@@ -120,18 +145,7 @@ def claim_ready_files(
     now = time.time() if now is None else now
     claimed = [_describe(source, path) for path in _pending_in_work_dir(source)][:limit]
 
-    candidates = []
-    with os.scandir(source.drop_dir) as entries:
-        for entry in entries:
-            if not _is_candidate(entry, source.file_patterns):
-                continue
-            mtime = entry.stat(follow_symlinks=False).st_mtime
-            if now - mtime < source.settle_seconds:
-                continue
-            candidates.append((mtime, entry.name))
-    candidates.sort()
-
-    for _, name in candidates:
+    for _, name in settled_files(source, now=now):
         if len(claimed) >= limit:
             break
         target = source.work_dir / f"{uuid.uuid4().hex[:12]}{CLAIM_SEPARATOR}{short_name(name)}"
