@@ -8,6 +8,7 @@ cookie carries the same). The ledger is the test's own database.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -39,12 +40,17 @@ def client(airflow_db, ledger) -> Iterator[object]:
     from fastapi.testclient import TestClient
     from starlette.routing import Mount
 
+    secret = "AIRFLOW__API_AUTH__JWT_SECRET"
+    kept = os.environ.get(secret)
+    os.environ[secret] = os.environ.get(secret) or "pfi-console-test-" + "s" * 64
     app = create_app("all")
     (console,) = [r.app for r in app.routes if isinstance(r, Mount) and r.path == "/pfi"]
     console.state.ledger = ledger
     with TestClient(app, base_url="http://testserver") as client:
         yield client
     purge_cached_app()
+    if kept is None:
+        del os.environ[secret]
 
 
 def token(user: str) -> dict[str, str]:
