@@ -83,6 +83,8 @@ class Seen:
 
 @dataclass
 class Tally:
+    """What one lot decided: counts per reason and per type, the documents to send."""
+
     documents: int = 0
     skipped: Counter = field(default_factory=Counter)
     by_type: Counter = field(default_factory=Counter)  # to send, per document type
