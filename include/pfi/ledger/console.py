@@ -137,6 +137,34 @@ class Console(LedgerBase):
             )
         return sorted(ids)
 
+    def _named_deliveries(self, conn: Any, search: Search) -> list[int] | None:
+        """Ids of the deliveries a control id or a Message-ID names (``None``: no such
+        criterion): those its message asked for, those of the documents it brought, and — for
+        a Message-ID — the mail sent with it. Resolved first, each through its own index, so
+        that the page's query reads a handful of rows by primary key."""
+        items = self._item_ids(conn, search)
+        if items is None and not search.message_id:
+            return None
+        ids: set[int] = set()
+        if items:
+            ids.update(
+                conn.execute(
+                    union(
+                        select(delivery.c.id).where(delivery.c.inbound_item_id.in_(items)),
+                        select(delivery.c.id)
+                        .join(document, document.c.id == delivery.c.document_id)
+                        .where(document.c.inbound_item_id.in_(items)),
+                    )
+                ).scalars()
+            )
+        if search.message_id:
+            ids.update(
+                conn.execute(
+                    select(delivery.c.id).where(delivery.c.partner_ref == search.message_id.strip())
+                ).scalars()
+            )
+        return sorted(ids)
+
     def search_deliveries(
         self, search: Search, *, before_id: int | None = None, limit: int = 50
     ) -> list[DeliveryLine]:
@@ -198,19 +226,11 @@ class Console(LedgerBase):
                 if not documents:
                     return []
                 query = query.where(delivery.c.document_id.in_(sorted(documents)))
-            items = self._item_ids(conn, search)
-            if items is not None:
-                by_message = [
-                    delivery.c.inbound_item_id.in_(items),
-                    delivery.c.document_id.in_(
-                        select(document.c.id).where(document.c.inbound_item_id.in_(items))
-                    ),
-                ]
-                if search.message_id:
-                    by_message.append(delivery.c.partner_ref == search.message_id.strip())
-                query = query.where(or_(*by_message))
-            elif search.message_id:
-                query = query.where(delivery.c.partner_ref == search.message_id.strip())
+            named = self._named_deliveries(conn, search)
+            if named is not None:
+                if not named:
+                    return []
+                query = query.where(delivery.c.id.in_(named))
             for column, value in (
                 (delivery.c.channel, search.channel),
                 (delivery.c.status, search.status),
