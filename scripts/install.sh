@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what is missing on a fresh Debian 12 machine: Debian packages (Dovecot for the local
-# MSSanté stand-in, PostgreSQL when no server answers on 127.0.0.1:5432, the Python venv module),
+# MSSanté stand-in, Chromium for the console's browser test, PostgreSQL when no server answers
+# on 127.0.0.1:5432, the Python venv module),
 # then the venv with the pinned Python packages and the project itself (editable, so that
 # `include/` is on the venv's path and the `pfi` command exists).
 # Idempotent: every step checks before acting.
@@ -16,6 +17,8 @@ command -v "$PYTHON" >/dev/null 2>&1 || missing+=(python3 python3-venv)
 "$PYTHON" -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 [ -x /usr/sbin/dovecot ] || missing+=(dovecot-imapd)
 [ -x /usr/lib/dovecot/lmtp ] || missing+=(dovecot-lmtpd)
+# the operator console's browser test (tests/dags/test_console_browser.py, Playwright drives it)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 if ! (command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432) \
    && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
   missing+=(postgresql)
