@@ -1,8 +1,9 @@
 """The operator's operations on a document and its deliveries: find it, hold, release, report.
 
 One place for what an integration engineer does by hand, so that every face offers the same:
-``pfi dmp hold|release|status`` today, the operator console in the Airflow UI next. Each change
-goes through the ledger with the operator as the event's actor, so the trail says who held what.
+``pfi dmp hold|release|status``, and the operator console in the Airflow UI
+(:mod:`pfi.flows.console`). Each change goes through the ledger with the operator as the event's
+actor, so the trail says who held what.
 
 - :func:`find_document`: by the CDA's unique id (what the producer and the DMP know), or by its
   ledger id;
