@@ -362,3 +362,37 @@ def test_the_live_queue_takes_live_deliveries_before_historical_ones(
     assert first.id == live and not first.historical
     taken = fresh_ledger.claim_due_deliveries("dmp", now=later, limit=10, actor="live")
     assert len(taken) == 3 and all(d.historical for d in taken)
+
+
+def test_a_lot_stopped_before_its_release_leaves_nothing_to_the_live_queue(
+    fresh_ledger, site, tmp_path, dmp, monkeypatch
+):
+    """A lot's documents are recorded held: stopped before sending, they wait for the next run
+    of the backfill, never for deliver_dmp."""
+    endpoint, client, signer = dmp
+
+    class Stopped(BaseException):
+        pass
+
+    def stop(*_args, **_kwargs):
+        raise Stopped
+
+    folder = _history(tmp_path / "history")
+    params = _request(folder)
+    request = backfill.BackfillRequest.from_params(params, reference=REFERENCE, settings=site)
+    (first_lot, *_) = backfill.plan(fresh_ledger, request, reference=REFERENCE)
+    with monkeypatch.context() as patch:
+        patch.setattr(fresh_ledger, "release_historical", stop)
+        with pytest.raises(Stopped):
+            backfill.run_batch(
+                fresh_ledger, site, first_lot, client=client, signer=signer, config=CONFIG
+            )
+    recorded = [fresh_ledger.find_document(uid(s)) for s in QUALIFIED[:3]]
+    assert {d.status for doc in recorded for d in fresh_ledger.deliveries_of(doc.id)} == {"held"}
+    later = datetime.now(PARIS) + timedelta(hours=1)
+    assert fresh_ledger.claim_due_deliveries("dmp", now=later, actor="live") == []
+
+    _, total = _run(fresh_ledger, site, params, client, signer)
+    eligible = sorted(uid(s) for s in (*QUALIFIED, SENT_LIVE))  # not sent live in this test
+    assert total["sent"] == len(eligible) and endpoint.duplicates == 0
+    assert _accepted(endpoint) == eligible

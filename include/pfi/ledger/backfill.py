@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, exists, func, select, update
 
 from pfi.ledger.core import LedgerBase
 from pfi.ledger.deliveries import insert_deliveries
@@ -151,7 +151,8 @@ class Backfill(LedgerBase):
 
     def add_historical_delivery(self, document_id: int, action: str, *, actor: str) -> int | None:
         """Create (unless it exists) the ``historical`` DMP delivery of a document the ledger
-        holds, pending and due now, answering the message that brought it; its id, ``None``
+        holds, ``held`` until its lot releases it (:meth:`release_historical`), answering the
+        message that brought it; its id, ``None``
         when the document already has a DMP delivery for ``action`` (a live one, or this
         backfill's from an earlier run: the caller reads it with :meth:`dmp_states`)."""
         events: list[dict[str, Any]] = []
@@ -175,7 +176,7 @@ class Backfill(LedgerBase):
             created = insert_deliveries(
                 conn,
                 [document_id],
-                [("dmp", None, action, "pending")],
+                [("dmp", None, action, "held")],
                 action,
                 item_id,
                 note,
@@ -185,6 +186,47 @@ class Backfill(LedgerBase):
                 return None
             conn.execute(event.insert(), events)
             return events[0]["delivery_id"]
+
+    def release_historical(self, delivery_ids: Sequence[int], *, actor: str) -> list[int]:
+        """Make these ``held`` historical deliveries due now (one statement, with their
+        ``delivery.status`` lines), just before their lot claims them: until then the live
+        queue never sees them. The ids released."""
+        if not delivery_ids:
+            return []
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                update(delivery)
+                .where(
+                    delivery.c.id.in_(list(delivery_ids)),
+                    delivery.c.status == "held",
+                    delivery.c.historical.is_(True),
+                )
+                .values(
+                    status="pending",
+                    next_attempt_at=func.now(),
+                    reason_code=None,
+                    reason_text=None,
+                    updated_at=func.now(),
+                )
+                .returning(delivery.c.id, delivery.c.document_id, delivery.c.attempts)
+            ).all()
+            if rows:
+                conn.execute(
+                    event.insert(),
+                    [
+                        {
+                            "kind": "delivery.status",
+                            "actor": actor,
+                            "document_id": row.document_id,
+                            "delivery_id": row.id,
+                            "detail": plain(
+                                {"from": "held", "to": "pending", "attempts": row.attempts}
+                            ),
+                        }
+                        for row in rows
+                    ],
+                )
+        return sorted(row.id for row in rows)
 
 
 __all__ = ["OWN_DOCUMENT_KINDS", "Backfill", "DmpPublication", "DmpState"]

@@ -96,12 +96,16 @@ class _Throttle:
         return self.send_one(delivery)
 
 
-def _historical_pending(ledger: Ledger, unique_ids: Sequence[str]) -> list[int]:
-    """The pending historical DMP deliveries of these documents: what the batch sends."""
-    ids = []
+def _historical_queued(ledger: Ledger, unique_ids: Sequence[str]) -> tuple[list[int], list[int]]:
+    """The historical DMP deliveries of these documents still to send: (held, pending)."""
+    held, pending = [], []
     for state in ledger.dmp_states(unique_ids).values():
-        ids += [p.delivery_id for p in state.publications if p.historical and p.status == "pending"]
-    return sorted(ids)
+        for p in state.publications:
+            if p.historical and p.status == "held":
+                held.append(p.delivery_id)
+            elif p.historical and p.status == "pending":
+                pending.append(p.delivery_id)
+    return sorted(held), sorted(pending)
 
 
 def run_batch(
@@ -157,7 +161,9 @@ def run_batch(
                     preloaded[loaded[0]] = loaded[1]
             elif candidate.document_id is not None:
                 ledger.add_historical_delivery(candidate.document_id, candidate.action, actor=actor)
-        ids = _historical_pending(ledger, [c.unique_id for c in tally.candidates])
+        # recorded held (the live queue never takes them), released just before the claim
+        held, pending = _historical_queued(ledger, [c.unique_id for c in tally.candidates])
+        ids = sorted(ledger.release_historical(held, actor=actor) + pending)
         if ids:
 
             def load(ledger_: Ledger, item_id: int) -> Any:

@@ -311,7 +311,7 @@ def _record_evaluation(
             }
             for p in evaluation.documents
         ],
-        deliveries=[(CHANNEL, None, "pending")],
+        deliveries=[(CHANNEL, None, "held")],  # the lot releases it: run_batch
         action=action.value,
         historical=True,
         actor=actor,
@@ -396,7 +396,7 @@ def _classify_cda(
                         ),
                     }
                 ],
-                deliveries=[(CHANNEL, None, "pending")],
+                deliveries=[(CHANNEL, None, "held")],  # the lot releases it: run_batch
                 action="replace" if header.replaced_id is not None else "new",
                 historical=True,
                 actor=actor,
