@@ -23,7 +23,8 @@ the Airflow UI) and ``pfi dmp backfill`` call the two steps here:
    listing's fingerprint (a folder changed since the plan is refused: plan again).
 2. :func:`run_batch` — classifies each document of one batch (sent, or skipped with a reason:
    :data:`REASONS`), records what is to be sent exactly as intake records it
-   (:meth:`~pfi.ledger.Ledger.record_message`, deliveries marked ``historical``) and sends them
+   (:meth:`~pfi.ledger.Ledger.record_message`, deliveries marked ``historical`` and ``held``
+   until the lot releases them, so the live queue never takes a lot's work) and sends them
    through the live flow's DMP sender over the claim queue (:class:`pfi.flows.dmp.DmpSender`,
    :func:`pfi.flows.queue.run_due` limited to the batch's deliveries), at most ``max_rate``
    documents per second. A transient failure leaves a delivery in the deferred queue, which
