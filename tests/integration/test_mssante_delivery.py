@@ -469,6 +469,60 @@ def test_a_mail_sent_by_a_worker_that_died_before_recording_it_is_not_sent_again
     assert received_mails(mail_servers, test_pki, PROFESSIONAL, message_id) == []
 
 
+def test_a_worker_killed_between_the_servers_250_and_the_trail_sends_no_second_copy(
+    site, fresh_ledger_url, mail_servers, test_pki, samples_dir
+):
+    """``kill -9`` once the server accepted the mail, before any line says so (the duplicate
+    the crash campaign found): the next attempt sees an attempt without outcome and waits for
+    its DSN instead of mailing again; the DSN then records it sent. One copy."""
+    import multiprocessing
+    import os
+    import signal
+
+    from pfi.ledger import Ledger
+
+    settings, ledger, folder = site
+    intake(settings, ledger, folder, samples_dir, ORU_INIT)  # asks for receipts: DSN wanted
+
+    def worker() -> None:  # a worker process that dies right after the server's 250
+        record = service.MssSender._event
+
+        def dying(self, kind, delivery, detail):
+            if kind == service.EVENT_SENT:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return record(self, kind, delivery, detail)
+
+        service.MssSender._event = dying
+        deliver_due(
+            Ledger.from_url(fresh_ledger_url),
+            settings,
+            smtp_for(mail_servers, test_pki),
+            channel="mss_professional",
+            actor="dying-worker",
+        )
+
+    child = multiprocessing.get_context("fork").Process(target=worker)
+    child.start()
+    child.join(60)
+    assert child.exitcode == -signal.SIGKILL
+    (due,) = [d for d in mss_deliveries(ledger) if d.channel == "mss_professional"]
+    message_id = f"<{due.request_id}@ch-demo.mssante.test>"
+    assert len(received_mails(mail_servers, test_pki, PROFESSIONAL, message_id)) == 1
+
+    # The lease ended: the next worker finds an attempt without outcome and waits for the DSN.
+    later = due.next_attempt_at + timedelta(seconds=1)
+    counts = send_all(settings, ledger, mail_servers, test_pki, now=later)
+    assert counts["mss_professional"]["deferred"] == 1
+    (waiting,) = [d for d in mss_deliveries(ledger) if d.id == due.id]
+    assert (waiting.status, waiting.reason_code) == ("pending", "MSS_OUTCOME_UNKNOWN")
+    assert len(received_mails(mail_servers, test_pki, PROFESSIONAL, message_id)) == 1
+
+    poll_notifications(ledger, settings, imap_for(mail_servers, test_pki), actor="test")
+    (sent,) = [d for d in mss_deliveries(ledger) if d.id == due.id]
+    assert sent.status == "sent" and sent.partner_ref == message_id
+    assert len(received_mails(mail_servers, test_pki, PROFESSIONAL, message_id)) == 1
+
+
 def test_a_mail_accepted_while_the_trail_cannot_be_written_is_recorded_sent_not_mailed_again(
     site, mail_servers, test_pki, samples_dir
 ):

@@ -185,6 +185,34 @@ class MssSender:
             client.close()
         self._clients.clear()
 
+    def _unanswered_wait(
+        self, delivery: Delivery, mail: Any, setting: MailboxSetting
+    ) -> Outcome | None:
+        """A retry that waits for a DSN, when an earlier attempt handed the mail over and its
+        worker died before writing what the server said (``mss.sending`` without ``mss.sent``
+        nor ``mss.error``): the operator may have the mail, and its DSN — asked for, since the
+        server offers DSN — would record it sent (:func:`poll_notifications`). Sent again only
+        once ``[mssante] dsn_wait_hours`` passed without one; at once when the server offers
+        no DSN (nothing would ever tell: the one window where a second copy, with the same
+        Message-ID, is possible)."""
+        trail = self.ledger.events(delivery_id=delivery.id, limit=1000)
+        last = next(
+            (e for e in reversed(trail) if e.kind in (EVENT_SENDING, EVENT_SENT, EVENT_ERROR)),
+            None,
+        )
+        if last is None or last.kind != EVENT_SENDING:
+            return None
+        if not (mail.dsn and self.client(setting).offers_dsn()):
+            return None
+        waited = self.now() - last.at
+        if waited >= self.config.dsn_wait:
+            return None
+        return Outcome.retry(
+            k.OUTCOME_UNKNOWN,
+            "an earlier attempt may have been taken by the operator: waiting for its DSN",
+            delay=self.config.dsn_wait - waited,
+        )
+
     # -- run_due callbacks -----------------------------------------------------------------
 
     def send_one(self, delivery: Delivery) -> Outcome:
@@ -201,6 +229,9 @@ class MssSender:
         order = order_for_delivery(delivery, document.unique_id, request, self.policy)
         mail = compose(request, order, mailbox, self.config, site=self.site, now=self.now())
         detail = {"message_id": mail.message_id, "mailbox": setting.name}
+        waiting = self._unanswered_wait(delivery, mail, setting)
+        if waiting is not None:
+            return waiting
         self._event(EVENT_SENDING, delivery, {**detail, "attempt": delivery.attempts + 1})
         try:
             receipt = self.client(setting).send(mail)

@@ -210,6 +210,13 @@ class SmtpClient(MailboxSession):
         smtp.user, smtp.password = ep.mailbox, ep.password
         smtp.auth("PLAIN", smtp.auth_plain, initial_response_ok=True)
 
+    def offers_dsn(self) -> bool:
+        """Whether the server offers DSN (RFC 3461): what a mail sent by a worker that died
+        before recording the outcome would have asked (opens the session when needed)."""
+        self.connect()
+        assert self._smtp is not None
+        return bool(self._smtp.has_extn("dsn"))
+
     def close(self) -> None:
         smtp, self._smtp = self._smtp, None
         if smtp is not None:
