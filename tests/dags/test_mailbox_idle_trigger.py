@@ -3,17 +3,15 @@ triggerer runs it (its ``run()`` async generator), against Dovecot with the mail
 certificate and the Connection given the way production gives it."""
 
 import asyncio
-import email.policy
 
 import pytest
 
 from pfi_fixtures.mail import (
-    HUMAN,
     INBOX_TEST_MAILBOX,
     document_mail,
     empty_inbox,
+    mail_from_human,
     mailbox_connection,
-    send_as_human,
 )
 from pfi_fixtures.site import hl7_source, load_dag, mailbox, use_site, write_settings
 
@@ -34,14 +32,7 @@ def watched_site(tmp_path, monkeypatch, fresh_ledger_url, mail_servers, test_pki
 
 
 def mail_one(mail_servers, test_pki, samples_dir) -> None:
-    message = document_mail(samples_dir, INBOX_TEST_MAILBOX)
-    send_as_human(
-        mail_servers,
-        test_pki,
-        HUMAN,
-        INBOX_TEST_MAILBOX,
-        message.as_bytes(policy=email.policy.SMTP),
-    )
+    mail_from_human(mail_servers, test_pki, document_mail(samples_dir, INBOX_TEST_MAILBOX))
 
 
 def test_a_mail_arriving_gives_one_event_naming_its_mailbox(

@@ -2,17 +2,14 @@
 ``IHE_XDM.ZIP`` in an application mailbox reaches the DPI (MLLP peer) as the volet's MDM within one
 run, with the Connections given the way production gives them."""
 
-import email.policy
-
 import pytest
 
 from pfi_fixtures.mail import (
-    HUMAN,
     INBOX_TEST_MAILBOX,
     document_mail,
     empty_inbox,
+    mail_from_human,
     mailbox_connection,
-    send_as_human,
 )
 from pfi_fixtures.site import load_dag, mailbox, use_site, write_settings
 
@@ -41,14 +38,7 @@ def test_one_run_takes_the_mail_and_sends_its_document_to_the_dpi(
         pfi_dpi_mllp={"conn_type": "generic", "host": mllp_peer.host, "port": mllp_peer.port},
     )
     empty_inbox(mail_servers, test_pki, INBOX_TEST_MAILBOX)
-    message = document_mail(samples_dir, INBOX_TEST_MAILBOX)
-    send_as_human(
-        mail_servers,
-        test_pki,
-        HUMAN,
-        INBOX_TEST_MAILBOX,
-        message.as_bytes(policy=email.policy.SMTP),
-    )
+    mail_from_human(mail_servers, test_pki, document_mail(samples_dir, INBOX_TEST_MAILBOX))
 
     run = load_dag("poll_mssante_inbox").test()
 

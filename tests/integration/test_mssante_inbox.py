@@ -33,10 +33,10 @@ from pfi_fixtures.mail import (
     INBOX_TEST_MAILBOX,
     document_mail,
     empty_inbox,
+    mail_from_human,
     mailbox_endpoints,
     received_mails,
     renumber_inbox,
-    send_as_human,
 )
 from pfi_fixtures.site import write_settings
 
@@ -97,14 +97,7 @@ def partners(mail_servers, test_pki, mllp_peer):
 
 
 def deliver(mail_servers, test_pki, message: EmailMessage) -> str:
-    send_as_human(
-        mail_servers,
-        test_pki,
-        HUMAN,
-        INBOX_TEST_MAILBOX,
-        message.as_bytes(policy=email.policy.SMTP),
-    )
-    return message["Message-ID"]
+    return mail_from_human(mail_servers, test_pki, message)
 
 
 def poll(ledger, site, partners, config):

@@ -15,7 +15,6 @@ facts, is ``tests/unit/test_lps_mdm.py``.
 from __future__ import annotations
 
 import base64
-import email.policy
 
 import pytest
 
@@ -30,8 +29,8 @@ from pfi_fixtures.mail import (
     HUMAN,
     INBOX_TEST_MAILBOX,
     empty_inbox,
+    mail_from_human,
     mailbox_endpoints,
-    send_as_human,
 )
 from pfi_fixtures.site import write_settings
 
@@ -124,13 +123,7 @@ def test_the_official_example_mailed_reaches_the_dpi_as_the_volet_lps_mdm(
     xdm_zip = next(
         p.get_content() for p in message.iter_attachments() if p.get_filename() == "IHE_XDM.ZIP"
     )
-    send_as_human(
-        mail_servers,
-        test_pki,
-        HUMAN,
-        INBOX_TEST_MAILBOX,
-        message.as_bytes(policy=email.policy.SMTP),
-    )
+    mail_from_human(mail_servers, test_pki, message)
     smtp_endpoint, imap_endpoint = mailbox_endpoints(mail_servers, test_pki, INBOX_TEST_MAILBOX)
     config = ReceivingConfig(processed_folder="PFI-official-ok", errors_folder="PFI-official-ko")
     with ImapClient(imap_endpoint) as imap, SmtpClient(smtp_endpoint) as smtp:

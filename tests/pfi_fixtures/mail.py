@@ -182,6 +182,14 @@ def renumber_inbox(mail_servers, address: str) -> int:
     return before + 1
 
 
+def mail_from_human(mail_servers, test_pki, message, to: str = INBOX_TEST_MAILBOX) -> str:
+    """``message`` (an EmailMessage) sent from :data:`HUMAN` to ``to``; its Message-ID."""
+    import email.policy
+
+    send_as_human(mail_servers, test_pki, HUMAN, to, message.as_bytes(policy=email.policy.SMTP))
+    return message["Message-ID"]
+
+
 def send_as_human(mail_servers, test_pki, human: str, to: str, raw: bytes) -> None:
     """A mail from a human mailbox (SMTPS, its password) to ``to``, e.g. an MDN or a reply."""
     import smtplib
