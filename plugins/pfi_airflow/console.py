@@ -202,6 +202,21 @@ def _criteria(values: Any) -> Any:
     )
 
 
+def _site_stats() -> tuple[list[str], int]:
+    """The site's FINESS géographiques and ``[stats] previous_years`` (none and 1 without a
+    settings file on this api-server)."""
+    try:
+        from pfi.base.settings import load_settings
+        from pfi.flows.stats import StatsConfig
+
+        settings = load_settings()
+        return [g.finess for g in settings.site.finess_geo], StatsConfig.from_settings(
+            settings
+        ).previous_years
+    except Exception:
+        return [], 1
+
+
 def _int(value: Any) -> int | None:
     try:
         return int(value) if value not in (None, "") else None
@@ -331,6 +346,41 @@ def create_app() -> FastAPI:
         target = back if back.startswith("/documents/") else "/audit"
         return RedirectResponse(
             f"{root}{target}?{urlencode({'done': _summary_text(summary)})}", 303
+        )
+
+    @app.get("/indicateurs", response_class=HTMLResponse)
+    def dashboard_page(request: Request, operator: OperatorDep, ledger: LedgerDep) -> Response:
+        from pfi.flows import dashboard
+
+        finess, _ = _site_stats()
+        figures = dashboard.dashboard(ledger, operator, dashboard.paris_today(), site_finess=finess)
+        period = request.query_params.get("period") or "month"
+        if period not in dict(dashboard.PERIODS):
+            raise HTTPException(400, "période inconnue")
+        return render(request, "dashboard.html", operator=operator, d=figures, period=period)
+
+    @app.get("/indicateurs.csv")
+    def dashboard_csv(request: Request, operator: OperatorDep, ledger: LedgerDep) -> Response:
+        from pfi.flows import dashboard
+        from pfi.flows.stats import parse_month
+
+        _, years = _site_stats()
+        finess = (request.query_params.get("finess") or "").strip()
+        month = parse_month(request.query_params.get("month") or "")
+        name, data = dashboard.monthly_csv(ledger, operator, finess, month, previous_years=years)
+        return Response(
+            data,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    @app.get("/api/dashboard")
+    def api_dashboard(operator: OperatorDep, ledger: LedgerDep) -> Any:
+        from pfi.flows import dashboard
+
+        finess, _ = _site_stats()
+        return _json(
+            dashboard.dashboard(ledger, operator, dashboard.paris_today(), site_finess=finess)
         )
 
     # -- JSON API -----------------------------------------------------------------------------

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -361,3 +362,37 @@ def test_the_plugin_adds_a_menu_entry_to_the_airflow_ui(client):
     answer = client.get("/api/v2/plugins", headers=token("admin"))
     assert answer.status_code == 200
     assert "pfi-console" in answer.text and "Console PFI" in answer.text
+
+
+def test_the_indicators_dashboard_counts_this_months_sends_per_finess_and_channel(client, docs):
+    assert client.get("/pfi/api/dashboard").status_code == 401
+    figures = client.get("/pfi/api/dashboard", headers=token("lecteur")).json()
+    (site,) = [s for s in figures["sites"] if s["key"] == GEO]
+    month = {c["channel"]: c for c in site["periods"]["month"]["summary"]}
+    assert month["DMP (flux)"]["success"] >= 1 and month["DMP (flux)"]["failure"] >= 0
+    assert month["MSSanté professionnels"]["failure"] == 1  # the refused mail
+    assert site["periods"]["previous_year"]["types"] == []
+    page = client.get("/pfi/indicateurs", params={"period": "year"}, headers=token("lecteur"))
+    assert page.status_code == 200 and "Année en cours" in page.text and GEO in page.text
+
+
+def test_the_monthly_csv_is_the_report_dags_file(client, docs, ledger, tmp_path):
+    from pfi.flows.stats import HEADERS, build_reports, months_covered, to_csv
+
+    month = datetime.now(UTC).astimezone(ZoneInfo("Europe/Paris")).date().replace(day=1)
+    answer = client.get(
+        "/pfi/indicateurs.csv",
+        params={"finess": GEO, "month": f"{month:%Y-%m}"},
+        headers=token("lecteur"),
+    )
+    assert answer.status_code == 200
+    assert answer.headers["content-disposition"] == (
+        f'attachment; filename="indicateurs_{GEO}_{month:%Y-%m}.csv"'
+    )
+    months = months_covered(month)
+    following = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    expected = build_reports(ledger.indicator_counts(months[0], following), months, [GEO])[GEO]
+    assert answer.content == to_csv(expected)
+    assert answer.content.startswith("\ufeff".encode() + ";".join(HEADERS).encode())
+    bad = client.get("/pfi/indicateurs.csv", params={"month": "x"}, headers=token("lecteur"))
+    assert bad.status_code == 400

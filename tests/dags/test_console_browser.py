@@ -299,8 +299,10 @@ def test_a_viewer_sees_no_identity_and_no_action(stack, browser):
         ins_matricule=INS,
         ins_oid=INS_OID,
         ins_qualified=True,
+        finess_geo="750712184",
         actor=ACTOR,
     )
+    stack.ledger.mark_delivery(recorded.delivery_ids[0], "sent", partner_ref="urn:x", actor=ACTOR)
     page = login(browser, stack, "lecteur", f"/pfi/documents/{recorded.document_id}")
     assert page.locator("#ins").inner_text() == "masqué"
     assert INS not in page.content()
@@ -311,6 +313,16 @@ def test_a_viewer_sees_no_identity_and_no_action(stack, browser):
     assert "droit requis" in page.locator("#error").inner_text()
     page.goto(f"{stack.url}/pfi/?unique_id={unique_id}")
     assert INS not in page.content() and "masqué" in page.content()
+
+    # the indicators, and a month's CSV downloaded
+    page.goto(f"{stack.url}/pfi/indicateurs?period=year")
+    page.wait_for_selector("#periods >> text=Année en cours")
+    shot(page, "12-indicateurs")
+    with page.expect_download() as download:
+        page.locator(".site button[type='submit']").first.click()
+    saved = ARTEFACTS / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert saved.name.startswith("indicateurs_") and saved.read_bytes().startswith(b"\xef\xbb\xbf")
     page.context.close()
 
     # an administrator sees the INS, and that view is in the trail
