@@ -217,6 +217,13 @@ def _site_stats() -> tuple[list[str], int]:
         return [], 1
 
 
+def _no_identity_in_url(request: Request) -> None:
+    if request.query_params.get("ins"):
+        raise HTTPException(
+            400, "l'INS se recherche par le formulaire (POST), jamais dans l'adresse"
+        )
+
+
 def _int(value: Any) -> int | None:
     try:
         return int(value) if value not in (None, "") else None
@@ -259,15 +266,24 @@ def create_app() -> FastAPI:
 
     # -- pages --------------------------------------------------------------------------------
 
-    @app.get("/", response_class=HTMLResponse)
-    def search_page(request: Request, operator: OperatorDep, ledger: LedgerDep) -> Response:
-        params = request.query_params
+    @app.api_route("/", methods=["GET", "POST"], response_class=HTMLResponse)
+    async def search_page(request: Request, operator: OperatorDep, ledger: LedgerDep) -> Response:
+        """The search; POSTed by its form, so that an INS never appears in a URL (access logs
+        keep URLs); a GET with the filters in its query works for everything else."""
+        params: dict[str, Any] = dict(request.query_params)
+        if request.method == "POST":
+            _same_origin(request)
+            params.update({k: v for k, v in (await request.form()).items() if isinstance(v, str)})
+        else:
+            _no_identity_in_url(request)
         what = params.get("what") or "deliveries"
         reference = (params.get("ref") or "").strip()
         if reference:
             found = console.find(ledger, operator, reference)
             if found is not None:
-                return RedirectResponse(f"{request.scope.get('root_path', '')}/documents/{found}")
+                return RedirectResponse(
+                    f"{request.scope.get('root_path', '')}/documents/{found}", 303
+                )
         page = console.search(
             ledger,
             operator,
@@ -283,9 +299,7 @@ def create_app() -> FastAPI:
             operator=operator,
             page=page,
             params=keep,
-            next_query=urlencode({**keep, "before": page["next_before"]})
-            if page["next_before"]
-            else None,
+            next_before=page["next_before"],
             not_found=reference or None,
         )
 
@@ -389,9 +403,15 @@ def create_app() -> FastAPI:
     def api_me(operator: OperatorDep) -> dict[str, Any]:
         return {"name": operator.name, "rights": sorted(operator.rights)}
 
-    @app.get("/api/search")
-    def api_search(request: Request, operator: OperatorDep, ledger: LedgerDep) -> Any:
-        params = request.query_params
+    @app.api_route("/api/search", methods=["GET", "POST"])
+    async def api_search(request: Request, operator: OperatorDep, ledger: LedgerDep) -> Any:
+        """The search: criteria in the query (GET), or in a JSON body (POST: the only way to
+        search by INS, which must never be in a URL)."""
+        params: dict[str, Any] = dict(request.query_params)
+        if request.method == "POST":
+            params.update({k: str(v) for k, v in (await request.json()).items() if v is not None})
+        else:
+            _no_identity_in_url(request)
         return _json(
             console.search(
                 ledger,

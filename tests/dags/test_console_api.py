@@ -186,13 +186,22 @@ def test_search_finds_a_document_by_each_criterion_with_identity_masked_for_a_vi
         == []
     )
     # searching by INS is for the roles that may see identities
-    assert client.get("/pfi/api/search", params={"ins": INS}, headers=viewer).status_code == 403
-    by_ins = client.get("/pfi/api/search", params={"ins": INS}, headers=admin).json()
+    assert client.post("/pfi/api/search", json={"ins": INS}, headers=viewer).status_code == 403
+    by_ins = client.post("/pfi/api/search", json={"ins": INS}, headers=admin).json()
     assert len(by_ins["rows"]) == 3 and {r["ins"] for r in by_ins["rows"]} == {INS}
     items = client.get(
         "/pfi/api/search", params={"what": "items", "control_id": "MSG-CONSOLE-1"}, headers=viewer
     ).json()
     assert [r["control_id"] for r in items["rows"]] == ["MSG-CONSOLE-1"]
+
+
+def test_an_ins_is_never_taken_from_a_url_access_logs_keep(client, docs):
+    for path in ("/pfi/api/search", "/pfi/"):
+        answer = client.get(path, params={"ins": INS}, headers=token("admin"))
+        assert answer.status_code == 400 and INS not in answer.text
+    page = client.post("/pfi/", data={"ins": INS}, headers=token("admin"))
+    assert page.status_code == 200 and page.text.count(INS) >= 3  # the field and the rows
+    assert client.post("/pfi/", data={"ins": INS}, headers=token("lecteur")).status_code == 403
 
 
 def test_search_pages_are_keyset_and_capped(client, docs):
@@ -247,6 +256,10 @@ def test_replay_needs_the_replay_role_and_a_reason(client, docs, ledger):
     body = {"deliveries": [docs["failed_dmp"]], "reason": "DMP rétabli"}
     assert client.post("/pfi/api/replay", json=body, headers=token("lecteur")).status_code == 403
     assert ledger.get_delivery(docs["failed_dmp"]).status == "failed"
+    too_long = {"deliveries": [docs["failed_dmp"]], "reason": "x" * 501}
+    assert (
+        client.post("/pfi/api/replay", json=too_long, headers=token("operateur")).status_code == 400
+    )
     no_reason = {"deliveries": [docs["failed_dmp"]], "reason": " "}
     assert (
         client.post("/pfi/api/replay", json=no_reason, headers=token("operateur")).status_code
@@ -332,7 +345,7 @@ def test_pages_render_in_french_and_mask_identity_for_a_viewer(client, docs):
         headers=viewer,
         follow_redirects=False,
     )
-    assert found.status_code == 307 and found.headers["location"].endswith(
+    assert found.status_code == 303 and found.headers["location"].endswith(
         f"/pfi/documents/{docs['failed_doc']}"
     )
     assert "Journal des opérateurs" in client.get("/pfi/audit", headers=viewer).text

@@ -435,6 +435,18 @@ def original(ledger: Ledger, operator: Operator, item_id: int) -> dict[str, Any]
 # -- replay, hold, release ----------------------------------------------------------------------
 
 
+#: The longest reason kept (a reason is written to the trail: codes and short texts, no patient
+#: data — the form says so).
+MAX_REASON = 500
+
+
+def _reason(text: str | None) -> str:
+    reason = " ".join((text or "").split())
+    if len(reason) > MAX_REASON:
+        raise ValueError(f"motif trop long ({MAX_REASON} caractères au plus)")
+    return reason
+
+
 def replay_kind(delivery: Delivery) -> str:
     """What a replay of ``delivery`` would do: ``attempt`` (a new attempt, never sent),
     ``duplicate`` (it was sent: only a forced replay, as a new delivery), ``waiting`` (pending
@@ -468,7 +480,7 @@ def replay(
     again], "forced": [ids of the new deliveries], "duplicate": [ids left alone, sent before:
     confirm with force], "waiting": [ids already waiting]}``."""
     operator.need(REPLAY)
-    reason = (reason or "").strip()
+    reason = _reason(reason)
     if not reason:
         raise ValueError("un motif est obligatoire pour rejouer un envoi")
     ids = list(dict.fromkeys(delivery_ids))
@@ -555,7 +567,7 @@ def hold_or_release(
             document_id=delivery.document_id,
             delivery_id=delivery.id,
             actor=operator.actor,
-            detail={"reason": reason.strip()},
+            detail={"reason": _reason(reason)},
         )
     return [d.id for d in changed]
 
