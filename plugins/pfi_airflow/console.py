@@ -253,7 +253,8 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(console.Forbidden)
     async def _forbidden(request: Request, exc: console.Forbidden) -> Response:
-        raise_it = HTTPException(403, f"droit requis : {exc.right}")
+        hint = " (plus de 200 envois à la fois)" if exc.right == console.ADMIN else ""
+        raise_it = HTTPException(403, f"droit requis : {exc.right}{hint}")
         return await _http_error(request, raise_it)
 
     @app.exception_handler(LookupError)
@@ -336,6 +337,30 @@ def create_app() -> FastAPI:
         page = console.audit(ledger, operator, before_id=_int(request.query_params.get("before")))
         done = request.query_params.get("done")
         return render(request, "audit.html", operator=operator, page=page, done=done)
+
+    @app.post("/replay-matching", response_class=HTMLResponse)
+    async def replay_matching_form(
+        request: Request, operator: OperatorDep, ledger: LedgerDep
+    ) -> Response:
+        """Replay every delivery of a search: first the plan (what each would become), then,
+        confirmed with a reason (and the duplicates' box), the replay."""
+        _same_origin(request)
+        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        criteria = _criteria(form)
+        if form.get("confirm") != "1":
+            plan = console.replay_matching(ledger, operator, criteria, reason="", dry_run=True)
+            keep = {k: v for k, v in form.items() if k in _FILTERS and v}
+            return render(request, "replay_plan.html", operator=operator, plan=plan, params=keep)
+        done = console.replay_matching(
+            ledger,
+            operator,
+            criteria,
+            reason=form.get("reason") or "",
+            force=form.get("force") == "on",
+        )
+        summary = {k: v for k, v in done.items() if v}
+        root = request.scope.get("root_path", "")
+        return RedirectResponse(f"{root}/audit?{urlencode({'done': _summary_text(summary)})}", 303)
 
     @app.post("/actions", response_class=HTMLResponse)
     async def action_form(request: Request, operator: OperatorDep, ledger: LedgerDep) -> Response:

@@ -409,3 +409,28 @@ def test_the_monthly_csv_is_the_report_dags_file(client, docs, ledger, tmp_path)
     assert answer.content.startswith("\ufeff".encode() + ";".join(HEADERS).encode())
     bad = client.get("/pfi/indicateurs.csv", params={"month": "x"}, headers=token("lecteur"))
     assert bad.status_code == 400
+
+
+def test_a_searchs_deliveries_are_replayed_after_their_plan_is_shown(client, ledger):
+    geo = "130000000"
+    failed = record_document(ledger, "1.2.250.1.999.1.1^bulk-1", "dmp", finess_geo=geo)
+    sent = record_document(ledger, "1.2.250.1.999.1.1^bulk-2", "dmp", finess_geo=geo)
+    ledger.mark_delivery(failed.delivery_id, "failed", reason_code="DMP_DOWN", actor="cli")
+    ledger.mark_delivery(sent.delivery_id, "sent", partner_ref="urn:b", actor="cli")
+    form = {"finess_geo": geo, "channel": "dmp"}
+    assert client.post("/pfi/replay-matching", data=form, headers=token("lecteur")).status_code == (
+        403
+    )
+    plan = client.post("/pfi/replay-matching", data=form, headers=token("operateur"))
+    assert plan.status_code == 200 and 'id="plan-duplicate">1<' in plan.text
+    assert 'id="plan-attempt">1<' in plan.text and "doublon" in plan.text
+    assert ledger.get_delivery(failed.delivery_id).status == "failed"  # a plan changes nothing
+    done = client.post(
+        "/pfi/replay-matching",
+        data={**form, "confirm": "1", "reason": "panne DMP terminée"},
+        headers=token("operateur"),
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and done.headers["location"].startswith("/pfi/audit?done=")
+    assert ledger.get_delivery(failed.delivery_id).status == "pending"
+    assert not [d for d in ledger.deliveries_of(sent.document_id) if d.replay_of]  # no force

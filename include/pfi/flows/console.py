@@ -447,6 +447,15 @@ def _reason(text: str | None) -> str:
     return reason
 
 
+def _within_cap(operator: Operator, count: int) -> None:
+    """More than :data:`MAX_BULK` deliveries at once needs the ``admin`` right, more than
+    :data:`MAX_BULK_ADMIN` a narrower search."""
+    if count > MAX_BULK_ADMIN:
+        raise ValueError(f"plus de {MAX_BULK_ADMIN} envois : affinez la recherche")
+    if count > MAX_BULK and not operator.can(ADMIN):
+        raise Forbidden(ADMIN)
+
+
 def replay_kind(delivery: Delivery) -> str:
     """What a replay of ``delivery`` would do: ``attempt`` (a new attempt, never sent),
     ``duplicate`` (it was sent: only a forced replay, as a new delivery), ``waiting`` (pending
@@ -484,8 +493,7 @@ def replay(
     if not reason:
         raise ValueError("un motif est obligatoire pour rejouer un envoi")
     ids = list(dict.fromkeys(delivery_ids))
-    if len(ids) > (MAX_BULK_ADMIN if operator.can(ADMIN) else MAX_BULK):
-        raise Forbidden(ADMIN)
+    _within_cap(operator, len(ids))
     done: dict[str, list[int]] = {"attempt": [], "forced": [], "duplicate": [], "waiting": []}
     for delivery_id in ids:
         delivery = ledger.get_delivery(delivery_id)
@@ -530,14 +538,12 @@ def replay_matching(
     X"), at most :data:`MAX_BULK` (:data:`MAX_BULK_ADMIN` for an administrator: more is
     refused, narrow the search). ``dry_run``: only the plan."""
     operator.need(REPLAY)
-    cap = MAX_BULK_ADMIN if operator.can(ADMIN) else MAX_BULK
     ids: list[int] = []
     before: int | None = None
     while True:
         page = ledger.search_deliveries(criteria, before_id=before, limit=100)
         ids += [line.id for line in page]
-        if len(ids) > cap:
-            raise Forbidden(ADMIN)
+        _within_cap(operator, len(ids))
         if len(page) < 100:
             break
         before = page[-1].id
