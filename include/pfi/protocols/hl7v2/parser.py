@@ -254,6 +254,14 @@ def parse_message(raw: bytes, *, default_encoding: str = DEFAULT_ENCODING) -> Hl
     return _parse_chunk(chunks[0], default_encoding)
 
 
+#: HL7 table 0211 shapes: an MSH-18 of another shape is not quoted (it may be a PID field when
+#: the MSH runs into the next segment).
+_CHARSET_SHAPE = re.compile(
+    r"ASCII|8859/\d{1,2}|ISO IR\d{1,3}|UNICODE(?: UTF-(?:8|16|32))?|BIG-5|GB 18030-2000"
+    r"|KS X 1001|CNS 11643-1992"
+)
+
+
 def codec_for_charset(charset: str, default_encoding: str = DEFAULT_ENCODING) -> str:
     """The Python codec of an MSH-18 value; ``""`` gives ``default_encoding``."""
     value = charset.strip().upper()
@@ -262,8 +270,9 @@ def codec_for_charset(charset: str, default_encoding: str = DEFAULT_ENCODING) ->
     try:
         return c.CHARSET_CODECS[value]
     except KeyError:
+        shown = repr(value) if _CHARSET_SHAPE.fullmatch(value) else "(not a table 0211 value)"
         raise Hl7Error(
-            f"MSH-18 character set {value[:20]!r} is not supported",
+            f"MSH-18 character set {shown} is not supported",
             code=HL7_CHARSET,
             location="MSH^1^18",
             condition=ERR_TABLE_VALUE,
@@ -430,6 +439,18 @@ class _Reader:
         return literal
 
 
+_CODE_SHAPE = re.compile(r"[A-Z0-9]{1,3}")
+
+
+def _as_code(value: str) -> str:
+    """MSH-9 components as they may be quoted: a three-character HL7 code, else not at all —
+    a message whose MSH runs into its PID (a lost segment separator) has the patient's name
+    there."""
+    if not value:
+        return "(empty)"
+    return value if _CODE_SHAPE.fullmatch(value) else "(not an HL7 code)"
+
+
 def _fail(
     code: str, message: str, location: str = "", condition: tuple[str, str] = ERR_APPLICATION
 ) -> Hl7Error:
@@ -461,7 +482,7 @@ def _dispatch(reader: _Reader, header: MessageHeader) -> Hl7Message:
         known = code in (c.MSG_MDM, c.MSG_ORU, c.MSG_ZAM)
         raise _fail(
             HL7_UNSUPPORTED_EVENT,
-            f"{code[:10] or '(empty)'}^{event[:10] or '(empty)'} is not a message of the volet "
+            f"{_as_code(code)}^{_as_code(event)} is not a message of the volet "
             "Transmission de document(s) CDA en HL7v2",
             "MSH^1^9",
             ERR_UNSUPPORTED_EVENT if known else ERR_UNSUPPORTED_MESSAGE_TYPE,

@@ -110,7 +110,14 @@ def read_xdm(
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, OSError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        ValueError,
+        OSError,
+        NotImplementedError,  # "zip file version 6.4": a forged version-needed field
+    ) as exc:
         raise InvalidInput(
             f"the attachment is not a readable zip archive ({type(exc).__name__})",
             code="XDM_NOT_ZIP",
