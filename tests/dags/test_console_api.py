@@ -1,4 +1,4 @@
-"""The operator console (plugins/pfi_airflow/console.py) inside Airflow's own api-server app:
+"""The operator console (plugins/pfi_airflow/console.py and console_web/) inside Airflow's own api-server app:
 every endpoint, unauthenticated, with the wrong role and with the right one.
 
 Airflow's ``create_app`` loads the project's plugins folder, as the api-server does; users are

@@ -1,0 +1,1 @@
+"""The operator console's web app (:mod:`pfi_airflow.console_web.app`) and its templates."""
