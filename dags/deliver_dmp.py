@@ -24,6 +24,8 @@ from pfi_airflow.runtime import every_minute
 from pfi_airflow.triggers import DMP_QUEUE_ASSET
 
 POOL = "dmp"
+#: A wave of documents goes in one run: claims follow each other while they come full.
+DRAIN_SECONDS = 240
 WORKERS = 2
 
 
@@ -53,6 +55,7 @@ def deliver_dmp():
                 settings=settings,
                 actor=actor(),
                 connections=airflow_connection,  # the producers' zam_mllp Connections
+                drain_seconds=DRAIN_SECONDS,
             )
 
     submit_due.expand(worker=list(range(WORKERS)))

@@ -24,6 +24,8 @@ from airflow.sdk import dag, task
 from pfi_airflow.runtime import every_minute
 from pfi_airflow.triggers import MSSANTE_QUEUE_ASSET
 
+#: A wave of documents goes in one run: claims follow each other while they come full.
+DRAIN_SECONDS = 240
 BATCH_LIMIT = 200
 
 
@@ -41,6 +43,7 @@ def _send(channel: str) -> dict:
         channel=channel,
         actor=actor(),
         limit=BATCH_LIMIT,
+        drain_seconds=DRAIN_SECONDS,
         connections=airflow_connection,  # the producers' zam_mllp Connections
     )
 

@@ -27,6 +27,8 @@ from airflow.sdk import dag, task
 from pfi_airflow.runtime import every_minute
 from pfi_airflow.triggers import MAILBOX_ASSET
 
+#: A wave of documents goes in one run: claims follow each other while they come full.
+DRAIN_SECONDS = 240
 BATCH_LIMIT = 100
 
 
@@ -67,6 +69,7 @@ def poll_mssante_inbox():
             imap_for=imap_for,
             actor=actor(),
             limit=BATCH_LIMIT,
+            drain_seconds=DRAIN_SECONDS,
         )
 
     take_mails.expand(mailbox=mailboxes()) >> send_to_dpi()

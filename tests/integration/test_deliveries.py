@@ -76,6 +76,29 @@ def test_each_outcome_is_recorded_and_the_batch_goes_on(fresh_ledger: Ledger):
     assert fresh_ledger.get_delivery(invalid).status == "refused"
 
 
+def test_a_wave_is_drained_claim_after_claim_in_one_run_and_a_deferral_ends_it(
+    fresh_ledger: Ledger,
+):
+    """``drain_seconds``: a claim that came back full is followed by another — seven deliveries
+    go in one run, three at a time — and one deferred is not claimed again in the same run."""
+    ids = queue(fresh_ledger, 7)
+    now = later_than_creation(fresh_ledger, ids[-1], timedelta(seconds=1))
+
+    def send(delivery):
+        if delivery.id == ids[0]:
+            raise TransientError("down", code="DMP_UNREACHABLE")
+        return Outcome.sent("ok")
+
+    one = run_due(fresh_ledger, "dmp", send, policy=POLICY, actor="test", limit=3, now=now)
+    assert (one["claimed"], one["sent"], one["deferred"]) == (3, 2, 1)
+
+    rest = run_due(
+        fresh_ledger, "dmp", send, policy=POLICY, actor="test", limit=3, now=now, drain_seconds=60
+    )
+    assert (rest["claimed"], rest["sent"], rest["deferred"]) == (4, 4, 0)
+    assert {fresh_ledger.get_delivery(i).status for i in ids[1:]} == {"sent"}
+
+
 def test_retries_back_off_exponentially_up_to_the_cap_then_succeed_once(fresh_ledger: Ledger):
     (delivery_id,) = queue(fresh_ledger, 1)
     now = later_than_creation(fresh_ledger, delivery_id, timedelta(seconds=1))

@@ -374,10 +374,12 @@ def submit_due_deliveries(
     now: datetime | None = None,
     load_request: LoadRequest = _default_loader,
     connections: Lookup = from_environment,
+    drain_seconds: float = 0.0,
 ) -> dict:
     """One batch of the ``dmp`` queue (what the ``deliver_dmp`` DAG and ``pfi dmp run`` do):
     claim up to ``config.batch_size`` due deliveries, submit, record, acknowledge (the ZAMs'
-    MLLP Connections looked up with ``connections``). Counts only."""
+    MLLP Connections looked up with ``connections``); batch after batch while they come full,
+    for ``drain_seconds`` (:func:`pfi.flows.queue.run_due`). Counts only."""
     from pfi.flows.queue import run_due
 
     sender = DmpSender(
@@ -399,6 +401,7 @@ def submit_due_deliveries(
         limit=config.batch_size,
         now=now,
         after=sender.after,
+        drain_seconds=drain_seconds,
     )
 
 

@@ -391,9 +391,11 @@ def deliver_due(
     now: datetime | None = None,
     config: MssConfig | None = None,
     connections: Lookup = from_environment,
+    drain_seconds: float = 0.0,
 ) -> dict[str, Any]:
-    """Send the due deliveries of one MSSanté channel; counts only (XCom-safe). The ZAMs'
-    MLLP Connections are looked up with ``connections``."""
+    """Send the due deliveries of one MSSanté channel, ``limit`` at a time, again while a claim
+    comes back full for ``drain_seconds``; counts only (XCom-safe). The ZAMs' MLLP Connections
+    are looked up with ``connections``."""
     if channel not in CHANNELS:
         raise ValueError(f"not an MSSanté channel: {channel}")
     config = config or MssConfig.from_settings(settings)
@@ -410,6 +412,7 @@ def deliver_due(
             limit=limit,
             now=now,
             after=sender.after,
+            drain_seconds=drain_seconds,
         )
     finally:
         sender.close()

@@ -548,8 +548,10 @@ def deliver_to_dpi(
     config: ReceivingConfig | None = None,
     limit: int = 50,
     now: datetime | None = None,
+    drain_seconds: float = 0.0,
 ) -> dict[str, Any]:
-    """Send the due ``dpi`` deliveries (see the module docstring); counts only."""
+    """Send the due ``dpi`` deliveries (see the module docstring), ``limit`` at a time, again
+    while a claim comes back full for ``drain_seconds``; counts only."""
     config = config or ReceivingConfig.from_settings(settings)
     sender = DpiSender(ledger, settings, config, dpi, smtp_for, imap_for, actor)
     try:
@@ -562,6 +564,7 @@ def deliver_to_dpi(
             limit=limit,
             now=now,
             after=sender.after,
+            drain_seconds=drain_seconds,
         )
     finally:
         sender.close()

@@ -32,6 +32,7 @@ ZAM is never lost. ``after`` must therefore be idempotent.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -192,9 +193,14 @@ def run_due(
     now: datetime | None = None,
     after: AfterOutcome | None = None,
     ids: Sequence[int] | None = None,
+    drain_seconds: float = 0.0,
 ) -> dict[str, Any]:
     """Claim up to ``limit`` due deliveries of ``channel`` (only among ``ids`` when given: a
     backfill's batch sends its own), try each one, record each outcome.
+
+    ``drain_seconds``: while a claim comes back full and this long has not passed, claim again
+    — a wave of documents goes in one run instead of ``limit`` per run and schedule tick (each
+    claim is a batch of its own: leases, follow-ups). Counts are summed over the claims.
 
     ``after(delivery, outcome)`` runs once the outcome is recorded (business acknowledgement to
     the producer, for instance); ``delivery`` is the ledger row as it now stands (``failed`` when
@@ -205,6 +211,28 @@ def run_due(
     Returns counts only (XCom-safe): ``claimed``, ``sent``, ``refused``, ``deferred``,
     ``failed``, ``errors``, ``skipped`` (and ``followed_up`` with ``after``).
     """
+    started = time.monotonic()
+    counts: dict[str, Any] = {}
+    while True:
+        batch = _run_claim(ledger, channel, send_one, policy, actor, limit, now, after, ids)
+        for key, value in batch.items():
+            counts[key] = value if key == "channel" else counts.get(key, 0) + value
+        if batch["claimed"] < limit or time.monotonic() - started >= drain_seconds:
+            return counts
+
+
+def _run_claim(
+    ledger: Ledger,
+    channel: str,
+    send_one: SendOne,
+    policy: RetryPolicy,
+    actor: str,
+    limit: int,
+    now: datetime | None,
+    after: AfterOutcome | None,
+    ids: Sequence[int] | None,
+) -> dict[str, Any]:
+    """One claim of :func:`run_due`: its deliveries tried, recorded, followed up; counts."""
     claimed = ledger.claim_due_deliveries(channel, now=now, limit=limit, actor=actor, ids=ids)
     counts = {"channel": channel, "claimed": len(claimed), "sent": 0, "refused": 0}
     counts |= {"deferred": 0, "failed": 0, "errors": 0, "skipped": 0}
