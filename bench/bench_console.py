@@ -165,6 +165,11 @@ def run() -> dict:
                 "deliveries",
             ),
             "source_sgl": (viewer, Search(source="sgl"), "deliveries"),
+            "sent_one_hour": (
+                viewer,
+                Search(status="sent", since=day, until=day.replace(hour=1)),
+                "deliveries",
+            ),
             "no_filter": (viewer, Search(), "deliveries"),
             # nothing matches: the worst case of a scan that stops after a page
             "absent_source": (viewer, Search(source="absent"), "deliveries"),

@@ -222,3 +222,19 @@ def test_a_forced_replay_of_a_document_the_dmp_has_is_sent_again(
         assert fresh_ledger.get_delivery(delivery).status == "sent"
     finally:
         client.close()
+
+
+def test_a_full_page_of_100_still_says_that_a_next_page_exists(fresh_ledger):
+    with fresh_ledger.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO document (unique_id) SELECT 'page.' || g FROM generate_series(1, 101) g"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO delivery (document_id, channel, action, status, next_attempt_at,"
+            " request_id) SELECT id, 'dmp', 'new', 'pending', now(), gen_random_uuid()"
+            " FROM document"
+        )
+    first = console.search(fresh_ledger, VIEWER, Search(), limit=100)
+    assert len(first["rows"]) == 100 and first["next_before"] is not None
+    second = console.search(fresh_ledger, VIEWER, Search(), before_id=first["next_before"])
+    assert len(second["rows"]) == 1 and second["next_before"] is None

@@ -5,7 +5,8 @@ the operator's trail.
 document's unique id, a control id, a Message-ID, an INS) are resolved to ids first through
 their own indexes, the others filter the page's index scan (migration 0004's indexes, each
 ending with the id the pages are ordered by). Pages are keyset (``before_id``: the last id of the
-previous page), so page 1000 costs what page 1 costs; a page holds at most :data:`MAX_PAGE`.
+previous page), so page 1000 costs what page 1 costs; a page holds at most :data:`MAX_PAGE`
+(a caller may ask one row more, to know whether a next page exists).
 
 **Forced replay** (:meth:`Console.force_replay`): a delivery already ``sent`` never becomes
 ``pending`` again (:meth:`~pfi.ledger.Ledger.mark_delivery`); an operator who wants it sent once
@@ -114,7 +115,8 @@ class Timeline:
 
 
 def _page(limit: int) -> int:
-    return max(1, min(int(limit), MAX_PAGE))
+    # one row past a full page tells the caller that a next page exists
+    return max(1, min(int(limit), MAX_PAGE + 1))
 
 
 class Console(LedgerBase):
