@@ -1,8 +1,9 @@
 """The DMP web-service client: HTTPS with the establishment's TLS client certificate.
 
 Indirect authentication (spec-facts §5.2): mutual TLS 1.2+ with the structure's IGC-Santé
-*authentication* certificate; the server is checked against the configured CA bundle only (no
-system store: the DMP chains to IGC-Santé). Every call has explicit connect and read timeouts.
+*authentication* certificate, under the PFI's TLS policy (:mod:`pfi.protocols.tls`: the ANSSI
+suites); the server is checked against the configured CA bundle only (no system store: the DMP
+chains to IGC-Santé) and, with ``crl_file``, against its CAs' revocation lists. Every call has explicit connect and read timeouts.
 
 Errors, per the PFI's tree (:mod:`pfi.base.errors`)::
 
@@ -51,14 +52,40 @@ class TlsFiles:
     client_cert: Path
     client_key: Path
     ca_bundle: Path
+    #: PEM CRLs of every CA of the DMP's chain; when given, the server's revocation is checked.
+    crl_file: Path | None = None
 
     def check(self) -> TlsFiles:
-        missing = [name for name, p in vars(self).items() if not Path(p).is_file()]
+        missing = [
+            name for name, p in vars(self).items() if p is not None and not Path(p).is_file()
+        ]
         if missing:
             raise ConfigurationError(
                 f"DMP TLS files missing: {', '.join(missing)}", code="DMP_TLS_FILES"
             )
         return self
+
+
+def _policy_adapter_class() -> type:
+    """The requests adapter of :meth:`DmpClient._session` (requests is imported lazily)."""
+    from requests.adapters import HTTPAdapter
+
+    class PolicyAdapter(HTTPAdapter):
+        """Every HTTPS connection pool gets the one ``SSLContext`` (CA, CRLs, client certificate
+        inside it): requests' own ``verify``/``cert`` loading (certifi, paths) is bypassed."""
+
+        def __init__(self, context) -> None:  # type: ignore[no-untyped-def]
+            self._context = context
+            super().__init__()
+
+        def build_connection_pool_key_attributes(self, request, verify, cert=None):  # type: ignore[no-untyped-def]
+            host, _ = super().build_connection_pool_key_attributes(request, True, None)
+            return host, {"ssl_context": self._context, "cert_reqs": "CERT_REQUIRED"}
+
+        def cert_verify(self, conn, url, verify, cert) -> None:  # type: ignore[no-untyped-def]
+            return None
+
+    return PolicyAdapter
 
 
 class DmpClient:
@@ -93,12 +120,28 @@ class DmpClient:
 
     @staticmethod
     def _session(tls: TlsFiles) -> requests.Session:
+        """A session whose every connection uses the PFI's TLS policy (:mod:`pfi.protocols.tls`:
+        TLS 1.2+, the ANSSI suites, our CA bundle and CRLs only, the client certificate)."""
+        import ssl
+
         import requests
 
+        from pfi.protocols import tls as policy
+
+        try:
+            context = policy.client_context(
+                tls.ca_bundle,
+                client_cert=tls.client_cert,
+                client_key=tls.client_key,
+                crl_file=tls.crl_file,
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(
+                f"DMP TLS files unusable ({type(exc).__name__})", code="DMP_TLS_FILES"
+            ) from None
         session = requests.Session()
         session.trust_env = False  # no proxy or CA bundle from the environment overrides ours
-        session.verify = str(tls.ca_bundle)
-        session.cert = (str(tls.client_cert), str(tls.client_key))
+        session.mount("https://", _policy_adapter_class()(context))
         return session
 
     def close(self) -> None:
@@ -126,7 +169,12 @@ class DmpClient:
                 allow_redirects=False,
             )
         except requests.exceptions.SSLError as exc:
-            raise TransientError("TLS with the DMP failed", code="DMP_TLS") from exc
+            from pfi.protocols.tls import failure_reason, is_certificate_failure
+
+            code = "DMP_SERVER_CERTIFICATE" if is_certificate_failure(exc) else "DMP_TLS"
+            raise TransientError(
+                f"TLS with the DMP failed: {failure_reason(exc)}", code=code
+            ) from exc
         except requests.exceptions.Timeout as exc:
             raise TransientError("the DMP did not answer in time", code="DMP_TIMEOUT") from exc
         except requests.exceptions.RequestException as exc:

@@ -16,6 +16,8 @@ Connection field (type ``http``)          meaning
                                           services/registry)
 ``extra.client_cert``, ``client_key``     the establishment's TLS authentication certificate (PEM)
 ``extra.ca_bundle``                       the CAs the DMP's server certificate chains to
+``extra.crl_file``                        optional: PEM CRLs of every CA of that chain (the
+                                          server's revocation is then checked)
 ``extra.signing_cert``, ``signing_key``   the organisation's signing certificate (VIHF, XAdES)
 ``extra.connect_timeout``,                seconds; override the ``[dmp]`` settings' timeouts
 ``extra.read_timeout``
@@ -70,10 +72,12 @@ def endpoints(conn: Connection) -> DmpEndpoints:
 
 def tls_files(conn: Connection) -> TlsFiles:
     """The establishment's TLS client certificate and key, and the DMP's CA bundle."""
+    crl_file = conn.optional("crl_file")
     return TlsFiles(
         Path(conn.required("client_cert", code=CODE)),
         Path(conn.required("client_key", code=CODE)),
         Path(conn.required("ca_bundle", code=CODE)),
+        Path(crl_file) if crl_file else None,
     )
 
 

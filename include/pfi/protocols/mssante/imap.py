@@ -47,7 +47,12 @@ from typing import Literal
 
 from pfi.base.errors import ConfigurationError, InvalidInput, PfiError, TransientError
 from pfi.protocols.mssante import constants as k
-from pfi.protocols.mssante.tls import MailboxSession, TlsFiles, untrusted_server
+from pfi.protocols.mssante.tls import (
+    MailboxSession,
+    TlsFiles,
+    refused_handshake,
+    untrusted_server,
+)
 
 PROCESSED_FLAG = "$PfiProcessed"
 DEFAULT_TIMEOUT = 30.0
@@ -446,7 +451,7 @@ def _translate(exc: Exception, stage: str) -> PfiError:
     if isinstance(exc, ssl.SSLCertVerificationError):
         return untrusted_server(exc, "IMAP")
     if isinstance(exc, ssl.SSLError):
-        return TransientError(f"TLS refused or broken at IMAP {stage}", code=k.TLS)
+        return refused_handshake(exc, "IMAP", stage)
     if isinstance(exc, imaplib.IMAP4.error) and stage == "auth":
         # Dovecot refuses a bad certificate at authentication, without a TLS alert.
         return ConfigurationError("IMAP authentication of the mailbox failed", code=k.AUTH)

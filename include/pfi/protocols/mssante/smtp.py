@@ -34,7 +34,12 @@ from typing import Literal, Protocol
 
 from pfi.base.errors import ConfigurationError, PfiError, RefusedByPartner, TransientError
 from pfi.protocols.mssante import constants as k
-from pfi.protocols.mssante.tls import MailboxSession, TlsFiles, untrusted_server
+from pfi.protocols.mssante.tls import (
+    MailboxSession,
+    TlsFiles,
+    refused_handshake,
+    untrusted_server,
+)
 
 Security = Literal["starttls", "tls"]
 SaslMechanism = Literal["plain", "external", "none"]
@@ -357,9 +362,9 @@ def _translate(exc: Exception, stage: str) -> PfiError:
         return TransientError(f"SMTP timeout at {stage}", code=k.TIMEOUT)
     if isinstance(exc, ssl.SSLCertVerificationError):
         return untrusted_server(exc, "SMTP")
-    if isinstance(exc, ssl.SSLError) or (
-        stage == "tls" and isinstance(exc, OSError | smtplib.SMTPServerDisconnected)
-    ):
+    if isinstance(exc, ssl.SSLError):
+        return refused_handshake(exc, "SMTP", stage)
+    if stage == "tls" and isinstance(exc, OSError | smtplib.SMTPServerDisconnected):
         return TransientError(
             f"TLS session refused or broken at {stage} ({type(exc).__name__})", code=k.TLS
         )

@@ -1,6 +1,7 @@
 """The ``SSLContext`` of an application mailbox: its client certificate, the operator's CA.
 
-Référentiel #2 as drafted for Ségur (spec-facts §6.1): TLS 1.2 minimum (SC.MSS/CONF.01-02),
+Référentiel #2 as drafted for Ségur (spec-facts §6.1): TLS 1.2 minimum (SC.MSS/CONF.01-02, and
+the PFI's policy for every client, :mod:`pfi.protocols.tls`),
 the cipher suites of SC.MSS/CONF.03 for TLS 1.2 (TLS 1.3 suites are all acceptable), the
 organisation's IGC Santé certificate presented (SC.MSS/CONF.12), the server's certificate
 checked against the configured CA bundle — IGC Santé in production, the devkit PKI in tests —
@@ -16,7 +17,8 @@ from pathlib import Path
 from typing import Any, Self
 
 from pfi.base.errors import ConfigurationError, TransientError
-from pfi.protocols.mssante.constants import SERVER_CERTIFICATE
+from pfi.protocols import tls
+from pfi.protocols.mssante.constants import SERVER_CERTIFICATE, TLS
 
 #: SC.MSS/CONF.03, in OpenSSL names: 0xC030, 0xC02F, 0xC028, 0xC027, 0x009F, 0x009E.
 CONF03_CIPHERS = ":".join(
@@ -42,27 +44,25 @@ class TlsFiles:
     client_key: Path | None = None
     #: PEM CRLs of every CA of the server's chain; when given, revocation is checked.
     crl_file: Path | None = None
-    #: Restrict TLS 1.2 to the SC.MSS/CONF.03 suites.
+    #: Restrict TLS 1.2 to the SC.MSS/CONF.03 suites (else the ANSSI recommended ones).
     conf03_ciphers: bool = True
 
 
 def client_context(files: TlsFiles) -> ssl.SSLContext:
-    """A client context presenting the mailbox's certificate; ConfigurationError when unusable."""
+    """A client context presenting the mailbox's certificate, under the PFI's TLS policy
+    (:mod:`pfi.protocols.tls`) narrowed to SC.MSS/CONF.03; ConfigurationError when unusable."""
     try:
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(files.ca_bundle))
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        if files.conf03_ciphers:
-            ctx.set_ciphers(CONF03_CIPHERS)
-        if files.client_cert is not None:
-            ctx.load_cert_chain(str(files.client_cert), str(files.client_key or files.client_cert))
-        if files.crl_file is not None:
-            ctx.load_verify_locations(cafile=str(files.crl_file))
-            ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_CHAIN
+        return tls.client_context(
+            files.ca_bundle,
+            client_cert=files.client_cert,
+            client_key=files.client_key,
+            crl_file=files.crl_file,
+            ciphers=CONF03_CIPHERS if files.conf03_ciphers else tls.ANSSI_TLS12_CIPHERS,
+        )
     except (OSError, ssl.SSLError) as exc:
         raise ConfigurationError(
             f"TLS material of the mailbox is unusable ({type(exc).__name__})", code=CONFIG_CODE
         ) from None
-    return ctx
 
 
 class MailboxSession:
@@ -91,12 +91,18 @@ class MailboxSession:
 
 
 def untrusted_server(exc: ssl.SSLCertVerificationError, protocol: str) -> TransientError:
-    """The error for a server certificate the CA bundle does not vouch for (retried: the
-    operator may fix its chain, or ours may be updated)."""
+    """The error for a server certificate the CA bundle does not vouch for — unknown CA,
+    expired, revoked (retried: the operator may fix its chain, or ours may be updated)."""
     return TransientError(
         f"the {protocol} server's certificate is not trusted ({exc.verify_message})",
         code=SERVER_CERTIFICATE,
     )
+
+
+def refused_handshake(exc: BaseException, protocol: str, stage: str) -> TransientError:
+    """The error for a TLS handshake the policy refused or the server broke: an old protocol
+    only, no common cipher suite (:func:`pfi.protocols.tls.failure_reason`)."""
+    return TransientError(f"{protocol} TLS refused at {stage}: {tls.failure_reason(exc)}", code=TLS)
 
 
 __all__ = [
@@ -105,5 +111,6 @@ __all__ = [
     "MailboxSession",
     "TlsFiles",
     "client_context",
+    "refused_handshake",
     "untrusted_server",
 ]
