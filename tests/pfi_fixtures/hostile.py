@@ -33,6 +33,7 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from pfi.base.errors import PfiError
@@ -44,6 +45,7 @@ CASE_SECONDS = 5.0
 #: Growth of the process's peak memory over one property's run that fails it.
 MAX_RSS_GROWTH_MB = 512
 
+set_hypothesis_home_dir(str(ROOT / "var" / "hypothesis"))  # not .hypothesis/ in the clone
 settings.register_profile(
     "ci",
     max_examples=int(os.environ.get("PFI_FUZZ_CI_EXAMPLES", "30")),
@@ -58,7 +60,7 @@ settings.register_profile(
     max_examples=int(os.environ.get("PFI_FUZZ_EXAMPLES", "10000")),
     deadline=None,
     derandomize=False,
-    database=DirectoryBasedExampleDatabase(str(ROOT / "var" / "hypothesis")),
+    database=DirectoryBasedExampleDatabase(str(ROOT / "var" / "hypothesis" / "examples")),
     print_blob=True,
     phases=(Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink),
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

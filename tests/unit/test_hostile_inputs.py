@@ -221,3 +221,19 @@ def test_a_zip_asking_for_a_newer_zip_version_is_refused_as_not_a_zip():
     with pytest.raises(InvalidInput) as refused:
         read_xdm(bytes(data))
     assert refused.value.code == "XDM_NOT_ZIP"
+
+
+def test_an_msh_21_holding_a_name_is_refused_without_quoting_it():
+    """The same lost separator, further on: PID-5 in MSH-21 was quoted as the profile."""
+    from pfi.protocols.hl7v2 import Hl7Error, parse_file
+
+    raw = hl7_seeds()[0]
+    msh, rest = raw.split(b"\r", 1)
+    fields = (msh.split(b"|") + [b""] * 25)[:21]
+    fields[20] = b"2.1^DOMINIQUE"
+    (result,) = parse_file(b"|".join(fields) + b"\r" + rest)
+    assert isinstance(result, Hl7Error) and result.code == "HL7_UNSUPPORTED_PROFILE"
+    refusal_is_coded(result)
+    fields[20] = b"1.1^CISIS_CDA_HL7_LPS"  # a profile's name is still quoted
+    (result,) = parse_file(b"|".join(fields) + b"\r" + rest)
+    assert "'CISIS_CDA_HL7_LPS'" in result.reason

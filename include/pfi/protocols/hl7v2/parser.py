@@ -451,6 +451,14 @@ def _as_code(value: str) -> str:
     return value if _CODE_SHAPE.fullmatch(value) else "(not an HL7 code)"
 
 
+_PROFILE_SHAPE = re.compile(r"[A-Z0-9]{1,20}(?:_[A-Z0-9]{1,20}){1,5}")
+
+
+def _as_profile(value: str) -> str:
+    """An MSH-21 profile name as it may be quoted (``CISIS_CDA_HL7_LPS``), else not at all."""
+    return repr(value) if _PROFILE_SHAPE.fullmatch(value) else "(not a profile name)"
+
+
 def _fail(
     code: str, message: str, location: str = "", condition: tuple[str, str] = ERR_APPLICATION
 ) -> Hl7Error:
@@ -503,7 +511,7 @@ def _profile(reader: _Reader, *, check: bool) -> Profile | None:
     if found and check:
         raise _fail(
             HL7_UNSUPPORTED_PROFILE,
-            f"MSH-21 profile {found[0].name[:40]!r} is not CISIS_CDA_HL7_V2 (the "
+            f"MSH-21 profile {_as_profile(found[0].name)} is not CISIS_CDA_HL7_V2 (the "
             "CISIS_CDA_HL7_LPS profile goes from the PFI to the DPI, not to the PFI)",
             "MSH^1^21",
         )
