@@ -110,6 +110,14 @@ def current_ledger(request: Request) -> Any:
 LedgerDep = Annotated[Any, Depends(current_ledger)]
 
 
+async def _off_loop(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """``function`` (the ledger's blocking I/O) in a worker thread: an ``async`` route must not
+    stall the api-server's event loop, which serves Airflow's own UI and API too."""
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(function, *args, **kwargs)
+
+
 def _same_origin(request: Request) -> None:
     origin = request.headers.get("origin")
     if origin and urlsplit(origin).netloc != request.url.netloc:
@@ -281,12 +289,13 @@ def create_app() -> FastAPI:
         what = params.get("what") or "deliveries"
         reference = (params.get("ref") or "").strip()
         if reference:
-            found = console.find(ledger, operator, reference)
+            found = await _off_loop(console.find, ledger, operator, reference)
             if found is not None:
                 return RedirectResponse(
                     f"{request.scope.get('root_path', '')}/documents/{found}", 303
                 )
-        page = console.search(
+        page = await _off_loop(
+            console.search,
             ledger,
             operator,
             _criteria(params),
@@ -349,10 +358,13 @@ def create_app() -> FastAPI:
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
         criteria = _criteria(form)
         if form.get("confirm") != "1":
-            plan = console.replay_matching(ledger, operator, criteria, reason="", dry_run=True)
+            plan = await _off_loop(
+                console.replay_matching, ledger, operator, criteria, reason="", dry_run=True
+            )
             keep = {k: v for k, v in form.items() if k in _FILTERS and v}
             return render(request, "replay_plan.html", operator=operator, plan=plan, params=keep)
-        done = console.replay_matching(
+        done = await _off_loop(
+            console.replay_matching,
             ledger,
             operator,
             criteria,
@@ -373,12 +385,19 @@ def create_app() -> FastAPI:
         reason = str(form.get("reason") or "")
         back = str(form.get("back") or "")
         if action == "replay":
-            done = console.replay(
-                ledger, operator, ids, reason=reason, force=form.get("force") == "on"
+            done = await _off_loop(
+                console.replay,
+                ledger,
+                operator,
+                ids,
+                reason=reason,
+                force=form.get("force") == "on",
             )
             summary = {k: v for k, v in done.items() if v}
         elif action in ("hold", "release"):
-            changed = console.hold_or_release(ledger, operator, ids, action, reason=reason)
+            changed = await _off_loop(
+                console.hold_or_release, ledger, operator, ids, action, reason=reason
+            )
             summary = {action: changed}
         else:
             raise HTTPException(400, "action inconnue")
@@ -439,7 +458,8 @@ def create_app() -> FastAPI:
         else:
             _no_identity_in_url(request)
         return _json(
-            console.search(
+            await _off_loop(
+                console.search,
                 ledger,
                 operator,
                 _criteria(params),
@@ -473,9 +493,16 @@ def create_app() -> FastAPI:
     async def api_replay_plan(request: Request, operator: OperatorDep, ledger: LedgerDep) -> Any:
         body = await request.json()
         if "deliveries" in body:
-            return console.plan_replay(ledger, operator, [int(i) for i in body["deliveries"]])
-        return console.replay_matching(
-            ledger, operator, _criteria(body.get("search") or {}), reason="", dry_run=True
+            return await _off_loop(
+                console.plan_replay, ledger, operator, [int(i) for i in body["deliveries"]]
+            )
+        return await _off_loop(
+            console.replay_matching,
+            ledger,
+            operator,
+            _criteria(body.get("search") or {}),
+            reason="",
+            dry_run=True,
         )
 
     @app.post("/api/replay")
@@ -485,9 +512,16 @@ def create_app() -> FastAPI:
         reason, force = str(body.get("reason") or ""), bool(body.get("force"))
         if "deliveries" in body:
             ids = [int(i) for i in body["deliveries"]]
-            return console.replay(ledger, operator, ids, reason=reason, force=force)
-        return console.replay_matching(
-            ledger, operator, _criteria(body.get("search") or {}), reason=reason, force=force
+            return await _off_loop(
+                console.replay, ledger, operator, ids, reason=reason, force=force
+            )
+        return await _off_loop(
+            console.replay_matching,
+            ledger,
+            operator,
+            _criteria(body.get("search") or {}),
+            reason=reason,
+            force=force,
         )
 
     @app.post("/api/{what}")
@@ -499,8 +533,13 @@ def create_app() -> FastAPI:
         _same_origin(request)
         body = await request.json()
         ids = [int(i) for i in body.get("deliveries") or []]
-        changed = console.hold_or_release(
-            ledger, operator, ids, what, reason=str(body.get("reason") or "")
+        changed = await _off_loop(
+            console.hold_or_release,
+            ledger,
+            operator,
+            ids,
+            what,
+            reason=str(body.get("reason") or ""),
         )
         return {"changed": changed}
 
