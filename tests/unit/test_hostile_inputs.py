@@ -237,3 +237,24 @@ def test_an_msh_21_holding_a_name_is_refused_without_quoting_it():
     fields[20] = b"1.1^CISIS_CDA_HL7_LPS"  # a profile's name is still quoted
     (result,) = parse_file(b"|".join(fields) + b"\r" + rest)
     assert "'CISIS_CDA_HL7_LPS'" in result.reason
+
+
+def test_no_error_mail_is_made_for_a_sender_address_smtp_cannot_carry():
+    """A sender with a non-ASCII local part (no SMTPUTF8 here) made an error mail whose RCPT
+    failed with UnicodeEncodeError, a transient error retried at every poll, for ever."""
+    from pfi.base.errors import InvalidInput
+    from pfi.protocols.mssante.error_mail import error_mail
+    from pfi.protocols.mssante.inbound import read_mail
+
+    raw = mail_seeds()[2].replace(b"dr.test@", "dr.tést@".encode(), 1)
+    original = read_mail(raw)
+    assert original.sender.startswith("dr.tést@")
+    with pytest.raises(InvalidInput) as refused:
+        error_mail(
+            original,
+            from_address="pfi@ch-demo.mssante.test",
+            code="MSS_NO_XDM",
+            text="x",
+            message_id="<r@ch.test>",
+        )
+    assert refused.value.code == "MSS_BAD_ADDRESS"

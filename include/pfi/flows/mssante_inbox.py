@@ -653,6 +653,9 @@ def _error_mail(
     ledger.add_event(EVENT_ERROR_MAIL_SENDING, inbound_item_id=item.id, actor=actor, detail=detail)
     try:
         smtp.send(reply)
+    except RefusedByPartner as exc:  # e.g. 550 unknown sender: final, never tried again
+        log.warning("error mail of mail item %s refused: %s", item.id, exc.code)
+        detail = detail | {"refused": exc.code}
     except PfiError as exc:
         log.warning("error mail of mail item %s not sent: %s", item.id, exc.code)
         raise

@@ -80,7 +80,9 @@ MAX_LABEL = 300
 #: Longest quote of the received body in the human part (the whole mail is attached anyway).
 MAX_QUOTE = 20_000
 
-_ADDRESS = re.compile(r"[^@\s<>,;\"()\[\]\\]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+#: An address an error mail can go to: ASCII only (no SMTPUTF8 here: a non-ASCII local part
+#: would fail at MAIL/RCPT, for ever), without control characters or specials.
+_ADDRESS = re.compile(r"[!#-'*+\-/-9=?A-Z^-~.]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
 _MESSAGE_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+>")
 
