@@ -2,12 +2,14 @@
 against a real ``airflow api-server`` (the session's metadata database, the project's plugins
 folder, the simple auth manager with one user per role) and the devkit's DMP endpoint.
 
-The story of the issue: an operator logs in through Airflow's own login page, finds a document
-by its unique id, opens its timeline (each step linked to its task instance), replays the DMP
-delivery the DMP refused — with a reason — and, the DMP accepting again, sees it sent once; the
-replay is in the operators' trail; a viewer sees no identity and no action. The sending step is
-the DMP sender itself (:class:`pfi.flows.dmp.DmpSender` through the queue), called in-process as
-``deliver_dmp`` calls it, so that the test needs one Airflow process, not ``make run``'s stack.
+The story of the issue: a sample MDM is dropped and taken in by the real ``ingest_hl7_drop``
+DAG, the real ``deliver_dmp`` DAG sends it to the devkit's DMP endpoint, which refuses it; an
+operator logs in through Airflow's own login page, finds the document by its unique id, opens
+its timeline (each step linked to its task instance, whose page shows), replays the refused
+delivery — with a reason — and, the DMP accepting again and ``deliver_dmp`` running again, sees it
+sent once; the replay is in the operators' trail; a viewer sees no identity and no action. The
+DAGs run through ``dag.test()`` on the metadata database the api-server shows, so that the test
+needs one Airflow process (the api-server), not ``make run``'s scheduler.
 
 Screenshots of each step are kept in ``var/test-artefacts/console/`` (git-ignored). Marker
 ``browser``: ``pytest -m browser`` runs only these, ``-m "not browser"`` leaves them out.
@@ -15,7 +17,6 @@ Screenshots of each step are kept in ``var/test-artefacts/console/`` (git-ignore
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -24,7 +25,6 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -32,7 +32,6 @@ import requests
 
 from pfi.ledger import Ledger, upgrade
 from pfi_fixtures.ledger import record_document
-from pfi_fixtures.partners import dmp_signer, dmp_tls
 
 pytestmark = [pytest.mark.airflow, pytest.mark.integration, pytest.mark.browser]
 
@@ -54,6 +53,7 @@ def _free_port() -> int:
 class Stack:
     url: str
     ledger: Ledger
+    ledger_url: str
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +105,7 @@ def stack(airflow_db, postgres_server, tmp_path_factory) -> Iterator[Stack]:
             server.poll()
         if server.returncode is not None or not requests.get(f"{url}/pfi/api/me").status_code:
             raise AssertionError((home / "api-server.log").read_text()[-3000:])
-        yield Stack(url, ledger)
+        yield Stack(url, ledger, ledger_url)
     finally:
         server.terminate()
         try:
@@ -150,79 +150,55 @@ def shot(page, name: str) -> None:
 
 
 @pytest.fixture
-def refused_document(stack, dmp_endpoint, test_pki, samples_dir, tmp_path):
-    """The official-twin MDM^T02 recorded as intake records it, sent to a DMP that refuses it;
-    the sender and its queue to send again."""
-    from pfi.base.retry import RetryPolicy
-    from pfi.base.settings import load_settings
-    from pfi.flows.dmp import DmpSender
-    from pfi.flows.queue import run_due
-    from pfi.protocols.dmp.client import DmpClient, DmpEndpoints
-    from pfi.protocols.dmp.config import DmpConfig
-    from pfi.protocols.dmp.submission import DmpSubmission
-    from pfi.protocols.hl7v2 import parse_message
-    from pfi_devkit.samples import MDM_INIT
-    from pfi_fixtures.site import write_settings
+def refused_document(stack, monkeypatch, dmp_endpoint, test_pki, samples_dir, tmp_path):
+    """The project's MDM^T02 sample dropped and taken in by the real ``ingest_hl7_drop`` DAG,
+    then sent by the real ``deliver_dmp`` DAG (``dag.test()``, the metadata database the
+    api-server shows) to a DMP that refuses it; a function to run ``deliver_dmp`` again."""
+    from pfi_devkit.samples import MDM_INIT, MDM_V1_ID
+    from pfi_fixtures.partners import dmp_tls_extra
+    from pfi_fixtures.site import drop_sample, hl7_source, load_dag, use_site, write_settings
 
-    raw = (samples_dir / MDM_INIT).read_bytes()
-    request = parse_message(raw)
-    submission = DmpSubmission.from_request(request)
-    control_id = f"CONSOLE{int(time.time())}"
-    recorded = record_document(
-        stack.ledger,
-        submission.unique_id,
-        "dmp",
-        checksum=hashlib.sha256(raw + control_id.encode()).hexdigest(),
-        control_id=control_id,
-        message_type=request.message_type,
-        ins_matricule=INS,
-        ins_oid=INS_OID,
-        ins_qualified=True,
-        finess_geo="750712184",
+    settings = write_settings(
+        tmp_path,
+        sources=[hl7_source(tmp_path)],
+        extra="[dmp.retry]\nfirst_delay_seconds = 0.01\nmax_delay_seconds = 0.02",
     )
-    settings = load_settings(write_settings(tmp_path, name="CH TEST"))
-    client = DmpClient(
-        DmpEndpoints(dmp_endpoint.repository_url, dmp_endpoint.registry_url), dmp_tls(test_pki)
-    )
-    policy = RetryPolicy(
-        first_delay=timedelta(minutes=2),
-        max_delay=timedelta(minutes=30),
-        give_up_after=timedelta(days=2),
-    )
-    sender = DmpSender(
-        stack.ledger,
-        client,
-        dmp_signer(test_pki),
-        DmpConfig(source_id="1.2.250.1.71.4.2.2", structure_name="CH TEST", retry=policy),
-        load_request=lambda _ledger, _item: request,
-        settings=settings,
-        actor=ACTOR,
-    )
-
-    def send_due() -> dict:
-        return run_due(
-            stack.ledger,
-            "dmp",
-            sender,
-            policy=policy,
-            actor=ACTOR,
-            now=datetime.now(UTC) + timedelta(seconds=1),
-            after=sender.after,
-        )
-
+    dmp = {
+        "conn_type": "http",
+        "host": dmp_endpoint.host,
+        "port": dmp_endpoint.port,
+        "schema": "https",
+        "extra": dmp_tls_extra(test_pki),
+    }
+    use_site(monkeypatch, settings, stack.ledger_url, pfi_dmp=dmp)
+    _ensure_pool("dmp", 2)
+    drop_sample(tmp_path / "in", samples_dir / MDM_INIT, "compte-rendu.hl7")
+    assert load_dag("ingest_hl7_drop").test().state == "success"
+    deliver = load_dag("deliver_dmp")
     dmp_endpoint.set_mode("fail")
-    send_due()
-    assert stack.ledger.get_delivery(recorded.delivery_id).status in ("refused", "failed")
+    assert deliver.test().state == "success"  # a refusal is recorded, not a task failure
+    document = stack.ledger.find_document(MDM_V1_ID)
+    (delivery,) = [d for d in stack.ledger.deliveries_of(document.id) if d.channel == "dmp"]
+    assert delivery.status == "refused"
     dmp_endpoint.set_mode("normal")
-    yield submission.unique_id, recorded, send_due
-    client.close()
+
+    def send_due() -> None:
+        assert deliver.test().state == "success"
+
+    yield MDM_V1_ID, document.id, delivery.id, send_due
+
+
+def _ensure_pool(name: str, slots: int) -> None:
+    """What ``make run`` does with ``airflow pools set dmp 2 …``."""
+    from airflow.models.pool import Pool
+
+    Pool.create_or_update_pool(name, slots, "DMP web services", include_deferred=False)
 
 
 def test_an_operator_finds_a_refused_document_replays_it_and_sees_it_sent_once(
     stack, browser, refused_document, dmp_endpoint
 ):
-    unique_id, recorded, send_due = refused_document
-    delivery = recorded.delivery_id
+    unique_id, document_id, delivery, send_due = refused_document
     page = login(browser, stack, "operateur")
     shot(page, "01-recherche")
 
@@ -238,11 +214,9 @@ def test_an_operator_finds_a_refused_document_replays_it_and_sees_it_sent_once(
     page.wait_for_selector("#steps")
     row = page.locator(f"#deliveries tr[data-delivery='{delivery}']")
     assert row.locator(".status").inner_text() in ("refusé", "en échec")
-    links = page.locator("#steps a.task-link")
-    assert links.count() >= 1
-    href = links.first.get_attribute("href")
-    assert href.startswith("/dags/deliver_dmp/runs/manual__2026-12-03T10")
-    assert href.endswith("/tasks/send_due_deliveries/mapped/0")
+    links = [a.get_attribute("href") for a in page.locator("#steps a.task-link").all()]
+    assert any(h.startswith("/dags/ingest_hl7_drop/runs/") for h in links)
+    assert any(h.startswith("/dags/deliver_dmp/runs/") for h in links)
     shot(page, "03-chronologie")
 
     # replay it, with a reason
@@ -259,17 +233,14 @@ def test_an_operator_finds_a_refused_document_replays_it_and_sees_it_sent_once(
     )
     shot(page, "05-rejeu-demande")
 
-    # deliver_dmp's step sends it: the DMP accepts it this time
-    before = len(dmp_endpoint.submissions) if hasattr(dmp_endpoint, "submissions") else None
-    counts = send_due()
-    assert counts["sent"] == 1
+    # deliver_dmp runs again: the DMP accepts it this time
+    send_due()
     page.reload()
     status = page.locator(f"#deliveries tr[data-delivery='{delivery}'] .status")
     assert status.inner_text() == "envoyé"
     sent = stack.ledger.get_delivery(delivery)
     assert sent.status == "sent" and sent.attempts == 2
-    if before is not None:
-        assert len(dmp_endpoint.submissions) == before + 1
+    assert [s.entries[0] for s in dmp_endpoint.accepted] == [unique_id]  # sent once
     kinds = [s.get_attribute("data-kind") for s in page.locator("#steps tr.step").all()]
     assert "operator.replay" in kinds
     shot(page, "06-envoye")
@@ -279,7 +250,15 @@ def test_an_operator_finds_a_refused_document_replays_it_and_sees_it_sent_once(
     assert page.locator("#duplicate-warning").is_visible()
     shot(page, "07-avertissement-doublon")
     page.locator("#confirm-cancel").click()
-    assert send_due()["claimed"] == 0  # nothing sent twice
+    send_due()
+    assert len(dmp_endpoint.accepted) == 1 and dmp_endpoint.duplicates == 0  # nothing twice
+
+    # a step's link opens its task instance, with its log, in the Airflow UI
+    href = page.locator("#steps a.task-link").last.get_attribute("href")
+    page.goto(f"{stack.url}{href}")
+    page.wait_for_selector("text=submit_due", timeout=30_000)
+    shot(page, "07b-instance-de-tache-deliver-dmp")
+    page.goto(f"{stack.url}/pfi/documents/{document_id}")
 
     # the operators' trail
     page.goto(f"{stack.url}/pfi/audit")
