@@ -413,12 +413,15 @@ def metadata_mutated(draw, metadata: bytes) -> bytes:
 @st.composite
 def xdm_archives(draw) -> bytes:
     """An XDM zip rebuilt from a sample's members: members dropped, renamed, repeated, added,
-    their content (METADATA.XML and the documents) changed, stored or deflated, with forged
-    attributes; then, sometimes, bytes of the archive itself changed."""
+    their content (METADATA.XML and the documents) changed or blown up (zip bombs), stored or
+    deflated, with forged attributes; then, sometimes, bytes of the archive itself changed
+    (sizes, flags, methods, offsets of the local headers and the central directory)."""
     members = list(draw(st.sampled_from(list(xdm_seed_members()))))
     for _ in range(draw(st.integers(0, 4))):
         i = draw(st.integers(0, len(members) - 1)) if members else 0
-        action = draw(st.sampled_from(("drop", "rename", "double", "add", "content", "metadata")))
+        action = draw(
+            st.sampled_from(("drop", "rename", "double", "add", "content", "metadata", "bomb"))
+        )
         if action == "drop" and members:
             del members[i]
         elif action == "rename" and members:
@@ -429,6 +432,9 @@ def xdm_archives(draw) -> bytes:
         elif action == "add":
             name = draw(st.one_of(st.sampled_from(_UNSAFE_NAMES), st.text(max_size=40)))
             members.append((name, draw(st.binary(max_size=256))))
+        elif action == "bomb" and members:  # very compressible: the ratio and size limits
+            size = draw(st.sampled_from((2**20 + 1, 3 * 2**20)))
+            members[i] = (members[i][0], draw(st.sampled_from((b"\0", b"A", b"<a/>"))) * size)
         elif action == "content" and members:
             members[i] = (members[i][0], draw(mutated((members[i][1],), max_steps=3)))
         elif action == "metadata":
