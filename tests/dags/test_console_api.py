@@ -110,9 +110,15 @@ GETS = [
     "/pfi/api/documents/{sent_doc}",
     "/pfi/api/audit",
     "/pfi/api/documents/{sent_doc}/identity",
+    "/pfi/api/items/1/original",
+    "/pfi/api/dashboard",
     "/pfi/",
     "/pfi/documents/{sent_doc}",
+    "/pfi/documents/{sent_doc}/identity",
+    "/pfi/items/1/original",
     "/pfi/audit",
+    "/pfi/indicateurs",
+    "/pfi/indicateurs.csv?month=2026-01",
 ]
 POSTS = [
     ("/pfi/api/replay", {"deliveries": ["{failed_dmp}"], "reason": "x"}),
@@ -131,6 +137,15 @@ def test_without_login_the_api_answers_401_and_a_page_redirects_to_the_login(cli
         assert answer.status_code == 303
         assert "/auth/login" in answer.headers["location"]
         assert "next=%2Fpfi%2F" in answer.headers["location"]
+
+
+@pytest.mark.parametrize("path", ["/pfi/", "/pfi/actions", "/pfi/replay-matching"])
+def test_without_login_no_form_is_taken(client, docs, ledger, path):
+    form = {"action": "hold", "delivery": str(docs["pending_dmp"]), "status": "failed"}
+    before = ledger.get_delivery(docs["pending_dmp"]).status
+    answer = client.post(path, data=form, follow_redirects=False)
+    assert answer.status_code == 401 and "Console PFI" in answer.text
+    assert ledger.get_delivery(docs["pending_dmp"]).status == before
 
 
 @pytest.mark.parametrize(("path", "body"), POSTS)
