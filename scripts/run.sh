@@ -66,6 +66,7 @@ cat <<TXT
 
 PFI on Airflow is running.
   UI:     $URL   (login: admin / admin)
+  Console PFI: $URL/plugin/pfi-console   (also lecteur, operateur, superviseur: password = login)
   The demo DAGs run unpaused (a production airflow.cfg keeps dags_are_paused_at_creation).
   Drop HL7 files into var/demo/hl7/<dpi|sgl|ris>/in; acknowledgements appear in .../out.
   The DPI may also send over MLLP to 127.0.0.1:$MLLP_PORT.
