@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run stop test test-unit lint bench fuzz pin clean
+.PHONY: help install run stop test test-unit lint bench e2e fuzz pin clean
 
 help: ## List the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ lint: install ## Lint (ruff, including the no-Airflow-in-include/pfi rule)
 
 bench: install ## Run the benchmarks (speed and memory; never in the test suite)
 	@$(PY) -m bench
+
+e2e: install ## End to end through Airflow on make run's stack (started if needed): documents/s, latency, memory, beside the partners alone (`make bench e2e` runs both)
+	@$(PY) -m bench.e2e
 
 fuzz: install ## Hostile inputs at volume: the property-based tests, 10,000 cases each (FUZZ_EXAMPLES=N)
 	@PFI_FUZZ=1 PFI_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),10000) $(PY) -m pytest \
