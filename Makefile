@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 .PHONY: help install run stop test test-unit lint bench e2e fuzz pin clean
 
 help: ## List the commands
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt requirements-dev.txt scripts/install.sh
 	@scripts/install.sh "$(PYTHON)" "$(VENV)"
