@@ -267,6 +267,15 @@ def test_an_operator_finds_a_refused_document_replays_it_and_sees_it_sent_once(
     shot(page, "08-journal")
     page.context.close()
 
+    # an administrator reads the CDA the message carried; that view goes to the trail
+    admin = login(browser, stack, "admin", f"/pfi/documents/{document_id}")
+    admin.locator("#items tr:has(td:text-is('hl7_message')) a").first.click()
+    assert "ClinicalDocument" in admin.locator("#cda").inner_text()
+    shot(admin, "08b-original-cda")
+    admin.goto(f"{stack.url}/pfi/audit")
+    assert admin.locator("#audit tr[data-kind='operator.viewed']").count() >= 1
+    admin.context.close()
+
 
 def test_a_viewer_sees_no_identity_and_no_action(stack, browser):
     unique_id = "1.2.250.1.999.1.1^console-viewer"

@@ -422,14 +422,32 @@ def original(ledger: Ledger, operator: Operator, item_id: int) -> dict[str, Any]
     elif item.storage_path and Path(item.storage_path).is_file():
         raw = Path(item.storage_path).read_bytes()
     if raw is None:
-        return {"item": item.id, "kind": item.kind, "text": None}
+        return {"item": item.id, "kind": item.kind, "text": None, "cda": None}
     text = raw[:MAX_ORIGINAL].decode("utf-8", errors="replace").replace("\r", "\n")
     return {
         "item": item.id,
         "kind": item.kind,
         "text": text,
         "truncated": len(raw) > MAX_ORIGINAL,
+        "cda": _cda_of(raw) if item.kind == "hl7_message" else None,
     }
+
+
+def _cda_of(raw: bytes) -> str | None:
+    """The CDA an HL7 message carries (its first OBX document in XML), decoded; ``None``."""
+    from pfi.base.errors import PfiError
+    from pfi.protocols.hl7v2 import Hl7Request, parse_message
+
+    try:
+        message = parse_message(raw)
+    except (PfiError, ValueError):
+        return None
+    if not isinstance(message, Hl7Request):
+        return None
+    for document in message.documents:
+        if document.format in ("cda", "xml"):
+            return document.content[:MAX_ORIGINAL].decode("utf-8", errors="replace")
+    return None
 
 
 # -- replay, hold, release ----------------------------------------------------------------------
