@@ -199,3 +199,24 @@ def test_a_refused_mail_whose_error_mail_is_refused_is_still_moved_and_never_ret
     (event,) = ledger.events(inbound_item_id=item.id, kind=EVENT_ERROR_MAIL_SENT, limit=5)
     assert event.detail["refused"] == "SMTP_550"
     assert poll()["listed"] == 0
+
+
+def test_a_file_whose_msh_9_is_over_40_characters_is_refused_not_failed(intake_site):
+    """The file's row took MSH-9 whole (the message's row was cut to the column's 40
+    characters): PostgreSQL refused it, the file failed unexpectedly at every attempt."""
+    from pfi_devkit.samples import MDM_INIT, sample_bytes
+    from pfi_fixtures.site import ingest
+
+    settings, ledger = intake_site
+    source = settings.source("dpi")
+    raw = sample_bytes(MDM_INIT).replace(b"|MDM^T02^MDM_T02|", b"|MDM^" + b"T" * 60 + b"|", 1)
+    source.drop_dir.mkdir(parents=True, exist_ok=True)
+    (source.drop_dir / "long.hl7").write_bytes(raw)
+    os.utime(source.drop_dir / "long.hl7", (time.time() - 60,) * 2)
+
+    _, (counts,) = ingest(ledger, settings)
+
+    assert counts["failed"] == 0 and counts["rejected"] == 1, counts
+    (item,) = ledger.find_inbound(kind="hl7_file", limit=5)
+    assert item.status == "rejected" and item.reason_code == "HL7_UNSUPPORTED_EVENT"
+    assert len(item.message_type) == 40

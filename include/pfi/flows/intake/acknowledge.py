@@ -268,7 +268,7 @@ def _acknowledge_one(context: _Context, item_id: int, counts: dict[str, Any]) ->
         reason_text=reason_text,
         storage_path=str(kept),
         control_id=first_header.control_id or None,
-        message_type=(first_header.message_type or None) if len(evaluations) == 1 else "batch",
+        message_type=(first_header.message_type[:40] or None) if len(evaluations) == 1 else "batch",
         actor=context.actor,
     )
     log.info(
