@@ -303,8 +303,32 @@ def hl7_structural(draw) -> bytes:
     return b"\r".join(segments)
 
 
+def with_cda(hl7: bytes, cda: bytes) -> bytes:
+    """``hl7`` (a sample) carrying ``cda`` as its document (OBX-5 Base64)."""
+    encoded = base64.b64encode(cda)
+    return re.sub(
+        rb"(\|ED\|[^|]*\|\|\^text\^XML\^Base64\^)[A-Za-z0-9+/=]+",
+        lambda m: m.group(1) + encoded,
+        hl7,
+        count=1,
+    )
+
+
+@st.composite
+def hl7_with_hostile_cda(draw) -> bytes:
+    """A valid message whose document is a damaged CDA, well encoded: the envelope passes,
+    the document's header is what is hostile."""
+    seed = draw(st.sampled_from(list(hl7_seeds())))
+    return with_cda(seed, draw(cda_inputs()))
+
+
 def hl7_inputs() -> st.SearchStrategy[bytes]:
-    return st.one_of(hostile(hl7_seeds()), hl7_structural(), mutated(hl7_seeds(), max_steps=2))
+    return st.one_of(
+        hostile(hl7_seeds()),
+        hl7_structural(),
+        mutated(hl7_seeds(), max_steps=2),
+        hl7_with_hostile_cda(),
+    )
 
 
 # --- mail -------------------------------------------------------------------------------------
