@@ -84,7 +84,8 @@ async def current_operator(request: Request) -> Any:
     from pfi.flows.console import Operator
 
     user = await _user(request)
-    return Operator(name=user.get_name(), rights=rights_of(user))
+    # an auth manager may ask a remote service (Keycloak…): not on the event loop
+    return Operator(name=user.get_name(), rights=await _off_loop(rights_of, user))
 
 
 OperatorDep = Annotated[Any, Depends(current_operator)]
