@@ -258,3 +258,17 @@ def test_no_error_mail_is_made_for_a_sender_address_smtp_cannot_carry():
             message_id="<r@ch.test>",
         )
     assert refused.value.code == "MSS_BAD_ADDRESS"
+
+
+def test_obx_values_run_into_by_the_pid_are_not_quoted():
+    """A duplicated MSH line shifted the segments so that OBX-5.4 (the encoding) held the
+    patient's given name: ``OBX-5.4 encoding 'DOMINIQUE' is not Base64, A or Hex``."""
+    from pfi.protocols.hl7v2 import Hl7Error, parse_file
+
+    raw = hl7_seeds()[0].replace(b"^text^XML^Base64^", b"^text^XML^DOMINIQUE^", 1)
+    (result,) = parse_file(raw.replace(b"OBX|1|ED|", b"OBX|PAT-TROIS|ED|", 1))
+    assert isinstance(result, Hl7Error) and result.code == "HL7_ED_ENCODING"
+    refusal_is_coded(result)
+    assert "OBX ?:" in result.reason
+    (result,) = parse_file(raw.replace(b"^text^XML^DOMINIQUE^", b"^text^XML^B64^", 1))
+    assert "'B64'" in result.reason  # a code-shaped value is still quoted

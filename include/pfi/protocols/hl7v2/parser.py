@@ -452,11 +452,27 @@ def _as_code(value: str) -> str:
 
 
 _PROFILE_SHAPE = re.compile(r"[A-Z0-9]{1,20}(?:_[A-Z0-9]{1,20}){1,5}")
+#: Table values of two or three characters (ORC-1, OBX-2, OBX-5.4): too short to be a name.
+_SHORT_CODE = re.compile(r"[A-Za-z0-9]{1,3}")
 
 
 def _as_profile(value: str) -> str:
     """An MSH-21 profile name as it may be quoted (``CISIS_CDA_HL7_LPS``), else not at all."""
     return repr(value) if _PROFILE_SHAPE.fullmatch(value) else "(not a profile name)"
+
+
+def _quoted(value: str, shape: re.Pattern[str]) -> str:
+    """A field value quoted in a refusal only when it has the shape of the code expected there:
+    a segment run into the one before it (a lost separator) brings PID's values anywhere."""
+    if not value:
+        return "(empty)"
+    return repr(value) if shape.fullmatch(value) else "(not quoted)"
+
+
+def _set_id(obx: _Segment) -> str:
+    """OBX-1 as named in a message: a set id is a small number."""
+    value = obx.get(1)
+    return value if re.fullmatch(r"\d{1,4}", value) else "?"
 
 
 def _fail(
@@ -668,13 +684,13 @@ def _action(
             if profile is None or profile.is_current:
                 raise _fail(
                     HL7_INCONSISTENT_ACTION,
-                    f"ORC-1 {order_control[:4]!r} must be NW, RO or CA",
+                    f"ORC-1 {_quoted(order_control, _SHORT_CODE)} must be NW, RO or CA",
                     "ORC^1^1",
                 )
             defects.append(
                 Defect(
                     HL7_ORC_LEGACY,
-                    f"ORC-1 {order_control[:4]!r} of an older volet version ignored",
+                    f"ORC-1 {_quoted(order_control, _SHORT_CODE)} of an older volet version ignored",
                     "ORC^1^1",
                 )
             )
@@ -718,7 +734,7 @@ class _Body:
             self.defects.append(
                 Defect(
                     HL7_META_UNKNOWN,
-                    f"unknown MetaDMPMSS item {code[:30]!r} ignored",
+                    f"unknown MetaDMPMSS item {_quoted(code, _PROFILE_SHAPE)} ignored",
                     obx.location(3),
                 )
             )
@@ -728,7 +744,7 @@ class _Body:
             self.defects.append(
                 Defect(
                     HL7_OBX_IGNORED,
-                    f"OBX of value type {obx.get(2)[:5]!r} "
+                    f"OBX of value type {_quoted(obx.get(2), _SHORT_CODE)} "
                     "is neither a document nor a MetaDMPMSS item",
                     obx.location(2),
                 )
@@ -778,7 +794,7 @@ class _Body:
             self.defects.append(
                 Defect(
                     HL7_DOC_FORMAT,
-                    f"the document in OBX {obx.get(1)} is neither a CDA nor a PDF",
+                    f"the document in OBX {_set_id(obx)} is neither a CDA nor a PDF",
                     location,
                     blocking=True,
                 )
@@ -787,7 +803,7 @@ class _Body:
             self.defects.append(
                 Defect(
                     HL7_DOC_TRUNCATED,
-                    f"the CDA in OBX {obx.get(1)} does not end with </ClinicalDocument>",
+                    f"the CDA in OBX {_set_id(obx)} does not end with </ClinicalDocument>",
                     location,
                     blocking=True,
                 )
@@ -815,7 +831,7 @@ def _decode_ed(obx: _Segment, codec: str) -> tuple[bytes, bool]:
         except (binascii.Error, ValueError):
             raise _fail(
                 HL7_BASE64,
-                f"OBX {obx.get(1)}: OBX-5.5 is not valid base64",
+                f"OBX {_set_id(obx)}: OBX-5.5 is not valid base64",
                 obx.location(5),
                 ERR_DATA_TYPE,
             ) from None
@@ -827,13 +843,13 @@ def _decode_ed(obx: _Segment, codec: str) -> tuple[bytes, bool]:
         except ValueError:
             raise _fail(
                 HL7_BASE64,
-                f"OBX {obx.get(1)}: OBX-5.5 is not valid hex",
+                f"OBX {_set_id(obx)}: OBX-5.5 is not valid hex",
                 obx.location(5),
                 ERR_DATA_TYPE,
             ) from None
     raise _fail(
         HL7_ED_ENCODING,
-        f"OBX {obx.get(1)}: OBX-5.4 encoding {encoding[:10]!r} is not Base64, A or Hex",
+        f"OBX {_set_id(obx)}: OBX-5.4 encoding {_quoted(encoding, _SHORT_CODE)} is not Base64, A or Hex",
         obx.location(5),
         ERR_TABLE_VALUE,
     )
