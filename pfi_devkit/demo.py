@@ -124,6 +124,10 @@ def airflow_env(
         ),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "20",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+        # A task killed with its worker is found within a minute (default 5), then retried:
+        # part of the crash recovery (scripts/crash_trial.py), with the deliveries' lease.
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_SEC": "5",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "PYTHONPATH": f"{root / 'include'}:{root / 'plugins'}",
         "PFI_SETTINGS": str(settings_file),
