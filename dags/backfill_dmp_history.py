@@ -29,6 +29,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
+from pfi_airflow.runtime import failure_alerts
+
 POOL = "dmp_backfill"
 #: Below every live task (their weights are ≥ 1): the executor's slots go to the live flow first.
 PRIORITY = -10
@@ -129,7 +131,12 @@ def _refused(exc: Exception) -> Exception:
     max_active_runs=1,
     tags=["pfi", "dmp", "backfill"],
     params=PARAMS,
-    default_args={"owner": "pfi", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    default_args={
+        "owner": "pfi",
+        "retries": 2,
+        "retry_delay": timedelta(seconds=30),
+        "on_failure_callback": failure_alerts(),
+    },
     doc_md=__doc__,
 )
 def backfill_dmp_history():

@@ -24,6 +24,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
+from pfi_airflow.runtime import failure_alerts
+
 SCHEDULE = CronDataIntervalTimetable("0 3 1 * *", timezone="Europe/Paris")
 
 
@@ -33,7 +35,12 @@ SCHEDULE = CronDataIntervalTimetable("0 3 1 * *", timezone="Europe/Paris")
     catchup=False,
     max_active_runs=1,
     tags=["pfi", "stats"],
-    default_args={"owner": "pfi", "retries": 2, "retry_delay": timedelta(minutes=5)},
+    default_args={
+        "owner": "pfi",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "on_failure_callback": failure_alerts(),
+    },
     doc_md=__doc__,
 )
 def report_monthly_stats():

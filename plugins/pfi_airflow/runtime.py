@@ -17,11 +17,12 @@ def every_minute(
     """``@dag`` arguments of a PFI flow: every minute (and at each event of the asset ``on``:
     :mod:`pfi_airflow.triggers`), one run at a time, no catch-up; tagged ``pfi`` + ``tags``;
     tasks owned by ``pfi``, retried ``retries`` times 30 s apart (doubling each time with
-    ``exponential_backoff``)."""
+    ``exponential_backoff``), an alert mailed when one fails after them (:func:`failure_alerts`)."""
     default_args: dict[str, Any] = {
         "owner": "pfi",
         "retries": retries,
         "retry_delay": timedelta(seconds=30),
+        "on_failure_callback": failure_alerts(),
     }
     if exponential_backoff:
         default_args["retry_exponential_backoff"] = True
@@ -39,6 +40,15 @@ def every_minute(
         "tags": ["pfi", *tags],
         "default_args": default_args,
     }
+
+
+def failure_alerts() -> list[Any]:
+    """``on_failure_callback`` of every PFI task: a French alert to ``[alerts] recipients`` when
+    the task failed after its retries (:class:`pfi_airflow.alerts.PfiAlertNotifier`; nothing is
+    read before a task fails)."""
+    from pfi_airflow.alerts import PfiAlertNotifier
+
+    return [PfiAlertNotifier()]
 
 
 def site_settings() -> Settings:

@@ -32,7 +32,11 @@ HUMAN_MAILBOXES = {
     # Recipients of the official ANS examples (PRT RCT, and the test INS patient's mailbox).
     "adam.hoda@test-ci-sis.mssante.fr": "adam-hoda-devkit-password",
     "279035121518989@patient.mssante.fr": "patient-devkit-password",
+    # The operations mailbox the PFI's alerts go to (pfi.flows.alerts; make run's demo too).
+    "integration@ch-demo.mssante.test": "integration-devkit-password",
 }
+#: The operations mailbox of the alerts' tests.
+OPERATIONS_MAILBOX = "integration@ch-demo.mssante.test"
 
 
 @pytest.fixture(scope="session")

@@ -7,13 +7,15 @@
 - :mod:`~pfi.ledger.events` — the append-only trail;
 - :mod:`~pfi.ledger.stats` — monthly counts and the trail of deliveries (traces);
 - :mod:`~pfi.ledger.backfill` — what a historical DMP backfill reads;
-- :mod:`~pfi.ledger.console` — the operator console's search, timeline and forced replay.
+- :mod:`~pfi.ledger.console` — the operator console's search, timeline and forced replay;
+- :mod:`~pfi.ledger.alerts` — what the operations alerts count (given up, retry queues, quarantine).
 
 All the ledger's SQL is in these modules: the rest of the PFI calls :class:`Ledger` methods.
 """
 
 from __future__ import annotations
 
+from pfi.ledger.alerts import Alerts
 from pfi.ledger.backfill import Backfill
 from pfi.ledger.console import Console
 from pfi.ledger.deliveries import Deliveries
@@ -23,7 +25,7 @@ from pfi.ledger.items import InboundItems
 from pfi.ledger.stats import Statistics
 
 
-class Ledger(InboundItems, Documents, Deliveries, Events, Statistics, Backfill, Console):
+class Ledger(InboundItems, Documents, Deliveries, Events, Statistics, Backfill, Console, Alerts):
     """The PFI ledger over a SQLAlchemy :class:`~sqlalchemy.engine.Engine` (PostgreSQL).
 
     The schema must be at the head revision (:func:`pfi.ledger.upgrade`). ``actor`` arguments name
