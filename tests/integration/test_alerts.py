@@ -5,9 +5,6 @@ even when the ledger's reason texts hold them; nothing new within the repeat int
 
 from __future__ import annotations
 
-import email
-import email.policy
-import imaplib
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +15,7 @@ from pfi.flows.alerts import EVENT_SENT, AlertsConfig, run_checks
 from pfi.flows.queue import GIVEN_UP
 from pfi.protocols.mssante.smtp import SmtpClient
 from pfi_fixtures.ledger import record_document
-from pfi_fixtures.mail import HUMAN_MAILBOXES, OPERATIONS_MAILBOX, mailbox_endpoints
+from pfi_fixtures.mail import OPERATIONS_MAILBOX, alert_mails, mailbox_endpoints
 from pfi_fixtures.site import mailbox, write_settings
 
 pytestmark = pytest.mark.integration
@@ -47,25 +44,6 @@ def checks(ledger, settings, mail_servers, test_pki, now=None):
         return SmtpClient(mailbox_endpoints(mail_servers, test_pki, box.address)[0])
 
     return run_checks(ledger, settings, smtp_for, actor="test", now=now)
-
-
-def alert_mails(mail_servers, test_pki, tag: str) -> list[tuple[email.message.EmailMessage, bytes]]:
-    """The operations mailbox's alerts of this test: (parsed, raw bytes)."""
-    from pfi_devkit.mail import client_ssl_context
-
-    ctx = client_ssl_context(test_pki)
-    found = []
-    with imaplib.IMAP4_SSL(mail_servers.host, mail_servers.imaps_port, ssl_context=ctx) as imap:
-        imap.login(OPERATIONS_MAILBOX, HUMAN_MAILBOXES[OPERATIONS_MAILBOX])
-        imap.select("INBOX", readonly=True)
-        _, data = imap.uid("SEARCH", None, "ALL")
-        for uid in data[0].split():
-            _, fetched = imap.uid("FETCH", uid, "(BODY.PEEK[])")
-            raw = fetched[0][1]
-            mail = email.message_from_bytes(raw, policy=email.policy.default)
-            if mail["X-PFI-Alert"] and tag in mail.get_content():
-                found.append((mail, raw))
-    return found
 
 
 def ids_line(mail) -> str:

@@ -124,6 +124,30 @@ def received_mails(mail_servers, test_pki, address: str, message_id: str) -> lis
         return mails
 
 
+def alert_mails(mail_servers, test_pki, tag: str) -> list[tuple]:
+    """The PFI's alerts (header ``X-PFI-Alert``) in :data:`OPERATIONS_MAILBOX` whose text holds
+    ``tag`` (e.g. the test site's name): ``(parsed mail, raw bytes)``, left unread."""
+    import email
+    import email.policy
+    import imaplib
+
+    from pfi_devkit.mail import client_ssl_context
+
+    ctx = client_ssl_context(test_pki)
+    found = []
+    with imaplib.IMAP4_SSL(mail_servers.host, mail_servers.imaps_port, ssl_context=ctx) as imap:
+        imap.login(OPERATIONS_MAILBOX, HUMAN_MAILBOXES[OPERATIONS_MAILBOX])
+        imap.select("INBOX", readonly=True)
+        _, data = imap.uid("SEARCH", None, "ALL")
+        for uid in data[0].split():
+            _, fetched = imap.uid("FETCH", uid, "(BODY.PEEK[])")
+            raw = fetched[0][1]
+            mail = email.message_from_bytes(raw, policy=email.policy.default)
+            if mail["X-PFI-Alert"] and tag in mail.get_content():
+                found.append((mail, raw))
+    return found
+
+
 def document_mail(
     samples_dir: Path, recipient: str, *, with_xdm: bool = True, sample: str = "mdm_init.hl7"
 ):
