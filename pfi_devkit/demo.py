@@ -138,9 +138,12 @@ def airflow_env(
     return env
 
 
-def demo_settings(var: Path, *, mllp_inlet_port: int = MLLP_INLET_PORTS.start) -> str:
-    """The demo site's settings (TOML): three HL7 sources (the DPI's also over MLLP) and one
-    application mailbox."""
+def demo_settings(
+    var: Path, *, mllp_inlet_port: int = MLLP_INLET_PORTS.start, console_url: str = ""
+) -> str:
+    """The demo site's settings (TOML): three HL7 sources (the DPI's also over MLLP), one
+    application mailbox, and the operations alerts mailed to the human mailbox
+    ``integration@…`` (links to the UI at ``console_url``)."""
     sources = "\n".join(
         f"""
 [[hl7_source]]
@@ -187,6 +190,11 @@ error_mailbox = "{ERROR_MAILBOX}"
 source = "dpi"
 host = "127.0.0.1"
 port = {mllp_inlet_port}
+
+[alerts]  # pfi.flows.alerts: DAG watch_operations and every task's failure
+recipients = ["{ERROR_MAILBOX}"]
+console_url = "{console_url}"
+partner_failing_minutes = 10
 """
 
 
@@ -227,7 +235,10 @@ def prepare(root: Path = ROOT, connections: dict[str, str] | None = None) -> Pat
 
     settings_file = var / "demo" / "pfi.toml"
     settings_file.parent.mkdir(parents=True, exist_ok=True)
-    settings_file.write_text(demo_settings(var, mllp_inlet_port=inlet_port), encoding="utf-8")
+    settings_file.write_text(
+        demo_settings(var, mllp_inlet_port=inlet_port, console_url=f"http://127.0.0.1:{port}"),
+        encoding="utf-8",
+    )
 
     env = airflow_env(
         root=root,
