@@ -128,6 +128,8 @@ def airflow_env(
         # part of the crash recovery (scripts/crash_trial.py), with the deliveries' lease.
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_SEC": "5",
+        # The tasks of a scheduler that died are reset within a minute of its successor (5).
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         "PYTHONPATH": f"{root / 'include'}:{root / 'plugins'}",
         "PFI_SETTINGS": str(settings_file),
