@@ -135,3 +135,24 @@ def test_every_pfi_task_carries_the_alert_notifier():
             assert any(isinstance(c, PfiAlertNotifier) for c in callbacks), (
                 f"{dag.dag_id}.{task.task_id}"
             )
+
+
+def test_a_task_failing_in_a_real_run_is_mailed_by_its_callback(
+    airflow_db, site, monkeypatch, mail_servers, test_pki
+):
+    """The ledger unreachable: ``check_and_notify`` fails (no retry left here), Airflow calls
+    its ``on_failure_callback``, and the alert goes unremembered but mailed."""
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_PFI_LEDGER", "postgresql://postgres@127.0.0.1:5432/pfi_nowhere"
+    )
+    dag = load_dag("watch_operations")
+    for task in dag.tasks:
+        task.retries = 0
+
+    run = dag.test()
+
+    assert run.state == "failed"
+    ((mail, raw),) = alert_mails(mail_servers, test_pki, site)
+    assert mail["Subject"] == "[PFI] Alerte : la tâche watch_operations.check_and_notify a échoué"
+    assert "Erreur : OperationalError" in mail.get_content()
+    no_patient_data(mail, raw)
