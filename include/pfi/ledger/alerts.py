@@ -182,7 +182,7 @@ class Alerts(LedgerBase):
             failing_since = conn.execute(failures).scalar()
         return ChannelFailure(sum(by_reason.values()), by_reason, ids, failing_since, last_answer)
 
-    def events_since(self, kind: str, since: datetime, *, limit: int = 500) -> list[Event]:
+    def events_since(self, kind: str, since: datetime, *, limit: int = 2000) -> list[Event]:
         """Trail lines of ``kind`` written after ``since``, newest first (the alerts already
         sent: a window of the trail, read by its time index)."""
         query = (
