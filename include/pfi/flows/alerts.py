@@ -173,6 +173,10 @@ class AlertsConfig:
             raise ConfigurationError("[alerts]: connection_id and sender go together")
         if config.sender and not _MAIL.match(config.sender):
             raise ConfigurationError("[alerts] sender: not an address")
+        if config.recipients and not config.connection_id and not settings.mailboxes:
+            raise ConfigurationError(
+                "[alerts]: no [[mailbox]] to send the alerts from: give connection_id and sender"
+            )
         if config.mailbox and not any(m.name == config.mailbox for m in settings.mailboxes):
             raise ConfigurationError(f"[alerts] mailbox {config.mailbox!r} is not a [[mailbox]]")
         return config

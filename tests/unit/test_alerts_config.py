@@ -32,6 +32,7 @@ def test_a_pending_threshold_per_channel_and_one_recipient_as_text(tmp_path):
         tmp_path,
         'recipients = "ops@ch.mssante.fr"\nconsole_url = "https://pfi.ch/"\n'
         "pending_threshold = { dpi = 10 }\n",
+        mailboxes=[mailbox("pfi@ch.mssante.fr")],
     )
     assert parsed.recipients == ("ops@ch.mssante.fr",)
     assert parsed.pending_threshold["dpi"] == 10 and parsed.pending_threshold["dmp"] == 500
@@ -48,6 +49,7 @@ def test_a_pending_threshold_per_channel_and_one_recipient_as_text(tmp_path):
         "repeat_minutes = 0\n",
         'partner_failing_minutes = "soon"\n',
         'mailbox = "nowhere"\n',
+        'recipients = ["ops@ch.mssante.fr"]\n',  # and no [[mailbox]] to send from
     ],
 )
 def test_a_wrong_setting_is_a_configuration_error(tmp_path, text):
