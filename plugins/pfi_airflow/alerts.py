@@ -41,6 +41,9 @@ class PfiAlertNotifier(BaseNotifier):
 
         settings = load_settings()
         config = AlertsConfig.from_settings(settings)
+        if not config.recipients:
+            self.log.warning("PFI task failed; no [alerts] recipients: no alert mailed")
+            return
         ti = context.get("ti") or context.get("task_instance")
         alert = task_failure_alert(
             dag_id=getattr(ti, "dag_id", None) or str(getattr(context.get("dag"), "dag_id", "?")),
