@@ -77,9 +77,7 @@ def airflow_processes() -> list[int]:
         except OSError:
             continue
         command = b" ".join(args)
-        if command.startswith(b"airflow ") or (
-            len(args) > 1 and args[1].endswith(b"/bin/airflow")
-        ):
+        if command.startswith(b"airflow ") or (len(args) > 1 and args[1].endswith(b"/bin/airflow")):
             found.append(int(entry.name))
     return found
 

@@ -142,11 +142,11 @@ def test_samples_reach_each_mailbox_exactly_once_and_the_producer_gets_its_zam(
         (doc,) = read_xdm(xdm.get_content()).documents
         assert doc.entry.unique_id == document.unique_id
 
-    # Only the ORU asks ACK_RECEPTION=Y: its mails asked the relay for a DSN, so the Z02 waits
+    # Every mail asked the relay for a DSN; only the ORU asks ACK_RECEPTION=Y, so its Z02s wait
     # for the operator's "delivered" report, read back from the sending mailbox.
     assert zams(folder, "Z02") == []
     polled = poll_notifications(ledger, settings, imap_for(mail_servers, test_pki), actor="test")
-    assert polled["dsn"] == 2 and polled["errors"] == 0
+    assert polled["dsn"] == 3 and polled["errors"] == 0
     receipts = zams(folder, "Z02")
     assert len(receipts) == 2
     assert all("ACK_RECEPTION_MSS" in z and "|Y^^expandedYes-NoIndicator|" in z for z in receipts)
@@ -218,7 +218,7 @@ def test_relay_down_then_back_defers_then_sends_once(site, mail_servers, test_pk
         ("attempt", "attempt 1"),
         ("error", "MSS_CONNECTION"),
         ("attempt", "attempt 2"),
-        ("sent", "accepted"),
+        ("sent", "accepted (dsn requested)"),
     ]
     assert len(received_mails(mail_servers, test_pki, PROFESSIONAL, sent.partner_ref)) == 1
 

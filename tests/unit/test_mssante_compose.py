@@ -89,8 +89,11 @@ def test_initial_mdm_goes_to_its_professional_with_xdm_pdf_and_statistics_header
     assert parsed["X-MSS-CODECDA"] == "18748-4"
     assert parsed["X-MSS-NIL"] == "PFI-TEST-0042"
     assert parsed["X-MSS-MES"] is None
-    # ACK_RECEPTION=N and ACK_LECTURE_MSS=N: no acknowledgement requested.
-    assert parsed["Disposition-Notification-To"] is None and not mail.dsn
+    # ACK_RECEPTION=N and ACK_LECTURE_MSS=N: no acknowledgement requested of the recipient; a
+    # DSN is still asked of the operator ([mssante] request_dsn): it tells whether a mail whose
+    # worker died was taken, so that it is never mailed twice.
+    assert parsed["Disposition-Notification-To"] is None and parsed["Return-Receipt-To"] is None
+    assert mail.dsn
     body = parsed.get_body(("plain",))
     assert body.get_content_charset() == "utf-8"
     text = body.get_content()

@@ -308,9 +308,13 @@ def compose(
     msg[k.X_MSS_NIL] = config.software_reference
     if to_patient and flags.patient_reply_closed:
         msg[k.X_MSS_MES] = k.MES_FIN  # SC.MSS/CONF.21: the patient cannot answer
-    dsn = bool(flags.ack_reception) and config.request_dsn
+    # A DSN is asked of every mail (where the operator offers DSN): beyond the producer's receipt
+    # (ZAM^Z02, ACK_RECEPTION), it tells whether a mail whose sending worker died was taken, so
+    # that it is never mailed twice (pfi.flows.mssante). The Return-Receipt-To header only when
+    # the producer asked for the receipt.
+    dsn = config.request_dsn
     mdn = bool(flags.ack_lecture_mss)
-    if dsn:
+    if dsn and flags.ack_reception:
         msg["Return-Receipt-To"] = mailbox.address
     if mdn:
         msg["Disposition-Notification-To"] = mailbox.address
