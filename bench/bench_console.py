@@ -23,6 +23,8 @@ from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from bench.inputs import SPREAD_MOMENT, median_seconds, sql_array
+
 DOCUMENTS = 300_000
 CHANNELS = (
     ("dmp", 300_000, "NULL"),
@@ -37,32 +39,24 @@ REPEAT = 5
 GOAL_S = 1.0
 PARIS = ZoneInfo("Europe/Paris")
 
-_MOMENT = (
-    "timestamptz '2024-11-01 00:00+01' + ((g::bigint * 7919) % (730 * 1440)) * interval '1 minute'"
-)
-
-
-def _array(values) -> str:
-    return "ARRAY[" + ", ".join(f"'{v}'" for v in values) + "]"
-
 
 def _fill(engine) -> None:
     from sqlalchemy import text
 
-    finess, sources = _array(FINESS), _array(SOURCES)
+    finess, sources = sql_array(FINESS), sql_array(SOURCES)
     statements = [
         f"""INSERT INTO inbound_item (kind, source, finess_geo, checksum, control_id,
                 message_type, status, received_at)
             SELECT 'hl7_message', ({sources})[1 + g % 3], ({finess})[1 + g % 3],
                    md5(g::text) || md5('h' || g), 'MSG' || g, 'MDM^T02^MDM_T02',
-                   CASE WHEN g % 50 = 0 THEN 'rejected' ELSE 'done' END, {_MOMENT}
+                   CASE WHEN g % 50 = 0 THEN 'rejected' ELSE 'done' END, {SPREAD_MOMENT}
             FROM generate_series(1, {DOCUMENTS}) g""",
         f"""INSERT INTO document (unique_id, type_code, finess_geo, ins_qualified,
                 ins_matricule, ins_oid, inbound_item_id, created_at)
             SELECT 'bench.' || g, '11490-0', ({finess})[1 + g % 3], g % 4 <> 0,
                    CASE WHEN g % 4 <> 0 THEN lpad(g::text, 15, '1') END,
                    CASE WHEN g % 4 <> 0 THEN '1.2.250.1.213.1.4.10' END,
-                   (SELECT min(id) FROM inbound_item) + g - 1, {_MOMENT}
+                   (SELECT min(id) FROM inbound_item) + g - 1, {SPREAD_MOMENT}
             FROM generate_series(1, {DOCUMENTS}) g""",
     ]
     for channel, count, recipient in CHANNELS:
@@ -72,15 +66,15 @@ def _fill(engine) -> None:
                     next_attempt_at, last_attempt_at, sent_at, request_id, partner_ref,
                     reason_code, qualified_ins, finess_geo, type_code, created_at)
                 SELECT d.id, '{channel}', {recipient}, 'new', s.status,
-                       CASE WHEN s.status = 'pending' THEN {_MOMENT} END,
-                       CASE WHEN s.status <> 'pending' THEN {_MOMENT} END,
-                       CASE WHEN s.status = 'sent' THEN {_MOMENT} END,
+                       CASE WHEN s.status = 'pending' THEN {SPREAD_MOMENT} END,
+                       CASE WHEN s.status <> 'pending' THEN {SPREAD_MOMENT} END,
+                       CASE WHEN s.status = 'sent' THEN {SPREAD_MOMENT} END,
                        gen_random_uuid(),
                        CASE WHEN s.status = 'sent' AND {mail}
                             THEN '<' || g || '.{channel}@pfi.test>' END,
                        CASE WHEN s.status IN ('failed', 'refused')
                             THEN upper('{channel}') || '_' || upper(s.status) END,
-                       d.ins_qualified, d.finess_geo, d.type_code, {_MOMENT}
+                       d.ins_qualified, d.finess_geo, d.type_code, {SPREAD_MOMENT}
                 FROM generate_series(1, {count}) g
                 JOIN document d ON d.unique_id = 'bench.' || (1 + (g - 1) % {DOCUMENTS})
                 CROSS JOIN LATERAL (SELECT CASE
@@ -97,16 +91,6 @@ def _fill(engine) -> None:
             conn.execute(text(statement))
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
-
-
-def _median(step, times: int = REPEAT) -> float:
-    step()  # warm-up
-    durations = []
-    for _ in range(times):
-        started = time.perf_counter()
-        step()
-        durations.append(time.perf_counter() - started)
-    return sorted(durations)[len(durations) // 2]
 
 
 def run() -> dict:
@@ -190,19 +174,27 @@ def run() -> dict:
                 "items",
             ),
         }
-        bound_s = _median(lambda: ledger.get_delivery(deep), 21)
+        bound_s = median_seconds(lambda: ledger.get_delivery(deep), 21, warm_up=True)
         results: dict[str, float] = {}
         for name, (who, criteria, what) in queries.items():
-            results[name] = _median(
+            results[name] = median_seconds(
                 lambda who=who, criteria=criteria, what=what: console.search(
                     ledger, who, criteria, what=what, limit=50
-                )
+                ),
+                REPEAT,
+                warm_up=True,
             )
-        results["page_deep_keyset"] = _median(
-            lambda: console.search(ledger, viewer, Search(), before_id=deep, limit=50)
+        results["page_deep_keyset"] = median_seconds(
+            lambda: console.search(ledger, viewer, Search(), before_id=deep, limit=50),
+            REPEAT,
+            warm_up=True,
         )
-        results["timeline"] = _median(lambda: console.timeline(ledger, viewer, a_document))
-        results["audit_page"] = _median(lambda: console.audit(ledger, viewer))
+        results["timeline"] = median_seconds(
+            lambda: console.timeline(ledger, viewer, a_document), REPEAT, warm_up=True
+        )
+        results["audit_page"] = median_seconds(
+            lambda: console.audit(ledger, viewer), REPEAT, warm_up=True
+        )
         ledger.dispose()
     finally:
         server.drop_database(url.rsplit("/", 1)[1])

@@ -30,6 +30,8 @@ from pathlib import Path
 
 from tests.pfi_fixtures.site import write_settings
 
+from bench.inputs import SPREAD_MOMENT, median_seconds, sql_array
+
 DOCUMENTS = 300_000
 #: (channel, how many, recipient expression): 1,000,000 in all.
 CHANNELS = (
@@ -59,20 +61,10 @@ TYPES = (
 )
 
 
-def _array(values) -> str:
-    return "ARRAY[" + ", ".join(f"'{v}'" for v in values) + "]"
-
-
-#: An outcome time spread over the 24 months before November 2026 (Paris), minute precision.
-_MOMENT = (
-    "timestamptz '2024-11-01 00:00+01' + ((g::bigint * 7919) % (730 * 1440)) * interval '1 minute'"
-)
-
-
 def _fill(engine) -> None:
     from sqlalchemy import text
 
-    finess, types = _array(FINESS), _array(TYPES)
+    finess, types = sql_array(FINESS), sql_array(TYPES)
     statements = [
         f"""INSERT INTO document (unique_id, type_code, finess_geo, ins_qualified,
                 ins_matricule, ins_oid)
@@ -83,7 +75,7 @@ def _fill(engine) -> None:
             FROM generate_series(1, {DOCUMENTS}) g""",
         f"""INSERT INTO inbound_item (kind, source, finess_geo, checksum, status, received_at)
             SELECT 'mail', 'inbox', ({finess})[1 + g % 3], md5(g::text) || md5('m' || g),
-                   CASE WHEN g > {CHANNELS[3][1]} THEN 'rejected' ELSE 'done' END, {_MOMENT}
+                   CASE WHEN g > {CHANNELS[3][1]} THEN 'rejected' ELSE 'done' END, {SPREAD_MOMENT}
             FROM generate_series(1, {CHANNELS[3][1] + REFUSED_MAILS}) g""",
     ]
     for channel, count, recipient in CHANNELS:
@@ -97,9 +89,9 @@ def _fill(engine) -> None:
                        (ARRAY['new', 'new', 'new', 'new', 'new', 'new', 'replace',
                               'delete'])[1 + g % 8],
                        s.status,
-                       CASE WHEN s.status = 'pending' THEN {_MOMENT} END,
-                       CASE WHEN s.status <> 'pending' THEN {_MOMENT} END,
-                       CASE WHEN s.status = 'sent' THEN {_MOMENT} END,
+                       CASE WHEN s.status = 'pending' THEN {SPREAD_MOMENT} END,
+                       CASE WHEN s.status <> 'pending' THEN {SPREAD_MOMENT} END,
+                       CASE WHEN s.status = 'sent' THEN {SPREAD_MOMENT} END,
                        gen_random_uuid(), {historical}, d.ins_qualified, d.finess_geo,
                        d.type_code, {item}
                 FROM generate_series(1, {count}) g
@@ -113,16 +105,6 @@ def _fill(engine) -> None:
             conn.execute(text(statement))
     with engine.connect() as conn:
         conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE"))
-
-
-def _median(step, times: int = REPEAT) -> float:
-    """The median duration of ``times`` calls of ``step``."""
-    durations = []
-    for _ in range(times):
-        started = time.perf_counter()
-        step()
-        durations.append(time.perf_counter() - started)
-    return sorted(durations)[len(durations) // 2]
 
 
 def run() -> dict:
@@ -150,9 +132,11 @@ def run() -> dict:
         months = months_covered(MONTH)
 
         rows = ledger.indicator_counts(months[0], date(2026, 11, 1))  # warm the cache once
-        query_s = _median(lambda: ledger.indicator_counts(months[0], date(2026, 11, 1)))
-        report_s = _median(
-            lambda: write_monthly_reports(ledger, settings, MONTH, output_dir=state / "out")
+        query_s = median_seconds(
+            lambda: ledger.indicator_counts(months[0], date(2026, 11, 1)), REPEAT
+        )
+        report_s = median_seconds(
+            lambda: write_monthly_reports(ledger, settings, MONTH, output_dir=state / "out"), REPEAT
         )
         written = sorted((state / "out").iterdir())
 

@@ -8,6 +8,8 @@ with N1 documents; their PDFs are padded to give messages of the official exampl
 
 from __future__ import annotations
 
+import time
+
 from pfi_devkit import samples
 
 #: The PDF of the official v2.1 MDM initial example (its message: 330 KB).
@@ -39,3 +41,30 @@ def report_pdf() -> bytes:
     return samples.sample_pdf(
         "CR de consultation", "CR ou fiche de consultation ou de visite", pad_to=N1_PDF_SIZE
     )
+
+
+# --- large ledgers (bench_console, bench_stats) -----------------------------------------------
+
+#: SQL of a moment spread over the 24 months before November 2026 (Paris), minute precision, for
+#: the row ``g`` of a ``generate_series``.
+SPREAD_MOMENT = (
+    "timestamptz '2024-11-01 00:00+01' + ((g::bigint * 7919) % (730 * 1440)) * interval '1 minute'"
+)
+
+
+def sql_array(values) -> str:
+    """``ARRAY['a', 'b']``: constants picked by ``(ARRAY[...])[1 + g % n]`` in a fill."""
+    return "ARRAY[" + ", ".join(f"'{v}'" for v in values) + "]"
+
+
+def median_seconds(step, times: int, *, warm_up: bool = False) -> float:
+    """The median duration of ``times`` calls of ``step`` (after one unmeasured call when
+    ``warm_up``)."""
+    if warm_up:
+        step()
+    durations = []
+    for _ in range(times):
+        started = time.perf_counter()
+        step()
+        durations.append(time.perf_counter() - started)
+    return sorted(durations)[len(durations) // 2]
