@@ -41,7 +41,7 @@ Settings (``[stats]``, all optional; :class:`StatsConfig`)::
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -52,6 +52,7 @@ import pandas as pd
 from pfi.base.errors import ConfigurationError
 from pfi.base.files import write_atomically
 from pfi.base.settings import Settings, section
+from pfi.ledger.records import IndicatorCount
 from pfi.ledger.schema import STATS_TIME_ZONE
 from pfi.protocols.cda.generator import SEGUR_DOCUMENT_TYPES
 
@@ -59,7 +60,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from pfi.ledger import Ledger
-    from pfi.ledger.records import IndicatorCount
 
 log = logging.getLogger(__name__)
 
@@ -211,18 +211,7 @@ def build_reports(
     that get a table even with no row (the site's); ``only``: keep these alone."""
     frame = pd.DataFrame(
         [vars(row) for row in counts],
-        columns=[
-            "basis",
-            "month",
-            "finess_geo",
-            "type_code",
-            "channel",
-            "action",
-            "status",
-            "historical",
-            "qualified_ins",
-            "count",
-        ],
+        columns=[column.name for column in fields(IndicatorCount)],
     )
     frame["finess_geo"] = frame["finess_geo"].fillna("").astype(str)
     frame["type_code"] = frame["type_code"].fillna("").astype(str)
