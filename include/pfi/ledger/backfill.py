@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import and_, exists, func, select, update
 
 from pfi.ledger.core import LedgerBase
 from pfi.ledger.deliveries import insert_deliveries
-from pfi.ledger.events import plain
+from pfi.ledger.events import EventBatch, plain
 from pfi.ledger.records import Document
 from pfi.ledger.schema import delivery, document, event, inbound_item
 
@@ -155,20 +154,7 @@ class Backfill(LedgerBase):
         message that brought it; its id, ``None``
         when the document already has a DMP delivery for ``action`` (a live one, or this
         backfill's from an earlier run: the caller reads it with :meth:`dmp_states`)."""
-        events: list[dict[str, Any]] = []
-
-        def note(kind: str, detail: dict[str, Any], **refs: int | None) -> None:
-            events.append(
-                {
-                    "kind": kind,
-                    "actor": actor,
-                    "detail": plain(detail),
-                    "inbound_item_id": refs.get("inbound_item_id"),
-                    "document_id": refs.get("document_id"),
-                    "delivery_id": refs.get("delivery_id"),
-                }
-            )
-
+        trail = EventBatch(actor)
         with self.engine.begin() as conn:
             item_id = conn.execute(
                 select(document.c.inbound_item_id).where(document.c.id == document_id)
@@ -179,13 +165,13 @@ class Backfill(LedgerBase):
                 [("dmp", None, action, "held")],
                 action,
                 item_id,
-                note,
+                trail.note,
                 historical=True,
             )
             if not created:
                 return None
-            conn.execute(event.insert(), events)
-            return events[0]["delivery_id"]
+            trail.write(conn)
+            return trail.lines[0]["delivery_id"]
 
     def release_historical(self, delivery_ids: Sequence[int], *, actor: str) -> list[int]:
         """Make these ``held`` historical deliveries due now (one statement, with their

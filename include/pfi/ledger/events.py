@@ -22,6 +22,31 @@ def plain(detail: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(to_json(detail))
 
 
+class EventBatch:
+    """Trail lines gathered during a transaction (``note`` is what ``insert_documents`` and
+    ``insert_deliveries`` call back), then written with one INSERT (:meth:`write`)."""
+
+    def __init__(self, actor: str) -> None:
+        self.actor = actor
+        self.lines: list[dict[str, Any]] = []
+
+    def note(self, kind: str, detail: Mapping[str, Any], **refs: int | None) -> None:
+        self.lines.append(
+            {
+                "kind": kind,
+                "actor": self.actor,
+                "detail": plain(detail),
+                "inbound_item_id": refs.get("inbound_item_id"),
+                "document_id": refs.get("document_id"),
+                "delivery_id": refs.get("delivery_id"),
+            }
+        )
+
+    def write(self, conn: Connection) -> None:
+        if self.lines:
+            conn.execute(event.insert(), self.lines)
+
+
 def write_event(
     conn: Connection,
     kind: str,

@@ -18,9 +18,9 @@ from sqlalchemy.engine import Connection
 from pfi.ledger.core import LedgerBase, one_of
 from pfi.ledger.deliveries import delivery_key, insert_deliveries
 from pfi.ledger.documents import ContentConflict, insert_documents
-from pfi.ledger.events import plain, write_event
+from pfi.ledger.events import EventBatch, write_event
 from pfi.ledger.records import InboundItem, MessageOutcome
-from pfi.ledger.schema import ACTIONS, INBOUND_KINDS, INBOUND_STATUSES, event, inbound_item
+from pfi.ledger.schema import ACTIONS, INBOUND_KINDS, INBOUND_STATUSES, inbound_item
 
 #: Statuses of an inbound item that no later processing changes.
 TERMINAL_INBOUND = ("done", "rejected", "duplicate")
@@ -293,19 +293,8 @@ class InboundItems(LedgerBase):
         actor: str,
         historical: bool = False,
     ) -> MessageOutcome:
-        events: list[dict[str, Any]] = []
-
-        def note(kind: str, detail: Mapping[str, Any], **refs: int | None) -> None:
-            events.append(
-                {
-                    "kind": kind,
-                    "actor": actor,
-                    "detail": plain(detail),
-                    "inbound_item_id": refs.get("inbound_item_id"),
-                    "document_id": refs.get("document_id"),
-                    "delivery_id": refs.get("delivery_id"),
-                }
-            )
+        trail = EventBatch(actor)
+        note = trail.note
 
         item_id = conn.execute(
             insert(inbound_item)
@@ -365,7 +354,7 @@ class InboundItems(LedgerBase):
             {"from": before, "to": status, "reason_code": reason_code, "reason_text": reason_text},
             inbound_item_id=item_id,
         )
-        conn.execute(event.insert(), events)
+        trail.write(conn)
         return MessageOutcome(
             InboundItem.from_row(row._mapping), created, tuple(document_ids), created_deliveries
         )
