@@ -41,11 +41,7 @@ def deliver_dmp():
 
         settings, ledger = site_and_ledger()
         config = DmpConfig.from_settings(settings)
-        hook = DmpHook(
-            settings.dmp_connection_id,
-            connect_timeout=config.connect_timeout,
-            read_timeout=config.read_timeout,
-        )
+        hook = DmpHook.of_site(settings, config)
         with hook.get_conn() as client:
             return submit_due_deliveries(
                 ledger,

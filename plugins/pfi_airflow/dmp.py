@@ -40,6 +40,16 @@ class DmpHook(BaseHook):
         self.read_timeout = read_timeout
         self._conn: Connection | None = None
 
+    @classmethod
+    def of_site(cls, settings: Any, config: Any) -> DmpHook:
+        """The hook of the site's DMP Connection (``[dmp] connection_id``) with the ``[dmp]``
+        timeouts: what ``deliver_dmp`` and ``backfill_dmp_history`` both send with."""
+        return cls(
+            settings.dmp_connection_id,
+            connect_timeout=config.connect_timeout,
+            read_timeout=config.read_timeout,
+        )
+
     def connection(self) -> Connection:
         if self._conn is None:
             from pfi_airflow.hooks import airflow_connection
@@ -94,11 +104,7 @@ def send_backfill_lot(lot: dict) -> dict:
     if lot.get("request", {}).get("dry_run"):
         return run_batch(ledger, settings, lot, actor=actor())
     config = DmpConfig.from_settings(settings)
-    hook = DmpHook(
-        settings.dmp_connection_id,
-        connect_timeout=config.connect_timeout,
-        read_timeout=config.read_timeout,
-    )
+    hook = DmpHook.of_site(settings, config)
     with hook.get_conn() as client:
         return run_batch(
             ledger, settings, lot, client=client, signer=hook.signer(), config=config, actor=actor()
