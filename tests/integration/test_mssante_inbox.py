@@ -138,6 +138,20 @@ def test_a_document_mail_reaches_the_dpi_once_and_is_moved_to_processed(
     assert len(partners.peer.received) == 1
 
 
+def test_each_mail_is_recorded_with_its_message_id_whatever_becomes_of_it(
+    fresh_ledger, site, config, partners, mail_servers, test_pki, samples_dir
+):
+    taken = deliver(mail_servers, test_pki, document_mail(samples_dir, INBOX_TEST_MAILBOX))
+    refused = deliver(
+        mail_servers, test_pki, document_mail(samples_dir, INBOX_TEST_MAILBOX, with_xdm=False)
+    )
+
+    poll(fresh_ledger, site, partners, config)
+
+    items = fresh_ledger.find_inbound(source="inbox", kind="mail")
+    assert {(i.control_id, i.status) for i in items} == {(taken, "done"), (refused, "rejected")}
+
+
 def test_a_refusal_by_the_dpi_gives_the_volet_error_mail_and_the_errors_folder(
     fresh_ledger, site, config, partners, mail_servers, test_pki, samples_dir
 ):

@@ -250,6 +250,7 @@ def _take_one(
         checksum=checksum,
         finess_geo=mailbox.finess_geo,
         original_ref=f"{validity}/{uid}",
+        control_id=message_id_of(raw),
         size=len(raw),
         storage_path=str(kept),
         actor=actor,
@@ -314,6 +315,20 @@ def _take(
         actor=actor,
     )
     return outcome.item
+
+
+def message_id_of(raw: bytes) -> str | None:
+    """The mail's Message-ID read from its header alone (the mail is recorded with it before it
+    is read); None when it has none or the header cannot be read."""
+    import email.parser
+    import email.policy
+
+    try:
+        header = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+        value = " ".join(str(header.get("Message-ID") or "").split())
+    except Exception:  # a hostile header: the mail is still recorded, by its bytes
+        return None
+    return value[:200] or None
 
 
 def refusal_text(exc: InvalidInput) -> str:
