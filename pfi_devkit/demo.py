@@ -30,6 +30,7 @@ the clone) only when asked, and only when that folder is there.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import secrets
@@ -200,14 +201,23 @@ partner_failing_minutes = 10
 """
 
 
+def database_names(root: Path) -> tuple[str, str]:
+    """The demo's two databases (Airflow's metadata, the ledger) for the clone at ``root``: named
+    after the clone's path, so that two clones on one PostgreSQL server (a chaos campaign beside
+    a demo) never share them — ``pfi_airflow_<8 hex>`` and ``pfi_ledger_<same>``."""
+    tag = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]
+    return f"pfi_airflow_{tag}", f"pfi_ledger_{tag}"
+
+
 def prepare(root: Path = ROOT, connections: dict[str, str] | None = None) -> Path:
     """Create (once) the databases, secrets, settings and env file; return the env file path."""
     var = root / "var"
     home = var / "airflow"
     home.mkdir(parents=True, exist_ok=True)
     server = find_or_start(var / "devkit")
-    database_url = server.create_database("pfi_airflow", exist_ok=True)
-    ledger_url = server.create_database("pfi_ledger", exist_ok=True)
+    airflow_db, ledger_db = database_names(root)
+    database_url = server.create_database(airflow_db, exist_ok=True)
+    ledger_url = server.create_database(ledger_db, exist_ok=True)
 
     secrets_file = home / "secrets.json"
     if secrets_file.exists():

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pfi_devkit.demo import airflow_env
+from pfi_devkit.demo import airflow_env, database_names
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW_SERVICES = {
@@ -146,3 +146,14 @@ def test_the_ledger_database_is_not_airflows(compose):
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].rsplit("/", 1)[1] == "airflow"
     init_sql = (ROOT / "scripts/docker/create-ledger-db.sql").read_text()
     assert "CREATE DATABASE pfi_ledger" in init_sql
+
+
+def test_two_clones_never_share_the_demo_databases(tmp_path):
+    """``make run`` in a second clone (a chaos campaign beside a demo) takes databases of its
+    own on the shared PostgreSQL server; the same clone always finds its own again."""
+    first, second = tmp_path / "a" / "main", tmp_path / "b" / "main"
+    airflow_db, ledger_db = database_names(first)
+    assert database_names(first) == (airflow_db, ledger_db)
+    assert set(database_names(second)).isdisjoint({airflow_db, ledger_db})
+    assert airflow_db != ledger_db
+    assert all(name.isidentifier() and name.islower() for name in (airflow_db, ledger_db))
