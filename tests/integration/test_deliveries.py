@@ -10,9 +10,11 @@ from sqlalchemy import update
 from pfi.base.errors import ConfigurationError, InvalidInput, RefusedByPartner, TransientError
 from pfi.base.retry import RetryPolicy
 from pfi.flows.queue import (
+    BREAKER_AFTER,
     FOLLOWED_UP,
     GIVEN_UP,
     INTERNAL,
+    PARTNER_UNAVAILABLE,
     Outcome,
     follow_up_missed,
     run_due,
@@ -67,6 +69,7 @@ def test_each_outcome_is_recorded_and_the_batch_goes_on(fresh_ledger: Ledger):
         "failed": 0,
         "errors": 0,
         "skipped": 0,
+        "not_tried": 0,
     }
     assert fresh_ledger.get_delivery(sent).partner_ref == "DMP-42"
     retry = fresh_ledger.get_delivery(transient)
@@ -97,6 +100,50 @@ def test_a_wave_is_drained_claim_after_claim_in_one_run_and_a_deferral_ends_it(
     )
     assert (rest["claimed"], rest["sent"], rest["deferred"]) == (4, 4, 0)
     assert {fresh_ledger.get_delivery(i).status for i in ids[1:]} == {"sent"}
+
+
+def test_a_partner_down_is_tried_a_few_times_per_run_not_once_per_delivery(
+    fresh_ledger: Ledger,
+):
+    """The breaker: after BREAKER_AFTER transient failures in a row the rest of the claim waits
+    untried (no attempt counted, coded reason, due again after the first delay) and the run does
+    not drain on, though its claim came back full."""
+    ids = queue(fresh_ledger, 10)
+    now = later_than_creation(fresh_ledger, ids[-1], timedelta(seconds=1))
+    tried = []
+
+    def down(delivery):
+        tried.append(delivery.id)
+        raise TransientError("connection refused", code="DMP_UNREACHABLE")
+
+    counts = run_due(
+        fresh_ledger, "dmp", down, policy=POLICY, actor="test", limit=5, now=now, drain_seconds=60
+    )
+
+    assert len(tried) == BREAKER_AFTER
+    assert (counts["claimed"], counts["deferred"], counts["not_tried"]) == (5, 5, 5 - BREAKER_AFTER)
+    spared = [fresh_ledger.get_delivery(i) for i in ids if i not in tried]
+    waiting = [d for d in spared if d.reason_code == PARTNER_UNAVAILABLE]
+    assert len(waiting) == 5 - BREAKER_AFTER
+    assert {(d.status, d.attempts) for d in waiting} == {("pending", 0)}
+    assert {d.next_attempt_at for d in waiting} == {now + POLICY.first_delay}
+    assert "DMP_UNREACHABLE" in waiting[0].reason_text
+    assert {d.reason_code for d in spared if d not in waiting} == {None}  # never claimed
+
+
+def test_an_answer_between_failures_keeps_the_breaker_open(fresh_ledger: Ledger):
+    """Transient failures that are not in a row (the partner answers in between) spare nobody."""
+    ids = queue(fresh_ledger, 2 * BREAKER_AFTER)
+    now = later_than_creation(fresh_ledger, ids[-1], timedelta(seconds=1))
+    answers = iter(
+        ([Outcome.retry("MSS_UNAVAILABLE", "421")] * (BREAKER_AFTER - 1) + [Outcome.sent()]) * 2
+    )
+
+    counts = run_due(
+        fresh_ledger, "dmp", lambda d: next(answers), policy=POLICY, actor="test", now=now
+    )
+
+    assert (counts["sent"], counts["not_tried"]) == (2, 0)
 
 
 def test_retries_back_off_exponentially_up_to_the_cap_then_succeed_once(fresh_ledger: Ledger):

@@ -65,6 +65,14 @@ FOLLOWED_UP = "delivery.followed_up"
 #: deemed missed (that worker died between the outcome and the ZAM), and how far back to look.
 FOLLOW_UP_GRACE = timedelta(minutes=5)
 FOLLOW_UP_WINDOW = timedelta(days=2)
+#: After this many transient failures in a row within one claim the partner is deemed unavailable
+#: (a circuit breaker): the rest of the claim is not tried — it waits the policy's first delay
+#: without counting an attempt, with the reason :data:`PARTNER_UNAVAILABLE` — and the run stops
+#: draining. A partner that is down costs a few attempts per run instead of one per delivery, and
+#: no delivery's backoff grows for an outage it never saw: once the partner is back, the queue
+#: goes again within a tick and the first delay.
+BREAKER_AFTER = 3
+PARTNER_UNAVAILABLE = "PARTNER_UNAVAILABLE"
 
 
 @dataclass(frozen=True)
@@ -208,8 +216,10 @@ def run_due(
     (:meth:`~pfi.ledger.Ledger.renew_claim`): one that another worker claimed once this batch
     outlasted the lease is skipped, never attempted twice. With ``after``, the final outcomes
     whose follow-up a dead worker missed are followed up too (:func:`follow_up_missed`).
+    After :data:`BREAKER_AFTER` transient failures in a row, the rest of the claim waits
+    untried (``not_tried``, also counted in ``deferred``) and the run ends.
     Returns counts only (XCom-safe): ``claimed``, ``sent``, ``refused``, ``deferred``,
-    ``failed``, ``errors``, ``skipped`` (and ``followed_up`` with ``after``).
+    ``failed``, ``errors``, ``skipped``, ``not_tried`` (and ``followed_up`` with ``after``).
     """
     started = time.monotonic()
     counts: dict[str, Any] = {}
@@ -217,7 +227,11 @@ def run_due(
         batch = _run_claim(ledger, channel, send_one, policy, actor, limit, now, after, ids)
         for key, value in batch.items():
             counts[key] = value if key == "channel" else counts.get(key, 0) + value
-        if batch["claimed"] < limit or time.monotonic() - started >= drain_seconds:
+        if (
+            batch["claimed"] < limit
+            or batch["not_tried"]
+            or time.monotonic() - started >= drain_seconds
+        ):
             return counts
 
 
@@ -235,21 +249,30 @@ def _run_claim(
     """One claim of :func:`run_due`: its deliveries tried, recorded, followed up; counts."""
     claimed = ledger.claim_due_deliveries(channel, now=now, limit=limit, actor=actor, ids=ids)
     counts = {"channel": channel, "claimed": len(claimed), "sent": 0, "refused": 0}
-    counts |= {"deferred": 0, "failed": 0, "errors": 0, "skipped": 0}
+    counts |= {"deferred": 0, "failed": 0, "errors": 0, "skipped": 0, "not_tried": 0}
     unexpected: list[BaseException] = []
+    failing: list[str] = []  # the reason codes of the transient failures in a row
     for position, due in enumerate(claimed):
         if position and not ledger.renew_claim(due, now=now):
             # the batch outlasted this delivery's lease and another worker took it: theirs now
             counts["skipped"] += 1
             continue
-        try:
-            outcome = send_one(due)
-        except PfiError as exc:
-            outcome = Outcome.from_error(exc)
-        except Exception as exc:  # a bug or the machine: keep the delivery queued, go on
-            unexpected.append(exc)
-            counts["errors"] += 1
-            outcome = Outcome.retry(INTERNAL, f"unexpected {type(exc).__name__}")
+        if len(failing) >= BREAKER_AFTER:
+            outcome = _partner_unavailable(failing, policy)
+            counts["not_tried"] += 1
+        else:
+            try:
+                outcome = send_one(due)
+            except PfiError as exc:
+                outcome = Outcome.from_error(exc)
+            except Exception as exc:  # a bug or the machine: keep the delivery queued, go on
+                unexpected.append(exc)
+                counts["errors"] += 1
+                outcome = Outcome.retry(INTERNAL, f"unexpected {type(exc).__name__}")
+            if outcome.kind == "retry":
+                failing.append(outcome.reason_code or "")
+            elif outcome.kind != "later":  # the partner answered: sent, or refused for good
+                failing.clear()
         try:
             stands = record_outcome(ledger, due, outcome, policy=policy, actor=actor, now=now)
         except Exception as exc:  # the ledger itself: the lease makes it due again later
@@ -284,6 +307,16 @@ def _run_claim(
             code=INTERNAL,
         ) from None  # the cause's message may quote a document or a patient: not in the log
     return counts
+
+
+def _partner_unavailable(failing: Sequence[str], policy: RetryPolicy) -> Outcome:
+    """The outcome of a delivery the breaker keeps from a partner that just failed in a row."""
+    return Outcome.later(
+        PARTNER_UNAVAILABLE,
+        f"not tried: the partner failed {len(failing)} times in a row just before "
+        f"(last error {failing[-1] or 'unknown'}); tried again after the first retry delay",
+        delay=policy.first_delay,
+    )
 
 
 def _follow_up(
@@ -348,9 +381,11 @@ def _count_key(status: str) -> str:
 
 
 __all__ = [
+    "BREAKER_AFTER",
     "FOLLOWED_UP",
     "GIVEN_UP",
     "INTERNAL",
+    "PARTNER_UNAVAILABLE",
     "AfterOutcome",
     "Outcome",
     "SendOne",
