@@ -19,6 +19,12 @@ installed with it. ``make run`` and ``make stop`` call it; by hand::
       python -m pfi_devkit dpi-answers             # prints the rules
       python -m pfi_devkit dpi-answers --clear     # back to AA for everything
 
+- ``outage PARTNER SECONDS`` takes a partner down for that long (``dmp``, ``smtp``, ``imap``,
+  ``dpi``; 0 brings it back), applied by the running servers within half a second, the same
+  ports afterwards — what ``make chaos`` does to them::
+
+      python -m pfi_devkit outage dmp 120
+
 The state folder defaults to ``$PFI_DEVKIT_STATE``, else ``var/devkit``.
 """
 
@@ -36,7 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pfi_devkit", description="local partner servers (demo, tests)"
     )
-    parser.add_argument("action", choices=("up", "down", "status", "serve", "dpi-answers"))
+    parser.add_argument(
+        "action", choices=("up", "down", "status", "serve", "dpi-answers", "outage")
+    )
+    parser.add_argument("partner", nargs="?", help="outage: dmp, smtp, imap or dpi")
+    parser.add_argument("seconds", nargs="?", type=float, help="outage: how long (0: back now)")
     parser.add_argument("--state", default=os.environ.get("PFI_DEVKIT_STATE", "var/devkit"))
     parser.add_argument("--host", default="127.0.0.1", help="serve: MLLP and DMP listen here")
     parser.add_argument(
@@ -59,6 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = Path(args.state)
     if args.action == "serve":
         return stack.serve(state, host=args.host, fixed_ports=args.fixed_ports)
+    if args.action == "outage":
+        if args.partner is None or args.seconds is None:
+            print("usage: python -m pfi_devkit outage dmp|smtp|imap|dpi SECONDS", file=sys.stderr)
+            return 2
+        print(json.dumps(stack.outage(state, args.partner, args.seconds)))
+        return 0
     if args.action == "dpi-answers":
         rule = {
             key: value

@@ -314,7 +314,9 @@ class Dovecot:
     def home(self, address: str) -> Path:
         return self.dir / "mail" / address.lower()
 
-    def start(self) -> None:
+    def start(self, *, same_ports: bool = False) -> None:
+        """Start Dovecot on free ports, or with ``same_ports`` on those of its previous start
+        (the end of an outage: the clients know them)."""
         if self._proc is not None:
             return
         if not Path(self.dovecot_bin).exists():
@@ -329,7 +331,8 @@ class Dovecot:
             # bytes, and Dovecot's unprivileged processes must be able to enter it.
             self.run_dir = Path(tempfile.mkdtemp(prefix="pfi-dovecot-", dir="/tmp"))
             self.run_dir.chmod(0o755)
-            self.imaps_port, self.imap_port = _free_ports(2)
+            if not (same_ports and self.imaps_port and self.imap_port):
+                self.imaps_port, self.imap_port = _free_ports(2)
             try:
                 self._write_files()
                 with open(self.log_path, "ab") as log:
@@ -345,7 +348,7 @@ class Dovecot:
                 return
             except MailServerError as error:
                 self.stop()
-                if "Address already in use" not in str(error) or attempt == 2:
+                if "Address already in use" not in str(error) or attempt == 2 or same_ports:
                     raise
             except BaseException:
                 self.stop()

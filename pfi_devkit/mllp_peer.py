@@ -408,6 +408,18 @@ class MllpPeer:
         self._server = None
         self.port = self._requested_port
 
+    def down(self) -> None:
+        """An outage: stop listening and close every open connection — the DPI's port refuses
+        connections — until :meth:`up` listens again on the same port."""
+        if self._loop is not None and self._server is not None:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(5)
+            self._server = None
+
+    def up(self) -> None:
+        """The end of an outage (:meth:`down`): listen again, on the port the clients know."""
+        if self._loop is not None and self._server is None:
+            asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(10)
+
     def __enter__(self) -> MllpPeer:
         return self.start()
 

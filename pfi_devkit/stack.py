@@ -212,6 +212,65 @@ def _rule_key(rule: dict[str, str]) -> tuple[str, str]:
     return (str(rule.get("patient", "")).upper(), str(rule.get("document_type", "")))
 
 
+OUTAGES_FILE = "outages.json"
+#: The partners an outage can take down (``python -m pfi_devkit outage PARTNER SECONDS``): the
+#: DMP endpoint (connection refused), the SMTP relay (connection refused), the mail store (Dovecot
+#: stopped: IMAP refused, and the relay's deliveries answered 451) and the DPI's MLLP peer.
+PARTNERS = ("dmp", "smtp", "imap", "dpi")
+
+
+def outage(state: Path, partner: str, seconds: float) -> dict[str, float]:
+    """Take ``partner`` down for ``seconds`` from now (0: bring it back now); ``serve`` applies
+    it within half a second, on the same ports afterwards. Returns every outage's end (epoch)."""
+    from pfi.base.files import write_atomically
+
+    if partner not in PARTNERS:
+        raise ValueError(f"partner must be one of {PARTNERS}, not {partner!r}")
+    ends = _outages(state)
+    ends[partner] = time.time() + seconds
+    write_atomically(state / OUTAGES_FILE, json.dumps(ends).encode())
+    return ends
+
+
+def _outages(state: Path) -> dict[str, float]:
+    try:
+        ends = json.loads((state / OUTAGES_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {p: float(end) for p, end in ends.items() if p in PARTNERS}
+
+
+class _Outages:
+    """What ``serve`` does with :data:`OUTAGES_FILE`: each partner down while its end is ahead."""
+
+    def __init__(self, state: Path, mail: Any, mllp: Any, dmp: Any) -> None:
+        self.state, self.down = state, set()
+        self.switch = {
+            "dmp": (lambda: dmp.set_mode("down"), lambda: dmp.set_mode("normal")),
+            "smtp": (lambda: mail.relay.set_state("refuse"), lambda: mail.relay.set_state("up")),
+            "imap": (mail.dovecot.stop, lambda: mail.dovecot.start(same_ports=True)),
+            "dpi": (mllp.down, mllp.up),
+        }
+
+    def apply(self) -> bool:
+        """Bring partners down or up as the file says; True when Dovecot started again (a new
+        pid for ``stack.json``)."""
+        now = time.time()
+        wanted = {p for p, end in _outages(self.state).items() if end > now}
+        changed = False
+        for partner in sorted(wanted ^ self.down):
+            going_down = partner in wanted
+            try:
+                self.switch[partner][0 if going_down else 1]()
+            except Exception as exc:  # tried again at the next tick
+                print(f"outage of {partner}: {exc}", file=sys.stderr, flush=True)
+                continue
+            (self.down.add if going_down else self.down.discard)(partner)
+            print(f"outage: {partner} {'down' if going_down else 'up'}", flush=True)
+            changed |= partner == "imap" and not going_down
+        return changed
+
+
 FIXED_PORTS = {"dpi_mllp": 2575, "dmp": 8443}
 
 
@@ -281,6 +340,11 @@ def serve(state: Path, *, host: str = "127.0.0.1", fixed_ports: bool = False) ->
             "maildirs": {a: str(mail.maildir(a)) for a in (DEMO_MAILBOX, *humans)},
         }
         (state / STACK_FILE).write_text(json.dumps(info, indent=2, default=str))
-        stop.wait()
+        (state / OUTAGES_FILE).unlink(missing_ok=True)
+        outages = _Outages(state, mail, mllp, dmp)
+        while not stop.wait(0.5):
+            if outages.apply():
+                info["mail"] = mail.describe()
+                (state / STACK_FILE).write_text(json.dumps(info, indent=2, default=str))
     (state / STACK_FILE).unlink(missing_ok=True)
     return 0

@@ -5,6 +5,7 @@ import shutil
 import socket
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -75,3 +76,47 @@ def test_up_after_a_kill_stops_the_orphaned_dovecot(state):
         assert not stack._alive(dovecot)
     finally:
         stack.down(state)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
+def _until_port(port: int, *, accepts: bool, timeout: float = 15.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while _accepts(port) != accepts:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def test_an_outage_takes_each_partner_down_then_back_on_the_same_port(state, capsys):
+    """``python -m pfi_devkit outage PARTNER SECONDS`` (what ``make chaos`` does): the partner's
+    port refuses connections for that long, then accepts again on the same port."""
+    info = stack.up(state)
+    try:
+        connections = json.loads((state / stack.CONNECTIONS_FILE).read_text())
+        ports = {
+            "dmp": urlsplit(json.loads(connections["pfi_dmp"])["extra"]["repository_url"]).port,
+            "smtp": info["mail"]["smtps_port"],
+            "imap": info["mail"]["imaps_port"],
+            "dpi": json.loads(connections["pfi_dpi_mllp"])["port"],
+        }
+        for partner, port in ports.items():
+            assert _accepts(port), partner
+            assert main(["outage", partner, "60", "--state", str(state)]) == 0
+            assert _until_port(port, accepts=False), f"{partner} still up"
+            assert main(["outage", partner, "0", "--state", str(state)]) == 0
+            assert _until_port(port, accepts=True), f"{partner} not back on {port}"
+        with pytest.raises(ValueError):
+            stack.outage(state, "ldap", 5)
+    finally:
+        stack.down(state)
+    capsys.readouterr()
