@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install run stop test test-unit lint bench e2e fuzz pin clean
+.PHONY: help install run stop test test-unit lint bench e2e chaos fuzz pin clean
 
 help: ## List the commands
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ bench: install ## Run the benchmarks (speed and memory; never in the test suite)
 
 e2e: install ## End to end through Airflow on make run's stack (started if needed): documents/s, latency, memory, beside the partners alone (`make bench e2e` runs both)
 	@$(PY) -m bench.e2e
+
+chaos: install ## The fault campaign on make run's stack: kills and partner outages, lost/twice counted at the partners, recovery times (CHAOS_ARGS="--trials 20 --documents 1000"; PFI_EXECUTOR=celery)
+	@$(PY) scripts/chaos.py $(CHAOS_ARGS)
 
 fuzz: install ## Hostile inputs at volume: the property-based tests, 10,000 cases each (FUZZ_EXAMPLES=N)
 	@PFI_FUZZ=1 PFI_FUZZ_EXAMPLES=$(or $(FUZZ_EXAMPLES),10000) $(PY) -m pytest \
