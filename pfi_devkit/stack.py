@@ -160,6 +160,7 @@ def connections(mail: Any, mllp: Any, dmp: Any, pki: Any) -> dict[str, str]:
             "client_cert": str(pki.clients[DEMO_MAILBOX].cert_path),
             "client_key": str(pki.clients[DEMO_MAILBOX].key_path),
             "ca_bundle": str(pki.ca_bundle),
+            "crl_file": str(pki.crl_bundle),
         },
     }
     dpi = {"conn_type": "mllp", "host": mllp.host, "port": mllp.port}
@@ -174,6 +175,7 @@ def connections(mail: Any, mllp: Any, dmp: Any, pki: Any) -> dict[str, str]:
             "client_cert": str(pki.establishment.cert_path),
             "client_key": str(pki.establishment.key_path),
             "ca_bundle": str(pki.ca_bundle),
+            "crl_file": str(pki.crl_bundle),
             "signing_cert": str(pki.signing.cert_path),
             "signing_key": str(pki.signing.key_path),
         },
@@ -185,7 +187,6 @@ def connections(mail: Any, mllp: Any, dmp: Any, pki: Any) -> dict[str, str]:
     }
 
 
-#: Ports used with ``--fixed-ports`` (docker-compose publishes them).
 #: The DPI peer's answers per patient or document type (``python -m pfi_devkit dpi-answers``).
 DPI_ANSWERS_FILE = "dpi-answers.json"
 
@@ -271,6 +272,7 @@ class _Outages:
         return changed
 
 
+#: Ports used with ``--fixed-ports`` (docker-compose publishes them).
 FIXED_PORTS = {"dpi_mllp": 2575, "dmp": 8443}
 
 

@@ -36,6 +36,11 @@ def test_up_is_idempotent_and_down_stops_everything(state, capsys):
             pass
         dmp = json.loads(connections["pfi_dmp"])
         assert dmp["extra"]["repository_url"].startswith("https://127.0.0.1:")
+        # revocation is checked on the demo's channels as on a site's (the PKI's CRLs)
+        mailbox = json.loads(connections["pfi_mss_pfi"])
+        assert (
+            dmp["extra"]["crl_file"] == mailbox["extra"]["crl_file"] == first["pki"]["crl_bundle"]
+        )
         # the demo samples' recipients have mailboxes, so their mails are delivered, not bounced
         humans = first["human_mailboxes"]
         assert "adam.hoda@test-ci-sis.mssante.fr" in humans
