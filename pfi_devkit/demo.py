@@ -80,6 +80,14 @@ def _free_port(candidates: range, keep: int | None = None) -> int:
     raise RuntimeError(f"no free port in {candidates.start}-{candidates.stop - 1}")
 
 
+#: ``PFI_EXECUTOR`` of ``make run`` (:func:`airflow_env`'s ``executor``) -> Airflow's executor.
+EXECUTORS = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
+#: The machine's Redis: the Celery broker of ``PFI_EXECUTOR=celery make run`` (one database per
+#: clone, :func:`claim_redis_db`).
+REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+REDIS_CLAIM_KEY = "pfi:clone"
+CELERY_WORKER_CONCURRENCY = 4
+
 #: The demo's Airflow users (simple auth manager): login = password, and their role; the operator
 #: console maps the roles onto its rights (plugins/pfi_airflow/console).
 DEMO_USERS = (
@@ -101,14 +109,23 @@ def airflow_env(
     fernet_key: str,
     settings_file: Path,
     connections: dict[str, str] | None = None,
+    executor: str = "local",
+    redis_db: int | None = None,
 ) -> dict[str, str]:
-    """The environment of every Airflow component and CLI call of the local demo."""
+    """The environment of every Airflow component and CLI call of the local demo.
+
+    ``executor``: ``"local"`` (LocalExecutor, the default) or ``"celery"`` (CeleryExecutor, as
+    docker-compose.yaml: ``scripts/run.sh`` then starts two workers) with the machine's Redis as
+    broker — its database ``redis_db`` (default :func:`celery_redis_db` of ``root``) — and
+    Airflow's metadata database as the result backend."""
+    if executor not in EXECUTORS:
+        raise ValueError(f"executor {executor!r}: one of {', '.join(EXECUTORS)}")
     env = {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__EXECUTOR": EXECUTORS[executor],
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__CORE__FERNET_KEY": fernet_key,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
@@ -136,6 +153,14 @@ def airflow_env(
         "PFI_SETTINGS": str(settings_file),
         "AIRFLOW_CONN_PFI_LEDGER": ledger_url,
     }
+    if executor == "celery":
+        db = celery_redis_db(root) if redis_db is None else redis_db
+        env |= {
+            "AIRFLOW__CELERY__BROKER_URL": f"redis://{REDIS_HOST}:{REDIS_PORT}/{db}",
+            "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + database_url,
+            # two workers on a 2-core machine: the tasks mostly wait on partners and PostgreSQL
+            "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(CELERY_WORKER_CONCURRENCY),
+        }
     for conn_id, uri in (connections or {}).items():
         env[f"AIRFLOW_CONN_{conn_id.upper()}"] = uri
     return env
@@ -209,8 +234,38 @@ def database_names(root: Path) -> tuple[str, str]:
     return f"pfi_airflow_{tag}", f"pfi_ledger_{tag}"
 
 
-def prepare(root: Path = ROOT, connections: dict[str, str] | None = None) -> Path:
-    """Create (once) the databases, secrets, settings and env file; return the env file path."""
+def celery_redis_db(root: Path) -> int:
+    """The Redis database (1-15; 0 is left to whoever uses Redis by default) the clone at ``root``
+    takes as its Celery broker with ``PFI_EXECUTOR=celery make run``: derived from the same hash
+    as :func:`database_names`, so that two clones do not share a queue."""
+    tag = database_names(root)[0].rsplit("_", 1)[1]
+    return 1 + int(tag, 16) % 15
+
+
+def claim_redis_db(root: Path, home: Path) -> int:
+    """The clone's Redis database, claimed in Redis itself: :func:`celery_redis_db`, else the next
+    one whose claim (key ``pfi:clone``) is free or the clone's own — two clones whose hashes fall
+    on the same number still get a queue each. Kept in ``home/redis-db`` like the port."""
+    import redis
+
+    kept = home / "redis-db"
+    first = int(kept.read_text()) if kept.exists() else celery_redis_db(root)
+    me = str(root.resolve())
+    for db in [first, *(1 + (first - 1 + i) % 15 for i in range(1, 15))]:
+        client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=db, socket_timeout=5)
+        client.set(REDIS_CLAIM_KEY, me, nx=True)
+        if client.get(REDIS_CLAIM_KEY) == me.encode():
+            kept.write_text(str(db))
+            return db
+    raise RuntimeError(f"every Redis database 1-15 of {REDIS_HOST}:{REDIS_PORT} is another clone's")
+
+
+def prepare(
+    root: Path = ROOT, connections: dict[str, str] | None = None, executor: str = "local"
+) -> Path:
+    """Create (once) the databases, secrets, settings and env file; return the env file path.
+    ``executor``: ``"local"`` or ``"celery"`` (:func:`airflow_env`), remembered in
+    ``var/airflow/executor`` for ``scripts/run.sh``."""
     var = root / "var"
     home = var / "airflow"
     home.mkdir(parents=True, exist_ok=True)
@@ -262,7 +317,10 @@ def prepare(root: Path = ROOT, connections: dict[str, str] | None = None) -> Pat
         fernet_key=kept["fernet_key"],
         settings_file=settings_file,
         connections=connections,
+        executor=executor,
+        redis_db=claim_redis_db(root, home) if executor == "celery" else None,
     )
+    (home / "executor").write_text(executor + "\n")
     env_file = home / "airflow.env"
     env_file.write_text(
         "# Written by `make run` (pfi_devkit.demo). Source it before any airflow command:\n"
@@ -412,6 +470,12 @@ def main(argv: list[str] | None = None) -> int:
         "--connections", type=Path, help="JSON file {conn_id: uri} of the partner servers"
     )
     parser.add_argument(
+        "--executor",
+        choices=tuple(EXECUTORS),
+        default="local",
+        help="prepare: LocalExecutor, or CeleryExecutor with the machine's Redis as broker",
+    )
+    parser.add_argument(
         "--new", action="store_true", help="samples: another set (new ids), sent again in full"
     )
     parser.add_argument(
@@ -427,7 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.action == "prepare":
         connections = json.loads(args.connections.read_text()) if args.connections else None
-        print(prepare(args.root, connections))
+        print(prepare(args.root, connections, executor=args.executor))
         return 0
     serial = int(time.time()) if args.new else 1
     for path in drop_samples(args.root, serial=serial, official=args.official):

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # `make run`: PostgreSQL, the local partner servers, Airflow (api-server, scheduler,
 # dag-processor, triggerer; LocalExecutor), the demo settings and a few sample messages.
+# `PFI_EXECUTOR=celery make run`: the CeleryExecutor instead (as docker-compose.yaml), with two
+# Celery workers and the machine's Redis (127.0.0.1:6379, one database per clone) as broker.
+# The executor is remembered (var/airflow/executor): a later `make run` keeps it.
 # Idempotent: components already running are left alone; killed ones are started again.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,12 +12,24 @@ PY=.venv/bin/python
 RUN=var/run
 LOG=var/log
 mkdir -p "$RUN" "$LOG"
+alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+KEPT_EXECUTOR=$(cat var/airflow/executor 2>/dev/null || echo local)
+EXECUTOR=${PFI_EXECUTOR:-$KEPT_EXECUTOR}
+case "$EXECUTOR" in
+  local|celery) ;;
+  *) echo "PFI_EXECUTOR=$EXECUTOR: local or celery"; exit 2 ;;
+esac
+if [ "$EXECUTOR" != "$KEPT_EXECUTOR" ] && alive scheduler; then
+  echo "Airflow runs with the $KEPT_EXECUTOR executor: make stop first, then PFI_EXECUTOR=$EXECUTOR make run"
+  exit 1
+fi
 
 echo "1/5 local partner servers (IMAP/SMTP with client certificates, MLLP DPI, DMP endpoint)"
 $PY -m pfi_devkit up --state var/devkit >/dev/null
 
 echo "2/5 databases, settings and the Airflow env file"
-ENV_FILE=$($PY -m pfi_devkit.demo prepare --connections var/devkit/connections.json)
+ENV_FILE=$($PY -m pfi_devkit.demo prepare --connections var/devkit/connections.json --executor "$EXECUTOR")
 set -a; . "$ENV_FILE"; set +a
 
 echo "3/5 migrations (Airflow metadata, PFI ledger)"
@@ -25,8 +40,7 @@ echo "3/5 migrations (Airflow metadata, PFI ledger)"
 # The historical backfill's own pool (dags/backfill_dmp_history.py): one lot at a time.
 .venv/bin/airflow pools set dmp_backfill 1 "Historical DMP backfill (one lot at a time)" >>"$LOG/db-migrate.log" 2>&1
 
-echo "4/5 Airflow components"
-alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+echo "4/5 Airflow components ($AIRFLOW__CORE__EXECUTOR)"
 for component in api-server scheduler dag-processor triggerer; do
   if alive "$component"; then
     echo "    $component already running (pid $(cat "$RUN/$component.pid"))"
@@ -36,6 +50,23 @@ for component in api-server scheduler dag-processor triggerer; do
     echo "    $component started (pid $!)"
   fi
 done
+if [ "$EXECUTOR" = celery ]; then
+  # Two workers on this machine (compose scales airflow-worker instead). Each its own Airflow pid
+  # file (`airflow celery worker` refuses to start beside a live one), no log server of its own
+  # (both would bind the same port; the task logs are files under AIRFLOW_HOME the api-server reads).
+  for n in 1 2; do
+    worker=celery-worker-$n
+    if alive "$worker"; then
+      echo "    $worker already running (pid $(cat "$RUN/$worker.pid"))"
+    else
+      setsid nohup .venv/bin/airflow celery worker --hostname "pfi-worker-$n@%h" \
+        --pid "$ROOT/$RUN/$worker.airflow.pid" --skip-serve-logs \
+        >"$LOG/$worker.log" 2>&1 < /dev/null &
+      echo $! >"$RUN/$worker.pid"
+      echo "    $worker started (pid $!, broker $AIRFLOW__CELERY__BROKER_URL)"
+    fi
+  done
+fi
 
 # The second inlet: HL7 over MLLP for the DPI, written into its drop directory (pfi.flows.inlet).
 if alive mllp-inlet; then
@@ -72,6 +103,7 @@ PFI on Airflow is running.
   The DPI may also send over MLLP to 127.0.0.1:$MLLP_PORT.
   Mailboxes, DMP and DPI partners: .venv/bin/python -m pfi_devkit status
   Monthly indicators of $MONTH (CSV, in ~3 minutes): var/demo/data/stats/ (.venv/bin/pfi stats month $MONTH)
+  Executor: $AIRFLOW__CORE__EXECUTOR$([ "$EXECUTOR" = celery ] && echo " (workers pfi-worker-1, pfi-worker-2; broker $AIRFLOW__CELERY__BROKER_URL)")
   Logs:   $LOG/    Settings: var/demo/pfi.toml    Env: $ENV_FILE
   Stop:   make stop
 TXT

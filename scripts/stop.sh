@@ -5,7 +5,8 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 RUN=var/run
-for component in mllp-inlet api-server scheduler dag-processor triggerer; do
+for component in mllp-inlet api-server scheduler dag-processor triggerer \
+                 celery-worker-1 celery-worker-2; do
   pidfile="$RUN/$component.pid"
   [ -f "$pidfile" ] || continue
   pid=$(cat "$pidfile")
@@ -15,7 +16,7 @@ for component in mllp-inlet api-server scheduler dag-processor triggerer; do
     kill -KILL -- "-$pid" 2>/dev/null || true
     echo "stopped $component"
   fi
-  rm -f "$pidfile"
+  rm -f "$pidfile" "$RUN/$component.airflow.pid"
 done
 if [ -x .venv/bin/python ]; then
   .venv/bin/python -m pfi_devkit down --state var/devkit >/dev/null 2>&1 && echo "stopped the partner servers"

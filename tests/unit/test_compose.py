@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pfi_devkit.demo import airflow_env, database_names
+from pfi_devkit.demo import airflow_env, celery_redis_db, database_names
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW_SERVICES = {
@@ -157,3 +157,48 @@ def test_two_clones_never_share_the_demo_databases(tmp_path):
     assert set(database_names(second)).isdisjoint({airflow_db, ledger_db})
     assert airflow_db != ledger_db
     assert all(name.isidentifier() and name.islower() for name in (airflow_db, ledger_db))
+
+
+def test_the_celery_demo_has_composes_celery_settings(compose):
+    """``PFI_EXECUTOR=celery make run`` runs the CeleryExecutor like docker-compose.yaml: the same
+    celery settings, the machine's Redis as broker (a database of the clone's own, never 0) and
+    Airflow's metadata database as result backend."""
+    env = compose["services"]["airflow-scheduler"]["environment"]
+    root = Path("/work/a-clone")
+    kwargs = dict(
+        root=root,
+        home=root / "var/airflow",
+        database_url="postgresql://x@127.0.0.1:5432/pfi_airflow_0123abcd",
+        ledger_url="postgresql://x@127.0.0.1:5432/pfi_ledger_0123abcd",
+        port=8080,
+        jwt_secret="s",
+        fernet_key="k",
+        settings_file=root / "var/demo/pfi.toml",
+    )
+    local, celery = airflow_env(**kwargs), airflow_env(**kwargs, executor="celery")
+    assert local["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert not any(key.startswith("AIRFLOW__CELERY__") for key in local)
+    assert celery["AIRFLOW__CORE__EXECUTOR"] == env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    db = celery_redis_db(root)
+    assert 1 <= db <= 15
+    assert celery["AIRFLOW__CELERY__BROKER_URL"] == f"redis://127.0.0.1:6379/{db}"
+    assert celery["AIRFLOW__CELERY__RESULT_BACKEND"] == (
+        "db+postgresql://x@127.0.0.1:5432/pfi_airflow_0123abcd"
+    )
+    assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+    assert airflow_env(**kwargs, executor="celery", redis_db=7)["AIRFLOW__CELERY__BROKER_URL"] == (
+        "redis://127.0.0.1:6379/7"
+    )
+    # compose's celery settings, no fewer (the demo adds the workers' concurrency)
+    compose_keys = {key for key in env if key.startswith("AIRFLOW__CELERY__")}
+    demo_keys = {key for key in celery if key.startswith("AIRFLOW__CELERY__")}
+    assert compose_keys == demo_keys - {"AIRFLOW__CELERY__WORKER_CONCURRENCY"}
+    # the rest as the LocalExecutor's
+    executor = "AIRFLOW__CORE__EXECUTOR"
+    assert {k: v for k, v in celery.items() if k in local and k != executor} == {
+        k: v for k, v in local.items() if k != executor
+    }
+    with pytest.raises(ValueError):
+        airflow_env(**kwargs, executor="kubernetes")
+    # two clones: a queue each (most of the time by the hash; else claim_redis_db moves on)
+    assert len({celery_redis_db(Path(f"/work/clone-{n}")) for n in range(40)}) > 5
