@@ -59,7 +59,7 @@ if [ "$EXECUTOR" = celery ]; then
     if alive "$worker"; then
       echo "    $worker already running (pid $(cat "$RUN/$worker.pid"))"
     else
-      setsid nohup .venv/bin/airflow celery worker --hostname "pfi-worker-$n@%h" \
+      setsid nohup .venv/bin/airflow celery worker --celery-hostname "pfi-worker-$n@%h" \
         --pid "$ROOT/$RUN/$worker.airflow.pid" --skip-serve-logs \
         >"$LOG/$worker.log" 2>&1 < /dev/null &
       echo $! >"$RUN/$worker.pid"
