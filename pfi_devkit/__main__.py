@@ -25,6 +25,9 @@ installed with it. ``make run`` and ``make stop`` call it; by hand::
 
       python -m pfi_devkit outage dmp 120
 
+- ``audit [--root CLONE]`` searches the clone's logs, XComs and ledger texts for the patient
+  data of what its stack received (:mod:`pfi_devkit.audit`); exit 1 when one is found.
+
 The state folder defaults to ``$PFI_DEVKIT_STATE``, else ``var/devkit``.
 """
 
@@ -43,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m pfi_devkit", description="local partner servers (demo, tests)"
     )
     parser.add_argument(
-        "action", choices=("up", "down", "status", "serve", "dpi-answers", "outage")
+        "action", choices=("up", "down", "status", "serve", "dpi-answers", "outage", "audit")
     )
     parser.add_argument("partner", nargs="?", help="outage: dmp, smtp, imap or dpi")
     parser.add_argument("seconds", nargs="?", type=float, help="outage: how long (0: back now)")
@@ -65,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from pfi_devkit import stack
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["audit"]:  # its own options: python -m pfi_devkit audit --help
+        from pfi_devkit import audit
+
+        return audit.main(argv[1:])
     args = build_parser().parse_args(argv)
     state = Path(args.state)
     if args.action == "serve":

@@ -22,21 +22,20 @@ mails, the DMP submission.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import logging
 import os
 import re
 import time
 import traceback
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pfi.base.errors import PfiError
+from pfi_devkit.audit import PatientData, collect_patient_data
 from pfi_fixtures.ledger import record_document
 
 pytestmark = pytest.mark.integration
@@ -55,136 +54,8 @@ PROFESSIONAL = "adam.hoda@test-ci-sis.mssante.fr"
 #: sees the documents by design; everything else (the PFI, the libraries it uses) is searched.
 PARTNER_LOGGERS = ("mail.log", "aiosmtpd", "pfi_devkit")
 
-_WORD = "0-9A-Za-z\u00c0-\u024f"
-
-
-# --- patient data of the inputs ----------------------------------------------------------------
-
-
-@dataclass
-class PatientData:
-    """What must not leak: tokens (whole-word, ≥ 4 chars) and content slices (substrings)."""
-
-    tokens: dict[str, str] = field(default_factory=dict)  # lower-cased token → what it is
-    slices: dict[str, str] = field(default_factory=dict)  # content slice → what it is
-
-    def token(self, what: str, value: object) -> None:
-        text = str(value or "").strip()
-        if len(text) >= 4:
-            self.tokens.setdefault(text.lower(), what)
-
-    def date(self, what: str, value: object) -> None:
-        """A birth date in its exact forms: as given (YYYYMMDD…) and ISO."""
-        text = re.sub(r"[^0-9]", "", str(value or ""))[:8]
-        if len(text) == 8:
-            self.token(what, text)
-            self.token(what, f"{text[:4]}-{text[4:6]}-{text[6:]}")
-        elif isinstance(value, date):
-            self.token(what, value.strftime("%Y%m%d"))
-            self.token(what, value.strftime("%Y-%m-%d"))
-
-    def nir(self, what: str, value: object) -> None:
-        text = str(value or "").strip()
-        self.token(what, text)
-        if len(text) == 15 and text.isdigit():
-            self.token(f"{what} without key", text[:13])
-
-    def content(self, what: str, payload: str) -> None:
-        if len(payload) >= 200:
-            self.slices.setdefault(payload[120:170], what)
-
-    def found_in(self, text: str) -> list[str]:
-        if not text:
-            return []
-        hits = []
-        if self.tokens:
-            alternatives = "|".join(
-                re.escape(t) for t in sorted(self.tokens, key=len, reverse=True)
-            )
-            pattern = re.compile(f"(?<![{_WORD}])(?:{alternatives})(?![{_WORD}])", re.IGNORECASE)
-            hits += [
-                f"{self.tokens[m.group(0).lower()]} {m.group(0)!r}" for m in pattern.finditer(text)
-            ]
-        hits += [f"{what} (content slice)" for s, what in self.slices.items() if s in text]
-        return hits
-
-
-def _segments(raw: bytes) -> list[list[str]]:
-    text = raw.decode("utf-8", "replace")
-    return [s.split("|") for s in re.split(r"\r\n|\r|\n", text) if s[:3].isalpha()]
-
-
-def _component(field_: str, index: int, sep: str = "^") -> str:
-    parts = field_.split(sep)
-    return parts[index] if index < len(parts) else ""
-
-
-def collect_patient_data(raw: bytes, data: PatientData) -> None:
-    """Patient data of one input message: parsed request, raw PID/PRT segments, CDA headers."""
-    from pfi.protocols.cda import read_cda
-    from pfi.protocols.hl7v2 import parse_message
-
-    payloads: list[str] = []
-    for seg in _segments(raw):
-        if seg[0] == "PID":
-            fields = seg + [""] * 40
-            for repetition in fields[3].split("~"):
-                ident, kind = _component(repetition, 0), _component(repetition, 4)
-                (data.nir if kind == "INS" else data.token)(f"PID-3 {kind or 'id'}", ident)
-            for repetition in fields[5].split("~"):
-                data.token("PID-5 name", _component(repetition, 0))
-                data.token("PID-5 given name", _component(repetition, 1))
-                for given in _component(repetition, 2).split(" "):
-                    data.token("PID-5 given name", given)
-            data.date("PID-7 birth date", fields[7])
-        elif seg[0] == "PRT" and len(seg) > 5 and "INS" in seg[5]:
-            # The patient as a mail recipient: INS, names, its own MSSanté address.
-            data.nir("PRT patient id", _component(seg[5], 0))
-            data.token("PRT patient name", _component(seg[5], 1))
-            data.token("PRT patient given name", _component(seg[5], 2))
-            if len(seg) > 16:
-                data.token("PRT patient address", _component(seg[16], 3))
-        elif seg[0] == "OBX" and len(seg) > 5 and "^Base64^" in seg[5]:
-            payloads.append(seg[5].split("^Base64^", 1)[1].split("^")[0])
-    try:
-        request = parse_message(raw)
-    except Exception:  # the defective inputs: the raw segments above are what we know
-        request = None
-    cdas: list[bytes] = []
-    if not hasattr(request, "patient"):  # unparsable, or an acknowledgement
-        request = None
-    if request is not None:
-        patient = request.patient
-        data.nir("INS", patient.ins)
-        data.token("IPP", patient.ipp)
-        for ident in patient.identifiers:
-            data.token("PID identifier", ident.id)
-        data.token("birth name", patient.birth_name)
-        data.token("first given name", patient.first_given_name)
-        for given in patient.given_names:
-            data.token("given name", given)
-        data.date("birth date", patient.birth_date)
-        cdas = [d.content for d in request.documents]
-    for payload in payloads:
-        data.content("document base64", payload)
-        if request is None:
-            try:
-                cdas.append(base64.b64decode(payload + "=" * (-len(payload) % 4)))
-            except (binascii.Error, ValueError):
-                pass
-    for content in cdas:
-        try:
-            cda = read_cda(content)
-        except Exception:
-            continue
-        if cda.patient is None:
-            continue
-        for ident in cda.patient.ids:
-            data.nir("CDA patient id", ident.extension)
-        for part in cda.patient.name.family + cda.patient.name.given:
-            data.token("CDA patient name", part.value)
-        data.date("CDA birth time", cda.patient.birth_time)
-
+#: The patient data of the inputs (``PatientData``, ``collect_patient_data``) are collected and
+#: searched by the checker of ``python -m pfi_devkit audit`` (``pfi_devkit/audit.py``).
 
 # --- malformed variants --------------------------------------------------------------------------
 
