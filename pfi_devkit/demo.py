@@ -66,18 +66,44 @@ OFFICIAL_SAMPLES = {
 }
 
 
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _free_port(candidates: range, keep: int | None = None) -> int:
     if keep is not None:
         return keep
     for port in candidates:
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
+        if _bindable(port):
             return port
     raise RuntimeError(f"no free port in {candidates.start}-{candidates.stop - 1}")
+
+
+def _port_of(file: Path, candidates: range, owner: Path) -> int:
+    """The port kept in ``file`` — unless the process that listens on it (pid file ``owner``)
+    is gone and another took the port meanwhile (another clone's stack): then a free one. Two
+    clones started together could otherwise both keep 8080, and the tasks of one would talk to
+    the other's api-server ("Invalid auth token")."""
+    kept = int(file.read_text()) if file.exists() else None
+    if kept is not None and not _pid_alive(owner) and not _bindable(kept):
+        kept = None
+    port = _free_port(candidates, kept)
+    file.write_text(str(port))
+    return port
+
+
+def _pid_alive(pid_file: Path) -> bool:
+    try:
+        os.kill(int(pid_file.read_text()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 #: ``PFI_EXECUTOR`` of ``make run`` (:func:`airflow_env`'s ``executor``) -> Airflow's executor.
@@ -286,14 +312,10 @@ def prepare(
         }
         secrets_file.write_text(json.dumps(kept))
         secrets_file.chmod(0o600)
-    port_file = home / "port"
-    port = _free_port(UI_PORTS, int(port_file.read_text()) if port_file.exists() else None)
-    port_file.write_text(str(port))
-    inlet_file = home / "mllp-inlet-port"
-    inlet_port = _free_port(
-        MLLP_INLET_PORTS, int(inlet_file.read_text()) if inlet_file.exists() else None
+    port = _port_of(home / "port", UI_PORTS, var / "run" / "api-server.pid")
+    inlet_port = _port_of(
+        home / "mllp-inlet-port", MLLP_INLET_PORTS, var / "run" / "mllp-inlet.pid"
     )
-    inlet_file.write_text(str(inlet_port))
 
     passwords = home / "passwords.json"
     known = json.loads(passwords.read_text()) if passwords.exists() else {}

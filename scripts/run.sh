@@ -79,12 +79,16 @@ fi
 MLLP_PORT=$(cat var/airflow/mllp-inlet-port)
 
 URL="http://127.0.0.1:${AIRFLOW__API__PORT}"
+# Healthy means OUR api-server answers: another clone's on the same port would answer too, and
+# our tasks would then get "Invalid auth token" from it.
+ours() { alive api-server && grep -q "Uvicorn running on" "$LOG/api-server.log"; }
 for _ in $(seq 1 90); do
-  if curl -fsS "$URL/api/v2/monitor/health" >/dev/null 2>&1; then break; fi
+  if ours && curl -fsS "$URL/api/v2/monitor/health" >/dev/null 2>&1; then break; fi
+  alive api-server || break
   sleep 1
 done
-curl -fsS "$URL/api/v2/monitor/health" >/dev/null 2>&1 || {
-  echo "Airflow did not become healthy; see $LOG/api-server.log"; tail -20 "$LOG/api-server.log"; exit 1; }
+{ ours && curl -fsS "$URL/api/v2/monitor/health" >/dev/null 2>&1; } || {
+  echo "Airflow did not become healthy on $URL; see $LOG/api-server.log"; tail -20 "$LOG/api-server.log"; exit 1; }
 
 echo "5/5 sample messages"
 $PY -m pfi_devkit.demo samples | sed -e 's|^/|    dropped /|' -e 's/^mail /    mailed /'

@@ -202,3 +202,28 @@ def test_the_celery_demo_has_composes_celery_settings(compose):
         airflow_env(**kwargs, executor="kubernetes")
     # two clones: a queue each (most of the time by the hash; else claim_redis_db moves on)
     assert len({celery_redis_db(Path(f"/work/clone-{n}")) for n in range(40)}) > 5
+
+
+def test_a_kept_port_another_stack_took_meanwhile_is_given_up(tmp_path):
+    """``make run`` keeps its ports across restarts, unless its own server is gone and another
+    clone's took the port: two clones started together both kept 8080 once, and one's tasks
+    talked to the other's api-server."""
+    import os
+    import socket
+
+    from pfi_devkit.demo import _port_of
+
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        taken = other.getsockname()[1]
+        candidates = range(taken, taken + 50)
+        port_file, owner = tmp_path / "port", tmp_path / "api-server.pid"
+        port_file.write_text(str(taken))
+
+        owner.write_text(str(os.getpid()))  # our server runs: it is the one listening there
+        assert _port_of(port_file, candidates, owner) == taken
+
+        owner.write_text("999999999")  # ours is gone, someone else listens there now
+        moved = _port_of(port_file, candidates, owner)
+        assert moved != taken and port_file.read_text() == str(moved)
