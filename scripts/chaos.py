@@ -10,9 +10,11 @@ Each trial:
 2. once a random share (10–50 %) of the affected channel is sent, applies ONE fault, in turn
    from :data:`FAULTS` (a random start, ``--seed``):
 
-   - ``kill:<component>``: SIGKILL of an Airflow component (``scheduler``, ``triggerer``,
-     ``api-server``, ``dag-processor``, a task ``worker``), of ``all`` of them at once, or of the
-     ``mllp-inlet``; then ``make run`` starts what is missing again (the supervisor's part);
+   - ``kill:<component>``: SIGKILL of a component of ``make run`` with its process group
+     (``scheduler``, ``triggerer``, ``api-server``, ``dag-processor``, ``mllp-inlet``), of a
+     ``worker`` (a Celery worker, or a LocalExecutor worker process), of a running ``task``, or
+     of ``all`` the clone's Airflow processes at once; then ``make run`` starts what is missing
+     again (the supervisor's part: systemd or the container runtime on a site);
    - ``outage:<partner>``: the DMP endpoint, the SMTP relay, the mail store (IMAP and delivery)
      or the DPI refuse connections for ``--outage`` seconds (``python -m pfi_devkit outage``);
    - ``postgres``: the PostgreSQL server restarted (``pg_ctlcluster``; skipped when not there);
@@ -43,6 +45,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import smtplib
 import ssl
 import subprocess
@@ -69,6 +72,7 @@ FAULTS = (
     "outage:dmp",
     "kill:worker",
     "outage:smtp",
+    "kill:task",
     "kill:triggerer",
     "outage:imap",
     "kill:all",
@@ -105,48 +109,72 @@ def make_run() -> None:
 # -- the faults ------------------------------------------------------------------------------
 
 
-def airflow_processes(component: str = "all") -> list[int]:
-    """Airflow processes of this clone's stack by command line (``/proc``) — never by a name
-    pattern, which would also hit PostgreSQL backends serving databases named ``pfi_airflow_*``.
-    ``component``: ``all``, one of ``make run``'s components, or ``worker`` (a task process:
-    LocalExecutor's workers, or the Celery workers)."""
+def airflow_processes(title: str = "") -> list[int]:
+    """This clone's Airflow processes (working directory under the clone), by command line read
+    from ``/proc`` — never by a name pattern, which would also hit the PostgreSQL backends serving
+    databases named ``pfi_airflow_*``. ``title``: only those whose command line contains it
+    (``airflow supervisor:`` a task's supervisor, ``LocalExecutor`` a LocalExecutor worker)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
-            args = [
-                a.decode(errors="replace") for a in (entry / "cmdline").read_bytes().split(b"\0")
-            ]
+            raw = (entry / "cmdline").read_bytes().split(b"\0")
             cwd = os.readlink(entry / "cwd")
         except OSError:
             continue
-        airflow = args[0].startswith("airflow") or (
+        args = [a.decode(errors="replace") for a in raw]
+        airflow = args[0].startswith(("airflow", "[celeryd")) or (
             len(args) > 1 and args[1].endswith("/bin/airflow")
         )
-        if not airflow or not cwd.startswith(str(ROOT)):
-            continue
-        words = " ".join(args)
-        if component == "all" or (
-            f" {component}" in words if component != "worker" else "worker" in words
-        ):
+        if airflow and Path(cwd).is_relative_to(ROOT) and title in " ".join(args):
             found.append(int(entry.name))
     return found
 
 
-def kill(component: str) -> int:
-    if component == "mllp-inlet":
-        pids = [int((ROOT / "var/run/mllp-inlet.pid").read_text())]
-    else:
-        pids = airflow_processes(component)
-        if component == "worker" and pids:
-            pids = [random.choice(pids)]
+def _children(pid: int) -> list[int]:
+    try:
+        tasks = Path(f"/proc/{pid}/task").iterdir()
+        return [int(c) for t in tasks for c in (t / "children").read_text().split()]
+    except OSError:
+        return []
+
+
+def _sigkill(pids: list[int], *, groups: bool = False) -> int:
     for pid in pids:
         try:
-            os.kill(pid, 9)
+            (os.killpg if groups else os.kill)(pid, signal.SIGKILL)
         except OSError:
             pass
     return len(pids)
+
+
+def _pid_of(component: str) -> list[int]:
+    try:
+        return [int((ROOT / f"var/run/{component}.pid").read_text())]
+    except (OSError, ValueError):
+        return []
+
+
+def kill(component: str) -> int:
+    """SIGKILL, as a crash or an OOM kill does: ``all`` of the clone's Airflow processes; a
+    component of ``make run`` with its process group (what a container's death takes); ``task``
+    a running task (its supervisor and the task process); ``worker`` a worker with its tasks (a
+    Celery worker when the stack runs Celery, else one of LocalExecutor's worker processes)."""
+    if component == "all":
+        return _sigkill(airflow_processes())
+    if component == "task":
+        running = airflow_processes("airflow supervisor:")
+        chosen = [random.choice(running)] if running else []
+        return _sigkill(chosen + [c for pid in chosen for c in _children(pid)])
+    if component == "worker":
+        celery = [p for n in (1, 2) for p in _pid_of(f"celery-worker-{n}")]
+        if celery:
+            return _sigkill([random.choice(celery)], groups=True)
+        local = airflow_processes("LocalExecutor")
+        chosen = [random.choice(local)] if local else []
+        return _sigkill(chosen + [c for pid in chosen for c in _children(pid)])
+    return _sigkill(_pid_of(component), groups=True)
 
 
 def outage(partner: str, seconds: float) -> None:
