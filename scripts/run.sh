@@ -50,23 +50,6 @@ for component in api-server scheduler dag-processor triggerer; do
     echo "    $component started (pid $!)"
   fi
 done
-if [ "$EXECUTOR" = celery ]; then
-  # Two workers on this machine (compose scales airflow-worker instead). Each its own Airflow pid
-  # file (`airflow celery worker` refuses to start beside a live one), no log server of its own
-  # (both would bind the same port; the task logs are files under AIRFLOW_HOME the api-server reads).
-  for n in 1 2; do
-    worker=celery-worker-$n
-    if alive "$worker"; then
-      echo "    $worker already running (pid $(cat "$RUN/$worker.pid"))"
-    else
-      setsid nohup .venv/bin/airflow celery worker --celery-hostname "pfi-worker-$n@%h" \
-        --pid "$ROOT/$RUN/$worker.airflow.pid" --skip-serve-logs \
-        >"$LOG/$worker.log" 2>&1 < /dev/null &
-      echo $! >"$RUN/$worker.pid"
-      echo "    $worker started (pid $!, broker $AIRFLOW__CELERY__BROKER_URL)"
-    fi
-  done
-fi
 
 # The second inlet: HL7 over MLLP for the DPI, written into its drop directory (pfi.flows.inlet).
 if alive mllp-inlet; then
@@ -89,6 +72,25 @@ for _ in $(seq 1 90); do
 done
 { ours && curl -fsS "$URL/api/v2/monitor/health" >/dev/null 2>&1; } || {
   echo "Airflow did not become healthy on $URL; see $LOG/api-server.log"; tail -20 "$LOG/api-server.log"; exit 1; }
+if [ "$EXECUTOR" = celery ]; then
+  # Started once the api-server answers: a task a worker took earlier failed on the execution
+  # API (connection refused, then read timeouts) and waited for its retry.
+  # Two workers on this machine (compose scales airflow-worker instead). Each its own Airflow pid
+  # file (`airflow celery worker` refuses to start beside a live one), no log server of its own
+  # (both would bind the same port; the task logs are files under AIRFLOW_HOME the api-server reads).
+  for n in 1 2; do
+    worker=celery-worker-$n
+    if alive "$worker"; then
+      echo "    $worker already running (pid $(cat "$RUN/$worker.pid"))"
+    else
+      setsid nohup .venv/bin/airflow celery worker --celery-hostname "pfi-worker-$n@%h" \
+        --pid "$ROOT/$RUN/$worker.airflow.pid" --skip-serve-logs \
+        >"$LOG/$worker.log" 2>&1 < /dev/null &
+      echo $! >"$RUN/$worker.pid"
+      echo "    $worker started (pid $!, broker $AIRFLOW__CELERY__BROKER_URL)"
+    fi
+  done
+fi
 
 echo "5/5 sample messages"
 $PY -m pfi_devkit.demo samples | sed -e 's|^/|    dropped /|' -e 's/^mail /    mailed /'
