@@ -66,11 +66,11 @@ FOLLOWED_UP = "delivery.followed_up"
 FOLLOW_UP_GRACE = timedelta(minutes=5)
 FOLLOW_UP_WINDOW = timedelta(days=2)
 #: After this many transient failures in a row within one claim the partner is deemed unavailable
-#: (a circuit breaker): the rest of the claim is not tried — it waits the policy's first delay
-#: without counting an attempt, with the reason :data:`PARTNER_UNAVAILABLE` — and the run stops
-#: draining. A partner that is down costs a few attempts per run instead of one per delivery, and
-#: no delivery's backoff grows for an outage it never saw: once the partner is back, the queue
-#: goes again within a tick and the first delay.
+#: (a circuit breaker): the rest of the claim is not tried — it stays due, without counting an
+#: attempt, with the reason :data:`PARTNER_UNAVAILABLE` — and the run stops draining. A partner
+#: that is down costs a few attempts per run instead of one per delivery, and no delivery's
+#: backoff grows for an outage it never saw: the next run probes the partner again (other
+#: deliveries, the oldest due), and once it is back the queue goes at once.
 BREAKER_AFTER = 3
 PARTNER_UNAVAILABLE = "PARTNER_UNAVAILABLE"
 
@@ -165,7 +165,7 @@ def record_outcome(
             keep_held=True,
             actor=actor,
         )
-    wait = outcome.delay or policy.delay(delivery.attempts + 1)
+    wait = outcome.delay if outcome.delay is not None else policy.delay(delivery.attempts + 1)
     return ledger.mark_delivery(
         delivery.id,
         "pending",
@@ -258,7 +258,7 @@ def _run_claim(
             counts["skipped"] += 1
             continue
         if len(failing) >= BREAKER_AFTER:
-            outcome = _partner_unavailable(failing, policy)
+            outcome = _partner_unavailable(failing)
             counts["not_tried"] += 1
         else:
             try:
@@ -309,13 +309,13 @@ def _run_claim(
     return counts
 
 
-def _partner_unavailable(failing: Sequence[str], policy: RetryPolicy) -> Outcome:
+def _partner_unavailable(failing: Sequence[str]) -> Outcome:
     """The outcome of a delivery the breaker keeps from a partner that just failed in a row."""
     return Outcome.later(
         PARTNER_UNAVAILABLE,
         f"not tried: the partner failed {len(failing)} times in a row just before "
-        f"(last error {failing[-1] or 'unknown'}); tried again after the first retry delay",
-        delay=policy.first_delay,
+        f"(last error {failing[-1] or 'unknown'}); tried again at the next run",
+        delay=timedelta(0),
     )
 
 
