@@ -13,8 +13,7 @@ Each trial:
    - ``kill:<component>``: SIGKILL of a component of ``make run`` with its process group
      (``scheduler``, ``triggerer``, ``api-server``, ``dag-processor``, ``mllp-inlet``), of a
      ``worker`` (a Celery worker, or a LocalExecutor worker process), of a running ``task``, or
-     of ``all`` the clone's Airflow processes at once; then ``make run`` starts what is missing
-     again (the supervisor's part: systemd or the container runtime on a site);
+     of ``all`` the clone's Airflow processes at once;
    - ``outage:<partner>``: the DMP endpoint, the SMTP relay, the mail store (IMAP and delivery)
      or the DPI refuse connections for ``--outage`` seconds (``python -m pfi_devkit outage``);
    - ``postgres``: the PostgreSQL server restarted (``pg_ctlcluster``; skipped when not there);
@@ -22,8 +21,10 @@ Each trial:
 3. waits until the ledger has every delivery of the trial sent (``--trial-timeout``), then
    counts from the partners' own records — the DMP endpoint's stored submissions, the
    professional's Maildir, the DPI peer's received messages: documents **lost** (never there)
-   and delivered **twice**, and the **recovery**: from the fault's end (components restarted,
-   partner back) to the next delivery sent on the affected channel(s).
+   and delivered **twice**, and the **recovery**: from the fault's end (the kill itself —
+   restarting is part of the recovery —, the partner back, PostgreSQL up again) to the next
+   delivery sent on the affected channel(s); ``drained_s`` to the last one. After a kill the
+   missing components are started again as a supervisor does (``scripts/run.sh restart``).
 
 The campaign stops starting trials after ``--budget-minutes``. One JSON line per trial, then a
 summary; the whole report is written to ``var/chaos/``. Exit 1 when a document was lost or
@@ -104,6 +105,23 @@ def stack_env() -> dict[str, str]:
 
 def make_run() -> None:
     subprocess.run(["make", "run"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+
+
+def restart_in_background() -> tuple[threading.Thread, list[float]]:
+    """``scripts/run.sh restart`` (what a supervisor does: the missing components started again)
+    in a thread; the list gets its duration once done."""
+    took: list[float] = []
+
+    def run() -> None:
+        started = time.monotonic()
+        subprocess.run(
+            ["scripts/run.sh", "restart"], cwd=ROOT, stdout=subprocess.DEVNULL, check=False
+        )
+        took.append(time.monotonic() - started)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, took
 
 
 # -- the faults ------------------------------------------------------------------------------
@@ -379,9 +397,10 @@ def trial(number: int, fault: str, args, ledger, partners: Partners, serial0: in
     at_fault = progress.sent()
     fault_at = time.monotonic()
     detail = ""
+    restarter, restart_took = None, []
     if fault.startswith("kill:"):
         detail = f"{kill(fault.split(':', 1)[1])} process(es) killed"
-        make_run()
+        restarter, restart_took = restart_in_background()
     elif fault.startswith("outage:"):
         seconds = random.uniform(*args.outage)
         outage(fault.split(":", 1)[1], seconds)
@@ -389,7 +408,9 @@ def trial(number: int, fault: str, args, ledger, partners: Partners, serial0: in
         time.sleep(seconds + 0.5)
     elif fault == "postgres":
         detail = "restarted" if restart_postgres() else "skipped: no pg_ctlcluster here"
-        make_run()
+        restarter, restart_took = restart_in_background()
+    # A kill ends at once (the restart is part of the recovery); an outage when the partner is
+    # back; PostgreSQL once it accepts connections again.
     fault_end = time.monotonic()
     at_end = progress.sent()
     left = any(at_end[c] < expected[c] for c in channels)
@@ -398,7 +419,8 @@ def trial(number: int, fault: str, args, ledger, partners: Partners, serial0: in
         now_sent = progress.sent()
         if resumed is None and left and any(now_sent[c] > at_end[c] for c in channels):
             resumed = time.monotonic() - fault_end
-        if all(now_sent[c] >= expected[c] for c in ALL_CHANNELS) and not sender.is_alive():
+        done = all(now_sent[c] >= expected[c] for c in ALL_CHANNELS)
+        if done and not sender.is_alive() and not (restarter and restarter.is_alive()):
             break
         time.sleep(1)
     finished = time.monotonic()
@@ -413,6 +435,7 @@ def trial(number: int, fault: str, args, ledger, partners: Partners, serial0: in
         "mailed_in": mailed,
         "fault_after_sent": dict(at_fault),
         "fault_s": round(fault_end - fault_at, 1),
+        "restart_s": round(restart_took[0], 1) if restart_took else None,
         "recovery_s": round(resumed, 1) if resumed is not None else None,
         "drained_s": round(finished - fault_end, 1),
         "ledger_sent": dict(final),

@@ -5,7 +5,11 @@
 # Celery workers and the machine's Redis (127.0.0.1:6379, one database per clone) as broker.
 # The executor is remembered (var/airflow/executor): a later `make run` keeps it.
 # Idempotent: components already running are left alone; killed ones are started again.
+# `scripts/run.sh restart`: what a supervisor does after a crash (systemd's Restart=, a container
+# runtime) — start again the components that are not running, nothing else: no migration, no
+# sample (make chaos restarts so, in seconds instead of make run's minute).
 set -euo pipefail
+MODE=${1:-run}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 PY=.venv/bin/python
@@ -28,6 +32,10 @@ fi
 echo "1/5 local partner servers (IMAP/SMTP with client certificates, MLLP DPI, DMP endpoint)"
 $PY -m pfi_devkit up --state var/devkit >/dev/null
 
+if [ "$MODE" = restart ] && [ -f var/airflow/airflow.env ]; then
+  ENV_FILE=var/airflow/airflow.env
+  set -a; . "$ENV_FILE"; set +a
+else
 echo "2/5 databases, settings and the Airflow env file"
 ENV_FILE=$($PY -m pfi_devkit.demo prepare --connections var/devkit/connections.json --executor "$EXECUTOR")
 set -a; . "$ENV_FILE"; set +a
@@ -39,6 +47,7 @@ echo "3/5 migrations (Airflow metadata, PFI ledger)"
 .venv/bin/airflow pools set dmp 2 "DMP web services (ITI-41, ITI-57)" >>"$LOG/db-migrate.log" 2>&1
 # The historical backfill's own pool (dags/backfill_dmp_history.py): one lot at a time.
 .venv/bin/airflow pools set dmp_backfill 1 "Historical DMP backfill (one lot at a time)" >>"$LOG/db-migrate.log" 2>&1
+fi
 
 echo "4/5 Airflow components ($AIRFLOW__CORE__EXECUTOR)"
 for component in api-server scheduler dag-processor triggerer; do
@@ -91,6 +100,8 @@ if [ "$EXECUTOR" = celery ]; then
     fi
   done
 fi
+
+[ "$MODE" = restart ] && exit 0
 
 echo "5/5 sample messages"
 $PY -m pfi_devkit.demo samples | sed -e 's|^/|    dropped /|' -e 's/^mail /    mailed /'
