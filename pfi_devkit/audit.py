@@ -565,7 +565,7 @@ def report(
         print("no patient datum found", file=out)
         return 0
     distinct = list(dict.fromkeys((hit.source, hit.kind) for hit in scan.hits))
-    print(f"{len(distinct)} patient data found (source : kind of datum):", file=out)
+    print(f"{len(distinct)} hits (source : kind of datum):", file=out)
     for source, kind in distinct[:max_hits]:
         print(f"  {source} : {kind}", file=out)
     if len(distinct) > max_hits:
