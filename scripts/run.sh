@@ -17,6 +17,8 @@ RUN=var/run
 LOG=var/log
 mkdir -p "$RUN" "$LOG"
 alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+# A component started again keeps its previous log as <name>.log.1 (what it said before a crash).
+fresh_log() { [ -f "$LOG/$1.log" ] && mv -f "$LOG/$1.log" "$LOG/$1.log.1"; echo "$LOG/$1.log"; }
 
 KEPT_EXECUTOR=$(cat var/airflow/executor 2>/dev/null || echo local)
 EXECUTOR=${PFI_EXECUTOR:-$KEPT_EXECUTOR}
@@ -54,7 +56,7 @@ for component in api-server scheduler dag-processor triggerer; do
   if alive "$component"; then
     echo "    $component already running (pid $(cat "$RUN/$component.pid"))"
   else
-    setsid nohup .venv/bin/airflow "$component" >"$LOG/$component.log" 2>&1 < /dev/null &
+    setsid nohup .venv/bin/airflow "$component" >"$(fresh_log "$component")" 2>&1 < /dev/null &
     echo $! >"$RUN/$component.pid"
     echo "    $component started (pid $!)"
   fi
@@ -64,7 +66,7 @@ done
 if alive mllp-inlet; then
   echo "    mllp-inlet already running (pid $(cat "$RUN/mllp-inlet.pid"))"
 else
-  setsid nohup .venv/bin/pfi hl7 listen dpi >"$LOG/mllp-inlet.log" 2>&1 < /dev/null &
+  setsid nohup .venv/bin/pfi hl7 listen dpi >"$(fresh_log mllp-inlet)" 2>&1 < /dev/null &
   echo $! >"$RUN/mllp-inlet.pid"
   echo "    mllp-inlet started (pid $!)"
 fi
@@ -94,7 +96,7 @@ if [ "$EXECUTOR" = celery ]; then
     else
       setsid nohup .venv/bin/airflow celery worker --celery-hostname "pfi-worker-$n@%h" \
         --pid "$ROOT/$RUN/$worker.airflow.pid" --skip-serve-logs \
-        >"$LOG/$worker.log" 2>&1 < /dev/null &
+        >"$(fresh_log "$worker")" 2>&1 < /dev/null &
       echo $! >"$RUN/$worker.pid"
       echo "    $worker started (pid $!, broker $AIRFLOW__CELERY__BROKER_URL)"
     fi
