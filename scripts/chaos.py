@@ -150,6 +150,13 @@ def airflow_processes(title: str = "") -> list[int]:
     return found
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b"<idle>"  # gone meanwhile: nothing to kill
+
+
 def _children(pid: int) -> list[int]:
     try:
         tasks = Path(f"/proc/{pid}/task").iterdir()
@@ -182,7 +189,10 @@ def kill(component: str) -> int:
     if component == "all":
         return _sigkill(airflow_processes())
     if component == "task":
-        running = airflow_processes("airflow supervisor:")
+        # a task's supervisor: Celery's "airflow supervisor: <ti>", LocalExecutor's busy worker
+        running = airflow_processes("airflow supervisor:") + [
+            pid for pid in airflow_processes("LocalExecutor: ") if b"<idle>" not in _cmdline(pid)
+        ]
         chosen = [random.choice(running)] if running else []
         return _sigkill(chosen + [c for pid in chosen for c in _children(pid)])
     if component == "worker":
