@@ -837,7 +837,10 @@ class SmtpRelay:
             self._call(self._open())
 
     def deliver(self, sender: str, recipient: str, data: bytes) -> str | None:
-        """One LMTP transaction for one recipient; None when delivered, else the SMTP reply."""
+        """One LMTP transaction for one recipient; None when delivered, else the SMTP reply —
+        ``451`` while the mail store is down (an outage of ``imap``), as an MTA answers then."""
+        if self.servers.dovecot.run_dir is None:
+            return f"451 4.3.0 mail store unavailable for {recipient}, try again later"
         try:
             with smtplib.LMTP(str(self.servers.lmtp_socket), timeout=30) as lmtp:
                 lmtp.sendmail(sender, [recipient], data)
@@ -846,7 +849,7 @@ class SmtpRelay:
             return f"{code} {message.decode(errors='replace')}"
         except smtplib.SMTPResponseException as error:
             return f"{error.smtp_code} {error.smtp_error.decode(errors='replace')}"
-        except (OSError, smtplib.SMTPException) as error:
+        except (OSError, smtplib.SMTPException, RuntimeError) as error:  # Dovecot stopped
             return f"451 4.4.0 LMTP delivery to {recipient} failed: {error}"
         return None
 

@@ -102,6 +102,25 @@ def _until_port(port: int, *, accepts: bool, timeout: float = 15.0) -> bool:
     return True
 
 
+def _relay_answer(info: dict) -> int:
+    """The SMTP code a human mailbox's mail to itself gets at the relay (250 when delivered)."""
+    import smtplib
+    import ssl
+
+    address = "dr.test@ch-demo.mssante.test"
+    mail = info["mail"]
+    context = ssl.create_default_context(cafile=mail["ca_bundle"])
+    with smtplib.SMTP_SSL(mail["host"], mail["smtps_port"], context=context, timeout=30) as smtp:
+        smtp.login(address, info["human_mailboxes"][address])
+        try:
+            smtp.sendmail(address, [address], b"Subject: outage\r\n\r\ntest\r\n")
+        except smtplib.SMTPDataError as error:
+            return error.smtp_code
+        except smtplib.SMTPRecipientsRefused as error:
+            return error.recipients[address][0]
+    return 250
+
+
 def test_an_outage_takes_each_partner_down_then_back_on_the_same_port(state, capsys):
     """``python -m pfi_devkit outage PARTNER SECONDS`` (what ``make chaos`` does): the partner's
     port refuses connections for that long, then accepts again on the same port."""
@@ -118,6 +137,8 @@ def test_an_outage_takes_each_partner_down_then_back_on_the_same_port(state, cap
             assert _accepts(port), partner
             assert main(["outage", partner, "60", "--state", str(state)]) == 0
             assert _until_port(port, accepts=False), f"{partner} still up"
+            if partner == "imap":  # the mail store is down: the relay defers, never refuses
+                assert _relay_answer(info) == 451
             assert main(["outage", partner, "0", "--state", str(state)]) == 0
             assert _until_port(port, accepts=True), f"{partner} not back on {port}"
         with pytest.raises(ValueError):
