@@ -293,7 +293,7 @@ def mail_documents(serials: range) -> None:
 
 
 class Progress:
-    """Deliveries of the trial's documents sent, per channel (the ledger)."""
+    """Deliveries of the trial's documents per channel and status (the ledger)."""
 
     def __init__(self, ledger, wanted: set[str]) -> None:
         from sqlalchemy import func, select
@@ -302,22 +302,31 @@ class Progress:
 
         self.ledger = ledger
         self.query = (
-            select(delivery.c.channel, func.count())
+            select(delivery.c.channel, delivery.c.status, func.count())
             .select_from(delivery.join(document, delivery.c.document_id == document.c.id))
-            .where(
-                document.c.unique_id.in_(wanted),
-                delivery.c.channel.in_(ALL_CHANNELS),
-                delivery.c.status == "sent",
-            )
-            .group_by(delivery.c.channel)
+            .where(document.c.unique_id.in_(wanted), delivery.c.channel.in_(ALL_CHANNELS))
+            .group_by(delivery.c.channel, delivery.c.status)
         )
+        self.last: dict[tuple[str, str], int] = {}
 
-    def sent(self) -> Counter:
+    def read(self) -> None:
         try:
             with self.ledger.engine.connect() as conn:
-                return Counter(dict(conn.execute(self.query).all()))
-        except Exception:  # PostgreSQL restarting: no reading this second
-            return Counter()
+                self.last = {(c, s): n for c, s, n in conn.execute(self.query).all()}
+        except Exception:  # PostgreSQL restarting: the previous reading stays
+            pass
+
+    def sent(self) -> Counter:
+        self.read()
+        return self.of("sent")
+
+    def of(self, *statuses: str) -> Counter:
+        """Per channel, the deliveries in ``statuses`` at the last reading."""
+        found: Counter = Counter()
+        for (channel, status), count in self.last.items():
+            if status in statuses:
+                found[channel] += count
+        return found
 
 
 class Partners:
@@ -429,7 +438,9 @@ def trial(number: int, fault: str, args, ledger, partners: Partners, serial0: in
         now_sent = progress.sent()
         if resumed is None and left and any(now_sent[c] > at_end[c] for c in channels):
             resumed = time.monotonic() - fault_end
-        done = all(now_sent[c] >= expected[c] for c in ALL_CHANNELS)
+        # done when every delivery is final: sent, or refused / failed (counted lost below)
+        final_ = progress.of("sent", "refused", "failed")
+        done = all(final_[c] >= expected[c] for c in ALL_CHANNELS)
         if done and not sender.is_alive() and not (restarter and restarter.is_alive()):
             break
         time.sleep(1)
@@ -449,6 +460,7 @@ def trial(number: int, fault: str, args, ledger, partners: Partners, serial0: in
         "recovery_s": round(resumed, 1) if resumed is not None else None,
         "drained_s": round(finished - fault_end, 1),
         "ledger_sent": dict(final),
+        "ledger_refused_or_failed": dict(progress.of("refused", "failed")),
         "lost": {
             "dmp": sum(1 for u in outbound if dmp[u] == 0),
             "mail": sum(1 for u in outbound if mail[u] == 0),
