@@ -27,8 +27,10 @@ Each trial:
    missing components are started again as a supervisor does (``scripts/run.sh restart``).
 
 The campaign stops starting trials after ``--budget-minutes``. One JSON line per trial, then a
-summary; the whole report is written to ``var/chaos/``. Exit 1 when a document was lost or
-delivered twice, or a recovery took more than :data:`RECOVERY_GOAL_S`. Run it in a clone of its
+summary; the whole report is written to ``var/chaos/``. At the end ``python -m pfi_devkit audit``
+searches the stack's logs, XComs and ledger texts for the patient data of everything it received.
+Exit 1 when a document was lost or delivered twice, a recovery took more than
+:data:`RECOVERY_GOAL_S`, or the audit found a patient datum. Run it in a clone of its
 own (its databases are the clone's), on a stack ``make run`` started — or not: it starts it::
 
     make chaos CHAOS_ARGS="--trials 20 --documents 1000"
@@ -528,6 +530,14 @@ def main(argv: list[str] | None = None) -> int:
         with report.open("a") as out:
             out.write(line + "\n")
     ledger.dispose()
+    # What operators see after the campaign holds no patient datum (logs, XComs, ledger texts).
+    audit = subprocess.run(
+        [sys.executable, "-m", "pfi_devkit", "audit", "--root", str(ROOT)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     recoveries = [r["recovery_s"] for r in results if r["recovery_s"] is not None]
     numeric = [r for r in recoveries if isinstance(r, float | int)]
     summary = {
@@ -541,12 +551,16 @@ def main(argv: list[str] | None = None) -> int:
         "recoveries_over_goal": sum(
             1 for r in recoveries if not isinstance(r, float | int) or r > RECOVERY_GOAL_S
         ),
+        "patient_data_audit": {0: "clean", 1: "HITS"}.get(audit.returncode, "not run"),
         "report": str(report.relative_to(ROOT)),
     }
+    if audit.returncode:
+        print(audit.stdout[-3000:], audit.stderr[-1000:], flush=True)
     print(json.dumps(summary), flush=True)
     with report.open("a") as out:
         out.write(json.dumps({"summary": summary}) + "\n")
-    ok = not summary["lost"] and not summary["twice"] and not summary["recoveries_over_goal"]
+    ok = not (summary["lost"] or summary["twice"] or summary["recoveries_over_goal"])
+    ok = ok and audit.returncode == 0
     return 0 if ok else 1
 
 
