@@ -16,7 +16,13 @@ PY=.venv/bin/python
 RUN=var/run
 LOG=var/log
 mkdir -p "$RUN" "$LOG"
-alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+# Alive: the pid file's process exists and is not a zombie — a component SIGKILLed a moment ago
+# stays a zombie until init reaps it, and must be started again all the same.
+alive() {
+  [ -f "$RUN/$1.pid" ] || return 1
+  local pid; pid=$(cat "$RUN/$1.pid")
+  kill -0 "$pid" 2>/dev/null && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" 2>/dev/null
+}
 # A component started again keeps its previous log as <name>.log.1 (what it said before a crash).
 fresh_log() { [ -f "$LOG/$1.log" ] && mv -f "$LOG/$1.log" "$LOG/$1.log.1"; echo "$LOG/$1.log"; }
 
