@@ -169,7 +169,7 @@ def airflow_env(
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "20",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
         # A task killed with its worker is found within a minute (default 5), then retried:
-        # part of the crash recovery (scripts/crash_trial.py), with the deliveries' lease.
+        # part of the crash recovery (make chaos), with the deliveries' lease.
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_SEC": "5",
         # The tasks of a scheduler that died are reset within a minute of its successor (5).

@@ -39,7 +39,7 @@ from pfi.ledger.schema import (
 #: How long a claimed delivery stays invisible to other workers: longer than one attempt (the
 #: DMP's 5 s connect + 60 s read timeouts; SMTP and MLLP 30 s), renewed before each delivery of a
 #: batch. What a worker killed mid-batch held is due again this long after — measured with
-#: ``scripts/crash_trial.py``: 10 minutes of lease gave a 602 s recovery.
+#: a crash trial (``make chaos``, fault ``kill:all``): 10 minutes of lease gave a 602 s recovery.
 DEFAULT_LEASE = timedelta(seconds=90)
 
 
