@@ -43,6 +43,11 @@ def test_services(compose):
     inlet = services["pfi-mllp-inlet"]["entrypoint"]
     assert inlet[:6] == ["python", "-m", "pfi", "hl7", "listen", "dpi"]
     assert "pfi hl7 listen dpi" in (ROOT / "scripts/run.sh").read_text()
+    # every long-running component is started again when it exits (a PostgreSQL restart makes
+    # the scheduler exit); the one-shot init is not
+    for name in [*AIRFLOW_SERVICES, "pfi-mllp-inlet", "postgres", "redis"]:
+        assert services[name].get("restart") in ("always", "unless-stopped"), name
+    assert services["airflow-init"]["restart"] == "no"
 
 
 def test_mounts_and_image_are_shared(compose):
