@@ -109,21 +109,55 @@ def make_run() -> None:
     subprocess.run(["make", "run"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
-def restart_in_background() -> tuple[threading.Thread, list[float]]:
-    """``scripts/run.sh restart`` (what a supervisor does: the missing components started again)
-    in a thread; the list gets its duration once done."""
-    took: list[float] = []
+class Supervisor:
+    """What systemd's ``Restart=`` or a container runtime does on a site: every few seconds, a
+    component of ``make run`` that is not running (gone, or a zombie) is started again with
+    ``scripts/run.sh restart``. A component may die some time after a fault — the scheduler
+    exits on its next query once PostgreSQL restarted under it —, so it watches throughout."""
 
-    def run() -> None:
-        started = time.monotonic()
-        subprocess.run(
-            ["scripts/run.sh", "restart"], cwd=ROOT, stdout=subprocess.DEVNULL, check=False
-        )
-        took.append(time.monotonic() - started)
+    COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "mllp-inlet")
 
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread, took
+    def __init__(self, every: float = 3.0) -> None:
+        self.every, self.restarts, self.busy = every, [], threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> Supervisor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(120)
+
+    def _dead(self) -> list[str]:
+        names = [
+            *self.COMPONENTS,
+            *(p.stem for p in (ROOT / "var/run").glob("celery-worker-?.pid")),
+        ]
+        dead = []
+        for name in names:
+            pids = _pid_of(name)
+            status = Path(f"/proc/{pids[0]}/status") if pids else None
+            try:
+                if status is None or "\nState:\tZ" in status.read_text():
+                    dead.append(name)
+            except OSError:
+                dead.append(name)
+        return dead
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.every):
+            dead = self._dead()
+            if not dead:
+                continue
+            self.busy.set()
+            started = time.monotonic()
+            subprocess.run(
+                ["scripts/run.sh", "restart"], cwd=ROOT, stdout=subprocess.DEVNULL, check=False
+            )
+            self.restarts.append((",".join(dead), round(time.monotonic() - started, 1)))
+            self.busy.clear()
 
 
 # -- the faults ------------------------------------------------------------------------------
@@ -396,7 +430,15 @@ class Partners:
 # -- one trial -------------------------------------------------------------------------------
 
 
-def trial(number: int, fault: str, args, ledger, partners: Partners, serial0: int) -> dict:
+def trial(
+    number: int,
+    fault: str,
+    args,
+    ledger,
+    partners: Partners,
+    serial0: int,
+    supervisor: Supervisor,
+) -> dict:
     documents = args.documents
     mailed = max(1, documents // 10)
     serials = range(serial0, serial0 + documents)
@@ -418,10 +460,9 @@ def trial(number: int, fault: str, args, ledger, partners: Partners, serial0: in
     at_fault = progress.sent()
     fault_at = time.monotonic()
     detail = ""
-    restarter, restart_took = None, []
+    restarts_before = len(supervisor.restarts)
     if fault.startswith("kill:"):
         detail = f"{kill(fault.split(':', 1)[1])} process(es) killed"
-        restarter, restart_took = restart_in_background()
     elif fault.startswith("outage:"):
         seconds = random.uniform(*args.outage)
         outage(fault.split(":", 1)[1], seconds)
@@ -429,7 +470,6 @@ def trial(number: int, fault: str, args, ledger, partners: Partners, serial0: in
         time.sleep(seconds + 0.5)
     elif fault == "postgres":
         detail = "restarted" if restart_postgres() else "skipped: no pg_ctlcluster here"
-        restarter, restart_took = restart_in_background()
     # A kill ends at once (the restart is part of the recovery); an outage when the partner is
     # back; PostgreSQL once it accepts connections again.
     fault_end = time.monotonic()
@@ -443,7 +483,7 @@ def trial(number: int, fault: str, args, ledger, partners: Partners, serial0: in
         # done when every delivery is final: sent, or refused / failed (counted lost below)
         final_ = progress.of("sent", "refused", "failed")
         done = all(final_[c] >= expected[c] for c in ALL_CHANNELS)
-        if done and not sender.is_alive() and not (restarter and restarter.is_alive()):
+        if done and not sender.is_alive() and not supervisor.busy.is_set():
             break
         time.sleep(1)
     finished = time.monotonic()
@@ -458,7 +498,7 @@ def trial(number: int, fault: str, args, ledger, partners: Partners, serial0: in
         "mailed_in": mailed,
         "fault_after_sent": dict(at_fault),
         "fault_s": round(fault_end - fault_at, 1),
-        "restart_s": round(restart_took[0], 1) if restart_took else None,
+        "restarts": supervisor.restarts[restarts_before:],  # (components, seconds)
         "recovery_s": round(resumed, 1) if resumed is not None else None,
         "drained_s": round(finished - fault_end, 1),
         "ledger_sent": dict(final),
@@ -521,7 +561,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             break
         fault = faults[(first + number - 1) % len(faults)]
-        result = trial(number, fault, args, ledger, partners, serial0)
+        with Supervisor() as supervisor:
+            result = trial(number, fault, args, ledger, partners, serial0, supervisor)
         result["executor"] = executor
         serial0 += args.documents + args.documents // 10 + 10
         results.append(result)
