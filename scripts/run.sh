@@ -32,7 +32,7 @@ case "$EXECUTOR" in
   local|celery) ;;
   *) echo "PFI_EXECUTOR=$EXECUTOR: local or celery"; exit 2 ;;
 esac
-if [ "$EXECUTOR" != "$KEPT_EXECUTOR" ] && alive scheduler; then
+if [ "$EXECUTOR" != "$KEPT_EXECUTOR" ] && { [ "$MODE" = restart ] || alive scheduler; }; then
   echo "Airflow runs with the $KEPT_EXECUTOR executor: make stop first, then PFI_EXECUTOR=$EXECUTOR make run"
   exit 1
 fi
