@@ -41,12 +41,9 @@ def _stack_env() -> dict[str, str]:
     """The demo's environment (``var/airflow/airflow.env``), ``make run`` first if needed."""
     if not (ROOT / "var/run/scheduler.pid").exists() or not _alive("scheduler"):
         subprocess.run(["make", "run"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    env = {}
-    for line in (ROOT / "var/airflow/airflow.env").read_text().splitlines():
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            env[key] = value.strip("'")
-    return env
+    from pfi_devkit.demo import read_env_file
+
+    return read_env_file(ROOT / "var/airflow/airflow.env")
 
 
 def _alive(component: str) -> bool:

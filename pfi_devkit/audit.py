@@ -36,7 +36,6 @@ import gzip
 import io
 import json
 import re
-import shlex
 import sys
 import zipfile
 from collections import Counter
@@ -45,6 +44,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+from pfi_devkit.demo import read_env_file
 
 _WORD = "0-9A-Za-z\u00c0-\u024f"
 _WORD_RUN = re.compile(f"[{_WORD}]+")
@@ -417,21 +418,6 @@ def scan_files(root: Path, data: PatientData, scan: Scan | None = None) -> Scan:
     return scan
 
 
-def read_env(path: Path) -> dict[str, str]:
-    """``KEY='value'`` lines of an env file (``var/airflow/airflow.env``)."""
-    env = {}
-    for line in path.read_text().splitlines():
-        if "=" not in line or line.lstrip().startswith("#"):
-            continue
-        key, _, value = line.partition("=")
-        try:
-            parts = shlex.split(value)
-        except ValueError:
-            parts = [value]
-        env[key.strip()] = parts[0] if parts else ""
-    return env
-
-
 def _sqlalchemy_url(value: str) -> str:
     """A database URL or an Airflow Connection (URI or JSON) as a psycopg2 SQLAlchemy URL."""
     from pfi.base.connections import Connection, postgres_url
@@ -521,7 +507,7 @@ def scan_databases(root: Path, data: PatientData, scan: Scan) -> bool:
     env_file = root / "var" / "airflow" / "airflow.env"
     if not env_file.is_file():
         return False
-    env = read_env(env_file)
+    env = read_env_file(env_file)
     for name, key, queries in (
         ("airflow", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", AIRFLOW_QUERIES),
         ("ledger", "AIRFLOW_CONN_PFI_LEDGER", LEDGER_QUERIES),

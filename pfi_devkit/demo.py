@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import secrets
+import shlex
 import smtplib
 import socket
 import ssl
@@ -351,6 +352,22 @@ def prepare(
     )
     env_file.chmod(0o600)
     return env_file
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The ``KEY='value'`` lines of an env file — :func:`prepare`'s ``var/airflow/airflow.env``,
+    read back by the tools that work on a running stack (bench, chaos, audit)."""
+    env = {}
+    for line in path.read_text().splitlines():
+        if "=" not in line or line.lstrip().startswith("#"):
+            continue
+        key, _, value = line.partition("=")
+        try:
+            parts = shlex.split(value)
+        except ValueError:
+            parts = [value]
+        env[key.strip()] = parts[0] if parts else ""
+    return env
 
 
 def shared_dir(root: Path = ROOT) -> Path:

@@ -65,7 +65,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pfi_devkit import samples  # noqa: E402
-from pfi_devkit.demo import DEMO_MAILBOX, PROFESSIONAL_MAILBOX  # noqa: E402
+from pfi_devkit.demo import DEMO_MAILBOX, PROFESSIONAL_MAILBOX, read_env_file  # noqa: E402
 
 #: The professional the MDM samples mail (their PRT), whose Maildir is counted.
 RECIPIENT = "adam.hoda@test-ci-sis.mssante.fr"
@@ -97,12 +97,7 @@ UID = re.compile(re.escape(samples.DOCUMENT_ROOT).encode() + rb"\.\d+\.[123]")
 
 
 def stack_env() -> dict[str, str]:
-    values = {}
-    for line in (ROOT / "var/airflow/airflow.env").read_text().splitlines():
-        if line and not line.startswith("#") and "=" in line:
-            key, _, value = line.partition("=")
-            values[key] = value.strip("'")
-    return values
+    return read_env_file(ROOT / "var/airflow/airflow.env")
 
 
 def make_run() -> None:

@@ -18,9 +18,9 @@ from pfi_devkit.audit import (
     audit,
     collect_from_stack,
     collect_patient_data,
-    read_env,
     scan_files,
 )
+from pfi_devkit.demo import read_env_file as read_env
 
 INS = samples.INS
 #: Lines operators may see that name no patient: a longer number holding the INS, a partial
