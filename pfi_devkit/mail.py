@@ -30,6 +30,13 @@ report-type=delivery-status`` (``Action: delivered``, the ``ENVID`` and ``ORCPT`
 returned headers) delivered to the envelope sender's mailbox when it is one of ours — what an
 MSSanté operator sends back to an application mailbox that asked for it.
 
+The relay answers like an MTA that queues: ``451`` when the mail store cannot be reached at all
+(nothing was handed over), but once an LMTP transaction has begun, a store that goes away before
+its answer (an ``imap`` outage at the wrong moment) does not turn into a ``451``: the client could
+not know that the mail was stored and would send it again, a duplicate that no real MTA's client
+sees. The relay answers ``250``, keeps the mail in memory and hands it over again once the store is
+back — unless the recipient's Maildir already holds its Message-ID.
+
 How Dovecot runs without systemd (see docs/local-servers.md): in the foreground from a generated
 config, its sockets in a short runtime folder under ``/tmp`` (mode 0755: Dovecot's unprivileged
 login and anvil processes must enter it, and ``mkdtemp`` folders of pytest are 0700), everything
@@ -46,10 +53,12 @@ import atexit
 import base64
 import contextlib
 import datetime as dt
+import email.parser
 import email.utils
 import grp
 import hmac
 import json
+import logging
 import os
 import pwd
 import secrets
@@ -76,6 +85,10 @@ HOST = "127.0.0.1"
 RELAY_HOSTNAME = "relay.pfi-devkit.test"
 PASSWORDS_FILE = "mailbox-passwords.json"
 START_TIMEOUT = 10.0
+#: How often the relay tries again to hand a spooled mail over to the mail store.
+SPOOL_RETRY_SECONDS = 0.5
+
+log = logging.getLogger(__name__)
 
 RelayState = Literal["up", "refuse", "421"]
 
@@ -769,6 +782,10 @@ def delivery_report(
     return text.encode("utf-8")
 
 
+class _AnswerLost(Exception):
+    """An LMTP transaction began but its answer never came: the mail may have been stored."""
+
+
 def _session_cn(session) -> str | None:
     if not session.ssl:
         return None
@@ -792,6 +809,10 @@ class SmtpRelay:
         self._thread: threading.Thread | None = None
         self._listeners: list[asyncio.AbstractServer] = []
         self._tls = self._tls_context()
+        # Mails accepted (250) whose LMTP answer was lost: (sender, recipient, data).
+        self._spooled: list[tuple[str, str, bytes]] = []
+        self._spool_lock = threading.Lock()
+        self._spooler: threading.Thread | None = None
 
     def _tls_context(self) -> ssl.SSLContext:
         pki = self.servers.pki
@@ -837,21 +858,94 @@ class SmtpRelay:
             self._call(self._open())
 
     def deliver(self, sender: str, recipient: str, data: bytes) -> str | None:
-        """One LMTP transaction for one recipient; None when delivered, else the SMTP reply —
-        ``451`` while the mail store is down (an outage of ``imap``), as an MTA answers then."""
+        """One LMTP transaction for one recipient; None when delivered (or spooled), else the
+        SMTP reply — ``451`` while the mail store is down (an outage of ``imap``), as an MTA
+        answers then. A transaction whose answer is lost is spooled (the module's docstring)."""
         if self.servers.dovecot.run_dir is None:
             return f"451 4.3.0 mail store unavailable for {recipient}, try again later"
         try:
-            with smtplib.LMTP(str(self.servers.lmtp_socket), timeout=30) as lmtp:
+            return self._lmtp(sender, recipient, data)
+        except _AnswerLost:
+            self._spool(sender, recipient, data)
+            return None
+
+    @property
+    def spooled(self) -> int:
+        """How many accepted mails wait for the mail store to come back."""
+        with self._spool_lock:
+            return len(self._spooled)
+
+    def _lmtp(self, sender: str, recipient: str, data: bytes) -> str | None:
+        lmtp = smtplib.LMTP(timeout=30)
+        try:
+            lmtp.connect(str(self.servers.lmtp_socket))
+        except OSError as error:  # nothing handed over yet (smtplib's errors are OSErrors)
+            lmtp.close()
+            return f"451 4.4.0 LMTP delivery to {recipient} failed: {error}"
+        try:
+            with lmtp:
                 lmtp.sendmail(sender, [recipient], data)
         except smtplib.SMTPRecipientsRefused as error:
             code, message = error.recipients[recipient]
             return f"{code} {message.decode(errors='replace')}"
         except smtplib.SMTPResponseException as error:
             return f"{error.smtp_code} {error.smtp_error.decode(errors='replace')}"
-        except (OSError, smtplib.SMTPException, RuntimeError) as error:  # Dovecot stopped
-            return f"451 4.4.0 LMTP delivery to {recipient} failed: {error}"
+        except (OSError, RuntimeError) as error:  # the store went away mid-transaction
+            raise _AnswerLost from error
         return None
+
+    def _spool(self, sender: str, recipient: str, data: bytes) -> None:
+        with self._spool_lock:
+            self._spooled.append((sender, recipient, data))
+            if self._spooler is None:
+                self._spooler = threading.Thread(
+                    target=self._drain_spool, name="pfi-devkit-relay-spool", daemon=True
+                )
+                self._spooler.start()
+
+    def _drain_spool(self) -> None:
+        while True:
+            with self._spool_lock:
+                if not self._spooled:
+                    self._spooler = None
+                    return
+                pending = list(self._spooled)
+            for item in pending:
+                if self._hand_over_again(*item):
+                    with self._spool_lock:
+                        self._spooled.remove(item)
+            time.sleep(SPOOL_RETRY_SECONDS)
+
+    def _hand_over_again(self, sender: str, recipient: str, data: bytes) -> bool:
+        """True once the spooled mail is in the recipient's Maildir (found there, or stored now)
+        or refused for good (logged: a real MTA would bounce it); False to try again later."""
+        if self.servers.dovecot.run_dir is None:
+            return False
+        message_id = email.parser.BytesHeaderParser().parsebytes(data).get("Message-ID")
+        if message_id and self._holds(recipient, message_id.strip()):
+            return True
+        try:
+            reply = self._lmtp(sender, recipient, data)
+        except _AnswerLost:
+            return False
+        if reply is not None and reply.startswith("4"):
+            return False
+        if reply is not None:
+            log.warning("spooled mail for %s refused by the mail store: %s", recipient, reply)
+        return True
+
+    def _holds(self, recipient: str, message_id: str) -> bool:
+        parser = email.parser.BytesHeaderParser()
+        maildir = self.servers.maildir(recipient)
+        for path in [*(maildir / "new").glob("*"), *(maildir / "cur").glob("*")]:
+            try:
+                with path.open("rb") as stored:
+                    headers = parser.parsebytes(stored.read(65536))
+            except OSError:  # moved from new/ to cur/ meanwhile: found at the next try
+                continue
+            if (headers.get("Message-ID") or "").strip() == message_id:
+                return True
+        return False
 
     def _call(self, coro) -> Any:
         assert self._loop is not None

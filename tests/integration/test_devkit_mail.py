@@ -11,6 +11,7 @@ import shutil
 import smtplib
 import ssl
 import tempfile
+import time
 import uuid
 from email.message import EmailMessage
 from pathlib import Path
@@ -316,3 +317,39 @@ def test_smtp_sasl_external_needs_an_application_certificate(mail_servers, test_
         smtp.ehlo()
         code, _ = smtp.auth("EXTERNAL", lambda challenge=None: "", initial_response_ok=False)
         assert code == 235
+
+
+@pytest.mark.parametrize("stored_before", [True, False], ids=["stored", "not-stored"])
+def test_lost_lmtp_answer_is_accepted_and_the_mail_stored_once(
+    mail_servers, test_pki, monkeypatch, stored_before
+) -> None:
+    """The mail store goes away before answering the relay's LMTP DATA: the client gets 250
+    (it must not send again what may already be stored) and the mail is in the Maildir once."""
+    real_sendmail = smtplib.LMTP.sendmail
+    calls = []
+
+    def answer_lost_once(self, *args, **kwargs):
+        calls.append(args[1])
+        if len(calls) == 1:
+            if stored_before:
+                real_sendmail(self, *args, **kwargs)
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        return real_sendmail(self, *args, **kwargs)
+
+    monkeypatch.setattr(smtplib.LMTP, "sendmail", answer_lost_once)
+    msg, subject = _message(APP_A, [APP_B])
+    msg["Message-ID"] = f"<{uuid.uuid4()}@ch-demo.mssante.test>"
+    ctx = client_ssl_context(test_pki, test_pki.clients[APP_A])
+    with _smtp_starttls(mail_servers, ctx) as smtp:
+        assert smtp.send_message(msg) == {}
+    for _ in range(200):
+        if not mail_servers.relay.spooled:
+            break
+        time.sleep(0.05)
+    assert mail_servers.relay.spooled == 0
+    assert len(calls) == (1 if stored_before else 2)
+    imap = _imaps_external(mail_servers, test_pki, APP_B)
+    try:
+        assert _subjects_in_inbox(imap).count(subject) == 1
+    finally:
+        imap.logout()
