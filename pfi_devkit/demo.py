@@ -39,6 +39,7 @@ import smtplib
 import socket
 import ssl
 import sys
+import tempfile
 import time
 from email.policy import SMTP
 from pathlib import Path
@@ -77,24 +78,63 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def _free_port(candidates: range, keep: int | None = None) -> int:
-    if keep is not None:
-        return keep
-    for port in candidates:
-        if _bindable(port):
-            return port
-    raise RuntimeError(f"no free port in {candidates.start}-{candidates.stop - 1}")
+#: Where the ``make run`` of every clone on this machine claims its ports: two stacks started
+#: together both found 8080 free (neither listened yet) and both kept it.
+PORT_CLAIMS = Path(tempfile.gettempdir()) / "pfi-demo-ports"
+#: A claim this young holds even before its clone has written the port down.
+CLAIM_GRACE_SECONDS = 120.0
+
+
+def _claim(port: int, file: Path, *, force: bool = False) -> bool:
+    """Claim ``port`` on this machine for the clone that keeps it in ``file``. False when
+    another clone holds it: a claim younger than :data:`CLAIM_GRACE_SECONDS`, or one whose
+    clone still keeps that port (its file names it). ``force``: ours whatever (our server
+    listens there)."""
+    PORT_CLAIMS.mkdir(exist_ok=True)
+    claim, mine = PORT_CLAIMS / str(port), str(file.resolve())
+    for _ in range(3):
+        try:
+            fd = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                holder, age = claim.read_text(), time.time() - claim.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            if holder == mine:
+                return True
+            if not force and (age < CLAIM_GRACE_SECONDS or _keeps(Path(holder), port)):
+                return False
+            claim.unlink(missing_ok=True)  # that clone moved to another port, or is gone
+            continue
+        with os.fdopen(fd, "w") as out:
+            out.write(mine)
+        return True
+    return False
+
+
+def _keeps(file: Path, port: int) -> bool:
+    try:
+        return file.read_text().strip() == str(port)
+    except (OSError, ValueError):
+        return False
 
 
 def _port_of(file: Path, candidates: range, owner: Path) -> int:
     """The port kept in ``file`` — unless the process that listens on it (pid file ``owner``)
-    is gone and another took the port meanwhile (another clone's stack): then a free one. Two
-    clones started together could otherwise both keep 8080, and the tasks of one would talk to
-    the other's api-server ("Invalid auth token")."""
+    is gone and another took the port meanwhile (another clone's stack), or another clone
+    claimed it (:func:`_claim`): then a free one, claimed. Two clones started together could
+    otherwise both keep 8080, and the tasks of one would talk to the other's api-server
+    ("Invalid auth token")."""
     kept = int(file.read_text()) if file.exists() else None
-    if kept is not None and not _pid_alive(owner) and not _bindable(kept):
-        kept = None
-    port = _free_port(candidates, kept)
+    if kept is not None:
+        ours = _pid_alive(owner)
+        if (not ours and not _bindable(kept)) or not _claim(kept, file, force=ours):
+            kept = None
+    port = kept
+    if port is None:
+        port = next((p for p in candidates if _bindable(p) and _claim(p, file)), None)
+        if port is None:
+            raise RuntimeError(f"no free port in {candidates.start}-{candidates.stop - 1}")
     file.write_text(str(port))
     return port
 

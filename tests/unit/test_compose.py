@@ -209,15 +209,17 @@ def test_the_celery_demo_has_composes_celery_settings(compose):
     assert len({celery_redis_db(Path(f"/work/clone-{n}")) for n in range(40)}) > 5
 
 
-def test_a_kept_port_another_stack_took_meanwhile_is_given_up(tmp_path):
+def test_a_kept_port_another_stack_took_meanwhile_is_given_up(tmp_path, monkeypatch):
     """``make run`` keeps its ports across restarts, unless its own server is gone and another
     clone's took the port: two clones started together both kept 8080 once, and one's tasks
     talked to the other's api-server."""
     import os
     import socket
 
+    from pfi_devkit import demo
     from pfi_devkit.demo import _port_of
 
+    monkeypatch.setattr(demo, "PORT_CLAIMS", tmp_path / "claims")
     with socket.socket() as other:
         other.bind(("127.0.0.1", 0))
         other.listen()
@@ -232,3 +234,38 @@ def test_a_kept_port_another_stack_took_meanwhile_is_given_up(tmp_path):
         owner.write_text("999999999")  # ours is gone, someone else listens there now
         moved = _port_of(port_file, candidates, owner)
         assert moved != taken and port_file.read_text() == str(moved)
+
+
+def test_two_clones_started_together_claim_different_ports(tmp_path, monkeypatch):
+    """Neither listens yet when the other chooses: the machine-wide claim keeps them apart
+    (both took 8080 once). A claim outlives its grace only while its clone keeps the port."""
+    import os
+    import socket
+
+    from pfi_devkit import demo
+    from pfi_devkit.demo import _port_of
+
+    monkeypatch.setattr(demo, "PORT_CLAIMS", tmp_path / "claims")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        first = probe.getsockname()[1]
+    candidates = range(first, first + 50)
+    one, two = tmp_path / "one", tmp_path / "two"
+    for clone in (one, two):
+        clone.mkdir()
+    gone = str(tmp_path / "no-such.pid")
+    port_one = _port_of(one / "port", candidates, Path(gone))
+    port_two = _port_of(two / "port", candidates, Path(gone))
+    assert port_one != port_two
+    assert _port_of(one / "port", candidates, Path(gone)) == port_one  # kept across runs
+
+    claim = tmp_path / "claims" / str(port_one)
+    old = claim.stat().st_mtime - 2 * demo.CLAIM_GRACE_SECONDS
+    os.utime(claim, (old, old))
+    three = tmp_path / "three"
+    three.mkdir()
+    only_that_one = range(port_one, port_one + 1)
+    with pytest.raises(RuntimeError, match="no free port"):  # clone one still keeps it
+        _port_of(three / "port", only_that_one, Path(gone))
+    (one / "port").write_text(str(port_two + 1))  # clone one moved: its old claim is stale
+    assert _port_of(three / "port", only_that_one, Path(gone)) == port_one
