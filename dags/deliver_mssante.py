@@ -72,7 +72,12 @@ def deliver_mssante():
 
         settings, ledger = site_and_ledger()
         counts = poll_notifications(
-            ledger, settings, imap_for, actor=actor(), connections=airflow_connection
+            ledger,
+            settings,
+            imap_for,
+            actor=actor(),
+            connections=airflow_connection,
+            drain_seconds=DRAIN_SECONDS,  # a wave of mails, a wave of DSNs
         )
         if counts["errors"]:  # every reachable mailbox was polled; show the others in red
             raise RuntimeError(f"{counts['errors']} mailbox(es) could not be polled: {counts}")

@@ -317,6 +317,21 @@ def test_a_report_that_cannot_be_recorded_blocks_no_other_and_is_read_again_next
     assert len(zams(folder, "Z02")) == 2
 
 
+def test_a_wave_of_reports_is_drained_in_one_poll(site, mail_servers, test_pki, samples_dir):
+    """A wave of mails gives a wave of DSNs: one poll reads them ``limit`` at a time while the
+    batches come back full (200 a run once left 2,403 DSNs waiting during a campaign, and a
+    mail whose outcome is unknown waits for its DSN)."""
+    settings, ledger, folder = site
+    intake(settings, ledger, folder, samples_dir, MDM_INIT, ORU_INIT)
+    send_all(settings, ledger, mail_servers, test_pki)  # three mails, three "delivered" DSNs
+    imaps = imap_for(mail_servers, test_pki)
+    one = poll_notifications(ledger, settings, imaps, actor="test", limit=1)
+    assert one["reports"] == 1  # no drain asked: one batch
+    drained = poll_notifications(ledger, settings, imaps, actor="test", limit=1, drain_seconds=60)
+    assert (drained["reports"], drained["dsn"], drained["errors"]) == (2, 2, 0)
+    assert poll_notifications(ledger, settings, imaps, actor="test")["reports"] == 0
+
+
 def test_a_worker_dying_before_the_zam_leaves_it_to_a_later_run_which_still_waits_for_the_dsn(
     site, mail_servers, test_pki, samples_dir
 ):

@@ -39,6 +39,7 @@ address (a professional's address is the delivery's own ``recipient``).
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -440,9 +441,13 @@ def poll_notifications(
     config: MssConfig | None = None,
     now: datetime | None = None,
     connections: Lookup = from_environment,
+    drain_seconds: float = 0.0,
 ) -> dict[str, int]:
     """Read the DSN/MDN of every configured mailbox, record them, acknowledge; counts only.
 
+    ``limit`` reports of a mailbox at a time, again while a batch comes back full and some
+    were flagged, for ``drain_seconds`` (a wave of mails gives a wave of DSNs: 200 per run
+    left thousands waiting, and a mail whose outcome is unknown waits for its DSN).
     A report is flagged processed once recorded; one naming no delivery of ours is counted
     ``unmatched`` and flagged too. A mailbox that cannot be reached is counted in ``errors``
     and does not stop the others (SC.MSS/CONF.08). Deliveries still without a DSN after
@@ -455,19 +460,30 @@ def poll_notifications(
     counts = {"reports": 0, "dsn": 0, "mdn": 0, "unmatched": 0, "zam": 0, "errors": 0}
     counts["zam_without_dsn"] = 0
     unexpected: list[BaseException] = []
+    started = time.monotonic()
     for mailbox in settings.mailboxes:
         try:
             with imap_for(mailbox) as imap:
-                for uid, raw in imap.reports(limit):
-                    counts["reports"] += 1
-                    try:
-                        for note in parse_notifications(raw):
-                            _record(sender, note, counts)
-                    except Exception as exc:  # this report only: left unflagged, tried again
-                        unexpected.append(exc)
-                        counts["errors"] += 1
-                        continue
-                    imap.mark_processed(uid)
+                while True:
+                    batch = imap.reports(limit)
+                    flagged = 0
+                    for uid, raw in batch:
+                        counts["reports"] += 1
+                        try:
+                            for note in parse_notifications(raw):
+                                _record(sender, note, counts)
+                        except Exception as exc:  # this report only: left unflagged, tried again
+                            unexpected.append(exc)
+                            counts["errors"] += 1
+                            continue
+                        imap.mark_processed(uid)
+                        flagged += 1
+                    if (
+                        len(batch) < limit
+                        or not flagged
+                        or time.monotonic() - started >= drain_seconds
+                    ):
+                        break
         except PfiError as exc:
             counts["errors"] += 1
             log.warning("mailbox %s not polled: %s %s", mailbox.name, exc.code, exc.reason)
