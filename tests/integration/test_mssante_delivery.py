@@ -5,6 +5,7 @@ DSN) read back over IMAP. The official ANS examples themselves go through the sa
 ``test_each_official_example_asking_for_mssante_mails_each_recipient_once``."""
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
@@ -688,3 +689,24 @@ def test_pfi_mss_check_opens_both_sessions_and_names_what_fails(
     assert main(["mss", "check", "--mailbox", "pfi"]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("pfi\tsmtp\tMSS_TLS") and out[1].startswith("pfi\timap\tMSS_AUTH")
+
+
+def test_a_sender_keeps_only_the_latest_parsed_requests(site, monkeypatch):
+    """A drain of thousands of mails kept every parsed request (about 300 KB each) until the
+    task ended; a sender now keeps the latest few (a request's mails come together)."""
+    from pfi.flows import archive
+
+    settings, ledger, _ = site
+    loads = []
+    monkeypatch.setattr(archive, "load_request", lambda _l, item, **_k: loads.append(item) or item)
+    sender = service.MssSender(ledger, settings, lambda _mailbox: None, actor="test")
+
+    def request_of(item: int):
+        return sender.request_of(SimpleNamespace(inbound_item_id=item), None)
+
+    for item in range(1, service.REQUESTS_KEPT + 11):  # ledger ids start at 1
+        assert request_of(item) == item
+    request_of(service.REQUESTS_KEPT + 10)  # the latest: kept
+    assert len(loads) == service.REQUESTS_KEPT + 10
+    request_of(1)  # the oldest: dropped long ago, read again
+    assert len(loads) == service.REQUESTS_KEPT + 11

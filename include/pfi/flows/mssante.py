@@ -41,6 +41,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -78,6 +79,9 @@ if TYPE_CHECKING:
     from pfi.protocols.mssante.imap import ImapClient
 
 log = logging.getLogger(__name__)
+#: Parsed requests a sender keeps (a request's mails, then their receipts, come together): all of
+#: them, about 300 KB each, grew a task by gigabytes over a wave of thousands of mails.
+REQUESTS_KEPT = 32
 
 SmtpFactory = Callable[["MailboxSetting"], SmtpClient]
 ImapFactory = Callable[["MailboxSetting"], "ImapClient"]
@@ -152,7 +156,7 @@ class MssSender:
         self.now = now or (lambda: datetime.now(UTC))
         self.connections = connections  # the producers' MLLP Connections of their ZAMs
         self._clients: dict[str, SmtpClient] = {}
-        self._requests: dict[int, Hl7Request] = {}
+        self._requests: OrderedDict[int, Hl7Request] = OrderedDict()  # the latest few
         self._sent: dict[int, bool] = {}
         #: Trail lines of accepted mails that could not be written (the task turns red).
         self.trail_errors: list[BaseException] = []
@@ -172,8 +176,12 @@ class MssSender:
         from pfi.flows.archive import load_request
 
         item = self.request_item(delivery, document)
-        if item not in self._requests:
+        if item in self._requests:
+            self._requests.move_to_end(item)
+        else:
             self._requests[item] = load_request(self.ledger, item, settings=self.settings)
+            if len(self._requests) > REQUESTS_KEPT:
+                self._requests.popitem(last=False)
         return self._requests[item]
 
     def client(self, mailbox: MailboxSetting) -> SmtpClient:
