@@ -12,7 +12,8 @@ as the safety net for retries and notifications, and on demand:
    backoff (``[mssante.retry]``), 5xx refusals keep the SMTP code.
 2. **read_notifications** — poll each application mailbox over IMAP for delivery (DSN) and read
    (MDN) notifications, match them to deliveries by Message-ID, record them, and write
-   ``ZAM^Z02`` / ``ZAM^Z03`` when asked.
+   ``ZAM^Z02`` / ``ZAM^Z03`` when asked — 200 at a time, again while a batch comes back full
+   (``DRAIN_SECONDS``): a wave of mails brings a wave of DSNs.
 
 XCom carries counts only. ``pfi mss traces`` lists what was sent to whom, when, and how it went.
 """
