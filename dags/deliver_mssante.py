@@ -13,7 +13,7 @@ as the safety net for retries and notifications, and on demand:
 2. **read_notifications** — poll each application mailbox over IMAP for delivery (DSN) and read
    (MDN) notifications, match them to deliveries by Message-ID, record them, and write
    ``ZAM^Z02`` / ``ZAM^Z03`` when asked — 200 at a time, again while a batch comes back full
-   (``DRAIN_SECONDS``): a wave of mails brings a wave of DSNs.
+   for up to ``NOTIFICATIONS_DRAIN_SECONDS``: a wave of mails brings a wave of DSNs.
 
 XCom carries counts only. ``pfi mss traces`` lists what was sent to whom, when, and how it went.
 """
@@ -28,6 +28,9 @@ from pfi_airflow.triggers import MSSANTE_QUEUE_ASSET
 #: A wave of documents goes in one run: claims follow each other while they come full.
 DRAIN_SECONDS = 240
 BATCH_LIMIT = 200
+#: The reports of a wave are read in the same run, but for 30 s at most: the next run's sends
+#: wait for this one to end (240 s held the sends of a campaign trial behind 2,276 DSNs).
+NOTIFICATIONS_DRAIN_SECONDS = 30
 
 
 def _send(channel: str) -> dict:
@@ -78,7 +81,7 @@ def deliver_mssante():
             imap_for,
             actor=actor(),
             connections=airflow_connection,
-            drain_seconds=DRAIN_SECONDS,  # a wave of mails, a wave of DSNs
+            drain_seconds=NOTIFICATIONS_DRAIN_SECONDS,  # a wave of mails, a wave of DSNs
         )
         if counts["errors"]:  # every reachable mailbox was polled; show the others in red
             raise RuntimeError(f"{counts['errors']} mailbox(es) could not be polled: {counts}")
