@@ -152,7 +152,9 @@ def _through_airflow(env: dict[str, str]) -> dict:
 
     ledger = Ledger.from_url(env["AIRFLOW_CONN_PFI_LEDGER"])
     drop = ROOT / "var/demo/hl7/dpi/in"
-    first = int(time.time()) % 1_000_000 + 20_000
+    # A range of its own per run (10,000 serials a second, clear of the demo's and the chaos
+    # campaign's): two runs 100 s apart overlapped and the second counted the first's sends.
+    first = 1_000_000_000 + (int(time.time()) % 100_000) * 10_000
     serials = range(first, first + DOCUMENTS)
     wanted = {samples.document_ids(serial)[0] for serial in serials}
     staged = []
