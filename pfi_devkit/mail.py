@@ -931,7 +931,8 @@ class SmtpRelay:
         if reply is not None and reply.startswith("4"):
             return False
         if reply is not None:
-            log.warning("spooled mail for %s refused by the mail store: %s", recipient, reply)
+            # the code only: a patient's address (and the store's reply quoting it) holds the INS
+            log.warning("a spooled mail was refused by the mail store (%s)", reply[:3])
         return True
 
     def _holds(self, recipient: str, message_id: str) -> bool:
